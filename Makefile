@@ -1,0 +1,29 @@
+# Two entry points (see README): `make demo` and `make test`.
+# Each creates .venv on first use with only Python and pip.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint venv clean
+
+$(BIN)/arraystore: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/arraystore
+
+demo: venv
+	bash examples/demo.sh
+
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check arraystore tests benchmarks examples
+	$(BIN)/ruff format --check arraystore tests benchmarks examples
+	$(BIN)/mypy arraystore
+
+clean:
+	rm -rf $(VENV) demo.store

@@ -1,0 +1,178 @@
+"""Array: a lazy handle on one stored array (or one field of it).
+
+Cheap to create: it holds metadata and a backend handle, no data. Indexing with
+integers, slices and ``...`` reads only the chunks the index touches and returns numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .backends.base import Handle
+from .core.chunks import Region, normalize_index, region_shape
+from .core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
+from .core.errors import FieldNotFound, InvalidArgument, ReadOnlyError
+from .core.meta import ArrayMeta
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+class Array:
+    """Lazy array: ``shape``, ``dtype``, ``chunks``, ``nbytes``; ``arr[...]`` reads."""
+
+    def __init__(self, store: Store, name: str, handle: Handle, field: str | None = None) -> None:
+        self.store = store
+        self.name = name
+        self.handle = handle
+        self.field = field
+        self._field: Field | None = field_dtype(handle.meta.dtype, field) if field else None
+
+    # ------------------------------------------------------------ properties
+    @property
+    def meta(self) -> ArrayMeta:
+        return self.handle.meta
+
+    @property
+    def _sub(self) -> tuple[int, ...]:
+        return self._field.subshape if self._field else ()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.meta.shape + self._sub
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._field.dtype if self._field else self.meta.dtype
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return self.meta.chunks + self._sub
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def backend(self) -> str:
+        return self.meta.backend
+
+    @property
+    def codec(self) -> str:
+        return self.meta.codec
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return () if self._field else self.meta.fields
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.meta.attrs)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        what = f"{self.name}[{self.field!r}]" if self.field else self.name
+        return (
+            f"<arraystore.Array {what} shape={self.shape} dtype={dtype_to_spec(self.dtype)} "
+            f"chunks={self.chunks} backend={self.backend}>"
+        )
+
+    # --------------------------------------------------------------- reading
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if self._field is not None or not self.meta.fields:
+                raise FieldNotFound(
+                    f"no field {key!r}: {self.name if not self.field else self.field} has a plain dtype"
+                )
+            return Array(self.store, self.name, self.handle, key)
+        if isinstance(key, list) and key and all(isinstance(k, str) for k in key):
+            raise InvalidArgument("select one field at a time: arr['price'], not arr[['a', 'b']]")
+        region, post = normalize_index(key, self.shape)
+        return self._read(region)[post]
+
+    def _split(self, region: Region) -> tuple[Region, tuple[slice, ...]]:
+        nd = self.meta.ndim
+        return region[:nd], region[nd:]
+
+    def _read(self, region: Region, out: np.ndarray | None = None) -> np.ndarray:
+        logical, sub = self._split(region)
+        if self._field is not None and any(
+            s.start != 0 or s.stop != n for s, n in zip(sub, self._sub, strict=True)
+        ):
+            block = self.handle.read(logical, self.field)
+            return block[(Ellipsis, *sub)]
+        return self.handle.read(logical, self.field, out)
+
+    def read(self, region: Region | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Read a region (tuple of step-1 slices; default: everything) into ``out``."""
+        if region is None:
+            region = tuple(slice(0, n) for n in self.shape)
+        return self._read(tuple(region), out)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self.read()
+        return data if dtype is None else data.astype(dtype)
+
+    def iter_chunks(self) -> Iterator[tuple[Region, np.ndarray]]:
+        """(region, block) for each chunk, in C order (one chunk in memory at a time)."""
+        for region in self.handle.chunk_regions():
+            yield region, self.handle.read(region, self.field)
+
+    # --------------------------------------------------------------- writing
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(key, str):
+            self[key][...] = value
+            return
+        if not self.store.writable:
+            raise ReadOnlyError(f"store {self.store.path} is open read-only")
+        region, post = normalize_index(key, self.shape)
+        if any(isinstance(p, slice) and p.step not in (None, 1) for p in post):
+            raise InvalidArgument("writes need step-1 slices (read, modify and write a region)")
+        logical, sub = self._split(region)
+        if any(s.start != 0 or s.stop != n for s, n in zip(sub, self._sub, strict=True)):
+            raise InvalidArgument(
+                f"writes to field {self.field!r} must cover its whole subarray {self._sub}"
+            )
+        target = region_shape(region)
+        kept = tuple(n for n, p in zip(target, post, strict=True) if isinstance(p, slice))
+        block = np.broadcast_to(np.asarray(value), kept).reshape(target)
+        self.handle.write(logical, block, self.field)
+
+    # --------------------------------------------------------------- describe
+    def info(self) -> dict[str, Any]:
+        stored = self.handle.stored_bytes()
+        meta = self.meta
+        return {
+            "name": self.name,
+            "backend": meta.backend,
+            "shape": list(meta.shape),
+            "dtype": dtype_to_spec(meta.dtype),
+            "fields": [
+                {"name": f.name, "dtype": dtype_to_spec(f.dtype), "subshape": list(f.subshape)}
+                for f in fields_of(meta.dtype)
+            ],
+            "chunks": list(meta.chunks),
+            "codec": meta.codec,
+            "checksum": meta.checksum,
+            "nbytes": meta.nbytes,
+            "stored_bytes": stored,
+            "ratio": (meta.nbytes / stored) if stored else None,
+            "attrs": meta.attrs,
+            "history": list(meta.history),
+        }

@@ -1,0 +1,103 @@
+"""The backend interface: how arrays are laid out on disk, hidden behind regions.
+
+A backend creates and opens arrays in a directory; a :class:`Handle` reads and writes
+*regions* (tuples of step-1 slices over the logical shape) and lists its chunk regions.
+Everything above this layer works with regions and numpy blocks, never with file names
+or zarr objects.
+
+Contract:
+* ``read(region, field=None, out=None)`` returns a new (or the given ``out``) C-contiguous
+  array of shape ``region_shape`` (+ the field's subarray shape) — the logical dtype for
+  ``field=None``, the field's base dtype otherwise.
+* ``write(region, block, field=None)`` writes a block of exactly that shape; writes of
+  disjoint chunk-aligned regions may run concurrently from several threads.
+* ``chunk_regions()`` yields the chunk regions in C order.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..core.chunks import Region, iter_chunk_regions, region_shape
+from ..core.dtypes import field_dtype
+from ..core.meta import ArrayMeta
+
+
+class Handle(ABC):
+    """An open array. Cheap to create; holds at most a file descriptor."""
+
+    meta: ArrayMeta
+    path: Path
+    writable: bool
+    #: True when fields are stored separately (reading one field reads only its bytes)
+    columnar: bool = False
+
+    @abstractmethod
+    def read(self, region: Region, field: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Read a region (of one field) into a new array or ``out``."""
+
+    @abstractmethod
+    def write(self, region: Region, block: np.ndarray, field: str | None = None) -> None:
+        """Write a block into a region (of one field)."""
+
+    def chunk_regions(self) -> Iterator[Region]:
+        return iter_chunk_regions(self.meta.shape, self.meta.chunks)
+
+    @abstractmethod
+    def stored_bytes(self) -> int:
+        """Bytes the array's data occupies on disk."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release file descriptors (the handle stays usable: it reopens lazily)."""
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # helpers for implementations
+    def block_dtype_shape(self, region: Region, field: str | None) -> tuple[np.dtype, tuple[int, ...]]:
+        shape = region_shape(region)
+        if field is None:
+            return self.meta.dtype, shape
+        f = field_dtype(self.meta.dtype, field)
+        return f.dtype, shape + f.subshape
+
+
+class Backend(ABC):
+    """Creates and opens arrays of one on-disk format."""
+
+    name: str
+
+    @abstractmethod
+    def create(self, path: Path, meta: ArrayMeta) -> Handle:
+        """Create the array's files in the (existing, empty) directory ``path``."""
+
+    @abstractmethod
+    def open(self, path: Path, sidecar: dict, mode: str = "r") -> Handle:
+        """Open an existing array; ``sidecar`` is its parsed ``arraystore.json``."""
+
+
+def check_block(block: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Return ``block`` as a C-contiguous array of ``dtype`` and ``shape`` or raise."""
+    from ..core.errors import ShapeMismatch
+
+    arr = np.asarray(block)
+    if arr.dtype != dtype:
+        if arr.dtype.names != dtype.names or (arr.dtype.names is None and arr.dtype.kind == "O"):
+            raise ShapeMismatch(f"block dtype {arr.dtype} does not match the array dtype {dtype}")
+        try:
+            arr = arr.astype(dtype, casting="same_kind" if dtype.names is None else "unsafe")
+        except TypeError as exc:
+            raise ShapeMismatch(f"block dtype {arr.dtype} cannot be stored as {dtype}: {exc}") from exc
+    if arr.shape != shape:
+        try:
+            arr = np.broadcast_to(arr, shape)
+        except ValueError:
+            raise ShapeMismatch(f"block of shape {arr.shape} does not fit region of shape {shape}") from None
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,211 @@
+"""memmap backend: one NumPy ``.npy`` file per array (``data.npy``), records interleaved.
+
+``np.load(path, mmap_mode="r")`` opens the file with plain numpy. Logical chunks are
+row blocks recorded in ``arraystore.json``. Row-contiguous regions are read with
+``os.preadv`` into (reusable) caller buffers and written with ``os.pwrite``, so streaming
+never fills resident memory with mapped pages; other regions go through ``np.memmap``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..core.chunks import Region, region_shape
+from ..core.dtypes import is_bfloat16
+from ..core.errors import CorruptData, MetadataError, ReadOnlyError
+from ..core.meta import ArrayMeta
+from .base import Backend, Handle, check_block
+
+DATA = "data.npy"
+
+
+def _same_layout(file_dtype: np.dtype, dtype: np.dtype) -> bool:
+    """The file's dtype is the logical one (extension types like bfloat16 may read as void)."""
+    if file_dtype == dtype:
+        return True
+    if file_dtype.itemsize != dtype.itemsize:
+        return False
+    if dtype.names is None:
+        return is_bfloat16(dtype) and file_dtype.kind == "V"
+    return file_dtype.names == dtype.names
+
+
+def write_header(f, dtype: np.dtype, shape: tuple[int, ...]) -> int:  # type: ignore[no-untyped-def]
+    d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    try:
+        np.lib.format.write_array_header_1_0(f, d)
+    except ValueError:  # header too large for format 1.0
+        f.seek(0)
+        np.lib.format.write_array_header_2_0(f, d)
+    return int(f.tell())
+
+
+def read_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of a .npy file, never unpickling anything."""
+    try:
+        with open(path, "rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise CorruptData(f"{path}: unsupported .npy version {version}")
+            except (ValueError, SyntaxError, EOFError) as exc:
+                raise CorruptData(f"{path} is not a valid .npy file: {exc}") from None
+            offset = f.tell()
+    except FileNotFoundError:
+        raise CorruptData(f"data file {path} is missing") from None
+    if fortran:
+        raise CorruptData(f"{path} is Fortran-ordered; arraystore stores C order")
+    if dtype.hasobject:
+        raise CorruptData(f"{path} holds an object dtype, which arraystore never loads")
+    return tuple(int(s) for s in shape), dtype, offset
+
+
+def open_npy(file: Path) -> MemmapHandle:
+    """A read-only handle on any .npy file (e.g. ``create --from``); never unpickles."""
+    from ..core.chunks import auto_chunks
+
+    shape, dtype, offset = read_header(file)
+    check_npy_size(file, shape, dtype, offset)
+    # the file's own dtype (maybe big-endian): bytes are read as they are, then converted
+    meta = ArrayMeta(shape=shape, dtype=dtype, chunks=auto_chunks(shape, dtype.itemsize))
+    return MemmapHandle(file.parent, meta, offset, writable=False, file=file)
+
+
+def check_npy_size(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> None:
+    expected = offset + math.prod(shape) * dtype.itemsize
+    actual = os.path.getsize(path)
+    if actual != expected:
+        raise CorruptData(
+            f"{path} is {actual} bytes but shape {shape} of {dtype} needs {expected} "
+            f"({'truncated' if actual < expected else 'trailing bytes'})"
+        )
+
+
+class MemmapHandle(Handle):
+    columnar = False
+
+    def __init__(
+        self, path: Path, meta: ArrayMeta, offset: int, writable: bool, file: Path | None = None
+    ) -> None:
+        self.path = path
+        self.file = file if file is not None else path / DATA
+        self.meta = meta
+        self.offset = offset
+        self.writable = writable
+        self._fd: int | None = None
+        self.row_bytes = math.prod(meta.shape[1:]) * meta.dtype.itemsize
+
+    def fd(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.file, os.O_RDWR if self.writable else os.O_RDONLY)
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _contiguous(self, region: Region) -> bool:
+        """Whole trailing dims: the region is one run of bytes in the file."""
+        return all(
+            r.start == 0 and r.stop == n for r, n in zip(region[1:], self.meta.shape[1:], strict=True)
+        )
+
+    def _memmap(self, mode: str) -> np.memmap:
+        return np.memmap(self.file, dtype=self.meta.dtype, mode=mode, offset=self.offset,
+                         shape=self.meta.shape, order="C")
+
+    def read(self, region: Region, field: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        dtype, shape = self.block_dtype_shape(region, field)
+        if out is None:
+            out = np.empty(shape, dtype=dtype)
+        elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be C-contiguous {dtype} of shape {shape}")
+        if out.size == 0:
+            return out
+        if field is not None:
+            records = self.read(region)
+            out[...] = records[field]
+            return out
+        if self.meta.ndim == 0 or self._contiguous(region):
+            start = self.offset + (region[0].start * self.row_bytes if region else 0)
+            self._pread(memoryview(out.reshape(-1).view(np.uint8)), start)
+        else:
+            mm = self._memmap("r")
+            try:
+                out[...] = mm[region]
+            finally:
+                del mm
+        return out
+
+    def _pread(self, buf: memoryview, offset: int) -> None:
+        fd, done, total = self.fd(), 0, len(buf)
+        while done < total:
+            n = os.preadv(fd, [buf[done:]], offset + done)
+            if n == 0:
+                raise CorruptData(f"{self.file}: unexpected end of file (truncated?)")
+            done += n
+
+    def write(self, region: Region, block: np.ndarray, field: str | None = None) -> None:
+        if not self.writable:
+            raise ReadOnlyError(f"{self.path.name} is open read-only")
+        dtype, shape = self.block_dtype_shape(region, field)
+        block = check_block(block, dtype, shape)
+        if block.size == 0:
+            return
+        if field is None and (self.meta.ndim == 0 or self._contiguous(region)):
+            start = self.offset + (region[0].start * self.row_bytes if region else 0)
+            buf = memoryview(block.reshape(-1).view(np.uint8))
+            fd, done = self.fd(), 0
+            while done < len(buf):
+                done += os.pwrite(fd, buf[done:], start + done)
+            return
+        mm = self._memmap("r+")
+        try:
+            if field is None:
+                mm[region] = block
+            else:
+                mm[field][region] = block
+            mm.flush()
+        finally:
+            del mm
+
+    def stored_bytes(self) -> int:
+        return os.path.getsize(self.file)
+
+    def flush(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+
+class MemmapBackend(Backend):
+    name = "memmap"
+
+    def create(self, path: Path, meta: ArrayMeta) -> MemmapHandle:
+        with open(path / DATA, "wb") as f:
+            offset = write_header(f, meta.dtype, meta.shape)
+            f.truncate(offset + meta.nbytes)
+        return MemmapHandle(path, meta, offset, writable=True)
+
+    def open(self, path: Path, sidecar: dict, mode: str = "r") -> MemmapHandle:
+        shape, file_dtype, offset = read_header(path / DATA)
+        meta = ArrayMeta.from_sidecar(sidecar, shape=shape)
+        if "chunks" not in sidecar:
+            raise MetadataError(f"{path.name}: memmap metadata lacks 'chunks'")
+        if not _same_layout(file_dtype, meta.dtype):
+            raise CorruptData(
+                f"{path.name}: data file holds {file_dtype} but metadata says {meta.dtype}"
+            )
+        check_npy_size(path / DATA, shape, meta.dtype, offset)
+        return MemmapHandle(path, meta, offset, writable=(mode != "r"))

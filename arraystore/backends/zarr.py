@@ -1,0 +1,230 @@
+"""zarr backend: zarr format 3 through zarr-python; structured dtypes stored columnar.
+
+Plain dtype: the array's directory is one zarr v3 array. Structured dtype: the directory
+is a zarr v3 group holding one plain zarr v3 array per field (a subarray field gets
+trailing dimensions), so each field opens in any zarr client and reading one field
+touches only that field's chunk files. Codecs come from zarr / numcodecs:
+
+=============  ==================================================================
+``none``       no compression
+``zstd[:L]``   zarr's ``zstd`` codec (level L, default 3)
+``gzip[:L]``   zarr's ``gzip`` codec
+``blosc-lz4``  zarr's ``blosc`` codec, cname lz4, byte shuffle (``blosc-zstd`` too)
+``lz4``        numcodecs' LZ4 (``numcodecs.lz4``: not in the zarr v3 spec; zarr-python reads it)
+=============  ==================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.chunks import Region
+from ..core.dtypes import Field, fields_of, is_bfloat16
+from ..core.errors import CorruptData, MetadataError, ReadOnlyError, UnknownCodec
+from ..core.meta import ArrayMeta
+from ._io import read_json
+from .base import Backend, Handle, check_block
+
+CODECS = ("none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence zarr's warnings about non-spec codecs/dtypes we chose knowingly."""
+    from zarr.errors import UnstableSpecificationWarning, ZarrUserWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnstableSpecificationWarning)
+        warnings.simplefilter("ignore", ZarrUserWarning)
+        yield
+
+
+def parse_codec(spec: str | None) -> tuple[str, int | None]:
+    """``"zstd:5"`` -> ``("zstd", 5)``; validates the name and level."""
+    text = (spec or "none").strip().lower()
+    name, _, level = text.partition(":")
+    if name not in CODECS:
+        raise UnknownCodec(f"unknown codec {spec!r} (choose from: {', '.join(CODECS)})")
+    if not level:
+        return name, None
+    if name in ("none", "lz4") or not level.lstrip("-").isdigit():
+        raise UnknownCodec(f"bad codec level in {spec!r}")
+    lv = int(level)
+    limits = {"zstd": (-131072, 22), "gzip": (0, 9), "blosc-lz4": (0, 9), "blosc-zstd": (0, 9)}
+    lo, hi = limits[name]
+    if not lo <= lv <= hi:
+        raise UnknownCodec(f"codec level {lv} out of range {lo}..{hi} for {name}")
+    return name, lv
+
+
+def make_compressors(spec: str | None) -> list[Any]:
+    name, level = parse_codec(spec)
+    if name == "none":
+        return []
+    from zarr import codecs as zc
+
+    if name == "zstd":
+        return [zc.ZstdCodec(level=3 if level is None else level)]
+    if name == "gzip":
+        return [zc.GzipCodec(level=5 if level is None else level)]
+    if name.startswith("blosc-"):
+        return [zc.BloscCodec(cname=name[6:], clevel=5 if level is None else level, shuffle="shuffle")]
+    from zarr.codecs.numcodecs import LZ4
+
+    return [LZ4()]
+
+
+def codec_from_json(codecs: list[dict[str, Any]]) -> str:
+    """Our codec spec from a zarr.json ``codecs`` list (for ``info``)."""
+    names = []
+    for c in codecs:
+        name, conf = c.get("name"), c.get("configuration") or {}
+        if name in ("bytes", "crc32c"):
+            continue
+        if name == "blosc":
+            names.append(f"blosc-{conf.get('cname', '?')}")
+        elif name == "numcodecs.lz4":
+            names.append("lz4")
+        elif name in ("zstd", "gzip"):
+            names.append(f"{name}:{conf.get('level')}")
+        else:
+            names.append(str(name))
+    return "+".join(names) or "none"
+
+
+def _zarr_dtype(dtype: np.dtype) -> Any:
+    if is_bfloat16(dtype):
+        raise MetadataError("bfloat16 is not supported by the zarr backend yet; use memmap")
+    return dtype
+
+
+def _dims(ndim: int, prefix: str = "", extra: int = 0) -> list[str]:
+    names = [f"dim_{i}" for i in range(ndim)]
+    return names + [f"{prefix}dim_{i}" for i in range(extra)]
+
+
+class ZarrHandle(Handle):
+    def __init__(self, path: Path, meta: ArrayMeta, writable: bool) -> None:
+        self.path = path
+        self.meta = meta
+        self.writable = writable
+        self.columnar = meta.dtype.names is not None
+        self._arrays: dict[str | None, Any] = {}
+
+    def array(self, field: str | None) -> Any:
+        """The zarr-python array holding the data (of one field)."""
+        arr = self._arrays.get(field)
+        if arr is None:
+            import zarr
+
+            where = self.path if field is None else self.path / field
+            with _quiet():
+                arr = zarr.open_array(where, mode="r+" if self.writable else "r", zarr_format=3)
+            self._arrays[field] = arr
+        return arr
+
+    def read(self, region: Region, field: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        dtype, shape = self.block_dtype_shape(region, field)
+        if out is None:
+            out = np.empty(shape, dtype=dtype)
+        if out.size == 0:
+            return out
+        if self.columnar and field is None:
+            for f in fields_of(self.meta.dtype):
+                out[f.name] = self.read(region, f.name)
+            return out
+        out[...] = self.array(field)[region]
+        return out
+
+    def write(self, region: Region, block: np.ndarray, field: str | None = None) -> None:
+        if not self.writable:
+            raise ReadOnlyError(f"{self.path.name} is open read-only")
+        dtype, shape = self.block_dtype_shape(region, field)
+        block = check_block(block, dtype, shape)
+        if block.size == 0:
+            return
+        if self.columnar and field is None:
+            for f in fields_of(self.meta.dtype):
+                self.write(region, block[f.name], f.name)
+            return
+        self.array(field)[region] = block
+
+    def stored_bytes(self) -> int:
+        total = 0
+        for root, _dirs, files in os.walk(self.path):
+            for name in files:
+                if name not in ("zarr.json", "arraystore.json"):
+                    total += os.path.getsize(os.path.join(root, name))
+        return total
+
+    def chunk_key(self, index: tuple[int, ...], field: str | None = None) -> Path:
+        base = self.path if field is None else self.path / field
+        return base.joinpath("c", *map(str, index)) if index else base / "c"
+
+
+class ZarrBackend(Backend):
+    name = "zarr"
+
+    def create(self, path: Path, meta: ArrayMeta) -> ZarrHandle:
+        import zarr
+        from zarr.storage import LocalStore
+
+        compressors = make_compressors(meta.codec)
+        if meta.checksum:
+            from zarr.codecs import Crc32cCodec
+
+            compressors = [*compressors, Crc32cCodec()]
+        store = LocalStore(path)
+        with _quiet():
+            if meta.dtype.names is None:
+                zarr.create_array(
+                    store, shape=meta.shape, chunks=meta.chunks, dtype=_zarr_dtype(meta.dtype),
+                    compressors=compressors, fill_value=0, dimension_names=_dims(meta.ndim),
+                    zarr_format=3, overwrite=True, write_data=False,
+                )
+            else:
+                group = zarr.open_group(store, mode="w", zarr_format=3,
+                                        attributes={"arraystore_structured": True})
+                for f in fields_of(meta.dtype):
+                    self._create_field(group, meta, f, compressors)
+        return ZarrHandle(path, meta, writable=True)
+
+    @staticmethod
+    def _create_field(group: Any, meta: ArrayMeta, f: Field, compressors: list[Any]) -> None:
+        fill: Any = b"" if f.dtype.kind == "S" else ("" if f.dtype.kind == "U" else 0)
+        group.create_array(
+            f.name, shape=meta.shape + f.subshape, chunks=meta.chunks + f.subshape,
+            dtype=_zarr_dtype(f.dtype), compressors=compressors, fill_value=fill,
+            dimension_names=_dims(meta.ndim, f"{f.name}_", len(f.subshape)), write_data=False,
+        )
+
+    def open(self, path: Path, sidecar: dict, mode: str = "r") -> ZarrHandle:
+        structured = isinstance(sidecar.get("dtype"), list)
+        first = None
+        if structured:
+            names = [item[0] for item in sidecar["dtype"] if isinstance(item, list) and item]
+            if not names:
+                raise MetadataError(f"{path.name}: structured dtype without fields")
+            first = names[0]
+        doc = read_json((path / first / "zarr.json") if first else (path / "zarr.json"),
+                        f"{path.name}/zarr.json")
+        if not isinstance(doc, dict) or doc.get("node_type") != "array":
+            raise CorruptData(f"{path.name}: zarr.json does not describe a zarr v3 array")
+        try:
+            shape = tuple(doc["shape"])
+            chunks = tuple(doc["chunk_grid"]["configuration"]["chunk_shape"])
+            codec = codec_from_json(doc.get("codecs", []))
+        except (KeyError, TypeError) as exc:
+            raise CorruptData(f"{path.name}: zarr.json is missing {exc}") from None
+        meta = ArrayMeta.from_sidecar(sidecar, shape=shape, chunks=chunks, codec=codec)
+        if structured:  # field arrays carry the subarray dims after the logical ones
+            ndim = len(shape) - len(fields_of(meta.dtype)[0].subshape)
+            meta = meta.evolve(shape=shape[:ndim], chunks=chunks[:ndim])
+        return ZarrHandle(path, meta, writable=(mode != "r"))

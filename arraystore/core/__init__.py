@@ -1,0 +1,1 @@
+"""Pure, I/O-free building blocks: errors, dtype rules, chunk maths, metadata."""

@@ -1,0 +1,227 @@
+"""Chunk-grid maths and index normalisation: pure functions over shapes and slices.
+
+A *region* is a tuple of ``slice(start, stop)`` (step 1, non-negative, in bounds), one per
+dimension. Chunk regions tile an array in C order.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterator, Sequence
+from itertools import product
+from typing import Any
+
+from .errors import InvalidArgument
+
+Region = tuple[slice, ...]
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidArgument(f"{what} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        pass
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if text.lstrip("-").isdigit():
+            return int(text)
+    raise InvalidArgument(f"{what} must be an integer, got {value!r}")
+
+
+def normalize_shape(shape: Any) -> tuple[int, ...]:
+    """``1000`` / ``"1000,64"`` / ``(1000, 64)`` -> a tuple of non-negative ints."""
+    if isinstance(shape, str):
+        parts = [p for p in shape.replace("x", ",").split(",") if p.strip()]
+        if not parts and shape.strip() not in ("", "()"):
+            raise InvalidArgument(f"bad shape {shape!r}")
+        shape = parts
+    elif not isinstance(shape, Sequence):
+        shape = (shape,)
+    out = tuple(_as_int(s, "shape entries") for s in shape)
+    for s in out:
+        if s < 0:
+            raise InvalidArgument(f"shape {out} has a negative dimension")
+    return out
+
+
+def auto_chunks(
+    shape: Sequence[int], itemsize: int, target_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[int, ...]:
+    """Row-block chunks of about ``target_bytes``: split axis 0 first, then the next axes.
+
+    Trailing axes stay whole as long as one "row" fits the target; every chunk dimension
+    is at least 1 and at most the array dimension (1 for zero-length dimensions).
+    """
+    if target_bytes < 1:
+        raise InvalidArgument("target chunk size must be positive")
+    itemsize = max(1, int(itemsize))
+    shape = tuple(int(s) for s in shape)
+    chunks = [max(1, s) for s in shape]
+    budget = max(1, target_bytes // itemsize)  # elements per chunk
+    for axis in range(len(shape)):
+        inner = math.prod(chunks[axis + 1 :])
+        if inner <= budget:
+            chunks[axis] = max(1, min(chunks[axis], budget // max(1, inner)))
+            break
+        chunks[axis] = 1
+    return tuple(chunks)
+
+
+def normalize_chunks(
+    chunks: Any, shape: Sequence[int], itemsize: int, target_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[int, ...]:
+    """Validate user chunks (``None``/``"auto"``, an int for axis 0, or one per axis).
+
+    ``-1`` or ``None`` as an entry means the whole dimension. Entries larger than the
+    dimension are clamped to it.
+    """
+    shape = tuple(shape)
+    if chunks is None or (isinstance(chunks, str) and chunks.strip().lower() == "auto"):
+        return auto_chunks(shape, itemsize, target_bytes)
+    if isinstance(chunks, str):
+        chunks = [c.strip() for c in chunks.split(",") if c.strip()]
+    elif not isinstance(chunks, Sequence):
+        chunks = [chunks] + [-1] * (len(shape) - 1)
+    if len(chunks) != len(shape):
+        raise InvalidArgument(f"chunks {tuple(chunks)} must have one entry per dimension of {shape}")
+    out = []
+    for c, s in zip(chunks, shape, strict=True):
+        if c is None or (isinstance(c, str) and c in ("-1", "none", "None")):
+            out.append(max(1, s))
+            continue
+        n = _as_int(c, "chunk sizes")
+        if n == -1:
+            out.append(max(1, s))
+        elif n < 1:
+            raise InvalidArgument(f"chunk sizes must be >= 1 (or -1 for the whole axis), got {n}")
+        else:
+            out.append(min(n, max(1, s)))
+    return tuple(out)
+
+
+def grid_shape(shape: Sequence[int], chunks: Sequence[int]) -> tuple[int, ...]:
+    """Number of chunks along each dimension (0 along a zero-length dimension)."""
+    return tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
+
+
+def chunk_region(index: Sequence[int], shape: Sequence[int], chunks: Sequence[int]) -> Region:
+    return tuple(
+        slice(i * c, min((i + 1) * c, s)) for i, s, c in zip(index, shape, chunks, strict=True)
+    )
+
+
+def iter_chunk_indices(shape: Sequence[int], chunks: Sequence[int]) -> Iterator[tuple[int, ...]]:
+    return product(*(range(n) for n in grid_shape(shape, chunks)))
+
+
+def iter_chunk_regions(shape: Sequence[int], chunks: Sequence[int]) -> Iterator[Region]:
+    """Every chunk region in C order. A 0-d array has one region ``()``."""
+    for idx in iter_chunk_indices(shape, chunks):
+        yield chunk_region(idx, shape, chunks)
+
+
+def region_shape(region: Region) -> tuple[int, ...]:
+    return tuple(s.stop - s.start for s in region)
+
+
+def region_size(region: Region) -> int:
+    return math.prod(region_shape(region))
+
+
+def full_region(shape: Sequence[int]) -> Region:
+    return tuple(slice(0, s) for s in shape)
+
+
+def chunks_touching(
+    region: Region, shape: Sequence[int], chunks: Sequence[int]
+) -> Iterator[tuple[int, ...]]:
+    """Indices of the chunks a region intersects (none for an empty region)."""
+    ranges = []
+    for r, c in zip(region, chunks, strict=True):
+        if r.stop <= r.start:
+            return
+        ranges.append(range(r.start // c, (r.stop - 1) // c + 1))
+    yield from product(*ranges)
+
+
+def intersect(a: Region, b: Region) -> Region | None:
+    out = []
+    for x, y in zip(a, b, strict=True):
+        lo, hi = max(x.start, y.start), min(x.stop, y.stop)
+        if hi <= lo:
+            return None
+        out.append(slice(lo, hi))
+    return tuple(out)
+
+
+def relative(inner: Region, outer: Region) -> Region:
+    """``inner`` expressed relative to the start of ``outer``."""
+    return tuple(
+        slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer, strict=True)
+    )
+
+
+def normalize_index(key: Any, shape: Sequence[int]) -> tuple[Region, tuple[Any, ...]]:
+    """Split a basic index into the bounding region to read and the index to apply after.
+
+    Supports integers, slices (any step) and one Ellipsis. Returns ``(region, post)``:
+    read ``region`` (a step-1 box) and apply ``post`` to the block to get exactly what
+    ``numpy_array[key]`` returns.
+    """
+    shape = tuple(shape)
+    if not isinstance(key, tuple):
+        key = (key,)
+    n_ell = sum(1 for k in key if k is Ellipsis)
+    if n_ell > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if n_ell:
+        i = next(j for j, k in enumerate(key) if k is Ellipsis)
+        fill = len(shape) - (len(key) - 1)
+        if fill < 0:
+            raise IndexError(f"too many indices for array with {len(shape)} dimensions")
+        key = key[:i] + (slice(None),) * fill + key[i + 1 :]
+    if len(key) > len(shape):
+        raise IndexError(
+            f"too many indices for array: array is {len(shape)}-dimensional, "
+            f"but {len(key)} were indexed"
+        )
+    key = key + (slice(None),) * (len(shape) - len(key))
+    region: list[slice] = []
+    post: list[Any] = []
+    for axis, (k, n) in enumerate(zip(key, shape, strict=True)):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            length = len(range(start, stop, step))
+            if length == 0:
+                region.append(slice(0, 0))
+                post.append(slice(None))
+            elif step > 0:
+                last = start + (length - 1) * step
+                region.append(slice(start, last + 1))
+                post.append(slice(None, None, step))
+            else:
+                last = start + (length - 1) * step
+                region.append(slice(last, start + 1))
+                post.append(slice(None, None, step))
+            continue
+        if isinstance(k, bool) or k is None:
+            raise IndexError(
+                f"index {k!r} on axis {axis} is not supported: use integers, slices and '...'"
+            )
+        try:
+            i = operator.index(k)
+        except TypeError:
+            raise IndexError(
+                f"only integers, slices and '...' are supported as indices (got "
+                f"{type(k).__name__} on axis {axis}); read a region, then index the numpy result"
+            ) from None
+        if not -n <= i < n:
+            raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+        i %= n
+        region.append(slice(i, i + 1))
+        post.append(0)
+    return tuple(region), tuple(post)

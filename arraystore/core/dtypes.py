@@ -1,0 +1,299 @@
+"""Dtype specs: parse, validate, normalise and describe.
+
+Accepted specs (all normalised to little-endian, packed numpy dtypes):
+
+* numpy strings and names: ``f4``, ``float32``, ``<i8``, ``bool``, ``u1``, ``c16``, ``S10``;
+* ``bfloat16`` / ``bf16`` through the optional ``ml_dtypes`` package;
+* CLI structured specs ``id:i8,price:f8,vec:3f4`` (``vec:(2,3)f4`` for an N-d subarray);
+* JSON lists as numpy accepts them: ``[["id", "<i8"], ["vec", "<f4", [3]]]``;
+* ``numpy.dtype`` objects and scalar types.
+
+Refused with :class:`~arraystore.core.errors.DTypeError`: object dtypes, unsized strings
+(``S``, ``U``, ``V``), datetimes, nested structured fields and bad field names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import DTypeError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_PLAIN_KINDS = {"b": "bool", "i": "int", "u": "uint", "f": "float", "c": "complex"}
+_BF16_NAMES = {"bfloat16", "bf16"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a structured dtype: its name, base dtype and subarray shape."""
+
+    name: str
+    dtype: np.dtype  # base (scalar) dtype
+    subshape: tuple[int, ...] = ()
+
+    @property
+    def itemsize(self) -> int:
+        return int(self.dtype.itemsize * int(np.prod(self.subshape, dtype=np.int64)))
+
+
+def bfloat16() -> np.dtype:
+    """The bfloat16 dtype from ml_dtypes (optional extra ``arraystore[bfloat16]``)."""
+    try:
+        import ml_dtypes
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise DTypeError(
+            "bfloat16 needs the optional package ml_dtypes: pip install 'arraystore[bfloat16]'"
+        ) from exc
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def is_bfloat16(dtype: np.dtype) -> bool:
+    return dtype.name == "bfloat16"
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Validate an array or field name: ``[A-Za-z0-9_.-]``, not hidden, no ``..``."""
+    if not isinstance(name, str) or not name:
+        raise_name(f"{what} must be a non-empty string, got {name!r}")
+    if len(name) > 255:
+        raise_name(f"{what} {name[:40]!r}... is longer than 255 characters")
+    if ".." in name or "/" in name or "\\" in name:
+        raise_name(f"{what} {name!r} must not contain '/', '\\' or '..'")
+    if not NAME_RE.match(name):
+        raise_name(
+            f"{what} {name!r} may only use letters, digits, '_', '.', '-' and must not "
+            "start with '.' or '-'"
+        )
+    if name in {"zarr.json", "arraystore.json", "c"}:
+        raise_name(f"{what} {name!r} is reserved")
+    return name
+
+
+def raise_name(message: str) -> None:
+    from .errors import InvalidName
+
+    raise InvalidName(message)
+
+
+def _split_top(spec: str) -> list[str]:
+    """Split on commas outside parentheses/brackets."""
+    parts, depth, cur = [], 0, []
+    for ch in spec:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts]
+
+
+def _plain(spec: str) -> np.dtype:
+    text = spec.strip()
+    if text.lower() in _BF16_NAMES:
+        return bfloat16()
+    if not text:
+        raise DTypeError("empty dtype spec")
+    try:
+        return np.dtype(text)
+    except (TypeError, ValueError, SyntaxError) as exc:
+        raise DTypeError(f"unknown dtype {spec!r}") from exc
+
+
+def _parse_field(item: str) -> tuple[Any, ...]:
+    name, sep, typ = item.partition(":")
+    name = name.strip()
+    if not sep or not typ.strip():
+        raise DTypeError(f"field spec {item!r} must look like NAME:DTYPE (e.g. price:f8)")
+    check_name(name, "field name")
+    typ = typ.strip()
+    m = re.match(r"^(\(\s*[\d\s,]*\)|\d+)\s*(.+)$", typ)
+    if m:
+        try:
+            sub = tuple(int(x) for x in m.group(1).strip("()").split(",") if x.strip())
+        except ValueError as exc:  # pragma: no cover - regex guarantees digits
+            raise DTypeError(f"bad subarray shape in {item!r}") from exc
+        base = _plain(m.group(2))
+        return (name, base, sub)
+    return (name, _plain(typ))
+
+
+def parse_dtype(spec: Any) -> np.dtype:
+    """Parse any accepted spec into a validated, native little-endian numpy dtype."""
+    if isinstance(spec, np.dtype):
+        dt = spec
+    elif isinstance(spec, str):
+        text = spec.strip()
+        if text.startswith("["):
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DTypeError(f"dtype spec {spec!r} is not valid JSON: {exc.msg}") from exc
+            return parse_dtype(obj)
+        if ":" in text:
+            fields = [_parse_field(p) for p in _split_top(text) if p]
+            if not fields:
+                raise DTypeError(f"empty structured dtype spec {spec!r}")
+            dt = _make_struct(fields, spec)
+        else:
+            dt = _plain(text)
+    elif isinstance(spec, list):
+        fields = []
+        for item in spec:
+            if not isinstance(item, (list, tuple)) or len(item) not in (2, 3):
+                raise DTypeError(f"structured dtype entry {item!r} must be [name, dtype(, shape)]")
+            name = item[0]
+            check_name(name, "field name")
+            base = parse_dtype(item[1])
+            if len(item) == 3:
+                fields.append((name, base, tuple(int(x) for x in item[2])))
+            else:
+                fields.append((name, base))
+        dt = _make_struct(fields, spec)
+    else:
+        try:
+            dt = np.dtype(spec)
+        except (TypeError, ValueError) as exc:
+            raise DTypeError(f"unknown dtype {spec!r}") from exc
+    return normalize(dt)
+
+
+def _make_struct(fields: list[tuple[Any, ...]], spec: Any) -> np.dtype:
+    try:
+        return np.dtype(fields)
+    except (TypeError, ValueError) as exc:
+        raise DTypeError(f"bad structured dtype {spec!r}: {exc}") from exc
+
+
+def _check_scalar(dt: np.dtype, where: str) -> None:
+    if dt.hasobject or dt.kind == "O":
+        raise DTypeError(f"object dtype is not supported{where}: store numbers or fixed strings")
+    if is_bfloat16(dt):
+        return
+    if dt.kind in "SU" and dt.itemsize == 0:
+        raise DTypeError(f"unsized string dtype {dt.str!r}{where}: give a length, e.g. S16 or U16")
+    if dt.kind in "Mm":
+        raise DTypeError(f"datetime dtype {dt.str!r}{where} is not supported; store int64 ticks")
+    if dt.kind == "V":
+        raise DTypeError(f"raw void dtype {dt.str!r}{where} is not supported")
+    if dt.kind not in "biufcSU":
+        raise DTypeError(f"dtype {dt.str!r}{where} is not supported")
+
+
+def normalize(dt: np.dtype) -> np.dtype:
+    """Validate and return a packed little-endian dtype (fields rebuilt, subarrays kept)."""
+    if dt.names is not None:
+        if not dt.names:
+            raise DTypeError("structured dtype with no fields")
+        out = []
+        for f in fields_of_unchecked(dt):
+            check_name(f.name, "field name")
+            if f.dtype.names is not None:
+                raise DTypeError(f"nested structured field {f.name!r} is not supported")
+            _check_scalar(f.dtype, f" (field {f.name!r})")
+            base = _le(f.dtype)
+            out.append((f.name, base, f.subshape) if f.subshape else (f.name, base))
+        return np.dtype(out)
+    if dt.subdtype is not None:
+        raise DTypeError(
+            f"a bare subarray dtype {dt!s} is not an array dtype; add the dimension to the shape"
+        )
+    _check_scalar(dt, "")
+    return _le(dt)
+
+
+def _le(dt: np.dtype) -> np.dtype:
+    if is_bfloat16(dt) or dt.byteorder in ("|", "<", "="):
+        return dt.newbyteorder("<") if dt.byteorder == "=" and dt.itemsize > 1 else dt
+    return dt.newbyteorder("<")
+
+
+def fields_of_unchecked(dt: np.dtype) -> list[Field]:
+    out = []
+    for name in dt.names or ():
+        fdt = dt.fields[name][0]  # type: ignore[index]
+        if fdt.subdtype is not None:
+            base, sub = fdt.subdtype
+            out.append(Field(name, base, tuple(int(s) for s in sub)))
+        else:
+            out.append(Field(name, fdt, ()))
+    return out
+
+
+def fields_of(dt: np.dtype) -> list[Field]:
+    """The fields of a structured dtype, in order; ``[]`` for a plain dtype."""
+    return fields_of_unchecked(dt)
+
+
+def field_dtype(dt: np.dtype, name: str) -> Field:
+    """Look up one field; raises FieldNotFound with the list of fields."""
+    from .errors import FieldNotFound
+
+    for f in fields_of(dt):
+        if f.name == name:
+            return f
+    known = ", ".join(dt.names or ()) or "none: the array has a plain dtype"
+    raise FieldNotFound(f"no field {name!r} (fields: {known})")
+
+
+def scalar_str(dt: np.dtype) -> str:
+    """A short, parseable name for a scalar dtype: ``f8``, ``i4``, ``S10``, ``bfloat16``."""
+    if is_bfloat16(dt):
+        return "bfloat16"
+    if dt.kind == "b":
+        return "bool"
+    if dt.kind == "U":
+        return f"U{dt.itemsize // 4}"
+    if dt.kind in "S":
+        return f"S{dt.itemsize}"
+    return f"{dt.kind}{dt.itemsize}"
+
+
+def dtype_to_spec(dt: np.dtype) -> str:
+    """The CLI spec that parses back to ``dt``: ``f8`` or ``id:i8,vec:3f4``."""
+    if dt.names is None:
+        return scalar_str(dt)
+    parts = []
+    for f in fields_of(dt):
+        if f.subshape:
+            sub = str(f.subshape[0]) if len(f.subshape) == 1 else "(" + ",".join(map(str, f.subshape)) + ")"
+        else:
+            sub = ""
+        parts.append(f"{f.name}:{sub}{scalar_str(f.dtype)}")
+    return ",".join(parts)
+
+
+def dtype_to_json(dt: np.dtype) -> Any:
+    """JSON form: a string for plain dtypes, ``[[name, dtype, shape?], ...]`` for structured."""
+    if dt.names is None:
+        return "bfloat16" if is_bfloat16(dt) else dt.str
+    out: list[list[Any]] = []
+    for f in fields_of(dt):
+        item: list[Any] = [f.name, dtype_to_json(f.dtype)]
+        if f.subshape:
+            item.append(list(f.subshape))
+        out.append(item)
+    return out
+
+
+def dtype_from_json(obj: Any) -> np.dtype:
+    return parse_dtype(obj)
+
+
+def kind_name(dt: np.dtype) -> str:
+    if is_bfloat16(dt):
+        return "float"
+    return _PLAIN_KINDS.get(dt.kind, {"S": "bytes", "U": "str"}.get(dt.kind, dt.kind))
+
+
+def is_numeric(dt: np.dtype) -> bool:
+    return is_bfloat16(dt) or dt.kind in "biufc"

@@ -1,0 +1,146 @@
+"""Array metadata: a frozen dataclass and its JSON (de)serialisation.
+
+``arraystore.json`` beside each array holds only what the backend's own metadata cannot
+say (DESIGN.md §3): format version, backend, logical dtype (field order, subarrays),
+logical chunks of memmap arrays, attrs and the history of operations. Shape (and, for
+zarr, chunks and codecs) are read from the backend's own files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .dtypes import dtype_from_json, dtype_to_json, fields_of
+from .errors import ArrayStoreError, MetadataError
+
+FORMAT_VERSION = 1
+SIDECAR = "arraystore.json"
+MAX_METADATA_BYTES = 16 * 2**20
+BACKENDS = ("memmap", "zarr")
+_KEYS = {"arraystore_format", "backend", "dtype", "chunks", "attrs", "history", "checksum"}
+
+
+@dataclass(frozen=True)
+class ArrayMeta:
+    """Everything arraystore knows about one array.
+
+    shape: logical shape (records for structured dtypes; subarray dims are in the dtype).
+    dtype: logical numpy dtype (plain or structured, little-endian, packed).
+    chunks: chunk shape over ``shape``.
+    backend: ``"memmap"`` or ``"zarr"``.
+    codec: codec spec for zarr (``"none"``, ``"lz4"``, ``"zstd:3"``, ...); ``"none"`` for memmap.
+    attrs: user attributes (JSON-able).
+    history: operations applied to the array (casts...), oldest first.
+    checksum: whether chunk checksums are stored.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: tuple[int, ...]
+    backend: str = "memmap"
+    codec: str = "none"
+    attrs: dict[str, Any] = field(default_factory=dict)
+    history: tuple[dict[str, Any], ...] = ()
+    checksum: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.chunks) != len(self.shape):
+            raise MetadataError(f"chunks {self.chunks} do not match shape {self.shape}")
+        if self.backend not in BACKENDS:
+            raise MetadataError(f"unknown backend {self.backend!r} in metadata")
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields_of(self.dtype))
+
+    def evolve(self, **changes: Any) -> ArrayMeta:
+        return replace(self, **changes)
+
+    def to_sidecar(self) -> dict[str, Any]:
+        """The ``arraystore.json`` document (backend-owned facts left out for zarr)."""
+        doc: dict[str, Any] = {
+            "arraystore_format": FORMAT_VERSION,
+            "backend": self.backend,
+            "dtype": dtype_to_json(self.dtype),
+        }
+        if self.backend == "memmap":
+            doc["chunks"] = list(self.chunks)
+        doc["attrs"] = self.attrs
+        doc["history"] = list(self.history)
+        doc["checksum"] = self.checksum
+        return doc
+
+    @classmethod
+    def from_sidecar(cls, doc: Any, **backend_facts: Any) -> ArrayMeta:
+        """Build from a sidecar document plus facts read from the backend (shape...)."""
+        if not isinstance(doc, dict):
+            raise MetadataError("metadata must be a JSON object")
+        unknown = set(doc) - _KEYS
+        if unknown:
+            raise MetadataError(f"unknown metadata keys {sorted(unknown)}")
+        version = doc.get("arraystore_format")
+        if version != FORMAT_VERSION:
+            raise MetadataError(
+                f"unsupported arraystore format version {version!r} (this is {FORMAT_VERSION})"
+            )
+        try:
+            dtype = dtype_from_json(doc["dtype"])
+            attrs = doc.get("attrs", {})
+            history = doc.get("history", [])
+            if not isinstance(attrs, dict) or not isinstance(history, list):
+                raise MetadataError("attrs must be an object and history a list")
+            kw: dict[str, Any] = {
+                "dtype": dtype,
+                "backend": doc["backend"],
+                "attrs": attrs,
+                "history": tuple(history),
+                "checksum": bool(doc.get("checksum", False)),
+            }
+            if "chunks" in doc:
+                kw["chunks"] = tuple(int(c) for c in doc["chunks"])
+            kw.update(backend_facts)
+            kw["shape"] = tuple(int(s) for s in kw["shape"])
+            return cls(**kw)
+        except MetadataError:
+            raise
+        except (ArrayStoreError, KeyError, TypeError, ValueError) as exc:
+            raise MetadataError(f"invalid metadata: {exc}") from exc
+
+
+def loads(text: str | bytes, what: str = "metadata") -> Any:
+    """Parse a JSON document with a size limit; errors become MetadataError."""
+    if len(text) > MAX_METADATA_BYTES:
+        raise MetadataError(f"{what} is larger than {MAX_METADATA_BYTES} bytes")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MetadataError(f"{what} is not valid JSON ({exc})") from exc
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, indent=2, allow_nan=False, default=_json_default) + "\n"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,147 @@
+"""Fill a new array chunk by chunk: zeros, ones, range, random, a .npy file, an array-like.
+
+Each chunk is generated (or read) into a buffer and written; at most a few chunks are in
+memory at once, whatever the array's size. Random fills are reproducible: chunk ``i`` is
+drawn from ``np.random.default_rng([seed, i])`` (values depend on the seed and the chunk
+grid, not on thread timing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import Handle
+from ..core.chunks import Region, grid_shape, iter_chunk_indices, chunk_region, region_shape
+from ..core.dtypes import fields_of, is_bfloat16
+from ..core.errors import InvalidArgument, ShapeMismatch
+from ..engine import Plan, Task, get_executor, run
+
+FILLS = ("zeros", "ones", "range", "random", "empty")
+
+
+def _rng_block(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    if is_bfloat16(dtype) or dtype.kind == "f":
+        if dtype in (np.float32, np.float64):
+            return rng.standard_normal(shape, dtype=dtype)
+        return rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+    if dtype.kind == "c":
+        part = np.float32 if dtype.itemsize == 8 else np.float64
+        out = np.empty(shape, dtype=dtype)
+        out.real = rng.standard_normal(shape, dtype=part)
+        out.imag = rng.standard_normal(shape, dtype=part)
+        return out
+    if dtype.kind == "b":
+        return rng.integers(0, 2, shape, dtype=np.uint8).view(np.bool_)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = max(info.min, -1000), min(info.max, 1000)
+        return rng.integers(lo, hi, shape, dtype=dtype, endpoint=True)
+    # fixed-width strings: random decimal numbers
+    return rng.integers(0, 10**6, shape).astype(dtype)
+
+
+def _range_block(region: Region, shape: tuple[int, ...]) -> np.ndarray:
+    """``np.arange(prod(shape)).reshape(shape)[region]`` without the full arange."""
+    idx = np.zeros(region_shape(region), dtype=np.int64)
+    stride = 1
+    for axis in range(len(shape) - 1, -1, -1):
+        r = region[axis]
+        ax = np.arange(r.start, r.stop, dtype=np.int64) * stride
+        idx += ax.reshape((-1,) + (1,) * (len(shape) - axis - 1))
+        stride *= shape[axis]
+    return idx
+
+
+def make_block(
+    fill: str, dtype: np.dtype, region: Region, shape: tuple[int, ...], seed: int, index: int
+) -> np.ndarray:
+    """The block of a generated fill for one chunk region."""
+    rshape = region_shape(region)
+    out = np.zeros(rshape, dtype=dtype)
+    if fill in ("zeros", "empty"):
+        return out
+    fields = fields_of(dtype) or None
+    if fill == "ones":
+        if fields:
+            for f in fields:
+                out[f.name] = 1 if f.dtype.kind not in "SU" else "1"
+        else:
+            out[...] = 1
+        return out
+    if fill == "range":
+        idx = _range_block(region, shape)
+        if fields:
+            for f in fields:
+                sub = idx.reshape(idx.shape + (1,) * len(f.subshape))
+                out[f.name] = sub.astype(f.dtype)
+            return out
+        return idx.astype(dtype)
+    rng = np.random.default_rng([seed, index])
+    if fields:
+        for f in fields:
+            out[f.name] = _rng_block(rng, f.dtype, rshape + f.subshape)
+        return out
+    return _rng_block(rng, dtype, rshape)
+
+
+def _fill_task(handle: Handle, fill: str, seed: int, index: int, region: Region) -> int:
+    meta = handle.meta
+    block = make_block(fill, meta.dtype, region, meta.shape, seed, index)
+    handle.write(region, block)
+    return block.nbytes
+
+
+def _copy_task(handle: Handle, source: Handle, region: Region) -> int:
+    block = source.read(region)
+    handle.write(region, block)
+    return block.nbytes
+
+
+def _array_task(handle: Handle, data: np.ndarray, region: Region) -> int:
+    handle.write(region, data[region])
+    return handle.meta.dtype.itemsize * math.prod(region_shape(region))
+
+
+def fill_array(
+    handle: Handle,
+    fill: str | None = None,
+    seed: int = 0,
+    source: Handle | None = None,
+    data: Any = None,
+    memory: int | None = None,
+    executor: Any = None,
+    progress: Callable[[Any, Any], None] | None = None,
+) -> None:
+    """Write every chunk of a freshly created array from a fill, a source handle or data."""
+    meta = handle.meta
+    chunk_bytes = math.prod(meta.chunks) * meta.dtype.itemsize
+    if fill is not None and fill not in FILLS:
+        raise InvalidArgument(f"unknown fill {fill!r} (choose from: {', '.join(FILLS)})")
+    if source is not None:
+        if source.meta.shape != meta.shape:
+            raise ShapeMismatch(f"source shape {source.meta.shape} differs from {meta.shape}")
+        make = lambda i, r: Task(i, _copy_task, (handle, source, r), 3 * chunk_bytes)  # noqa: E731
+    elif data is not None:
+        make = lambda i, r: Task(i, _array_task, (handle, data, r), 2 * chunk_bytes)  # noqa: E731
+    elif fill in (None, "zeros", "empty") and meta.backend == "zarr":
+        return  # zarr's fill value is 0: unwritten chunks read as zeros
+    elif fill in (None, "zeros", "empty"):
+        return  # a new .npy file is sparse zeros already
+    else:
+        f = fill
+        make = lambda i, r: Task(i, _fill_task, (handle, f, seed, i, r), 4 * chunk_bytes)  # noqa: E731
+    if math.prod(grid_shape(meta.shape, meta.chunks)) == 0:
+        return
+    tasks = tuple(
+        make(i, chunk_region(idx, meta.shape, meta.chunks))
+        for i, idx in enumerate(iter_chunk_indices(meta.shape, meta.chunks))
+    )
+    from ..engine import default_budget
+
+    budget = memory if memory is not None else default_budget()
+    with get_executor(executor) as ex:
+        run(Plan(tasks, name="create"), ex, budget, progress=progress)

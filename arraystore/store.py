@@ -1,0 +1,296 @@
+"""Store (a directory of named arrays, a zarr v3 group) and Array (a lazy handle).
+
+Opening a store or listing it reads small JSON files only, never array data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends import get_backend
+from .backends._io import fsync_dir, read_json, write_json
+from .backends.base import Handle
+from .core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
+from .core.dtypes import check_name, parse_dtype
+from .core.errors import (
+    ArrayExists,
+    ArrayNotFound,
+    CorruptData,
+    InvalidArgument,
+    InvalidStore,
+    MetadataError,
+    ReadOnlyError,
+    ShapeMismatch,
+    StoreNotFound,
+)
+from .core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
+
+ROOT_ATTR = "arraystore"
+MODES = ("r", "r+", "a")
+
+
+def _group_doc(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {"zarr_format": 3, "node_type": "group", "attributes": attributes}
+
+
+class Store:
+    """A directory of named arrays. ``mode``: ``r`` read-only, ``r+`` read-write, ``a``
+    read-write and create the store if missing."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: str = "r+") -> None:
+        if mode not in MODES:
+            raise InvalidArgument(f"mode must be one of {MODES}, got {mode!r}")
+        self.path = Path(path)
+        self.mode = mode
+        if not self.path.exists():
+            if mode != "a":
+                raise StoreNotFound(f"no store at {self.path}")
+            self.path.mkdir(parents=True)
+            write_json(self.path / "zarr.json", _group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}}))
+            fsync_dir(self.path.parent)
+        elif not self.path.is_dir():
+            raise InvalidStore(f"{self.path} is a file, not a store directory")
+        doc = self._root_doc()
+        if doc is None:
+            if mode == "a" and not any(self.path.iterdir()):
+                write_json(self.path / "zarr.json",
+                           _group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}}))
+            else:
+                raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
+
+    def _root_doc(self) -> dict[str, Any] | None:
+        p = self.path / "zarr.json"
+        if not p.exists():
+            return None
+        doc = read_json(p, f"{self.path.name}/zarr.json")
+        if not isinstance(doc, dict) or doc.get("node_type") != "group":
+            raise InvalidStore(f"{self.path} is a zarr array, not a store (group)")
+        attrs = doc.get("attributes") or {}
+        if ROOT_ATTR not in attrs:
+            raise InvalidStore(f"{self.path} is a zarr group but not an arraystore store")
+        return doc
+
+    @property
+    def writable(self) -> bool:
+        return self.mode != "r"
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise ReadOnlyError(f"store {self.path} is open read-only")
+
+    # ----------------------------------------------------------------- listing
+    def names(self) -> list[str]:
+        """Names of the arrays, sorted. Reads directory entries only."""
+        out = []
+        for entry in os.scandir(self.path):
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                if os.path.exists(os.path.join(entry.path, SIDECAR)):
+                    out.append(entry.name)
+        return sorted(out)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            check_name(name, "array name")
+        except InvalidArgument:
+            return False
+        p = self.path / name
+        return p.is_dir() and not p.is_symlink() and (p / SIDECAR).exists()
+
+    def _array_path(self, name: str) -> Path:
+        check_name(name, "array name")
+        return self.path / name
+
+    def open_handle(self, name: str, mode: str | None = None) -> Handle:
+        path = self._array_path(name)
+        if path.is_symlink() or not (path / SIDECAR).exists():
+            if path.is_dir() and not path.is_symlink():
+                raise MetadataError(f"array {name!r} has no {SIDECAR} (corrupt or incomplete)")
+            raise ArrayNotFound(f"no array {name!r} in {self.path} (arrays: {', '.join(self.names()) or 'none'})")
+        doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}")
+        if not isinstance(doc, dict):
+            raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
+        backend = get_backend(str(doc.get("backend")))
+        mode = mode or ("r+" if self.writable else "r")
+        return backend.open(path, doc, mode)
+
+    def __getitem__(self, name: str) -> Array:
+        return Array(self, name, self.open_handle(name))
+
+    def info(self, name: str) -> dict[str, Any]:
+        return self[name].info()
+
+    # ---------------------------------------------------------------- creating
+    def _temp_path(self, name: str) -> Path:
+        return self.path / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def create(
+        self,
+        name: str,
+        shape: Any = None,
+        dtype: Any = None,
+        *,
+        chunks: Any = None,
+        backend: str = "memmap",
+        codec: str | None = None,
+        fill: str | None = None,
+        seed: int = 0,
+        data: Any = None,
+        from_npy: str | os.PathLike[str] | None = None,
+        attrs: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        memory: int | None = None,
+        executor: Any = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        checksum: bool = False,
+        progress: Any = None,
+    ) -> Array:
+        """Create an array (atomically: built in a hidden temp folder, then renamed in).
+
+        Give ``shape`` and ``dtype`` with an optional ``fill`` (zeros, ones, range, random),
+        or ``data`` (an array-like), or ``from_npy`` (a .npy file, streamed; ``shape`` and
+        ``dtype``, if given, must agree with it).
+        """
+        self._check_writable()
+        path = self._array_path(name)
+        if (path.exists() or path.is_symlink()) and not overwrite:
+            raise ArrayExists(f"array {name!r} already exists in {self.path} (use overwrite / --overwrite)")
+        get_backend(backend)  # validate the name early
+        source: Handle | None = None
+        if sum(x is not None for x in (fill, data, from_npy)) > 1:
+            raise InvalidArgument("give only one of fill, data and from_npy")
+        if from_npy is not None:
+            from .backends.memmap import open_npy
+
+            source = open_npy(Path(from_npy))
+            src_shape, src_dtype = source.meta.shape, parse_dtype(source.meta.dtype)
+            if shape is not None and normalize_shape(shape) != src_shape:
+                raise ShapeMismatch(f"--from file has shape {src_shape}, not {normalize_shape(shape)}")
+            if dtype is not None and parse_dtype(dtype) != src_dtype:
+                raise ShapeMismatch(f"--from file has dtype {src_dtype}, not {parse_dtype(dtype)}")
+            shape, dtype = src_shape, src_dtype
+        elif data is not None:
+            data = np.asarray(data)
+            if data.dtype.hasobject:
+                raise InvalidArgument("object arrays cannot be stored; convert to a numeric dtype")
+            if dtype is None:
+                dtype = data.dtype
+            if shape is None:
+                shape = data.shape
+            elif normalize_shape(shape) != data.shape:
+                raise ShapeMismatch(f"data has shape {data.shape}, not {normalize_shape(shape)}")
+        if shape is None or dtype is None:
+            raise InvalidArgument("shape and dtype are required (or pass data / from_npy)")
+        shape = normalize_shape(shape)
+        dt = parse_dtype(dtype)
+        if data is not None:
+            data = np.ascontiguousarray(data.astype(dt, copy=False)) if data.dtype != dt else data
+        chunks = normalize_chunks(chunks, shape, dt.itemsize, chunk_bytes)
+        meta = ArrayMeta(shape=shape, dtype=dt, chunks=chunks, backend=backend,
+                         codec=codec or "none", attrs=dict(attrs or {}), checksum=checksum)
+        if backend == "memmap" and codec not in (None, "none"):
+            raise InvalidArgument("the memmap backend stores raw bytes: --codec needs --backend zarr")
+        tmp = self._temp_path(name)
+        tmp.mkdir()
+        try:
+            handle = get_backend(backend).create(tmp, meta)
+            if backend == "memmap":  # keep the store a valid zarr hierarchy
+                write_json(tmp / "zarr.json", _group_doc({"arraystore_backend": "memmap"}))
+            from .ops.create import fill_array
+
+            fill_array(handle, fill=fill, seed=seed, source=source, data=data,
+                       memory=memory, executor=executor, progress=progress)
+            flush = getattr(handle, "flush", None)
+            if flush is not None:
+                flush()
+            handle.close()
+            write_json(tmp / SIDECAR, meta.to_sidecar())  # metadata last
+            self._commit(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            if source is not None:
+                source.close()
+        return self[name]
+
+    def _commit(self, tmp: Path, path: Path) -> None:
+        """Move a finished temp array into place; an old array is removed after the swap."""
+        old = None
+        if path.exists() or path.is_symlink():
+            old = self.path / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        fsync_dir(self.path)
+        if old is not None:
+            _remove(old)
+
+    # ------------------------------------------------------- delete / rename
+    def delete(self, name: str) -> None:
+        """Remove an array: renamed to a hidden name first (atomic), then deleted."""
+        self._check_writable()
+        path = self._array_path(name)
+        if name not in self:
+            raise ArrayNotFound(f"no array {name!r} in {self.path}")
+        trash = self.path / f".{name}.rm-{uuid.uuid4().hex[:8]}"
+        os.replace(path, trash)
+        fsync_dir(self.path)
+        _remove(trash)
+
+    def rename(self, old: str, new: str, overwrite: bool = False) -> None:
+        self._check_writable()
+        src, dst = self._array_path(old), self._array_path(new)
+        if old not in self:
+            raise ArrayNotFound(f"no array {old!r} in {self.path}")
+        if dst.exists() and not overwrite:
+            raise ArrayExists(f"array {new!r} already exists in {self.path}")
+        self._commit_rename(src, dst)
+
+    def _commit_rename(self, src: Path, dst: Path) -> None:
+        if dst.exists():
+            self._commit(src, dst)
+        else:
+            os.replace(src, dst)
+            fsync_dir(self.path)
+
+    def update_meta(self, name: str, meta: ArrayMeta) -> None:
+        """Rewrite an array's sidecar (attrs, history) atomically."""
+        self._check_writable()
+        write_json(self._array_path(name) / SIDECAR, meta.to_sidecar())
+
+    def __repr__(self) -> str:
+        return f"<arraystore.Store {str(self.path)!r} arrays={len(self)} mode={self.mode!r}>"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def open(path: str | os.PathLike[str], mode: str = "r+") -> Store:  # noqa: A001
+    """Open a store (``mode="a"`` creates it when missing). Reads metadata only."""
+    return Store(path, mode)
+
+
+from .array import Array  # noqa: E402
+
+__all__ = ["Array", "Store", "open"]
