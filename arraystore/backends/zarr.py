@@ -78,7 +78,8 @@ def make_compressors(spec: str | None) -> list[Any]:
         return [zc.BloscCodec(cname=name[6:], clevel=5 if level is None else level, shuffle="shuffle")]
     from zarr.codecs.numcodecs import LZ4
 
-    return [LZ4()]
+    with _quiet():
+        return [LZ4()]
 
 
 def codec_from_json(codecs: list[dict[str, Any]]) -> str:
