@@ -1,0 +1,42 @@
+"""The engine: run a plan of tasks over regions in bounded memory; it knows no dtypes.
+
+- :mod:`.memory` — pure budget arithmetic (``parse_size``, ``max_in_flight``...).
+- :mod:`.plan` — ``Task`` / ``Plan`` (frozen dataclasses) and ``run``, which checks
+  the plan against the budget before anything runs and merges results in key order.
+- :mod:`.executors` — the ``Executor`` interface and executors by name
+  (``serial``, ``threads``).
+"""
+
+from arraystore.engine.executors import (
+    Executor,
+    SerialExecutor,
+    ThreadExecutor,
+    available_executors,
+    get_executor,
+    register_executor,
+)
+from arraystore.engine.memory import (
+    available_memory,
+    default_budget,
+    format_size,
+    max_in_flight,
+    parse_size,
+)
+from arraystore.engine.plan import Plan, Task, run
+
+__all__ = [
+    "Executor",
+    "Plan",
+    "SerialExecutor",
+    "Task",
+    "ThreadExecutor",
+    "available_executors",
+    "available_memory",
+    "default_budget",
+    "format_size",
+    "get_executor",
+    "max_in_flight",
+    "parse_size",
+    "register_executor",
+    "run",
+]

@@ -1,0 +1,138 @@
+"""CLI: commands through click's CliRunner, one end-to-end subprocess, the examples."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import arraystore
+from arraystore.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main.main(args, prog_name="arraystore")
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_create_ls_info_rm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "c.store")
+    code, out, err = run_cli(
+        [
+            "create", store, "trades", "--shape", "1000", "--dtype", "id:i8,price:f8,vec:3f4",
+            "--fill", "random", "--backend", "zarr", "--codec", "zstd:1", "--chunks", "300",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "created trades" in out
+    code, out, _ = run_cli(["create", store, "grid", "--shape", "100,8", "--dtype", "f4",
+                            "--fill", "range"], capsys)
+    assert code == 0
+    code, out, _ = run_cli(["ls", store, "--json"], capsys)
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["grid", "trades"]
+    assert rows[1]["dtype"] == "id:i8,price:f8,vec:3f4"
+    code, out, _ = run_cli(["info", store, "trades", "--json"], capsys)
+    doc = json.loads(out)
+    assert doc["chunks"] == [300] and doc["codec"] == "zstd:1" and doc["nbytes"] == 1000 * 28
+    assert [f["name"] for f in doc["fields"]] == ["id", "price", "vec"]
+    code, out, _ = run_cli(["info", store, "trades"], capsys)
+    assert code == 0 and "field vec" in out and "on disk" in out
+    code, out, _ = run_cli(["ls", store], capsys)
+    assert "trades" in out and "grid" in out
+    arr = arraystore.open(store)["grid"]
+    np.testing.assert_array_equal(arr[...], np.arange(800, dtype="f4").reshape(100, 8))
+    code, out, _ = run_cli(["mv", store, "grid", "grid2"], capsys)
+    assert code == 0 and arraystore.open(store).names() == ["grid2", "trades"]
+    code, out, _ = run_cli(["rm", store, "grid2"], capsys)
+    assert code == 0 and arraystore.open(store).names() == ["trades"]
+
+
+def test_create_from_npy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = np.arange(60, dtype=">i4").reshape(20, 3)
+    np.save(tmp_path / "src.npy", src)
+    store = str(tmp_path / "s.store")
+    code, _, err = run_cli(["create", store, "a", "--from", str(tmp_path / "src.npy"),
+                            "--chunks", "7,3"], capsys)
+    assert code == 0, err
+    arr = arraystore.open(store)["a"]
+    assert arr.dtype == np.dtype("<i4")
+    np.testing.assert_array_equal(arr[...], src)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "{s}", "x", "--shape", "10", "--dtype", "nope"], "unknown dtype 'nope'"),
+        (["create", "{s}", "x", "--shape", "10", "--dtype", "O"], "object dtype"),
+        (["create", "{s}", "x", "--shape", "-3", "--dtype", "f8"], "negative"),
+        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--chunks", "0"], "chunk sizes must be >= 1"),
+        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--backend", "hdf5"], "unknown backend 'hdf5'"),
+        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--backend", "zarr", "--codec", "zip"], "unknown codec 'zip'"),
+        (["create", "{s}", "../x", "--shape", "10", "--dtype", "f8"], "must not contain"),
+        (["create", "{s}", "x", "--dtype", "f8"], "needs --shape"),
+        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--fill", "pi"], "unknown fill 'pi'"),
+        (["info", "{s}", "missing"], "no array 'missing'"),
+        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--bogus"], "No such option"),
+    ],
+)
+def test_user_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    store = tmp_path / "e.store"
+    arraystore.open(store, mode="a")
+    before = sorted(os.listdir(store))
+    code, out, err = run_cli([a.format(s=store) for a in args], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+    assert sorted(os.listdir(store)) == before  # nothing half-written
+
+
+def test_existing_array_needs_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "o.store")
+    assert run_cli(["create", store, "x", "--shape", "4", "--dtype", "f8", "--fill", "ones"], capsys)[0] == 0
+    code, _, err = run_cli(["create", store, "x", "--shape", "4", "--dtype", "f8"], capsys)
+    assert code == 1 and "already exists" in err
+    assert run_cli(["create", store, "x", "--shape", "5", "--dtype", "i2", "--fill", "range",
+                    "--overwrite"], capsys)[0] == 0
+    np.testing.assert_array_equal(arraystore.open(store)["x"][...], np.arange(5, dtype="i2"))
+
+
+def test_end_to_end_subprocess_and_fast_help(tmp_path: Path) -> None:
+    exe = [sys.executable, "-m", "arraystore.cli"]
+    store = str(tmp_path / "p.store")
+    r = subprocess.run([*exe, "create", store, "a", "--shape", "1000,4", "--dtype", "f8",
+                        "--fill", "random"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*exe, "info", store, "nope"], capture_output=True, text=True, check=False)
+    assert r.returncode == 1 and r.stderr.startswith("error: no array 'nope'")
+    # --help must not import the heavy modules (numpy is fine: ~0.1 s)
+    code = "import sys; from arraystore.cli import main\ntry:\n main.main(['--help'])\nexcept SystemExit: pass\nprint(sorted(m for m in ('zarr','numcodecs','rich') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_quickstart_example_runs(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tmp_path)],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "quickstart ok" in r.stdout
