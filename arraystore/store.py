@@ -6,7 +6,7 @@ Opening a store or listing it reads small JSON files only, never array data.
 from __future__ import annotations
 
 import contextlib
-import math
+import json
 import os
 import shutil
 import uuid
@@ -26,6 +26,7 @@ from .core.errors import (
     ArrayNotFound,
     CorruptData,
     InvalidArgument,
+    InvalidName,
     InvalidStore,
     MetadataError,
     ReadOnlyError,
@@ -108,7 +109,7 @@ class Store:
             return False
         try:
             check_name(name, "array name")
-        except InvalidArgument:
+        except InvalidName:
             return False
         p = self.path / name
         return p.is_dir() and not p.is_symlink() and (p / SIDECAR).exists()
@@ -169,6 +170,12 @@ class Store:
         """
         self._check_writable()
         path = self._array_path(name)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidArgument(f"seed must be a non-negative integer, got {seed!r}")
+        try:
+            json.dumps(attrs or {}, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"attrs must be JSON-serialisable (no NaN): {exc}") from None
         if (path.exists() or path.is_symlink()) and not overwrite:
             raise ArrayExists(f"array {name!r} already exists in {self.path} (use overwrite / --overwrite)")
         get_backend(backend)  # validate the name early
@@ -200,7 +207,15 @@ class Store:
         shape = normalize_shape(shape)
         dt = parse_dtype(dtype)
         if data is not None:
-            data = np.ascontiguousarray(data.astype(dt, copy=False)) if data.dtype != dt else data
+            if data.dtype != dt:
+                if dt.names is not None or data.dtype.names is not None or not np.can_cast(
+                    data.dtype, dt, casting="same_kind"
+                ):
+                    raise ShapeMismatch(
+                        f"data of dtype {data.dtype} cannot be stored as {dt} without losing "
+                        "values; cast it first (or use arraystore cast after creating)"
+                    )
+                data = data.astype(dt)
         chunks = normalize_chunks(chunks, shape, dt.itemsize, chunk_bytes)
         meta = ArrayMeta(shape=shape, dtype=dt, chunks=chunks, backend=backend,
                          codec=codec or "none", attrs=dict(attrs or {}), checksum=checksum)

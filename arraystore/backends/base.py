@@ -100,4 +100,4 @@ def check_block(block: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> n
             arr = np.broadcast_to(arr, shape)
         except ValueError:
             raise ShapeMismatch(f"block of shape {arr.shape} does not fit region of shape {shape}") from None
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")

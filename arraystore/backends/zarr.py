@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,12 +36,18 @@ from .base import Backend, Handle, check_block
 CODECS = ("none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4")
 
 
+_QUIET = threading.RLock()
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence zarr's warnings about non-spec codecs/dtypes we chose knowingly."""
+    """Silence zarr's warnings about non-spec codecs/dtypes we chose knowingly.
+
+    ``warnings.catch_warnings`` swaps process-global state, so every use is serialised.
+    """
     from zarr.errors import UnstableSpecificationWarning, ZarrUserWarning
 
-    with warnings.catch_warnings():
+    with _QUIET, warnings.catch_warnings():
         warnings.simplefilter("ignore", UnstableSpecificationWarning)
         warnings.simplefilter("ignore", ZarrUserWarning)
         yield
@@ -141,7 +148,15 @@ class ZarrHandle(Handle):
             for f in fields_of(self.meta.dtype):
                 out[f.name] = self.read(region, f.name)
             return out
-        out[...] = self.array(field)[region]
+        try:
+            out[...] = self.array(field)[region]
+        except (ValueError, RuntimeError, TypeError) as exc:
+            from ..core.chunks import chunks_touching
+
+            keys = [str(self.chunk_key(i, field).relative_to(self.path.parent))
+                    for i in chunks_touching(region, self.meta.shape, self.meta.chunks)]
+            shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+            raise CorruptData(f"cannot decode chunk(s) {shown}: {exc}") from exc
         return out
 
     def write(self, region: Region, block: np.ndarray, field: str | None = None) -> None:

@@ -35,7 +35,7 @@ def _as_int(value: Any, what: str) -> int:
 def normalize_shape(shape: Any) -> tuple[int, ...]:
     """``1000`` / ``"1000,64"`` / ``(1000, 64)`` -> a tuple of non-negative ints."""
     if isinstance(shape, str):
-        parts = [p for p in shape.replace("x", ",").split(",") if p.strip()]
+        parts = [p for p in shape.strip().strip("()").replace("x", ",").split(",") if p.strip()]
         if not parts and shape.strip() not in ("", "()"):
             raise InvalidArgument(f"bad shape {shape!r}")
         shape = parts

@@ -51,6 +51,8 @@ class ArrayMeta:
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.shape):
             raise MetadataError(f"chunks {self.chunks} do not match shape {self.shape}")
+        if any(int(c) < 1 for c in self.chunks):
+            raise MetadataError(f"chunks {self.chunks} must all be >= 1")
         if self.backend not in BACKENDS:
             raise MetadataError(f"unknown backend {self.backend!r} in metadata")
 
