@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from .store import Store
 
 
+def _has_ellipsis(key: Any) -> bool:
+    return key is Ellipsis or (isinstance(key, tuple) and any(k is Ellipsis for k in key))
+
+
 class Array:
     """Lazy array: ``shape``, ``dtype``, ``chunks``, ``nbytes``; ``arr[...]`` reads."""
 
@@ -98,13 +102,16 @@ class Array:
         if isinstance(key, str):
             if self._field is not None or not self.meta.fields:
                 raise FieldNotFound(
-                    f"no field {key!r}: {self.name if not self.field else self.field} has a plain dtype"
+                    f"no field {key!r}: {self.field or self.name} has a plain dtype"
                 )
             return Array(self.store, self.name, self.handle, key)
         if isinstance(key, list) and key and all(isinstance(k, str) for k in key):
             raise InvalidArgument("select one field at a time: arr['price'], not arr[['a', 'b']]")
         region, post = normalize_index(key, self.shape)
-        return self._read(region)[post]
+        result = self._read(region)[post]
+        if not isinstance(result, np.ndarray) and _has_ellipsis(key):
+            return np.asarray(result)  # numpy: arr[..., i] is 0-d, not a scalar
+        return result
 
     def _split(self, region: Region) -> tuple[Region, tuple[slice, ...]]:
         nd = self.meta.ndim
@@ -116,7 +123,7 @@ class Array:
             s.start != 0 or s.stop != n for s, n in zip(sub, self._sub, strict=True)
         ):
             block = self.handle.read(logical, self.field)
-            return block[(Ellipsis, *sub)]
+            return block[(Ellipsis, *sub)]  # type: ignore[arg-type]
         return self.handle.read(logical, self.field, out)
 
     def read(self, region: Region | None = None, out: np.ndarray | None = None) -> np.ndarray:
@@ -176,3 +183,105 @@ class Array:
             "attrs": meta.attrs,
             "history": list(meta.history),
         }
+
+    # ------------------------------------------------------------ reductions
+    def stats(
+        self,
+        fields: Any = None,
+        axis: Any = None,
+        skipna: bool = True,
+        ddof: int = 0,
+        memory: Any = None,
+        executor: Any = None,
+        workers: int | None = None,
+        ops: Any = None,
+    ) -> Any:
+        """count, nan_count, sum, mean, std, min, max per field in one pass (a StatsResult).
+
+        ``skipna=True`` by default here (a data summary); the single reductions below
+        follow numpy (``skipna=False``).
+        """
+        from .ops.stats import STATS, reduce
+
+        return reduce(
+            self,
+            ops or STATS,
+            axis=axis,
+            fields=fields,
+            skipna=skipna,
+            ddof=ddof,
+            memory=memory,
+            executor=executor,
+            workers=workers,
+        )
+
+    def _one(self, op: str, axis: Any, fields: Any, skipna: bool, ddof: int = 0, **kw: Any) -> Any:
+        from .ops.stats import reduce
+
+        res = reduce(self, (op,), axis=axis, fields=fields, skipna=skipna, ddof=ddof, **kw)
+        values = {name: d[op] for name, d in res.fields.items()}
+        if self.meta.fields and self.field is None and not isinstance(fields, str):
+            return values
+        return next(iter(values.values()))
+
+    def sum(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
+        return self._one("sum", axis, fields, skipna, **kw)
+
+    def mean(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
+        return self._one("mean", axis, fields, skipna, **kw)
+
+    def var(
+        self, axis: Any = None, fields: Any = None, skipna: bool = False, ddof: int = 0, **kw: Any
+    ) -> Any:
+        return self._one("var", axis, fields, skipna, ddof, **kw)
+
+    def std(
+        self, axis: Any = None, fields: Any = None, skipna: bool = False, ddof: int = 0, **kw: Any
+    ) -> Any:
+        return self._one("std", axis, fields, skipna, ddof, **kw)
+
+    def min(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
+        return self._one("min", axis, fields, skipna, **kw)
+
+    def max(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
+        return self._one("max", axis, fields, skipna, **kw)
+
+    def argmin(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
+        return self._one("argmin", axis, fields, skipna, **kw)
+
+    def argmax(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
+        return self._one("argmax", axis, fields, skipna, **kw)
+
+    def any(self, axis: Any = None, fields: Any = None, **kw: Any) -> Any:
+        return self._one("any", axis, fields, False, **kw)
+
+    def all(self, axis: Any = None, fields: Any = None, **kw: Any) -> Any:
+        return self._one("all", axis, fields, False, **kw)
+
+    def count_nonzero(self, axis: Any = None, fields: Any = None, **kw: Any) -> Any:
+        return self._one("count_nonzero", axis, fields, False, **kw)
+
+    def quantile(
+        self, q: Any, fields: Any = None, skipna: bool = False, axis: Any = None, memory: Any = None
+    ) -> Any:
+        """Exact quantiles, equal to ``np.quantile(data, q, method="linear")``."""
+        from .ops.stats import quantile
+
+        res = quantile(self, q, fields=fields, skipna=skipna, memory=memory, axis=axis)
+        if self.meta.fields and self.field is None and not isinstance(fields, str):
+            return res
+        return next(iter(res.values()))
+
+    def median(self, fields: Any = None, skipna: bool = False, memory: Any = None) -> Any:
+        return self.quantile(0.5, fields=fields, skipna=skipna, memory=memory)
+
+    def histogram(
+        self, bins: Any = 10, range: Any = None, fields: Any = None, memory: Any = None
+    ) -> Any:
+        """``(counts, edges)`` like ``np.histogram`` (NaN skipped)."""
+        from .ops.stats import hist
+
+        res = hist(self, bins=bins, range=range, fields=fields, memory=memory)
+        if self.meta.fields and self.field is None and not isinstance(fields, str):
+            return res
+        return next(iter(res.values()))

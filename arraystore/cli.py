@@ -18,7 +18,7 @@ import click
 class _Group(click.Group):
     """Turns user errors into one line on stderr and exit status 1."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         from .core.errors import ArrayStoreError
 
         kwargs["standalone_mode"] = False
@@ -79,7 +79,9 @@ def _json_safe(obj: Any) -> Any:
 
 
 @contextlib.contextmanager
-def progress_bar(total_bytes: int, label: str, quiet: bool) -> Iterator[Callable[[Any, Any], None] | None]:
+def progress_bar(
+    total_bytes: int, label: str, quiet: bool
+) -> Iterator[Callable[[Any, Any], None] | None]:
     """A rich progress bar with bytes/s and ETA on a terminal; nothing otherwise."""
     if quiet or not sys.stdout.isatty() or total_bytes <= 0:
         yield None
@@ -93,8 +95,12 @@ def progress_bar(total_bytes: int, label: str, quiet: bool) -> Iterator[Callable
     )
 
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(binary_units=True),
-        TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
     ) as bar:
         tid = bar.add_task(label, total=total_bytes)
 
@@ -105,9 +111,14 @@ def progress_bar(total_bytes: int, label: str, quiet: bool) -> Iterator[Callable
 
 
 memory_option = click.option(
-    "--memory", default=None, metavar="SIZE", help="Memory budget, e.g. 512MiB (default: min(1GiB, RAM/4))."
+    "--memory",
+    default=None,
+    metavar="SIZE",
+    help="Memory budget, e.g. 512MiB (default: min(1GiB, RAM/4)).",
 )
-workers_option = click.option("--workers", type=int, default=None, help="Worker threads (default: cores).")
+workers_option = click.option(
+    "--workers", type=int, default=None, help="Worker threads (default: cores)."
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
@@ -133,22 +144,44 @@ def main() -> None:
 @click.argument("name")
 @click.option("--shape", default=None, help="Comma-separated shape, e.g. 1000000,64.")
 @click.option("--dtype", default=None, help="f8, i4, ... or structured 'id:i8,price:f8,vec:3f4'.")
-@click.option("--chunks", default=None, help="Chunk shape, e.g. 65536,64 (default: ~64 MiB row blocks).")
+@click.option(
+    "--chunks", default=None, help="Chunk shape, e.g. 65536,64 (default: ~64 MiB row blocks)."
+)
 @click.option("--backend", default="memmap", show_default=True, help="memmap or zarr.")
-@click.option("--codec", default=None, help="zarr codec: none, lz4, zstd[:L], gzip[:L], blosc-lz4, blosc-zstd.")
+@click.option(
+    "--codec",
+    default=None,
+    help="zarr codec: none, lz4, zstd[:L], gzip[:L], blosc-lz4, blosc-zstd.",
+)
 @click.option("--fill", default=None, help="zeros (default), ones, range, random.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --fill random.")
-@click.option("--from", "from_npy", default=None, metavar="FILE.npy", help="Stream data from a .npy file.")
+@click.option(
+    "--from", "from_npy", default=None, metavar="FILE.npy", help="Stream data from a .npy file."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing array (atomically).")
 @click.option("--checksum", is_flag=True, help="Store chunk checksums (zarr: crc32c codec).")
 @memory_option
 @workers_option
 @quiet_option
 @json_option
-def create(store: str, name: str, shape: str | None, dtype: str | None, chunks: str | None,
-           backend: str, codec: str | None, fill: str | None, seed: int, from_npy: str | None,
-           overwrite: bool, checksum: bool, memory: str | None, workers: int | None,
-           quiet: bool, as_json: bool) -> None:
+def create(
+    store: str,
+    name: str,
+    shape: str | None,
+    dtype: str | None,
+    chunks: str | None,
+    backend: str,
+    codec: str | None,
+    fill: str | None,
+    seed: int,
+    from_npy: str | None,
+    overwrite: bool,
+    checksum: bool,
+    memory: str | None,
+    workers: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Create array NAME in STORE (the store is created if missing)."""
     import math
 
@@ -166,18 +199,35 @@ def create(store: str, name: str, shape: str | None, dtype: str | None, chunks: 
     if shape is not None and dtype is not None:
         total = math.prod(normalize_shape(shape)) * parse_dtype(dtype).itemsize
     s = open_store(store, mode="a")
-    with progress_bar(total if fill not in (None, "zeros") or from_npy else 0, f"create {name}", quiet) as adv:
-        arr = s.create(name, shape, dtype, chunks=chunks, backend=backend, codec=codec, fill=fill,
-                       seed=seed, from_npy=from_npy, overwrite=overwrite, memory=budget,
-                       executor=_executor(workers), checksum=checksum, progress=adv)
+    with progress_bar(
+        total if fill not in (None, "zeros") or from_npy else 0, f"create {name}", quiet
+    ) as adv:
+        arr = s.create(
+            name,
+            shape,
+            dtype,
+            chunks=chunks,
+            backend=backend,
+            codec=codec,
+            fill=fill,
+            seed=seed,
+            from_npy=from_npy,
+            overwrite=overwrite,
+            memory=budget,
+            executor=_executor(workers),
+            checksum=checksum,
+            progress=adv,
+        )
     if as_json:
         _print_json(arr.info())
     else:
         from .core.dtypes import dtype_to_spec
         from .engine.memory import format_size
 
-        click.echo(f"created {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)} "
-                   f"({format_size(arr.nbytes)}), backend {arr.backend}, chunks {arr.chunks}")
+        click.echo(
+            f"created {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)} "
+            f"({format_size(arr.nbytes)}), backend {arr.backend}, chunks {arr.chunks}"
+        )
 
 
 @main.command(name="ls")
@@ -189,13 +239,21 @@ def ls_cmd(store: str, as_json: bool) -> None:
     from .engine.memory import format_size
 
     s = open_store(store, mode="r")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in s.names():
         arr = s[name]
         from .core.dtypes import dtype_to_spec
 
-        rows.append({"name": name, "shape": list(arr.shape), "dtype": dtype_to_spec(arr.dtype),
-                     "backend": arr.backend, "codec": arr.codec, "nbytes": arr.nbytes})
+        rows.append(
+            {
+                "name": name,
+                "shape": list(arr.shape),
+                "dtype": dtype_to_spec(arr.dtype),
+                "backend": arr.backend,
+                "codec": arr.codec,
+                "nbytes": arr.nbytes,
+            }
+        )
     if as_json:
         _print_json(rows)
         return
@@ -204,8 +262,14 @@ def ls_cmd(store: str, as_json: bool) -> None:
 
     table = Table("name", "shape", "dtype", "backend", "codec", "size", box=None)
     for r in rows:
-        table.add_row(r["name"], "×".join(map(str, r["shape"])) or "()", r["dtype"], r["backend"],
-                      r["codec"], format_size(r["nbytes"]))
+        table.add_row(
+            r["name"],
+            "×".join(map(str, r["shape"])) or "()",
+            r["dtype"],
+            r["backend"],
+            r["codec"],
+            format_size(r["nbytes"]),
+        )
     if not rows:
         click.echo(f"{store}: no arrays")
         return
@@ -272,6 +336,281 @@ def mv(store: str, old: str, new: str, overwrite: bool) -> None:
 
     open_store(store, mode="r+").rename(old, new, overwrite=overwrite)
     click.echo(f"renamed {old} -> {new}")
+
+
+def _parse_axis(text: str | None) -> Any:
+    from .core.errors import InvalidArgument
+
+    if text is None or text.strip().lower() in ("", "none", "all"):
+        return None
+    try:
+        parts = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise InvalidArgument(
+            f"--axis must be an integer or comma-separated integers, got {text!r}"
+        ) from None
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _parse_floats(text: str, what: str) -> list[float]:
+    from .core.errors import InvalidArgument
+
+    try:
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+@main.command()
+@click.argument("store")
+@click.argument("name")
+@click.option("--field", "fields", multiple=True, help="Field(s) to reduce (default: all numeric).")
+@click.option("--axis", default=None, help="Axis or axes (e.g. 0 or 0,1); default: all.")
+@click.option("--quantiles", default=None, help="Exact quantiles, e.g. 0.01,0.5,0.99.")
+@click.option("--hist", "bins", default=None, help="Histogram with N bins (or 'auto').")
+@click.option("--keep-nan", is_flag=True, help="Propagate NaN like numpy instead of skipping it.")
+@click.option(
+    "--ddof", type=int, default=0, show_default=True, help="Delta degrees of freedom of std."
+)
+@click.option("--executor", default=None, help="serial or threads (default).")
+@memory_option
+@workers_option
+@quiet_option
+@json_option
+def stats(
+    store: str,
+    name: str,
+    fields: tuple[str, ...],
+    axis: str | None,
+    quantiles: str | None,
+    bins: str | None,
+    keep_nan: bool,
+    ddof: int,
+    executor: str | None,
+    memory: str | None,
+    workers: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
+    from . import open as open_store
+    from .ops.stats import STATS, hist, quantile, reduce
+
+    arr = open_store(store, mode="r")[name]
+    ax = _parse_axis(axis)
+    qs = _parse_floats(quantiles, "--quantiles") if quantiles else None
+    nbins: Any = None
+    if bins is not None:
+        nbins = "auto" if bins == "auto" else int(_parse_floats(bins, "--hist")[0])
+    budget = _size(memory) if memory is not None else None
+    ex = _executor(workers, executor)
+    with progress_bar(arr.nbytes, f"stats {name}", quiet or as_json) as adv:
+        res = reduce(
+            arr,
+            STATS,
+            axis=ax,
+            fields=list(fields) or None,
+            skipna=not keep_nan,
+            ddof=ddof,
+            memory=budget,
+            executor=ex,
+            progress=adv,
+        )
+    doc = res.to_dict()
+    if qs is not None:
+        qres = quantile(
+            arr, qs, fields=list(fields) or None, skipna=not keep_nan, memory=budget, axis=ax
+        )
+        for fname, values in qres.items():
+            doc["fields"][fname]["quantiles"] = dict(
+                zip(map(str, qs), values.tolist(), strict=True)
+            )
+    if nbins is not None:
+        for fname, (counts, edges) in hist(
+            arr, bins=nbins, fields=list(fields) or None, memory=budget
+        ).items():
+            doc["fields"][fname]["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
+    if as_json:
+        _print_json(doc)
+        return
+    _print_stats(doc)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        import numpy as np
+
+        return np.array2string(np.asarray(v), precision=4, threshold=8, edgeitems=3)
+    return str(v)
+
+
+def _print_stats(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for fname, d in doc["fields"].items():
+        t = Table(
+            "stat", "value", title=f"{doc['array']} · {fname}", title_justify="left", box=None
+        )
+        for k, v in d.items():
+            if k == "quantiles":
+                for q, val in v.items():
+                    t.add_row(f"q{q}", _fmt(val))
+            elif k == "histogram":
+                t.add_row("histogram", " ".join(map(str, v["counts"])))
+            else:
+                t.add_row(k, _fmt(v))
+        console.print(t)
+    gbps = doc.get("gb_per_s")
+    if gbps:
+        from .engine.memory import format_size
+
+        console.print(
+            f"read {format_size(doc['bytes_read'])} in {doc['seconds']:.2f} s ({gbps:.2f} GB/s)",
+            style="dim",
+        )
+
+
+@main.command(name="cast")
+@click.argument("store")
+@click.argument("name")
+@click.option("--to", "to", default=None, help="f4 | 'price:f4,qty:auto' | auto.")
+@click.option(
+    "--auto", "auto", is_flag=True, help="Same as --to auto: smallest lossless dtype per field."
+)
+@click.option("--out", default=None, help="Write to a new array instead of replacing NAME.")
+@click.option(
+    "--casting", default="value", show_default=True, help="value, clip, safe, same_kind or unsafe."
+)
+@click.option(
+    "--rtol",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Relative tolerance of 'value' for float targets.",
+)
+@click.option("--nan-to", "nan_to", type=float, default=None, help="clip: NaN becomes this value.")
+@click.option("--errors", default="raise", show_default=True, help="Strings: raise or coerce.")
+@click.option("--fill", "fill", type=float, default=None, help="coerce: sentinel for int targets.")
+@click.option("--allow-half", is_flag=True, help="auto may pick float16/bfloat16.")
+@click.option("--allow-float-to-int", is_flag=True, help="auto may turn integral floats into ints.")
+@click.option("--dry-run", is_flag=True, help="Print the plan, checks and savings; write nothing.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted cast.")
+@click.option("--executor", default=None, help="serial or threads (default).")
+@memory_option
+@workers_option
+@quiet_option
+@json_option
+def cast_cmd(
+    store: str,
+    name: str,
+    to: str | None,
+    auto: bool,
+    out: str | None,
+    casting: str,
+    rtol: float,
+    nan_to: float | None,
+    errors: str,
+    fill: float | None,
+    allow_half: bool,
+    allow_float_to_int: bool,
+    dry_run: bool,
+    resume: bool,
+    executor: str | None,
+    memory: str | None,
+    workers: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Cast NAME chunk by chunk with a value audit (atomic; the source stays intact until done)."""
+    from . import open as open_store
+    from .core.errors import InvalidArgument
+    from .ops.cast import cast
+
+    if auto:
+        if to not in (None, "auto"):
+            raise InvalidArgument("give either --to or --auto")
+        to = "auto"
+    if to is None and not resume:
+        raise InvalidArgument("cast needs --to SPEC (or --auto)")
+    s = open_store(store, mode="r" if dry_run else "r+")
+    nbytes = s[name].nbytes
+    with progress_bar(nbytes, f"cast {name}", quiet or as_json) as adv:
+        res = cast(
+            s,
+            name,
+            to,
+            out=out,
+            casting=casting,
+            rtol=rtol,
+            nan_to=nan_to,
+            errors=errors,
+            fill=fill,
+            allow_half=allow_half,
+            allow_float_to_int=allow_float_to_int,
+            dry_run=dry_run,
+            resume=resume,
+            memory=_size(memory),
+            executor=_executor(workers, executor),
+            progress=adv,
+        )
+    doc = res.to_dict()
+    if as_json:
+        _print_json(doc)
+        return
+    _print_cast(doc)
+
+
+def _print_cast(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .engine.memory import format_size
+
+    title = f"{'plan (dry run)' if doc['dry_run'] else 'cast'}: {doc['array']}"
+    if doc["out"] != doc["array"]:
+        title += f" -> {doc['out']}"
+    t = Table(
+        "field",
+        "from",
+        "to",
+        "verdict",
+        "out of range",
+        "NaN/inf",
+        "rounded",
+        "clipped",
+        "max abs err",
+        "max rel err",
+        title=title,
+        title_justify="left",
+        box=None,
+    )
+    for fname, d in doc["fields"].items():
+        verdict = "ok" if d["ok"] else ("would refuse" if doc["dry_run"] else "refused")
+        t.add_row(
+            fname,
+            d["from"],
+            d["to"],
+            verdict,
+            str(d.get("out_of_range", 0)),
+            str(d.get("nan_inf", 0)),
+            str(d.get("rounded", 0)),
+            str(d.get("clipped", 0)),
+            _fmt(d.get("max_abs_err", 0.0)),
+            _fmt(d.get("max_rel_err", 0.0)),
+        )
+    console = Console()
+    console.print(t)
+    line = (
+        f"{format_size(doc['bytes_before'])} -> {format_size(doc['bytes_after'])} "
+        f"({doc['ratio']:.2f}× smaller)"
+    )
+    if doc.get("gb_per_s"):
+        line += f" in {doc['seconds']:.2f} s ({doc['gb_per_s']:.2f} GB/s)"
+    console.print(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,6 @@ from .core.dtypes import check_name, parse_dtype
 from .core.errors import (
     ArrayExists,
     ArrayNotFound,
-    CorruptData,
     InvalidArgument,
     InvalidName,
     InvalidStore,
@@ -56,15 +55,19 @@ class Store:
             if mode != "a":
                 raise StoreNotFound(f"no store at {self.path}")
             self.path.mkdir(parents=True)
-            write_json(self.path / "zarr.json", _group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}}))
+            write_json(
+                self.path / "zarr.json", _group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}})
+            )
             fsync_dir(self.path.parent)
         elif not self.path.is_dir():
             raise InvalidStore(f"{self.path} is a file, not a store directory")
         doc = self._root_doc()
         if doc is None:
             if mode == "a" and not any(self.path.iterdir()):
-                write_json(self.path / "zarr.json",
-                           _group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}}))
+                write_json(
+                    self.path / "zarr.json",
+                    _group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}}),
+                )
             else:
                 raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
 
@@ -93,9 +96,12 @@ class Store:
         """Names of the arrays, sorted. Reads directory entries only."""
         out = []
         for entry in os.scandir(self.path):
-            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-                if os.path.exists(os.path.join(entry.path, SIDECAR)):
-                    out.append(entry.name)
+            if (
+                entry.is_dir(follow_symlinks=False)
+                and not entry.name.startswith(".")
+                and os.path.exists(os.path.join(entry.path, SIDECAR))
+            ):
+                out.append(entry.name)
         return sorted(out)
 
     def __iter__(self) -> Iterator[str]:
@@ -123,7 +129,9 @@ class Store:
         if path.is_symlink() or not (path / SIDECAR).exists():
             if path.is_dir() and not path.is_symlink():
                 raise MetadataError(f"array {name!r} has no {SIDECAR} (corrupt or incomplete)")
-            raise ArrayNotFound(f"no array {name!r} in {self.path} (arrays: {', '.join(self.names()) or 'none'})")
+            raise ArrayNotFound(
+                f"no array {name!r} in {self.path} (arrays: {', '.join(self.names()) or 'none'})"
+            )
         doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}")
         if not isinstance(doc, dict):
             raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
@@ -177,7 +185,9 @@ class Store:
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(f"attrs must be JSON-serialisable (no NaN): {exc}") from None
         if (path.exists() or path.is_symlink()) and not overwrite:
-            raise ArrayExists(f"array {name!r} already exists in {self.path} (use overwrite / --overwrite)")
+            raise ArrayExists(
+                f"array {name!r} already exists in {self.path} (use overwrite / --overwrite)"
+            )
         get_backend(backend)  # validate the name early
         source: Handle | None = None
         if sum(x is not None for x in (fill, data, from_npy)) > 1:
@@ -188,7 +198,9 @@ class Store:
             source = open_npy(Path(from_npy))
             src_shape, src_dtype = source.meta.shape, parse_dtype(source.meta.dtype)
             if shape is not None and normalize_shape(shape) != src_shape:
-                raise ShapeMismatch(f"--from file has shape {src_shape}, not {normalize_shape(shape)}")
+                raise ShapeMismatch(
+                    f"--from file has shape {src_shape}, not {normalize_shape(shape)}"
+                )
             if dtype is not None and parse_dtype(dtype) != src_dtype:
                 raise ShapeMismatch(f"--from file has dtype {src_dtype}, not {parse_dtype(dtype)}")
             shape, dtype = src_shape, src_dtype
@@ -206,21 +218,31 @@ class Store:
             raise InvalidArgument("shape and dtype are required (or pass data / from_npy)")
         shape = normalize_shape(shape)
         dt = parse_dtype(dtype)
-        if data is not None:
-            if data.dtype != dt:
-                if dt.names is not None or data.dtype.names is not None or not np.can_cast(
-                    data.dtype, dt, casting="same_kind"
-                ):
-                    raise ShapeMismatch(
-                        f"data of dtype {data.dtype} cannot be stored as {dt} without losing "
-                        "values; cast it first (or use arraystore cast after creating)"
-                    )
-                data = data.astype(dt)
+        if data is not None and data.dtype != dt:
+            if (
+                dt.names is not None
+                or data.dtype.names is not None
+                or not np.can_cast(data.dtype, dt, casting="same_kind")
+            ):
+                raise ShapeMismatch(
+                    f"data of dtype {data.dtype} cannot be stored as {dt} without losing "
+                    "values; cast it first (or use arraystore cast after creating)"
+                )
+            data = data.astype(dt)
         chunks = normalize_chunks(chunks, shape, dt.itemsize, chunk_bytes)
-        meta = ArrayMeta(shape=shape, dtype=dt, chunks=chunks, backend=backend,
-                         codec=codec or "none", attrs=dict(attrs or {}), checksum=checksum)
+        meta = ArrayMeta(
+            shape=shape,
+            dtype=dt,
+            chunks=chunks,
+            backend=backend,
+            codec=codec or "none",
+            attrs=dict(attrs or {}),
+            checksum=checksum,
+        )
         if backend == "memmap" and codec not in (None, "none"):
-            raise InvalidArgument("the memmap backend stores raw bytes: --codec needs --backend zarr")
+            raise InvalidArgument(
+                "the memmap backend stores raw bytes: --codec needs --backend zarr"
+            )
         tmp = self._temp_path(name)
         tmp.mkdir()
         try:
@@ -229,8 +251,16 @@ class Store:
                 write_json(tmp / "zarr.json", _group_doc({"arraystore_backend": "memmap"}))
             from .ops.create import fill_array
 
-            fill_array(handle, fill=fill, seed=seed, source=source, data=data,
-                       memory=memory, executor=executor, progress=progress)
+            fill_array(
+                handle,
+                fill=fill,
+                seed=seed,
+                source=source,
+                data=data,
+                memory=memory,
+                executor=executor,
+                progress=progress,
+            )
             flush = getattr(handle, "flush", None)
             if flush is not None:
                 flush()
@@ -301,7 +331,7 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def open(path: str | os.PathLike[str], mode: str = "r+") -> Store:  # noqa: A001
+def open(path: str | os.PathLike[str], mode: str = "r+") -> Store:
     """Open a store (``mode="a"`` creates it when missing). Reads metadata only."""
     return Store(path, mode)
 

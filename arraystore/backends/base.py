@@ -37,7 +37,9 @@ class Handle(ABC):
     columnar: bool = False
 
     @abstractmethod
-    def read(self, region: Region, field: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self, region: Region, field: str | None = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Read a region (of one field) into a new array or ``out``."""
 
     @abstractmethod
@@ -61,7 +63,9 @@ class Handle(ABC):
         self.close()
 
     # helpers for implementations
-    def block_dtype_shape(self, region: Region, field: str | None) -> tuple[np.dtype, tuple[int, ...]]:
+    def block_dtype_shape(
+        self, region: Region, field: str | None
+    ) -> tuple[np.dtype, tuple[int, ...]]:
         shape = region_shape(region)
         if field is None:
             return self.meta.dtype, shape
@@ -94,10 +98,14 @@ def check_block(block: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> n
         try:
             arr = arr.astype(dtype, casting="same_kind" if dtype.names is None else "unsafe")
         except TypeError as exc:
-            raise ShapeMismatch(f"block dtype {arr.dtype} cannot be stored as {dtype}: {exc}") from exc
+            raise ShapeMismatch(
+                f"block dtype {arr.dtype} cannot be stored as {dtype}: {exc}"
+            ) from exc
     if arr.shape != shape:
         try:
             arr = np.broadcast_to(arr, shape)
         except ValueError:
-            raise ShapeMismatch(f"block of shape {arr.shape} does not fit region of shape {shape}") from None
+            raise ShapeMismatch(
+                f"block of shape {arr.shape} does not fit region of shape {shape}"
+            ) from None
     return arr if arr.flags.c_contiguous else arr.copy(order="C")

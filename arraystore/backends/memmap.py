@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..core.chunks import Region, region_shape
+from ..core.chunks import Region
 from ..core.dtypes import is_bfloat16
 from ..core.errors import CorruptData, MetadataError, ReadOnlyError
 from ..core.meta import ArrayMeta
@@ -34,7 +35,7 @@ def _same_layout(file_dtype: np.dtype, dtype: np.dtype) -> bool:
     return file_dtype.names == dtype.names
 
 
-def write_header(f, dtype: np.dtype, shape: tuple[int, ...]) -> int:  # type: ignore[no-untyped-def]
+def write_header(f: Any, dtype: np.dtype, shape: tuple[int, ...]) -> int:
     d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     try:
         np.lib.format.write_array_header_1_0(f, d)
@@ -89,6 +90,11 @@ def check_npy_size(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: 
         )
 
 
+def _bytes_view(arr: np.ndarray) -> memoryview:
+    """A writable/readable byte view of a C-contiguous array (no copy)."""
+    return memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+
+
 class MemmapHandle(Handle):
     columnar = False
 
@@ -119,14 +125,23 @@ class MemmapHandle(Handle):
     def _contiguous(self, region: Region) -> bool:
         """Whole trailing dims: the region is one run of bytes in the file."""
         return all(
-            r.start == 0 and r.stop == n for r, n in zip(region[1:], self.meta.shape[1:], strict=True)
+            r.start == 0 and r.stop == n
+            for r, n in zip(region[1:], self.meta.shape[1:], strict=True)
         )
 
-    def _memmap(self, mode: str) -> np.memmap:
-        return np.memmap(self.file, dtype=self.meta.dtype, mode=mode, offset=self.offset,
-                         shape=self.meta.shape, order="C")
+    def _memmap(self, mode: Any) -> np.memmap:
+        return np.memmap(
+            self.file,
+            dtype=self.meta.dtype,
+            mode=mode,
+            offset=self.offset,
+            shape=self.meta.shape,
+            order="C",
+        )
 
-    def read(self, region: Region, field: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self, region: Region, field: str | None = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
         dtype, shape = self.block_dtype_shape(region, field)
         if out is None:
             out = np.empty(shape, dtype=dtype)
@@ -140,7 +155,7 @@ class MemmapHandle(Handle):
             return out
         if self.meta.ndim == 0 or self._contiguous(region):
             start = self.offset + (region[0].start * self.row_bytes if region else 0)
-            self._pread(memoryview(out.reshape(-1).view(np.uint8)), start)
+            self._pread(_bytes_view(out), start)
         else:
             mm = self._memmap("r")
             try:
@@ -166,7 +181,7 @@ class MemmapHandle(Handle):
             return
         if field is None and (self.meta.ndim == 0 or self._contiguous(region)):
             start = self.offset + (region[0].start * self.row_bytes if region else 0)
-            buf = memoryview(block.reshape(-1).view(np.uint8))
+            buf = _bytes_view(block)
             fd, done = self.fd(), 0
             while done < len(buf):
                 done += os.pwrite(fd, buf[done:], start + done)

@@ -82,7 +82,13 @@ def make_compressors(spec: str | None) -> list[Any]:
     if name == "gzip":
         return [zc.GzipCodec(level=5 if level is None else level)]
     if name.startswith("blosc-"):
-        return [zc.BloscCodec(cname=name[6:], clevel=5 if level is None else level, shuffle="shuffle")]
+        return [
+            zc.BloscCodec(
+                cname=name[6:],  # type: ignore[arg-type]
+                clevel=5 if level is None else level,
+                shuffle="shuffle",
+            )
+        ]
     from zarr.codecs.numcodecs import LZ4
 
     with _quiet():
@@ -138,7 +144,9 @@ class ZarrHandle(Handle):
             self._arrays[field] = arr
         return arr
 
-    def read(self, region: Region, field: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self, region: Region, field: str | None = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
         dtype, shape = self.block_dtype_shape(region, field)
         if out is None:
             out = np.empty(shape, dtype=dtype)
@@ -153,8 +161,10 @@ class ZarrHandle(Handle):
         except (ValueError, RuntimeError, TypeError) as exc:
             from ..core.chunks import chunks_touching
 
-            keys = [str(self.chunk_key(i, field).relative_to(self.path.parent))
-                    for i in chunks_touching(region, self.meta.shape, self.meta.chunks)]
+            keys = [
+                str(self.chunk_key(i, field).relative_to(self.path.parent))
+                for i in chunks_touching(region, self.meta.shape, self.meta.chunks)
+            ]
             shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
             raise CorruptData(f"cannot decode chunk(s) {shown}: {exc}") from exc
         return out
@@ -201,13 +211,21 @@ class ZarrBackend(Backend):
         with _quiet():
             if meta.dtype.names is None:
                 zarr.create_array(
-                    store, shape=meta.shape, chunks=meta.chunks, dtype=_zarr_dtype(meta.dtype),
-                    compressors=compressors, fill_value=0, dimension_names=_dims(meta.ndim),
-                    zarr_format=3, overwrite=True, write_data=False,
+                    store,
+                    shape=meta.shape,
+                    chunks=meta.chunks,
+                    dtype=_zarr_dtype(meta.dtype),
+                    compressors=compressors,
+                    fill_value=0,
+                    dimension_names=_dims(meta.ndim),
+                    zarr_format=3,
+                    overwrite=True,
+                    write_data=False,
                 )
             else:
-                group = zarr.open_group(store, mode="w", zarr_format=3,
-                                        attributes={"arraystore_structured": True})
+                group = zarr.open_group(
+                    store, mode="w", zarr_format=3, attributes={"arraystore_structured": True}
+                )
                 for f in fields_of(meta.dtype):
                     self._create_field(group, meta, f, compressors)
         return ZarrHandle(path, meta, writable=True)
@@ -216,9 +234,14 @@ class ZarrBackend(Backend):
     def _create_field(group: Any, meta: ArrayMeta, f: Field, compressors: list[Any]) -> None:
         fill: Any = b"" if f.dtype.kind == "S" else ("" if f.dtype.kind == "U" else 0)
         group.create_array(
-            f.name, shape=meta.shape + f.subshape, chunks=meta.chunks + f.subshape,
-            dtype=_zarr_dtype(f.dtype), compressors=compressors, fill_value=fill,
-            dimension_names=_dims(meta.ndim, f"{f.name}_", len(f.subshape)), write_data=False,
+            f.name,
+            shape=meta.shape + f.subshape,
+            chunks=meta.chunks + f.subshape,
+            dtype=_zarr_dtype(f.dtype),
+            compressors=compressors,
+            fill_value=fill,
+            dimension_names=_dims(meta.ndim, f"{f.name}_", len(f.subshape)),
+            write_data=False,
         )
 
     def open(self, path: Path, sidecar: dict, mode: str = "r") -> ZarrHandle:
@@ -229,8 +252,10 @@ class ZarrBackend(Backend):
             if not names:
                 raise MetadataError(f"{path.name}: structured dtype without fields")
             first = names[0]
-        doc = read_json((path / first / "zarr.json") if first else (path / "zarr.json"),
-                        f"{path.name}/zarr.json")
+        doc = read_json(
+            (path / first / "zarr.json") if first else (path / "zarr.json"),
+            f"{path.name}/zarr.json",
+        )
         if not isinstance(doc, dict) or doc.get("node_type") != "array":
             raise CorruptData(f"{path.name}: zarr.json does not describe a zarr v3 array")
         try:

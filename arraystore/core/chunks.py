@@ -87,7 +87,9 @@ def normalize_chunks(
     elif not isinstance(chunks, Sequence):
         chunks = [chunks] + [-1] * (len(shape) - 1)
     if len(chunks) != len(shape):
-        raise InvalidArgument(f"chunks {tuple(chunks)} must have one entry per dimension of {shape}")
+        raise InvalidArgument(
+            f"chunks {tuple(chunks)} must have one entry per dimension of {shape}"
+        )
     out = []
     for c, s in zip(chunks, shape, strict=True):
         if c is None or (isinstance(c, str) and c in ("-1", "none", "None")):

@@ -82,7 +82,9 @@ def raise_name(message: str) -> None:
 
 def _split_top(spec: str) -> list[str]:
     """Split on commas outside parentheses/brackets."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in spec:
         if ch in "([":
             depth += 1
@@ -265,7 +267,11 @@ def dtype_to_spec(dt: np.dtype) -> str:
     parts = []
     for f in fields_of(dt):
         if f.subshape:
-            sub = str(f.subshape[0]) if len(f.subshape) == 1 else "(" + ",".join(map(str, f.subshape)) + ")"
+            sub = (
+                str(f.subshape[0])
+                if len(f.subshape) == 1
+                else "(" + ",".join(map(str, f.subshape)) + ")"
+            )
         else:
             sub = ""
         parts.append(f"{f.name}:{sub}{scalar_str(f.dtype)}")

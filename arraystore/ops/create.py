@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Handle
-from ..core.chunks import Region, grid_shape, iter_chunk_indices, chunk_region, region_shape
+from ..core.chunks import Region, chunk_region, grid_shape, iter_chunk_indices, region_shape
 from ..core.dtypes import fields_of, is_bfloat16
 from ..core.errors import InvalidArgument, ShapeMismatch
 from ..engine import Plan, Task, get_executor, run

@@ -1,0 +1,562 @@
+"""Chunk-wise cast on write: value-aware policies, audit report, auto dtypes, resume.
+
+Read chunk -> check -> cast -> write into a *new* array built in a hidden folder of the
+store (``.NAME.cast``). The source is never modified: when every chunk is written and
+no policy violation was found, the new array gets its metadata (with the audit in its
+history) and is swapped in atomically (in place) or renamed to ``out``. A violation
+removes the new array and raises :class:`CastError` with totals over the whole array;
+the store is then byte-for-byte what it was.
+
+A journal (``.NAME.cast/journal.jsonl``: the parameters, then one line per finished
+chunk with its audit) makes a crashed cast resumable: ``resume=True`` reopens the
+partial array, skips the chunks already written and merges their audits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..backends import get_backend
+from ..backends._io import write_json
+from ..backends.base import Handle
+from ..core.casting import (
+    POLICIES,
+    CastReport,
+    ValueSummary,
+    cast_block,
+    check_type_rule,
+    smallest_dtype,
+)
+from ..core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
+from ..core.dtypes import dtype_to_spec, fields_of, is_numeric, parse_dtype, scalar_str
+from ..core.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
+from ..core.meta import SIDECAR, ArrayMeta
+from ..engine import Plan, Task, get_executor, run
+from . import _buffers
+from .stats import _budget
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+JOURNAL = "journal.jsonl"
+
+
+@dataclass
+class CastResult:
+    """The audit of a cast: per-field reports, bytes before/after, time."""
+
+    name: str
+    out: str
+    plan: dict[str, tuple[str, str]]  # field -> (source dtype, target dtype)
+    reports: dict[str, CastReport]
+    nbytes_before: int
+    nbytes_after: int
+    seconds: float = 0.0
+    dry_run: bool = False
+    resumed_chunks: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.nbytes_before / self.nbytes_after if self.nbytes_after else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "array": self.name,
+            "out": self.out,
+            "dry_run": self.dry_run,
+            "fields": {
+                k: {"from": src, "to": dst, "ok": self.reports[k].ok, **self.reports[k].to_dict()}
+                for k, (src, dst) in self.plan.items()
+            },
+            "bytes_before": self.nbytes_before,
+            "bytes_after": self.nbytes_after,
+            "ratio": self.ratio,
+            "seconds": self.seconds,
+            "gb_per_s": self.nbytes_before / self.seconds / 1e9 if self.seconds else None,
+            "resumed_chunks": self.resumed_chunks,
+        }
+
+
+# ----------------------------------------------------------------- targets
+def parse_targets(src: np.dtype, to: Any) -> dict[str | None, str]:
+    """``"f4"`` / ``"auto"`` / ``"price:f4,qty:auto"`` / ``{"price": "f4"}`` ->
+    {field (None for a plain array): dtype spec or "auto"}; unnamed fields stay."""
+    fields = fields_of(src)
+    if isinstance(to, Mapping):
+        mapping = {str(k): str(v) for k, v in to.items()}
+    elif isinstance(to, str) and ":" in to:
+        mapping = {}
+        from ..core.dtypes import _split_top
+
+        for part in _split_top(to.strip()):
+            if not part:
+                continue
+            key, sep, val = part.partition(":")
+            if not sep or not key.strip() or not val.strip():
+                raise InvalidArgument(
+                    f"cast spec {part!r} must look like FIELD:DTYPE (or FIELD:auto)"
+                )
+            mapping[key.strip()] = val.strip()
+    elif isinstance(to, (str, np.dtype, type)):
+        whole = str(to) if isinstance(to, str) else parse_dtype(to).str
+        if not fields:
+            return {None: whole}
+        return {f.name: whole for f in fields if is_numeric(f.dtype)}
+    else:
+        raise InvalidArgument(f"bad cast target {to!r}")
+    if not fields:
+        raise InvalidArgument("per-field targets need a structured array; use e.g. --to f4")
+    known = {f.name: f for f in fields}
+    for key, val in mapping.items():
+        if key not in known:
+            from ..core.errors import FieldNotFound
+
+            raise FieldNotFound(f"no field {key!r} (fields: {', '.join(known)})")
+        sub = known[key].subshape
+        if val != "auto":  # allow "vec:3f4" for a subarray field of shape (3,)
+            dt = parse_dtype(f"x:{val}") if sub else None
+            if dt is not None:
+                base = fields_of(dt)[0]
+                if base.subshape and base.subshape != sub:
+                    raise InvalidArgument(
+                        f"field {key!r} has subarray shape {sub}, not {base.subshape}"
+                    )
+                mapping[key] = base.dtype.str if base.subshape else val
+    out: dict[str | None, str] = {}
+    out.update(mapping)
+    return out
+
+
+def _target_dtype(spec: str) -> np.dtype:
+    dt = parse_dtype(spec)
+    if dt.names is not None:
+        raise InvalidArgument(f"cast target {spec!r} must be a plain dtype")
+    if dt.kind in "SU":
+        raise CastError(f"casting to strings ({spec}) is not supported")
+    return dt
+
+
+# ------------------------------------------------------------------- tasks
+def _fields_of(handle: Handle) -> list[tuple[str | None, np.dtype, tuple[int, ...]]]:
+    dt = handle.meta.dtype
+    if dt.names is None:
+        return [(None, dt, ())]
+    return [(f.name, f.dtype, f.subshape) for f in fields_of(dt)]
+
+
+def _summary_task(
+    handle: Handle, region: Region, names: list[str | None], rtol: float, allow_half: bool
+) -> dict[str | None, ValueSummary]:
+    from .stats import _read_fields
+
+    blocks = _read_fields(handle, region, names)
+    return {
+        n: ValueSummary.from_block(b, rtol=rtol, allow_half=allow_half) for n, b in blocks.items()
+    }
+
+
+def _merge_dicts(a: dict[Any, Any] | None, b: dict[Any, Any]) -> dict[Any, Any]:
+    if a is None:
+        return b
+    return {k: a[k].merge(b[k]) for k in a}
+
+
+@dataclass(frozen=True)
+class _CastSpec:
+    targets: dict[str | None, np.dtype]  # fields that change
+    policy: str
+    rtol: float
+    nan_to: Any
+    errors: str
+    fill: Any
+
+
+def _cast_task(
+    src: Handle,
+    dst: Handle | None,
+    region: Region,
+    spec: _CastSpec,
+    journal: Path | None,
+    index: int,
+) -> dict[str | None, CastReport]:
+    """Read one region, cast the fields that change, write the region (unless dry run)."""
+    shape = region_shape(region)
+    meta = src.meta
+    reports: dict[str | None, CastReport] = {}
+    if meta.dtype.names is None:
+        block = src.read(region, None, _buffers.buffer(shape, meta.dtype))
+        dt = spec.targets[None]
+        out = _buffers.buffer(shape, dt, 1)
+        out, reports[None] = cast_block(
+            block,
+            dt,
+            spec.policy,
+            rtol=spec.rtol,
+            nan_to=spec.nan_to,
+            region=region,
+            shape=meta.shape,
+            out=out,
+            errors=spec.errors,
+            fill=spec.fill,
+            raise_on_violation=False,
+        )
+        if dst is not None:
+            dst.write(region, out)
+    elif not src.columnar:  # interleaved records: one read, one write
+        block = src.read(region, None, _buffers.buffer(shape, meta.dtype))
+        out = _buffers.buffer(shape, dst.meta.dtype if dst else _out_dtype(meta.dtype, spec), 1)
+        for f in fields_of(meta.dtype):
+            if f.name in spec.targets:
+                _, reports[f.name] = cast_block(
+                    block[f.name],
+                    spec.targets[f.name],
+                    spec.policy,
+                    rtol=spec.rtol,
+                    nan_to=spec.nan_to,
+                    region=region,
+                    shape=meta.shape,
+                    out=out[f.name],
+                    errors=spec.errors,
+                    fill=spec.fill,
+                    raise_on_violation=False,
+                )
+            else:
+                out[f.name] = block[f.name]
+        if dst is not None:
+            dst.write(region, out)
+    else:  # columnar: each field on its own; unchanged fields are copied
+        for slot, f in enumerate(fields_of(meta.dtype)):
+            fshape = shape + f.subshape
+            if f.name not in spec.targets and dst is None:
+                continue
+            block = src.read(region, f.name, _buffers.buffer(fshape, f.dtype, 2 * slot))
+            if f.name in spec.targets:
+                dt = spec.targets[f.name]
+                out, reports[f.name] = cast_block(
+                    block,
+                    dt,
+                    spec.policy,
+                    rtol=spec.rtol,
+                    nan_to=spec.nan_to,
+                    region=region,
+                    shape=meta.shape,
+                    out=_buffers.buffer(fshape, dt, 2 * slot + 1),
+                    errors=spec.errors,
+                    fill=spec.fill,
+                    raise_on_violation=False,
+                )
+            else:
+                out = block
+            if dst is not None:
+                dst.write(region, out, f.name)
+    if journal is not None and all(r.ok for r in reports.values()):
+        line = json.dumps(
+            {"chunk": index, "reports": {str(k): r.to_dict() for k, r in reports.items()}}
+        )
+        with open(journal, "a") as fh:  # one short append per chunk, after its data is written
+            fh.write(line + "\n")
+    return reports
+
+
+def _out_dtype(src: np.dtype, spec: _CastSpec) -> np.dtype:
+    if src.names is None:
+        return spec.targets.get(None, src)
+    out = []
+    for f in fields_of(src):
+        base = spec.targets.get(f.name, f.dtype)
+        out.append((f.name, base, f.subshape) if f.subshape else (f.name, base))
+    return np.dtype(out)
+
+
+def _regions(handle: Handle, budget: int, workers: int) -> list[Region]:
+    from .stats import task_regions
+
+    return task_regions(handle, budget, workers)
+
+
+def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
+    """Work-unit chunks: zarr storage chunks; memmap row blocks sized from the budget."""
+    meta = src.meta
+    if meta.backend != "memmap":
+        return meta.chunks
+    per_task = max(1, budget // (workers * 2 * 3))  # source + output + slack per task
+    return auto_chunks(meta.shape, meta.dtype.itemsize, max(2**20, min(64 * 2**20, per_task)))
+
+
+def _work_dir(store: Store, name: str) -> Path:
+    return store.path / f".{name}.cast"
+
+
+def cast(
+    store: Store,
+    name: str,
+    to: Any,
+    *,
+    out: str | None = None,
+    casting: str = "value",
+    rtol: float = 0.0,
+    nan_to: Any = None,
+    errors: str = "raise",
+    fill: Any = None,
+    allow_half: bool = False,
+    allow_float_to_int: bool = False,
+    dry_run: bool = False,
+    resume: bool = False,
+    memory: Any = None,
+    executor: Any = None,
+    workers: int | None = None,
+    progress: Callable[[Any, Any], None] | None = None,
+) -> CastResult:
+    """Cast array ``name`` chunk by chunk (see the module docstring)."""
+    if casting not in POLICIES:
+        raise InvalidArgument(f"unknown casting {casting!r} (choose from: {', '.join(POLICIES)})")
+    if errors not in ("raise", "coerce"):
+        raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
+    if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and rtol >= 0):
+        raise InvalidArgument(f"rtol must be a finite number >= 0, got {rtol!r}")
+    if not dry_run:
+        store._check_writable()
+    if out is not None:
+        from ..core.dtypes import check_name
+
+        check_name(out, "array name")
+        if out in store and out != name:
+            raise ArrayExists(f"array {out!r} already exists in {store.path}; choose another --out")
+    budget = _budget(memory)
+    src = store.open_handle(name, "r")
+    meta = src.meta
+    work = _work_dir(store, name)
+    journal_path = work / JOURNAL
+    if resume and not dry_run:
+        if not journal_path.exists():
+            raise InvalidArgument(f"nothing to resume: no interrupted cast of {name!r}")
+        header, done = _read_journal(journal_path)
+        to, out = header["to"], header["out"]
+        casting, rtol, nan_to, errors, fill = (
+            header[k] for k in ("casting", "rtol", "nan_to", "errors", "fill")
+        )
+        allow_half, allow_float_to_int = header["allow_half"], header["allow_float_to_int"]
+    elif not dry_run and work.exists():
+        raise InvalidArgument(
+            f"an interrupted cast of {name!r} exists: rerun with --resume, or remove it with "
+            f"'arraystore verify --repair'"
+        )
+    targets_spec = parse_targets(meta.dtype, to)
+    t0 = time.perf_counter()
+    with get_executor(executor, workers=workers) as ex:
+        chunks = (
+            tuple(header["chunks"])
+            if resume and not dry_run
+            else _cast_chunks(src, budget, ex.workers)
+        )
+        regions = list(iter_chunk_regions(meta.shape, chunks))
+        per_region = math.prod(chunks) * meta.dtype.itemsize
+        # auto targets: a first pass gathers value summaries
+        autos = [k for k, v in targets_spec.items() if v == "auto"]
+        targets: dict[str | None, np.dtype] = {}
+        src_fields = {n: dt for n, dt, _ in _fields_of(src)}
+        if autos:
+            summ_tasks = tuple(
+                Task(i, _summary_task, (src, r, autos, rtol, allow_half), per_region + 2**24)
+                for i, r in enumerate(regions)
+            )
+            summaries = (
+                run(Plan(summ_tasks, "cast-auto"), ex, budget, merge=_merge_dicts, init=None)
+                if summ_tasks
+                else {}
+            )
+            for k in autos:
+                dt = src_fields[k]
+                if k in summaries:
+                    targets[k] = smallest_dtype(
+                        summaries[k],
+                        dt,
+                        allow_half=allow_half,
+                        allow_float_to_int=allow_float_to_int,
+                        rtol=rtol,
+                    )
+                else:
+                    targets[k] = dt
+        for k, v in targets_spec.items():
+            if v != "auto":
+                targets[k] = _target_dtype(v)
+        for k, dt in targets.items():
+            check_type_rule(src_fields[k], dt, casting)
+        plan = {
+            str(k if k is not None else name): (scalar_str(src_fields[k]), scalar_str(dt))
+            for k, dt in targets.items()
+        }
+        spec = _CastSpec(
+            {k: v for k, v in targets.items()}, casting, float(rtol), nan_to, errors, fill
+        )
+        out_dtype = _out_dtype(meta.dtype, spec)
+        out_meta = meta.evolve(
+            dtype=out_dtype, chunks=meta.chunks if meta.backend == "zarr" else chunks
+        )
+        result = CastResult(
+            name,
+            out or name,
+            plan,
+            {
+                k: CastReport.empty(src_fields[_key(k, name)], dt)
+                for k, dt in ((str(k if k is not None else name), d) for k, d in targets.items())
+            },
+            meta.nbytes,
+            out_meta.nbytes,
+            dry_run=dry_run,
+        )
+        dst: Handle | None = None
+        done_reports: dict[str | None, CastReport] | None = None
+        skip: set[int] = set()
+        if not dry_run:
+            if resume:
+                dst = get_backend(meta.backend).open(
+                    work / "data", _sidecar_for_open(out_meta), "r+"
+                )
+                skip = set(done)
+                done_reports = _merge_done(done)
+                result.resumed_chunks = len(skip)
+            else:
+                work.mkdir()
+                _write_header(
+                    journal_path,
+                    dict(
+                        to=to if not isinstance(to, Mapping) else dict(to),
+                        out=out,
+                        casting=casting,
+                        rtol=rtol,
+                        nan_to=nan_to,
+                        errors=errors,
+                        fill=fill,
+                        allow_half=allow_half,
+                        allow_float_to_int=allow_float_to_int,
+                        chunks=list(chunks),
+                        targets={str(k): dtype_to_spec(v) for k, v in targets.items()},
+                    ),
+                )
+                (work / "data").mkdir()
+                dst = get_backend(meta.backend).create(work / "data", out_meta)
+                if meta.backend == "memmap":
+                    from ..store import _group_doc
+
+                    write_json(
+                        work / "data" / "zarr.json", _group_doc({"arraystore_backend": "memmap"})
+                    )
+        tasks = tuple(
+            Task(
+                i,
+                _cast_task,
+                (src, dst, r, spec, None if dry_run else journal_path, i),
+                3 * per_region + 2**24,
+            )
+            for i, r in enumerate(regions)
+            if i not in skip
+        )
+        try:
+            merged = (
+                run(
+                    Plan(tasks, "cast"),
+                    ex,
+                    budget,
+                    merge=_merge_dicts,
+                    init=done_reports,
+                    progress=progress,
+                )
+                if tasks
+                else done_reports
+            )
+        except BaseException:
+            if dst is not None:
+                dst.close()
+            raise
+    _buffers.release()
+    if merged:
+        for k, rep in merged.items():
+            result.reports[str(k if k is not None else name)] = rep
+    result.seconds = time.perf_counter() - t0
+    bad = [r.error_message(k) for k, r in result.reports.items() if not r.ok]
+    if bad and not dry_run:
+        if dst is not None:
+            dst.close()
+        shutil.rmtree(work, ignore_errors=True)
+        raise CastError("; ".join(bad) + " — nothing was written")
+    if dry_run:
+        return result
+    assert dst is not None
+    flush = getattr(dst, "flush", None)
+    if flush is not None:
+        flush()
+    dst.close()
+    history = {
+        "op": "cast",
+        "from": dtype_to_spec(meta.dtype),
+        "to": dtype_to_spec(out_dtype),
+        "casting": casting,
+        "rtol": rtol,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "audit": {
+            k: v["to"] + ": " + result.reports[k].summary()
+            for k, v in result.to_dict()["fields"].items()
+        },
+        "bytes_before": meta.nbytes,
+        "bytes_after": out_meta.nbytes,
+    }
+    final_meta = out_meta.evolve(history=(*meta.history, history))
+    write_json(work / "data" / SIDECAR, final_meta.to_sidecar())
+    target = store.path / (out or name)
+    store._commit(work / "data", target)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _key(k: str, name: str) -> str | None:
+    return None if k == name else k
+
+
+def _sidecar_for_open(meta: ArrayMeta) -> dict[str, Any]:
+    doc = meta.to_sidecar()
+    return doc
+
+
+def _write_header(path: Path, header: dict[str, Any]) -> None:
+    with open(path, "w") as fh:
+        fh.write(json.dumps({"header": header}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _read_journal(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    header: dict[str, Any] | None = None
+    done: dict[int, dict[str, Any]] = {}
+    with open(path) as fh:
+        for line in fh:
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a crash: that chunk is redone
+            if "header" in doc:
+                header = doc["header"]
+            elif "chunk" in doc:
+                done[int(doc["chunk"])] = doc["reports"]
+    if header is None:
+        raise ArrayStoreError(f"cast journal {path} has no header; remove it with verify --repair")
+    return header, done
+
+
+def _merge_done(done: dict[int, dict[str, Any]]) -> dict[str | None, CastReport] | None:
+    acc: dict[str | None, CastReport] | None = None
+    for i in sorted(done):
+        reps = {(None if k == "None" else k): CastReport.from_dict(v) for k, v in done[i].items()}
+        acc = reps if acc is None else {k: acc[k].merge(reps[k]) for k in acc}
+    return acc

@@ -1,0 +1,162 @@
+"""Fast paths of :func:`arraystore.ops.kernels.partial` for the common float layouts.
+
+The generic path (:mod:`kernels_leaf` + :mod:`kernels_merge`) builds and merges one
+state dict per ~1 MiB leaf; its Python overhead per leaf is a sizeable part of the time.
+These loops do the same in-cache passes (sum, min, max, centred M2 of one leaf while it
+is hot) but write per-leaf results into preallocated arrays and merge all leaves of a
+block at once, vectorised. They cover float data, ops among :data:`FAST_OPS`, no
+NaN/inf in the block (checked via the sums; otherwise they return ``None`` and the
+generic path takes over), and two layouts of a C-contiguous block viewed as 2-d:
+
+* :func:`rows_state` -- ``X (R, K)`` reduced along axis 0 (``axis=None``, or leading
+  axes, e.g. per-column stats of a table);
+* :func:`cols_state` -- ``X (K, r)`` reduced along axis 1 (trailing axes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arraystore.ops import kernels_leaf as _kl
+from arraystore.ops.kernels_leaf import Spec, buffer, leaf_state
+from arraystore.ops.kernels_merge import State, combine
+
+FAST_OPS = frozenset({"count", "nan_count", "sum", "mean", "var", "std", "min", "max"})
+#: Widest regrouped row the rows kernel keeps per-leaf results for.
+_MAX_ROW = 4096
+
+
+def _applies(spec: Spec) -> bool:
+    return spec.kind == "f" and spec.ops <= FAST_OPS
+
+
+def rows_state(X: np.ndarray, spec: Spec) -> State | None:
+    """State of ``X (R, K)`` reduced along axis 0, or ``None`` if not applicable."""
+    if not _applies(spec) or not X.flags.c_contiguous:
+        return None
+    R, K = X.shape
+    flat = K == 1
+    k = 1
+    while not flat and K * k * 2 <= 1024:
+        k *= 2
+    W = K * k
+    if W > _MAX_ROW:
+        return None
+    g = max(k, (_kl.LEAF_BYTES // (K * X.dtype.itemsize)) // k * k)
+    L = R // g
+    if L < 2:
+        return None
+    need_s = spec.need_sum or spec.track_nan
+    m2 = spec.need_m2
+    lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
+    shape = (L,) if flat else (L, W)
+    S = np.empty(shape) if need_s else None
+    Q = np.empty(shape) if m2 else None
+    MN = np.empty(shape, X.dtype) if "min" in spec.ops else None
+    MX = np.empty(shape, X.dtype) if "max" in spec.ops else None
+    conv = X.dtype != np.float64
+    T = np.empty((k, K))
+    vshape = (g,) if flat else (g // k, W)
+    D = buffer(vshape, np.dtype(np.float64), "d")
+    F = buffer(vshape, np.dtype(np.float64), "x") if conv else None
+    for i in range(L):
+        v = X[i * g : (i + 1) * g].reshape(vshape)
+        xf = v
+        if F is not None:
+            np.copyto(F, v)
+            xf = F
+        if flat:
+            if MN is not None:
+                MN[i] = lo_op.reduce(v)
+            if MX is not None:
+                MX[i] = hi_op.reduce(v)
+        else:
+            if MN is not None:
+                lo_op.reduce(v, axis=0, out=MN[i])
+            if MX is not None:
+                hi_op.reduce(v, axis=0, out=MX[i])
+        if S is None:
+            continue
+        if flat:
+            S[i] = np.add.reduce(xf)
+        else:
+            np.einsum("ij->j", xf, out=S[i])
+        if Q is not None:
+            if flat:
+                np.subtract(xf, S[i] / g, out=D)
+                Q[i] = np.einsum("i,i->", D, D)
+            else:
+                np.divide(np.add.reduce(S[i].reshape(k, K), axis=0), g, out=T[0])
+                T[1:] = T[0]
+                np.subtract(xf, T.reshape(W), out=D)
+                np.einsum("ij,ij->j", D, D, out=Q[i])
+    if S is not None and not np.isfinite(S).all():
+        return None  # NaN or inf somewhere: the generic path counts and handles them
+    st: State = {"size": np.full(K, L * g, np.int64)}
+    st["n"] = st["size"].copy()
+    st["nan"] = np.zeros(K, np.int64)
+    if MN is not None:
+        st["min"] = lo_op.reduce(MN.reshape(-1, K), axis=0)
+    if MX is not None:
+        st["max"] = hi_op.reduce(MX.reshape(-1, K), axis=0)
+    if S is not None:
+        s_leaf = S.reshape(L, K) if flat else np.add.reduce(S.reshape(L, k, K), axis=1)
+        total = np.add.reduce(s_leaf, axis=0)
+        if spec.need_sum:
+            st["sum"] = total
+        if Q is not None:
+            q_leaf = Q.reshape(L, K) if flat else np.add.reduce(Q.reshape(L, k, K), axis=1)
+            dev = s_leaf / g - total / (L * g)
+            st["m2"] = np.add.reduce(q_leaf, axis=0) + g * np.einsum("ij,ij->j", dev, dev)
+    if L * g < R:
+        st = combine(spec, [st, leaf_state(X[L * g :], 0, spec)])
+    return st
+
+
+def cols_state(X: np.ndarray, spec: Spec) -> State | None:
+    """State of ``X (K, r)`` reduced along axis 1, or ``None`` if not applicable."""
+    if not _applies(spec) or not X.flags.c_contiguous:
+        return None
+    K, r = X.shape
+    if r * X.dtype.itemsize > _kl.LEAF_BYTES // 4 or r == 0 or K == 0:
+        return None
+    g = max(1, _kl.LEAF_BYTES // (r * X.dtype.itemsize))
+    need_s = spec.need_sum or spec.track_nan
+    lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
+    st: State = {"size": np.full(K, r, np.int64)}
+    st["n"] = st["size"].copy()
+    st["nan"] = np.zeros(K, np.int64)
+    S = np.empty(K) if need_s else None
+    Q = np.empty(K) if spec.need_m2 else None
+    MN = np.empty(K, X.dtype) if "min" in spec.ops else None
+    MX = np.empty(K, X.dtype) if "max" in spec.ops else None
+    conv = X.dtype != np.float64
+    for i in range(0, K, g):
+        v = X[i : i + g]
+        xf = v
+        if conv:
+            xf = buffer(v.shape, np.dtype(np.float64), "x")
+            np.copyto(xf, v)
+        if MN is not None:
+            lo_op.reduce(v, axis=1, out=MN[i : i + g])
+        if MX is not None:
+            hi_op.reduce(v, axis=1, out=MX[i : i + g])
+        if S is None:
+            continue
+        s = S[i : i + g]
+        np.einsum("ij->i", xf, out=s)
+        if Q is not None:
+            d = np.subtract(xf, (s / r)[:, None], out=buffer(v.shape, np.dtype(np.float64), "d"))
+            np.einsum("ij,ij->i", d, d, out=Q[i : i + g])
+    if S is not None:
+        if not np.isfinite(S).all():
+            return None
+        if spec.need_sum:
+            st["sum"] = S
+    if Q is not None:
+        st["m2"] = Q
+    if MN is not None:
+        st["min"] = MN
+    if MX is not None:
+        st["max"] = MX
+    return st

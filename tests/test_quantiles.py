@@ -1,0 +1,221 @@
+"""Exact quantiles and histograms over re-readable block sources vs numpy, bit for bit."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from arraystore.core.errors import InvalidArgument
+from arraystore.ops.quantiles import exact_quantiles, histogram
+
+REALS = ["f8", "f4", "f2", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"]
+
+
+class Source:
+    """A re-readable block source that records how often it is read."""
+
+    def __init__(self, a: np.ndarray, sizes: list[int], two_d: bool = False) -> None:
+        self.a, self.sizes, self.two_d, self.passes = a, sizes or [1], two_d, 0
+
+    def __call__(self) -> Iterator[np.ndarray]:
+        self.passes += 1
+        i, j = 0, 0
+        while i < self.a.size:
+            k = max(1, self.sizes[j % len(self.sizes)])
+            block = self.a[i : i + k].copy()
+            if self.two_d and block.size % 2 == 0:
+                block = block.reshape(2, -1)
+            yield block
+            block[...] = 0  # a reused buffer: the consumer must not keep references
+            i, j = i + k, j + 1
+
+
+def quiet(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return fn(*args, **kw)
+
+
+def values(dtype: np.dtype) -> st.SearchStrategy[Any]:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = int(info.min), int(info.max)
+        return st.one_of(
+            st.sampled_from([lo, hi, lo + 1, hi - 1, 0, 1, max(lo, -1)]),
+            st.integers(max(lo, -3), min(hi, 3)),
+            st.integers(lo, hi),
+        )
+    width = {2: 16, 4: 32, 8: 64}[dtype.itemsize]
+    return st.one_of(
+        st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5]),
+        st.floats(-4, 4, width=width),
+        st.floats(width=width, allow_nan=False),
+    )
+
+
+@st.composite
+def sources(draw: st.DrawFn, dtypes: list[str] = REALS) -> tuple[np.ndarray, Source]:
+    dtype = np.dtype(draw(st.sampled_from(dtypes)))
+    n = draw(st.integers(0, 60))
+    pool = draw(st.lists(values(dtype), min_size=1, max_size=6))
+    elems = st.one_of(st.sampled_from(pool), values(dtype))  # plenty of duplicates
+    a = draw(hnp.arrays(dtype, n, elements=elems))
+    sizes = draw(st.lists(st.integers(1, 25), min_size=1, max_size=5))
+    return a, Source(a, sizes, draw(st.booleans()))
+
+
+qs = st.one_of(
+    st.floats(0, 1),
+    st.sampled_from([0.0, 1.0, 0.5, 0, 1, True]),
+    st.lists(st.one_of(st.floats(0, 1), st.sampled_from([0.0, 1.0, 0.5])), max_size=6).map(
+        np.array
+    ),
+    st.floats(0, 1).map(np.float64),
+    st.floats(0, 1, width=32).map(np.float32),
+    st.floats(0, 1).map(np.array),
+)
+
+
+def same(got: Any, want: Any) -> None:
+    assert type(got) is type(want), (type(got), type(want))
+    assert np.asarray(got).dtype == np.asarray(want).dtype, (got, want)
+    np.testing.assert_array_equal(got, want)  # == (NaN equal), -0.0 == 0.0
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sources(), qs, st.booleans(), st.sampled_from([1, 2, 3, 5, 8, 1 << 20]))
+def test_exact_quantiles_match_numpy(
+    src_a: tuple[np.ndarray, Source], q: Any, skipna: bool, max_select: int
+) -> None:
+    a, src = src_a
+    ref = np.nanquantile if skipna else np.quantile
+    try:
+        want = quiet(ref, a.copy(), q)
+    except (IndexError, ValueError):  # numpy's own error on empty input
+        with pytest.raises(InvalidArgument):
+            exact_quantiles(src, q, skipna=skipna, max_select=max_select)
+        return
+    if a.size == 0:  # nanquantile of empty data gives NaN; we refuse empty input
+        with pytest.raises(InvalidArgument):
+            exact_quantiles(src, q, skipna=skipna, max_select=max_select)
+        return
+    got = exact_quantiles(src, q, skipna=skipna, max_select=max_select)
+    same(got, want)
+    assert src.passes <= 1 + 64 // 16 + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["i8", "u8", "f8"]),
+    st.lists(st.floats(0, 1), min_size=1, max_size=12).map(np.array),
+    st.integers(1, 4),
+)
+def test_many_quantiles_many_targets(dtype: str, q: np.ndarray, max_select: int) -> None:
+    rng = np.random.default_rng(len(q))
+    if dtype == "f8":
+        a = rng.standard_normal(3000) * np.exp(rng.standard_normal(3000) * 5)
+    else:
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, 3000, dtype=dtype, endpoint=True)
+        a[::7] = a[3]  # long runs of duplicates
+    src = Source(a, [97, 3, 500])
+    same(exact_quantiles(src, q, max_select=max_select), quiet(np.quantile, a, q))
+
+
+def test_quantile_special_cases() -> None:
+    a = np.array([1.0, np.nan, 3.0])
+    assert np.isnan(exact_quantiles(Source(a, [2]), 0.5))
+    same(exact_quantiles(Source(a, [2]), [0.5, 1.0]), np.quantile(a, [0.5, 1.0]))
+    same(exact_quantiles(Source(a, [2]), 0.5, skipna=True), np.nanquantile(a, 0.5))
+    nan = np.array([np.nan, np.nan], dtype=np.float32)
+    same(exact_quantiles(Source(nan, [1]), 0.5, skipna=True), np.float32(np.nan))
+    same(exact_quantiles(Source(np.array([1.0, np.inf]), [1]), 1.0), np.float64(np.nan))
+    ext = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max])
+    same(exact_quantiles(Source(ext, [1]), 0.5), quiet(np.quantile, ext, 0.5))
+    for bad in (-0.1, 1.5, np.nan, [0.5, 2.0], "x"):
+        with pytest.raises(InvalidArgument):
+            exact_quantiles(Source(a, [2]), bad)
+    with pytest.raises(InvalidArgument, match="empty"):
+        exact_quantiles(Source(np.zeros(0), [1]), 0.5)
+    with pytest.raises(InvalidArgument):
+        exact_quantiles(Source(np.array([True, False]), [1]), 0.5)
+    with pytest.raises(InvalidArgument):
+        exact_quantiles(Source(np.array([1j]), [1]), 0.5)
+    with pytest.raises(InvalidArgument):
+        exact_quantiles(Source(a, [1]), 0.5, axis=0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        exact_quantiles(Source(a, [1]), 0.5, max_select=0)
+    mixed = lambda: iter([np.zeros(2), np.zeros(2, np.float32)])  # noqa: E731
+    with pytest.raises(InvalidArgument, match="dtype"):
+        exact_quantiles(mixed, 0.5)
+
+
+def test_quantile_passes_and_memory() -> None:
+    a = np.random.default_rng(3).standard_normal(200_000)
+    src = Source(a, [10_000])
+    got = exact_quantiles(src, [0.001, 0.5, 0.999], max_select=1000)
+    same(got, np.quantile(a, [0.001, 0.5, 0.999]))
+    assert src.passes <= 4
+    f16 = a.astype(np.float16)
+    src = Source(f16, [10_000])
+    same(exact_quantiles(src, 0.37, max_select=1), np.quantile(f16, 0.37))
+    assert src.passes == 1  # 16-bit keys: the first histogram is exact
+
+
+hist_values = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, 1.0, 2.5, -3.0, np.nan]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["f8", "f4", "i4", "i8", "u1", "?"]),
+    st.lists(hist_values, max_size=50),
+    st.one_of(st.integers(1, 20), st.sampled_from(["auto", "fd", "sturges", "sqrt", "rice"])),
+    st.one_of(st.none(), st.tuples(st.floats(-10, 10), st.floats(0, 100))),
+    st.lists(st.integers(1, 20), min_size=1, max_size=4),
+)
+def test_histogram_matches_numpy(
+    dtype: str, data: list[float], bins: Any, rng: Any, sizes: list[int]
+) -> None:
+    a = np.array(data, dtype=np.float64)
+    if dtype[0] != "f":
+        a = np.nan_to_num(a)
+    a = quiet(a.astype, dtype)
+    clean = a[~np.isnan(a)] if a.dtype.kind == "f" else a.astype(np.uint8 if dtype == "?" else a.dtype)
+    rng = None if rng is None else (rng[0], rng[0] + rng[1])
+    try:
+        want = quiet(np.histogram, clean, bins=bins, range=rng)
+    except ValueError:
+        with pytest.raises(InvalidArgument):
+            histogram(Source(a, sizes), bins=bins, range=rng, dtype=a.dtype)
+        return
+    counts, edges = histogram(Source(a, sizes), bins=bins, range=rng, dtype=a.dtype)
+    np.testing.assert_array_equal(counts, want[0])
+    np.testing.assert_array_equal(edges, want[1])
+    assert counts.dtype == np.int64 and edges.dtype == want[1].dtype
+
+
+def test_histogram_edges_nan_and_errors() -> None:
+    a = np.array([0.0, 1.0, 1.0, 2.0, 10.0, np.nan])
+    counts, edges = histogram(Source(a, [4]), bins=[0, 1, 5, 10])
+    want = np.histogram(a[:-1], bins=[0, 1, 5, 10])
+    np.testing.assert_array_equal(counts, want[0])
+    np.testing.assert_array_equal(edges, want[1])
+    with pytest.raises(InvalidArgument, match="not finite"):
+        histogram(Source(a, [4]), bins=3, skipna=False)
+    counts, _ = histogram(Source(a, [4]), bins=3, range=(0, 3), skipna=False)
+    np.testing.assert_array_equal(counts, np.histogram(a, bins=3, range=(0, 3))[0])
+    for bad in (0, "scott", [[1, 2]], [3, 1, 2], 2.5):
+        with pytest.raises(InvalidArgument):
+            histogram(Source(a, [4]), bins=bad)
+    with pytest.raises(InvalidArgument):
+        histogram(Source(a, [4]), range=(2, 1))
+    counts, edges = histogram(lambda: iter(()), bins=4)
+    np.testing.assert_array_equal(counts, [0, 0, 0, 0])
+    np.testing.assert_array_equal(edges, np.histogram(np.zeros(0), bins=4)[1])
