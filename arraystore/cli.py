@@ -613,5 +613,32 @@ def _print_cast(doc: dict[str, Any]) -> None:
     console.print(line)
 
 
+@main.command()
+@click.argument("store")
+@click.argument("name", required=False)
+@click.option("--repair", is_flag=True, help="Remove leftovers of interrupted writes only.")
+@json_option
+def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
+    """Check metadata, file sizes, that every chunk decodes, and checksums; exit 1 if corrupt."""
+    from . import open as open_store
+    from .ops.verify import verify as run_verify
+
+    s = open_store(store, mode="r+" if repair else "r")
+    report = run_verify(s, name, repair=repair)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        for f in report.findings:
+            tag = {"corrupt": "CORRUPT", "leftover": "leftover", "unchecked": "note"}[f.kind]
+            fixed = " (removed)" if f.repaired else ""
+            click.echo(f"{tag}: {f.name}: {f.message}{fixed}")
+        click.echo(
+            f"checked {len(report.checked)} array(s): "
+            + ("corruption found" if report.corrupt else "ok")
+        )
+    if report.corrupt:
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

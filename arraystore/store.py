@@ -243,36 +243,39 @@ class Store:
             raise InvalidArgument(
                 "the memmap backend stores raw bytes: --codec needs --backend zarr"
             )
-        tmp = self._temp_path(name)
-        tmp.mkdir()
-        try:
-            handle = get_backend(backend).create(tmp, meta)
-            if backend == "memmap":  # keep the store a valid zarr hierarchy
-                write_json(tmp / "zarr.json", _group_doc({"arraystore_backend": "memmap"}))
-            from .ops.create import fill_array
+        with self.lock(name):
+            if (path.exists() or path.is_symlink()) and not overwrite:
+                raise ArrayExists(f"array {name!r} already exists in {self.path}")
+            tmp = self._temp_path(name)
+            tmp.mkdir()
+            try:
+                handle = get_backend(backend).create(tmp, meta)
+                if backend == "memmap":  # keep the store a valid zarr hierarchy
+                    write_json(tmp / "zarr.json", _group_doc({"arraystore_backend": "memmap"}))
+                from .ops.create import fill_array
 
-            fill_array(
-                handle,
-                fill=fill,
-                seed=seed,
-                source=source,
-                data=data,
-                memory=memory,
-                executor=executor,
-                progress=progress,
-            )
-            flush = getattr(handle, "flush", None)
-            if flush is not None:
-                flush()
-            handle.close()
-            write_json(tmp / SIDECAR, meta.to_sidecar())  # metadata last
-            self._commit(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        finally:
-            if source is not None:
-                source.close()
+                fill_array(
+                    handle,
+                    fill=fill,
+                    seed=seed,
+                    source=source,
+                    data=data,
+                    memory=memory,
+                    executor=executor,
+                    progress=progress,
+                )
+                flush = getattr(handle, "flush", None)
+                if flush is not None:
+                    flush()
+                handle.close()
+                write_json(tmp / SIDECAR, meta.to_sidecar())  # metadata last
+                self._commit(tmp, path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            finally:
+                if source is not None:
+                    source.close()
         return self[name]
 
     def _commit(self, tmp: Path, path: Path) -> None:
@@ -294,18 +297,22 @@ class Store:
         if name not in self:
             raise ArrayNotFound(f"no array {name!r} in {self.path}")
         trash = self.path / f".{name}.rm-{uuid.uuid4().hex[:8]}"
-        os.replace(path, trash)
-        fsync_dir(self.path)
+        with self.lock(name):
+            os.replace(path, trash)
+            fsync_dir(self.path)
         _remove(trash)
 
     def rename(self, old: str, new: str, overwrite: bool = False) -> None:
         self._check_writable()
         src, dst = self._array_path(old), self._array_path(new)
+        if old == new and old in self:
+            return
         if old not in self:
             raise ArrayNotFound(f"no array {old!r} in {self.path}")
         if dst.exists() and not overwrite:
             raise ArrayExists(f"array {new!r} already exists in {self.path}")
-        self._commit_rename(src, dst)
+        with self.lock(old), self.lock(new):
+            self._commit_rename(src, dst)
 
     def _commit_rename(self, src: Path, dst: Path) -> None:
         if dst.exists():
@@ -318,6 +325,14 @@ class Store:
         """Rewrite an array's sidecar (attrs, history) atomically."""
         self._check_writable()
         write_json(self._array_path(name) / SIDECAR, meta.to_sidecar())
+
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """The writer lock of array ``name`` (fails fast when another process holds it)."""
+        from .backends._lock import writer_lock
+
+        self._check_writable()
+        check_name(name, "array name")
+        return writer_lock(self.path, name)
 
     def __repr__(self) -> str:
         return f"<arraystore.Store {str(self.path)!r} arrays={len(self)} mode={self.mode!r}>"

@@ -14,6 +14,7 @@ partial array, skips the chunks already written and merges their audits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -298,7 +299,24 @@ def _work_dir(store: Store, name: str) -> Path:
     return store.path / f".{name}.cast"
 
 
-def cast(
+def cast(store: Store, name: str, to: Any, **kwargs: Any) -> CastResult:
+    """Cast array ``name`` chunk by chunk, holding its writer lock (see the module doc).
+
+    Keyword arguments: ``out``, ``casting`` (value, clip, safe, same_kind, unsafe), ``rtol``,
+    ``nan_to``, ``errors``, ``fill``, ``allow_half``, ``allow_float_to_int``, ``dry_run``,
+    ``resume``, ``memory``, ``executor``, ``workers``, ``progress``.
+    """
+    if kwargs.get("dry_run"):
+        return _cast(store, name, to, **kwargs)
+    out = kwargs.get("out")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(store.lock(name))
+        if out is not None and out != name:
+            stack.enter_context(store.lock(out))
+        return _cast(store, name, to, **kwargs)
+
+
+def _cast(
     store: Store,
     name: str,
     to: Any,

@@ -1,0 +1,128 @@
+"""Check a store: metadata, file sizes, every chunk decodes, checksums; repair leftovers.
+
+``verify`` reads every chunk of every array (in bounded memory, one chunk at a time) and
+returns a list of findings. ``repair=True`` removes only leftovers of interrupted writes:
+hidden ``.NAME.tmp-*`` / ``.NAME.old-*`` / ``.NAME.rm-*`` folders, unfinished
+``.NAME.cast`` folders whose writer is gone and stale lock files; it never touches an
+array that the store lists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..backends._lock import holder
+from ..core.errors import ArrayStoreError
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp-\d+-[0-9a-f]+|old-[0-9a-f]+|rm-[0-9a-f]+|cast)$")
+LOCK = re.compile(r"^\.(?P<name>.+)\.lock$")
+
+
+@dataclass
+class Finding:
+    """One problem: ``kind`` is "corrupt", "leftover" or "unchecked"."""
+
+    kind: str
+    name: str
+    message: str
+    repaired: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "message": self.message,
+            "repaired": self.repaired,
+        }
+
+
+@dataclass
+class VerifyReport:
+    checked: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def corrupt(self) -> bool:
+        return any(f.kind == "corrupt" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "corrupt": self.corrupt,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def verify_array(store: Store, name: str, report: VerifyReport) -> None:
+    try:
+        handle = store.open_handle(name, "r")
+        report.checked.append(name)
+        for region in handle.chunk_regions():
+            if handle.meta.dtype.names is not None and handle.columnar:
+                for fname in handle.meta.dtype.names:
+                    handle.read(region, fname)
+            else:
+                handle.read(region)
+        handle.close()
+    except ArrayStoreError as exc:
+        report.findings.append(Finding("corrupt", name, str(exc)))
+        return
+    except (OSError, ValueError) as exc:  # anything a decoder raises
+        report.findings.append(Finding("corrupt", name, f"{type(exc).__name__}: {exc}"))
+        return
+    meta = handle.meta
+    if not meta.checksum:
+        report.findings.append(
+            Finding(
+                "unchecked",
+                name,
+                "no checksums stored: bit flips inside chunks cannot be detected "
+                "(create with --checksum)",
+            )
+        )
+
+
+def verify(store: Store, name: str | None = None, repair: bool = False) -> VerifyReport:
+    report = VerifyReport()
+    names = [name] if name is not None else store.names()
+    for n in names:
+        verify_array(store, n, report)
+    if name is None:
+        _leftovers(store, report, repair)
+    return report
+
+
+def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
+    for entry in sorted(os.listdir(store.path)):
+        path = store.path / entry
+        m = LEFTOVER.match(entry)
+        if m and path.is_dir() and not path.is_symlink():
+            owner = m.group("name")
+            busy = holder(store.path / f".{owner}.lock")
+            if busy is not None:
+                continue  # a live writer is working on it
+            msg = f"leftover of an interrupted write of {owner!r}: {entry}"
+            if entry.endswith(".cast"):
+                msg += " (an interrupted cast: 'cast --resume' can finish it)"
+            done = False
+            if repair:
+                shutil.rmtree(path, ignore_errors=True)
+                done = True
+            report.findings.append(Finding("leftover", owner, msg, done))
+            continue
+        m = LOCK.match(entry)
+        if m and holder(path) is None:
+            done = False
+            if repair:
+                path.unlink(missing_ok=True)
+                done = True
+            report.findings.append(
+                Finding("leftover", m.group("name"), f"stale lock {entry}", done)
+            )
