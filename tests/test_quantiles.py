@@ -187,7 +187,9 @@ def test_histogram_matches_numpy(
     if dtype[0] != "f":
         a = np.nan_to_num(a)
     a = quiet(a.astype, dtype)
-    clean = a[~np.isnan(a)] if a.dtype.kind == "f" else a.astype(np.uint8 if dtype == "?" else a.dtype)
+    clean = (
+        a[~np.isnan(a)] if a.dtype.kind == "f" else a.astype(np.uint8 if dtype == "?" else a.dtype)
+    )
     rng = None if rng is None else (rng[0], rng[0] + rng[1])
     try:
         want = quiet(np.histogram, clean, bins=bins, range=rng)

@@ -41,9 +41,16 @@ Blocks of a *subarray* field have extra trailing dims after ``len(shape)``; they
 never reduced and are appended to the output shape. Signed zeros compare equal, so
 ``min`` may return ``0.0`` where numpy returns ``-0.0`` (and vice versa).
 
-Performance: :func:`partial` cuts its block into ~1 MiB leaves (``kernels_leaf.LEAF_BYTES``) and
-runs every pass (sum, min, max, centred M2...) on a leaf while it is in the L2 cache;
-rows of narrow arrays are regrouped so numpy's inner loops are ~1024 elements long.
+Performance (the hot path): a C-contiguous block is viewed as 2-d, ``(R, K)`` when the
+reduced axes lead (``axis=None``, per-column stats) or ``(K, R)`` when they trail. For
+count/sum/mean/var/std/min/max it then takes :mod:`kernels_fast`: the block is cut into
+~1 MiB leaves (``kernels_leaf.LEAF_BYTES``), every pass (sum, min, max, centred M2) runs
+on a leaf while it sits in the L2 cache, narrow rows are regrouped so numpy's inner
+loops are ~1024 long, and all leaves are merged at once, vectorised. Other ops (and
+float blocks holding NaN/inf, 64-bit int sums that may overflow) take the generic tiled
+path (one state per ~1 MiB tile); other layouts (strided blocks, interleaved reduced
+axes) the N-d leaf path. No BLAS calls (they would start their own threads next to the
+executor's). Temporaries: ~2 leaves per thread, reused.
 """
 
 from __future__ import annotations
@@ -292,13 +299,71 @@ def _block_partial(geom: Geometry, block: np.ndarray, starts: tuple[int, ...]) -
     spec, trailing = geom.spec, geom.trailing
     lshape = block.shape[:nd]
     block_box = tuple((starts[a], starts[a] + lshape[a]) for a in geom.kept)
+    out_shape = _shape(block_box, trailing)
     if block.size == 0:
-        return Partial(geom, block_box, identity(spec, _shape(block_box, trailing)))
-    fast = _fast(geom, block)
-    if fast is not None:
-        return Partial(
-            geom, block_box, {k: v.reshape(_shape(block_box, trailing)) for k, v in fast.items()}
-        )
+        return Partial(geom, block_box, identity(spec, out_shape))
+    X, ax = _as_2d(geom, block)
+    if X is not None:
+        st = rows_state(X, spec) if ax == 0 else cols_state(X, spec)
+        if st is None:
+            st = _tiled(geom, X, ax, lshape, starts)
+        return Partial(geom, block_box, {k: v.reshape(out_shape) for k, v in st.items()})
+    return _leafwise(geom, block, starts, block_box)
+
+
+def _as_2d(geom: Geometry, block: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """A C-contiguous block as ``X (R, K)`` (reduced axes first, ``ax=0``) or ``(K, R)``."""
+    if not block.flags.c_contiguous:
+        return None, 0
+    nd, m = len(geom.shape), len(geom.red)
+    r = math.prod(block.shape[a] for a in geom.red)
+    if geom.red == tuple(range(m)):
+        return block.reshape(r, block.size // r), 0
+    if geom.red == tuple(range(nd - m, nd)) and not geom.trailing:
+        return block.reshape(block.size // r, r), 1
+    return None, 0
+
+
+def _tiled(
+    geom: Geometry, X: np.ndarray, ax: int, lshape: tuple[int, ...], starts: tuple[int, ...]
+) -> State:
+    """Generic path on a 2-d block: ~LEAF_BYTES tiles, strip by strip of output cells."""
+    spec, item = geom.spec, X.dtype.itemsize
+    R, K = X.shape[ax], X.shape[1 - ax]
+    leaf = _kl.LEAF_BYTES
+    C = X.shape[1]  # the contiguous dimension: whole if a tile still gets >= 16 lines
+    c_take = C if C * item * 16 <= leaf else max(1, leaf // (16 * item))
+    o_take = max(1, leaf // (c_take * item))
+    w, g = (c_take, o_take) if ax == 0 else (o_take, c_take)  # output cells, reduced extent
+    out: State = {}
+    for j in range(0, K, w):
+        pending: list[State] = []
+        for i in range(0, R, g):
+            tile = X[i : i + g, j : j + w] if ax == 0 else X[j : j + w, i : i + g]
+            st = leaf_state(tile, ax, spec)
+            for key in ("amin_i", "amax_i"):
+                if key in st:
+                    st[key] = _global_index(geom, st[key] + i, lshape, starts)
+            pending.append(st)
+            if len(pending) >= 32:
+                pending[:] = [combine(spec, pending)]
+        st = combine(spec, pending)
+        for key, v in st.items():
+            if key not in out:
+                out[key] = np.empty(K, v.dtype)
+            elif v.dtype == object and out[key].dtype != object:
+                out[key] = out[key].astype(object)
+            out[key][j : j + w] = v
+    return out
+
+
+def _leafwise(
+    geom: Geometry, block: np.ndarray, starts: tuple[int, ...], block_box: Box
+) -> Partial:
+    """Generic path for any layout: N-d leaves of ~LEAF_BYTES, merged by output box."""
+    nd = len(geom.shape)
+    spec, trailing = geom.spec, geom.trailing
+    lshape = block.shape[:nd]
     unit = block.dtype.itemsize * math.prod(trailing)
     dense: State | None = None
     first: tuple[Box, State] | None = None
@@ -334,20 +399,6 @@ def _block_partial(geom: Geometry, block: np.ndarray, starts: tuple[int, ...]) -
         return Partial(geom, block_box, dense)
     assert first is not None
     return Partial(geom, first[0], first[1])
-
-
-def _fast(geom: Geometry, block: np.ndarray) -> State | None:
-    """Whole-block fast paths (see :mod:`kernels_fast`) for C-contiguous blocks."""
-    if not block.flags.c_contiguous or geom.spec.kind != "f":
-        return None
-    nd, m = len(geom.shape), len(geom.red)
-    r = math.prod(block.shape[a] for a in geom.red)
-    K = block.size // r
-    if geom.red == tuple(range(m)):
-        return rows_state(block.reshape(r, K), geom.spec)
-    if geom.red == tuple(range(nd - m, nd)) and not geom.trailing:
-        return cols_state(block.reshape(K, r), geom.spec)
-    return None
 
 
 def merge(a: Partial, b: Partial) -> Partial:

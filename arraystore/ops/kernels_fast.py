@@ -4,9 +4,10 @@ The generic path (:mod:`kernels_leaf` + :mod:`kernels_merge`) builds and merges 
 state dict per ~1 MiB leaf; its Python overhead per leaf is a sizeable part of the time.
 These loops do the same in-cache passes (sum, min, max, centred M2 of one leaf while it
 is hot) but write per-leaf results into preallocated arrays and merge all leaves of a
-block at once, vectorised. They cover float data, ops among :data:`FAST_OPS`, no
-NaN/inf in the block (checked via the sums; otherwise they return ``None`` and the
-generic path takes over), and two layouts of a C-contiguous block viewed as 2-d:
+block at once, vectorised. They cover bool/int/float data, ops among :data:`FAST_OPS`,
+no NaN/inf in a float block (checked via the sums) and 64-bit integer sums that provably
+fit in 64 bits (otherwise they return ``None`` and the generic path takes over, with
+NaN counting and exact Python-int sums), and two layouts of a C-contiguous block:
 
 * :func:`rows_state` -- ``X (R, K)`` reduced along axis 0 (``axis=None``, or leading
   axes, e.g. per-column stats of a table);
@@ -27,13 +28,29 @@ _MAX_ROW = 4096
 
 
 def _applies(spec: Spec) -> bool:
-    return spec.kind == "f" and spec.ops <= FAST_OPS
+    return spec.kind in "fbiu" and spec.ops <= FAST_OPS
+
+
+def _int_sums_fit(X: np.ndarray, spec: Spec, r: int, lo: object, hi: object) -> bool:
+    """Can int64/uint64 partial sums of up to ``r`` values of X not overflow?"""
+    if spec.kind not in "iu" or X.dtype.itemsize < 8:
+        return True  # |x| < 2**32 and r < 2**31
+    if lo is None or hi is None:
+        lo, hi = X.min(), X.max()
+    bound = max(abs(int(lo)), abs(int(hi))) * r  # type: ignore[call-overload]
+    return bound < (1 << 63 if spec.kind == "i" else 1 << 64)
 
 
 def rows_state(X: np.ndarray, spec: Spec) -> State | None:
     """State of ``X (R, K)`` reduced along axis 0, or ``None`` if not applicable."""
     if not _applies(spec) or not X.flags.c_contiguous:
         return None
+    if spec.kind == "f":
+        from arraystore.ops import kernels_numba
+
+        fused = kernels_numba.rows_state(X, spec.ops)
+        if fused is not None:
+            return fused
     R, K = X.shape
     flat = K == 1
     k = 1
@@ -46,15 +63,16 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
     L = R // g
     if L < 2:
         return None
+    is_int = spec.kind != "f"
     need_s = spec.need_sum or spec.track_nan
     m2 = spec.need_m2
     lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
     shape = (L,) if flat else (L, W)
-    S = np.empty(shape) if need_s else None
+    S = np.empty(shape, spec.sum_dtype) if need_s else None
     Q = np.empty(shape) if m2 else None
     MN = np.empty(shape, X.dtype) if "min" in spec.ops else None
     MX = np.empty(shape, X.dtype) if "max" in spec.ops else None
-    conv = X.dtype != np.float64
+    conv = X.dtype != np.float64 and (m2 or not is_int)
     T = np.empty((k, K))
     vshape = (g,) if flat else (g // k, W)
     D = buffer(vshape, np.dtype(np.float64), "d")
@@ -77,7 +95,12 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
                 hi_op.reduce(v, axis=0, out=MX[i])
         if S is None:
             continue
-        if flat:
+        if is_int:
+            if flat:
+                S[i] = np.add.reduce(v, dtype=S.dtype)
+            else:
+                np.add.reduce(v, axis=0, dtype=S.dtype, out=S[i])
+        elif flat:
             S[i] = np.add.reduce(xf)
         else:
             np.einsum("ij->j", xf, out=S[i])
@@ -90,8 +113,12 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
                 T[1:] = T[0]
                 np.subtract(xf, T.reshape(W), out=D)
                 np.einsum("ij,ij->j", D, D, out=Q[i])
-    if S is not None and not np.isfinite(S).all():
+    if S is not None and not is_int and not np.isfinite(S).all():
         return None  # NaN or inf somewhere: the generic path counts and handles them
+    if S is not None and not _int_sums_fit(
+        X, spec, L * g, None if MN is None else MN.min(), None if MX is None else MX.max()
+    ):
+        return None  # exact sums need the generic path's Python ints
     st: State = {"size": np.full(K, L * g, np.int64)}
     st["n"] = st["size"].copy()
     st["nan"] = np.zeros(K, np.int64)
@@ -121,16 +148,17 @@ def cols_state(X: np.ndarray, spec: Spec) -> State | None:
     if r * X.dtype.itemsize > _kl.LEAF_BYTES // 4 or r == 0 or K == 0:
         return None
     g = max(1, _kl.LEAF_BYTES // (r * X.dtype.itemsize))
+    is_int = spec.kind != "f"
     need_s = spec.need_sum or spec.track_nan
     lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
     st: State = {"size": np.full(K, r, np.int64)}
     st["n"] = st["size"].copy()
     st["nan"] = np.zeros(K, np.int64)
-    S = np.empty(K) if need_s else None
+    S = np.empty(K, spec.sum_dtype) if need_s else None
     Q = np.empty(K) if spec.need_m2 else None
     MN = np.empty(K, X.dtype) if "min" in spec.ops else None
     MX = np.empty(K, X.dtype) if "max" in spec.ops else None
-    conv = X.dtype != np.float64
+    conv = X.dtype != np.float64 and (spec.need_m2 or not is_int)
     for i in range(0, K, g):
         v = X[i : i + g]
         xf = v
@@ -144,12 +172,18 @@ def cols_state(X: np.ndarray, spec: Spec) -> State | None:
         if S is None:
             continue
         s = S[i : i + g]
-        np.einsum("ij->i", xf, out=s)
+        if is_int:
+            np.add.reduce(v, axis=1, dtype=S.dtype, out=s)
+        else:
+            np.einsum("ij->i", xf, out=s)
         if Q is not None:
             d = np.subtract(xf, (s / r)[:, None], out=buffer(v.shape, np.dtype(np.float64), "d"))
             np.einsum("ij,ij->i", d, d, out=Q[i : i + g])
     if S is not None:
-        if not np.isfinite(S).all():
+        if not is_int and not np.isfinite(S).all():
+            return None
+        lo = None if MN is None else MN.min()
+        if not _int_sums_fit(X, spec, r, lo, None if MX is None else MX.max()):
             return None
         if spec.need_sum:
             st["sum"] = S
