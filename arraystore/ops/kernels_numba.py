@@ -39,7 +39,7 @@ def _load() -> Any:
         return None
 
     @numba.njit(nogil=True, cache=True, fastmath=False)
-    def fused(X, g, s_out, m2_out, mn_out, mx_out):  # type: ignore[no-untyped-def]
+    def fused(X, g, s_out, m2_out, mn_out, mx_out):
         R, K = X.shape
         gs = np.empty(K)
         gm = np.empty(K)
