@@ -961,6 +961,14 @@ def cast_block(
         if strings and _is_numeric(dst):
             part, parse_bad = _cast_strings(xf, yf, policy, rtol, nan_to, errors, fill)
         elif _is_numeric(src) and _is_numeric(dst):
+            from .casting_fast import float_narrow
+
+            fast = float_narrow(xf, yf, policy, rtol)
+            if fast is not None:
+                report = _fast_report(x, xf, dst, policy, rtol, fast, region, shape)
+                if raise_on_violation and report.violations:
+                    raise CastError(report.error_message(name))
+                return (out if out is not None and direct else yf.reshape(x.shape)), report
             part = _convert(xf, yf, policy, rtol, nan_to)
         else:  # unsafe/same_kind/safe into strings etc.: numpy's cast, nothing to audit
             np.copyto(yf, xf, casting="unsafe")
@@ -973,6 +981,35 @@ def cast_block(
             np.copyto(out, yf.reshape(x.shape))
         return out, report
     return yf.reshape(x.shape), report
+
+
+def _fast_report(
+    x: np.ndarray,
+    xf: np.ndarray,
+    dst: np.dtype,
+    policy: str,
+    rtol: float,
+    fast: dict[str, Any],
+    region: Any,
+    shape: Any,
+) -> CastReport:
+    """The report of the fused float narrowing kernel (same fields as _make_report)."""
+    report = CastReport(_dtname(x.dtype), _dtname(dst), policy, rtol, count=int(x.size))
+    report.out_of_range = fast["oor"]
+    report.nonfinite = fast["nonfinite"]
+    report.rounded = fast["rounded"]
+    report.beyond_rtol = fast["beyond"]
+    report.clipped = fast["oor"] if policy == "clip" else 0
+    report.violations = fast["oor"] + fast["beyond"] if policy == "value" else 0
+    report.max_abs_err = fast["max_abs"]
+    report.max_rel_err = fast["max_rel"]
+    local = fast["first"]
+    if local.size:
+        texts: list[str | None] = [_fmt(xf[i]) for i in local]
+        report._set_bad(_global_indices(local, x.shape, region, shape), texts)
+    elif region is not None or shape is not None:
+        _global_indices(np.zeros(0, np.intp), x.shape, region, shape)
+    return report
 
 
 def _make_report(

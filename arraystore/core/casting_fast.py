@@ -1,0 +1,110 @@
+"""Optional fused cast-and-audit kernel (numba) for float64 -> float32.
+
+One pass over the block converts every value and gathers the whole audit: non-finite
+inputs, overflows to inf (out of range), rounded values, values beyond ``rtol``, max
+absolute and relative error and the first offending indices — the same numbers the
+numpy path of :func:`arraystore.core.casting.cast_block` computes with several full-size
+temporaries. Used only when numba is installed; the numpy path is the reference and the
+fallback (tests compare the two).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+MAX_FIRST = 10
+_kernel: Any = None
+_tried = False
+
+
+def _load() -> Any:
+    global _kernel, _tried
+    if _tried:
+        return _kernel
+    _tried = True
+    if os.environ.get("ARRAYSTORE_NO_NUMBA"):
+        return None
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(nogil=True, cache=True)
+    def f8_to_f4(x, y, rtol, clip, fmax, first, counts, errs):
+        # counts: [nonfinite, oor, rounded, beyond, n_first]; errs: [max_abs, max_rel]
+        nonfinite = 0
+        oor = 0
+        rounded = 0
+        beyond = 0
+        nf = 0
+        max_abs = 0.0
+        max_rel = 0.0
+        for i in range(x.shape[0]):
+            v = x[i]
+            w = np.float32(v)
+            mark = False
+            if not np.isfinite(v):
+                nonfinite += 1
+            elif not np.isfinite(w):
+                oor += 1
+                mark = True
+                if clip:
+                    w = np.float32(fmax) if v > 0 else np.float32(-fmax)
+            else:
+                d = abs(np.float64(w) - v)
+                if d != 0.0:
+                    rounded += 1
+                    r = d / abs(v)
+                    if d > max_abs:
+                        max_abs = d
+                    if r > max_rel:
+                        max_rel = r
+                    if rtol == 0.0 or r > rtol:
+                        beyond += 1
+                        mark = True
+            y[i] = w
+            if mark and nf < first.shape[0]:
+                first[nf] = i
+                nf += 1
+        counts[0] = nonfinite
+        counts[1] = oor
+        counts[2] = rounded
+        counts[3] = beyond
+        counts[4] = nf
+        errs[0] = max_abs
+        errs[1] = max_rel
+
+    _kernel = f8_to_f4
+    return _kernel
+
+
+def float_narrow(xf: np.ndarray, yf: np.ndarray, policy: str, rtol: float) -> dict[str, Any] | None:
+    """Cast 1-d float64 ``xf`` into float32 ``yf`` with the audit, or None (not handled)."""
+    if (
+        xf.dtype != np.float64
+        or yf.dtype != np.float32
+        or policy not in ("value", "clip", "unsafe", "same_kind")
+    ):
+        return None
+    if not (xf.flags.c_contiguous and yf.flags.c_contiguous):
+        return None
+    kernel = _load()
+    if kernel is None:
+        return None
+    first = np.empty(MAX_FIRST, np.int64)
+    counts = np.zeros(5, np.int64)
+    errs = np.zeros(2)
+    fmax = float(np.finfo(np.float32).max)
+    kernel(xf, yf, float(rtol), policy == "clip", fmax, first, counts, errs)
+    return {
+        "nonfinite": int(counts[0]),
+        "oor": int(counts[1]),
+        "rounded": int(counts[2]),
+        "beyond": int(counts[3]),
+        "first": first[: int(counts[4])],
+        "max_abs": float(errs[0]),
+        "max_rel": float(errs[1]),
+    }
