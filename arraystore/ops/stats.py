@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 STATS = ("count", "nan_count", "sum", "mean", "std", "min", "max")
 ALL_OPS = (*STATS, "var", "argmin", "argmax", "any", "all", "count_nonzero")
 #: kernel temporaries per task beyond the block (cache-blocked kernels need little)
-KERNEL_OVERHEAD = 16 * 2**20
+KERNEL_OVERHEAD = 4 * 2**20
+#: tasks a budget is split into for memmap row blocks (independent of the worker count,
+#: so the tiling -- and float results -- are the same for every executor)
+TASKS_PER_BUDGET = 4
 #: largest memmap row block read per task
 MAX_BLOCK = 128 * 2**20
 
@@ -147,8 +150,8 @@ def task_regions(handle: Handle, budget: int, workers: int) -> list[Region]:
     meta = handle.meta
     if meta.backend != "memmap":
         return list(handle.chunk_regions())
-    per_task = max(1, (budget - KERNEL_OVERHEAD * workers * 2) // (workers * 2))
-    target = max(2**20, min(MAX_BLOCK, per_task))
+    per_task = max(1, budget // TASKS_PER_BUDGET - KERNEL_OVERHEAD)
+    target = max(min(2**20, budget // TASKS_PER_BUDGET), min(MAX_BLOCK, per_task))
     chunks = auto_chunks(meta.shape, meta.dtype.itemsize, target)
     return list(iter_chunk_regions(meta.shape, chunks))
 
@@ -278,6 +281,16 @@ def _iter_blocks(handle: Handle, name: str | None, budget: int) -> Iterator[np.n
         yield blocks[name]
 
 
+def _check_pass_budget(arr: Array, name: str | None, budget: int) -> None:
+    """Refuse a multi-pass op before reading when one block cannot fit the budget."""
+    from ..engine.memory import max_in_flight
+
+    regions = task_regions(arr.handle, budget, 1)
+    if regions:
+        block = max(_task_bytes(arr.handle, r, [name]) for r in regions) - KERNEL_OVERHEAD
+        max_in_flight(budget, block, 1)
+
+
 def field_blocks(arr: Array, name: str | None, budget: int) -> Callable[[], Iterator[np.ndarray]]:
     handle = arr.handle
     return lambda: _iter_blocks(handle, name, budget)
@@ -294,7 +307,9 @@ def quantile(
     """Exact quantiles (numpy's ``method="linear"``) per field, in bounded memory."""
     if axis is not None:
         raise InvalidArgument("quantiles are computed over the whole array (axis=None) only")
-    qs = np.asarray(q, dtype=np.float64)
+    qs = np.asarray(q)
+    if qs.dtype.kind not in "iuf":
+        raise InvalidArgument(f"quantiles must be numbers in [0, 1], got {q!r}")
     if qs.size == 0 or np.any(~np.isfinite(qs)) or np.any((qs < 0) | (qs > 1)):
         raise InvalidArgument(f"quantiles must be in [0, 1], got {q!r}")
     budget = _budget(memory)
@@ -303,8 +318,9 @@ def quantile(
     for name, f in select_fields(arr, fields):
         if f.dtype.kind == "c":
             raise InvalidArgument(f"quantiles are not defined for complex field {f.name!r}")
+        _check_pass_budget(arr, name, budget)
         res = exact_quantiles(
-            field_blocks(arr, name, budget), qs, skipna=skipna, max_select=max_select
+            field_blocks(arr, name, budget), q, skipna=skipna, max_select=max_select
         )
         out[f.name] = res
     _buffers.release()
@@ -324,7 +340,10 @@ def hist(
     for name, f in select_fields(arr, fields):
         if f.dtype.kind == "c":
             raise InvalidArgument(f"histograms are not defined for complex field {f.name!r}")
-        out[f.name] = histogram(field_blocks(arr, name, budget), bins=bins, range=range)
+        _check_pass_budget(arr, name, budget)
+        out[f.name] = histogram(
+            field_blocks(arr, name, budget), bins=bins, range=range, dtype=f.dtype
+        )
     _buffers.release()
     return out
 
