@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .backends import get_backend
-from .backends._io import fsync_dir, read_json, write_json
+from .backends._io import exchange, fsync_dir, read_json, write_json
 from .backends.base import Handle
 from .core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
 from .core.dtypes import check_name, parse_dtype
@@ -246,6 +246,8 @@ class Store:
         with self.lock(name):
             if (path.exists() or path.is_symlink()) and not overwrite:
                 raise ArrayExists(f"array {name!r} already exists in {self.path}")
+            for stale in self.path.glob(f".{name}.tmp-*"):  # from writers that died
+                _remove(stale)
             tmp = self._temp_path(name)
             tmp.mkdir()
             try:
@@ -282,6 +284,11 @@ class Store:
         """Move a finished temp array into place; an old array is removed after the swap."""
         old = None
         if path.exists() or path.is_symlink():
+            if exchange(tmp, path):  # atomic swap: the name is never missing
+                fsync_dir(self.path)
+                fsync_dir(tmp.parent)
+                _remove(tmp)  # now holds the old array
+                return
             old = self.path / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(path, old)
         os.replace(tmp, path)

@@ -46,3 +46,49 @@ def read_json(path: Path, what: str | None = None) -> object:
     except IsADirectoryError:
         raise MetadataError(f"metadata {what} is a directory") from None
     return _meta.loads(data, what)
+
+
+_RENAME_EXCHANGE = 2
+_renameat2: object | None = None
+
+
+def _libc_renameat2() -> object | None:
+    global _renameat2
+    if _renameat2 is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            fn = libc.renameat2
+            fn.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
+            fn.restype = ctypes.c_int
+            _renameat2 = fn
+        except (OSError, AttributeError):
+            _renameat2 = False
+    return _renameat2 or None
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported.
+
+    With it, replacing an array never has a moment where its name is missing.
+    """
+    fn = _libc_renameat2()
+    if fn is None:
+        return False
+    import ctypes
+
+    AT_FDCWD = -100
+    rc = fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)  # type: ignore[operator]
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: file system cannot do it
+            return False
+        raise OSError(err, os.strerror(err), str(a))
+    return True

@@ -114,6 +114,11 @@ class MemmapHandle(Handle):
             self._fd = os.open(self.file, os.O_RDWR if self.writable else os.O_RDONLY)
         return self._fd
 
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_fd"] = None  # file descriptors do not travel to other processes
+        return state
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -127,6 +127,11 @@ def _dims(ndim: int, prefix: str = "", extra: int = 0) -> list[str]:
     return names + [f"{prefix}dim_{i}" for i in range(extra)]
 
 
+def _ix(region: Region) -> Any:
+    """An index that keeps 0-d results as arrays (``block[()]`` would give a scalar)."""
+    return (*region, Ellipsis)
+
+
 class ZarrHandle(Handle):
     def __init__(self, path: Path, meta: ArrayMeta, writable: bool) -> None:
         self.path = path
@@ -135,6 +140,12 @@ class ZarrHandle(Handle):
         self.columnar = meta.dtype.names is not None
         self._arrays: dict[str | None, Any] = {}
         self._cio: dict[str | None, ChunkIO | None] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_arrays"] = {}  # reopened lazily where the handle lands
+        state["_cio"] = {}
+        return state
 
     def array(self, field: str | None) -> Any:
         """The zarr-python array holding the data (of one field)."""
@@ -212,12 +223,12 @@ class ZarrHandle(Handle):
             if inter is None:
                 continue
             full_idx = idx + (0,) * ntrail
-            dst = out[(*relative(inter, region), Ellipsis)]
+            dst = out[_ix(relative(inter, region))]
             if inter == creg == region and dst.flags.c_contiguous:
                 cio.read_chunk(full_idx, dst)
                 continue
             buf = cio.read_chunk(full_idx)
-            dst[...] = buf[(*relative(inter, creg), Ellipsis)]
+            dst[...] = buf[_ix(relative(inter, creg))]
 
     def _fast_write(self, cio: ChunkIO, region: Region, block: np.ndarray) -> None:
         """Write whole chunks directly; partly covered chunks are read, patched, rewritten."""
@@ -229,12 +240,12 @@ class ZarrHandle(Handle):
             if inter is None:
                 continue
             full_idx = idx + (0,) * ntrail
-            part = block[(*relative(inter, region), Ellipsis)]
+            part = block[_ix(relative(inter, region))]
             if inter == creg:
                 cio.write_chunk(full_idx, part if part.flags.c_contiguous else part.copy())
                 continue
             buf = cio.read_chunk(full_idx)
-            buf[(*relative(inter, creg), Ellipsis)] = part
+            buf[_ix(relative(inter, creg))] = part
             cio.write_chunk(full_idx, buf)
 
     def stored_bytes(self) -> int:

@@ -968,7 +968,11 @@ def cast_block(
                 report = _fast_report(x, xf, dst, policy, rtol, fast, region, shape)
                 if raise_on_violation and report.violations:
                     raise CastError(report.error_message(name))
-                return (out if out is not None and direct else yf.reshape(x.shape)), report
+                if out is not None:
+                    if not direct:  # a strided out (a field of records): copy into it
+                        np.copyto(out, yf.reshape(x.shape))
+                    return out, report
+                return yf.reshape(x.shape), report
             part = _convert(xf, yf, policy, rtol, nan_to)
         else:  # unsafe/same_kind/safe into strings etc.: numpy's cast, nothing to audit
             np.copyto(yf, xf, casting="unsafe")

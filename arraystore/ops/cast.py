@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from ..store import Store
 
 JOURNAL = "journal.jsonl"
+#: per-task memory beyond the source and output blocks (audit scalars, numba scratch)
+TASK_OVERHEAD = 2**20
 
 
 @dataclass
@@ -291,8 +293,11 @@ def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
     meta = src.meta
     if meta.backend != "memmap":
         return meta.chunks
-    per_task = max(1, budget // (workers * 2 * 3))  # source + output + slack per task
-    return auto_chunks(meta.shape, meta.dtype.itemsize, max(2**20, min(64 * 2**20, per_task)))
+    from .stats import TASKS_PER_BUDGET
+
+    per_task = max(1, budget // (TASKS_PER_BUDGET * 3) - TASK_OVERHEAD)  # source + output
+    target = max(min(2**20, budget // (TASKS_PER_BUDGET * 3)), min(64 * 2**20, per_task))
+    return auto_chunks(meta.shape, meta.dtype.itemsize, target)
 
 
 def _work_dir(store: Store, name: str) -> Path:
@@ -311,6 +316,10 @@ def cast(store: Store, name: str, to: Any, **kwargs: Any) -> CastResult:
     out = kwargs.get("out")
     with contextlib.ExitStack() as stack:
         stack.enter_context(store.lock(name))
+        journal = _work_dir(store, name) / JOURNAL
+        if kwargs.get("resume") and out is None and journal.exists():
+            with contextlib.suppress(ArrayStoreError, OSError):
+                out = _read_journal(journal)[0].get("out")
         if out is not None and out != name:
             stack.enter_context(store.lock(out))
         return _cast(store, name, to, **kwargs)
@@ -352,10 +361,18 @@ def _cast(
         if out in store and out != name:
             raise ArrayExists(f"array {out!r} already exists in {store.path}; choose another --out")
     budget = _budget(memory)
-    src = store.open_handle(name, "r")
-    meta = src.meta
+    to = _plain_target(to)
     work = _work_dir(store, name)
     journal_path = work / JOURNAL
+    if not dry_run:  # we hold the writer lock: half-built work dirs are from dead writers
+        for stale in store.path.glob(f".{name}.cast.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    if not dry_run and work.exists() and _recover(store, name, work) and resume:
+        raise InvalidArgument(
+            f"nothing to resume: the interrupted cast of {name!r} had already completed"
+        )
+    src = store.open_handle(name, "r")
+    meta = src.meta
     if resume and not dry_run:
         if not journal_path.exists():
             raise InvalidArgument(f"nothing to resume: no interrupted cast of {name!r}")
@@ -386,7 +403,9 @@ def _cast(
         src_fields = {n: dt for n, dt, _ in _fields_of(src)}
         if autos:
             summ_tasks = tuple(
-                Task(i, _summary_task, (src, r, autos, rtol, allow_half), per_region + 2**24)
+                Task(
+                    i, _summary_task, (src, r, autos, rtol, allow_half), per_region + TASK_OVERHEAD
+                )
                 for i, r in enumerate(regions)
             )
             summaries = (
@@ -446,9 +465,14 @@ def _cast(
                 done_reports = _merge_done(done)
                 result.resumed_chunks = len(skip)
             else:
-                work.mkdir()
+                _validate(src_fields, spec)
+                Plan(
+                    tuple(Task(0, _noop, (), 3 * per_region + TASK_OVERHEAD) for _ in [0]), "cast"
+                ).check(budget, ex.workers)
+                building = store.path / f".{name}.cast.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+                building.mkdir()
                 _write_header(
-                    journal_path,
+                    building / JOURNAL,
                     dict(
                         to=to if not isinstance(to, Mapping) else dict(to),
                         out=out,
@@ -463,20 +487,25 @@ def _cast(
                         targets={str(k): dtype_to_spec(v) for k, v in targets.items()},
                     ),
                 )
-                (work / "data").mkdir()
-                dst = get_backend(meta.backend).create(work / "data", out_meta)
+                (building / "data").mkdir()
+                get_backend(meta.backend).create(building / "data", out_meta).close()
                 if meta.backend == "memmap":
                     from ..store import _group_doc
 
                     write_json(
-                        work / "data" / "zarr.json", _group_doc({"arraystore_backend": "memmap"})
+                        building / "data" / "zarr.json",
+                        _group_doc({"arraystore_backend": "memmap"}),
                     )
+                os.replace(building, work)  # the work dir appears complete or not at all
+                dst = get_backend(meta.backend).open(
+                    work / "data", _sidecar_for_open(out_meta), "r+"
+                )
         tasks = tuple(
             Task(
                 i,
                 _cast_task,
                 (src, dst, r, spec, None if dry_run else journal_path, i),
-                3 * per_region + 2**24,
+                3 * per_region + TASK_OVERHEAD,
             )
             for i, r in enumerate(regions)
             if i not in skip
@@ -494,9 +523,11 @@ def _cast(
                 if tasks
                 else done_reports
             )
-        except BaseException:
+        except BaseException as exc:
             if dst is not None:
                 dst.close()
+            if isinstance(exc, ArrayStoreError) and not dry_run:
+                shutil.rmtree(work, ignore_errors=True)  # not resumable: start clean
             raise
     _buffers.release()
     if merged:
@@ -536,6 +567,70 @@ def _cast(
     store._commit(work / "data", target)
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _noop() -> None:
+    return None
+
+
+def _plain_target(to: Any) -> Any:
+    """numpy dtypes/types in a target become their string form (JSON-able journal)."""
+    if isinstance(to, Mapping):
+        return {str(k): _plain_target(v) for k, v in to.items()}
+    if isinstance(to, str):
+        return to
+    try:
+        return parse_dtype(to).str
+    except ArrayStoreError:
+        raise InvalidArgument(f"bad cast target {to!r}") from None
+
+
+def _validate(src_fields: dict[str | None, np.dtype], spec: _CastSpec) -> None:
+    """Catch bad options (nan_to, fill, errors...) before anything is written."""
+    for k, dt in spec.targets.items():
+        cast_block(
+            np.empty(0, src_fields[k]),
+            dt,
+            spec.policy,
+            rtol=spec.rtol,
+            nan_to=spec.nan_to,
+            errors=spec.errors,
+            fill=spec.fill,
+            raise_on_violation=False,
+        )
+
+
+def _history_len(path: Path) -> int:
+    from ..backends._io import read_json
+
+    doc = read_json(path / SIDECAR)
+    return len(doc.get("history", [])) if isinstance(doc, dict) else -1
+
+
+def _recover(store: Store, name: str, work: Path) -> bool:
+    """Finish or clean a cast work dir left by a crash. True if that cast had completed.
+
+    * no ``data`` inside: the new array was already renamed into place -> clean;
+    * ``data`` with its metadata written: the data phase completed; if the swap did not
+      happen yet, do it now (the array whose history is longer is the new one);
+    * otherwise the cast is partial: leave it for ``--resume``.
+    """
+    data = work / "data"
+    if not (work / JOURNAL).exists():
+        shutil.rmtree(work, ignore_errors=True)  # cannot be resumed: nothing was committed
+        return False
+    if not data.exists():
+        shutil.rmtree(work, ignore_errors=True)
+        return True
+    if not (data / SIDECAR).exists():
+        return False
+    header, _ = _read_journal(work / JOURNAL)
+    out = header.get("out") or name
+    target = store.path / out
+    if not target.exists() or (out == name and _history_len(data) > _history_len(target)):
+        store._commit(data, target)
+    shutil.rmtree(work, ignore_errors=True)
+    return True
 
 
 def _key(k: str, name: str) -> str | None:

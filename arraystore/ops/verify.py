@@ -110,8 +110,29 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
                 continue  # a live writer is working on it
             msg = f"leftover of an interrupted write of {owner!r}: {entry}"
             if entry.endswith(".cast"):
+                if repair:
+                    from .cast import _recover
+
+                    if _recover(store, owner, path):  # its data was complete: finish it
+                        report.findings.append(
+                            Finding(
+                                "leftover",
+                                owner,
+                                f"finished the interrupted commit of {entry}",
+                                True,
+                            )
+                        )
+                        continue
                 msg += " (an interrupted cast: 'cast --resume' can finish it)"
             done = False
+            if ".old-" in entry and not (store.path / owner).exists():
+                # the only copy of an array whose replacement was interrupted: restore it
+                msg = f"array {owner!r} was being replaced; its previous version is {entry}"
+                if repair:
+                    os.replace(path, store.path / owner)
+                    msg += " (restored)"
+                report.findings.append(Finding("leftover", owner, msg, False))
+                continue
             if repair:
                 shutil.rmtree(path, ignore_errors=True)
                 done = True

@@ -27,14 +27,19 @@ __all__ = [
 DEFAULT_EXECUTOR = "threads"
 
 ExecutorFactory = Callable[..., Executor]
+
+
+def _dask(workers: int | None = None, **options: Any) -> Executor:
+    """Imports distributed only when asked for, so the [dask] extra stays optional."""
+    from arraystore.engine.executors.dask import DaskExecutor
+
+    return DaskExecutor(workers=workers, **options)
+
+
 _FACTORIES: dict[str, ExecutorFactory] = {
     "serial": SerialExecutor,
     "threads": ThreadExecutor,
-    # "dask": registered by a factory that imports arraystore.engine.executors.dask
-    # (and with it distributed) only when called, so the [dask] extra stays optional:
-    #     def _dask(workers=None, **options):
-    #         from arraystore.engine.executors.dask import DaskExecutor
-    #         return DaskExecutor(workers=workers, **options)
+    "dask": _dask,
 }
 
 
