@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..core.meta import ArrayMeta
 from .base import Backend, Handle, check_block
 
 DATA = "data.npy"
+_OPEN_LOCK = threading.Lock()
 
 
 def _same_layout(file_dtype: np.dtype, dtype: np.dtype) -> bool:
@@ -111,7 +113,9 @@ class MemmapHandle(Handle):
 
     def fd(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.file, os.O_RDWR if self.writable else os.O_RDONLY)
+            with _OPEN_LOCK:  # threads share one descriptor (pread/pwrite need no seek)
+                if self._fd is None:
+                    self._fd = os.open(self.file, os.O_RDWR if self.writable else os.O_RDONLY)
         return self._fd
 
     def __getstate__(self) -> dict[str, object]:
