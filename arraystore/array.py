@@ -184,6 +184,31 @@ class Array:
             "history": list(meta.history),
         }
 
+    # ------------------------------------------------------------- map, interop
+    def map(self, fn: Any, *others: Any, **kwargs: Any) -> Array:
+        """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
+        chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.mapping`)."""
+        from .ops.mapping import map_array
+
+        return map_array(self, fn, *others, **kwargs)
+
+    def to_dask(self, fields: Any = None) -> Any:
+        """A dask array over the storage chunks (a dict per field for records)."""
+        from .ops.interop import to_dask
+
+        return to_dask(self, fields)
+
+    def to_xarray(self, fields: Any = None) -> Any:
+        from .ops.interop import to_xarray
+
+        return to_xarray(self, fields)
+
+    def batches(self, batch_size: int, **kwargs: Any) -> Any:
+        """numpy (or torch with ``to_torch=True``) batches, read chunk-wise with read-ahead."""
+        from .ops.interop import batches
+
+        return batches(self, batch_size, **kwargs)
+
     # ------------------------------------------------------------ reductions
     def stats(
         self,

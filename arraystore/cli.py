@@ -363,8 +363,9 @@ def _parse_floats(text: str, what: str) -> list[float]:
 
 @main.command()
 @click.argument("store")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--field", "fields", multiple=True, help="Field(s) to reduce (default: all numeric).")
+@click.option("--expr", "expr", default=None, help="Reduce an expression instead (not stored).")
 @click.option("--axis", default=None, help="Axis or axes (e.g. 0 or 0,1); default: all.")
 @click.option("--quantiles", default=None, help="Exact quantiles, e.g. 0.01,0.5,0.99.")
 @click.option("--hist", "bins", default=None, help="Histogram with N bins (or 'auto').")
@@ -379,8 +380,9 @@ def _parse_floats(text: str, what: str) -> list[float]:
 @json_option
 def stats(
     store: str,
-    name: str,
+    name: str | None,
     fields: tuple[str, ...],
+    expr: str | None,
     axis: str | None,
     quantiles: str | None,
     bins: str | None,
@@ -394,8 +396,32 @@ def stats(
 ) -> None:
     """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
     from . import open as open_store
+    from .core.errors import InvalidArgument
     from .ops.stats import STATS, hist, quantile, reduce
 
+    if expr is not None:
+        if quantiles or bins or fields:
+            raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
+        from .ops.mapping import reduce_expr
+
+        res_expr = reduce_expr(
+            open_store(store, mode="r"),
+            expr,
+            name,
+            STATS,
+            axis=_parse_axis(axis),
+            skipna=not keep_nan,
+            ddof=ddof,
+            memory=_size(memory),
+            executor=_executor(workers, executor),
+        )
+        if as_json:
+            _print_json(res_expr.to_dict())
+        else:
+            _print_stats(res_expr.to_dict())
+        return
+    if name is None:
+        raise InvalidArgument("stats needs an array NAME (or --expr)")
     arr = open_store(store, mode="r")[name]
     ax = _parse_axis(axis)
     qs = _parse_floats(quantiles, "--quantiles") if quantiles else None
@@ -638,6 +664,142 @@ def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
         )
     if report.corrupt:
         sys.exit(1)
+
+
+@main.command(name="map")
+@click.argument("store")
+@click.argument("name", required=False)
+@click.option("--expr", "expr", default=None, help="Expression, e.g. 'sqrt(price) * qty'.")
+@click.option("--where", "cond", default=None, help="Keep rows where this is true.")
+@click.option("--out", required=True, help="Name of the new array.")
+@click.option("--dtype", default=None, help="Output dtype (default: inferred).")
+@click.option("--backend", default=None, help="memmap or zarr (default: the input's).")
+@click.option("--codec", default=None, help="zarr codec of the output.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out array.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted map.")
+@click.option("--executor", default=None, help="serial or threads (default).")
+@memory_option
+@workers_option
+@quiet_option
+def map_cmd(
+    store: str,
+    name: str | None,
+    expr: str | None,
+    cond: str | None,
+    out: str,
+    dtype: str | None,
+    backend: str | None,
+    codec: str | None,
+    overwrite: bool,
+    resume: bool,
+    executor: str | None,
+    memory: str | None,
+    workers: int | None,
+    quiet: bool,
+) -> None:
+    """Evaluate --expr chunk by chunk into a new array (bare names: fields of NAME or
+    arrays of STORE); --where selects rows. Never Python eval: a safe expression language."""
+    from . import open as open_store
+    from .core.errors import InvalidArgument
+    from .ops.mapping import map_expr, where
+
+    if expr is None and cond is None:
+        raise InvalidArgument("map needs --expr and/or --where")
+    s = open_store(store, mode="r+")
+    total = s[name].nbytes if name else 0
+    kw: dict[str, Any] = dict(
+        dtype=dtype,
+        backend=backend,
+        codec=codec,
+        memory=_size(memory),
+        executor=_executor(workers, executor),
+        overwrite=overwrite,
+        resume=resume,
+    )
+    with progress_bar(total, f"map {name or store}", quiet) as adv:
+        if cond is not None:
+            arr = where(s, name, cond, out, expr=expr, progress=adv, **kw)
+        else:
+            assert expr is not None
+            arr = map_expr(s, expr, name, out=out, progress=adv, **kw)
+    from .core.dtypes import dtype_to_spec
+
+    click.echo(f"wrote {out}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
+
+
+@main.command(name="import")
+@click.argument("store")
+@click.argument("name")
+@click.argument("file")
+@click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
+@click.option("--dtype", default=None, help="Column types, e.g. 'price:f4,qty:i4'.")
+@click.option(
+    "--errors", default="raise", show_default=True, help="CSV parse errors: raise|coerce."
+)
+@click.option("--backend", default="memmap", show_default=True)
+@click.option("--codec", default=None)
+@click.option("--chunks", default=None)
+@click.option("--overwrite", is_flag=True)
+@quiet_option
+def import_cmd(
+    store: str,
+    name: str,
+    file: str,
+    fmt: str | None,
+    dtype: str | None,
+    errors: str,
+    backend: str,
+    codec: str | None,
+    chunks: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Import a .npy, CSV, Parquet or Arrow file (streamed, atomic) as array NAME."""
+    import os
+
+    from . import open as open_store
+    from .ops.interop import import_file
+
+    s = open_store(store, mode="a")
+    with progress_bar(
+        os.path.getsize(file) if os.path.exists(file) else 0, f"import {name}", quiet
+    ) as adv:
+        arr = import_file(
+            s,
+            name,
+            file,
+            format=fmt,
+            dtype=dtype,
+            errors=errors,
+            backend=backend,
+            codec=codec,
+            chunks=chunks,
+            overwrite=overwrite,
+            progress=adv,
+        )
+    from .core.dtypes import dtype_to_spec
+
+    click.echo(f"imported {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
+
+
+@main.command(name="export")
+@click.argument("store")
+@click.argument("name")
+@click.argument("file")
+@click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
+@click.option("--overwrite", is_flag=True)
+@quiet_option
+def export_cmd(
+    store: str, name: str, file: str, fmt: str | None, overwrite: bool, quiet: bool
+) -> None:
+    """Export array NAME to a .npy, CSV, Parquet or Arrow file, chunk by chunk."""
+    from . import open as open_store
+    from .ops.interop import export_file
+
+    arr = open_store(store, mode="r")[name]
+    with progress_bar(arr.nbytes, f"export {name}", quiet) as adv:
+        path = export_file(arr, file, format=fmt, overwrite=overwrite, progress=adv)
+    click.echo(f"exported {name} to {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,8 +25,22 @@ EXE = [sys.executable, "-m", "arraystore.cli"]
 
 def run(store: Path, backend: str, codec: str | None, rows: int) -> dict[str, object]:
     name = f"create_{backend}_{codec or 'raw'}"
-    args = [*EXE, "create", str(store), name, "--shape", f"{rows},64", "--dtype", "f8",
-            "--fill", "random", "--backend", backend, "--overwrite", "--quiet"]
+    args = [
+        *EXE,
+        "create",
+        str(store),
+        name,
+        "--shape",
+        f"{rows},64",
+        "--dtype",
+        "f8",
+        "--fill",
+        "random",
+        "--backend",
+        backend,
+        "--overwrite",
+        "--quiet",
+    ]
     if codec:
         args += ["--codec", codec]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -37,8 +51,13 @@ def run(store: Path, backend: str, codec: str | None, rows: int) -> dict[str, ob
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     nbytes = rows * 64 * 8
     shutil.rmtree(store / name)
-    return {"candidate": name, "seconds": dt, "gb_per_s": nbytes / dt / 1e9,
-            "peak_rss_mib": peak_kib / 1024, "peak_rss_note": "max over children so far" if before else ""}
+    return {
+        "candidate": name,
+        "seconds": dt,
+        "gb_per_s": nbytes / dt / 1e9,
+        "peak_rss_mib": peak_kib / 1024,
+        "peak_rss_note": "max over children so far" if before else "",
+    }
 
 
 def main() -> None:
@@ -56,8 +75,10 @@ def main() -> None:
     for backend, codec in (("memmap", None), ("zarr", "lz4")):
         rows_out.append(run(store, backend, codec, rows))
         r = rows_out[-1]
-        print(f"{r['candidate']:<22} {format_size(nbytes)}  {r['seconds']:7.2f} s  "
-              f"{r['gb_per_s']:5.2f} GB/s  peak RSS {r['peak_rss_mib']:7.1f} MiB")
+        print(
+            f"{r['candidate']:<22} {format_size(nbytes)}  {r['seconds']:7.2f} s  "
+            f"{r['gb_per_s']:5.2f} GB/s  peak RSS {r['peak_rss_mib']:7.1f} MiB"
+        )
     print(json.dumps({"size": nbytes, "results": rows_out}, indent=2))
 
 

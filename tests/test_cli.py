@@ -10,14 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import arraystore
 from arraystore.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -34,15 +31,29 @@ def test_create_ls_info_rm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     store = str(tmp_path / "c.store")
     code, out, err = run_cli(
         [
-            "create", store, "trades", "--shape", "1000", "--dtype", "id:i8,price:f8,vec:3f4",
-            "--fill", "random", "--backend", "zarr", "--codec", "zstd:1", "--chunks", "300",
+            "create",
+            store,
+            "trades",
+            "--shape",
+            "1000",
+            "--dtype",
+            "id:i8,price:f8,vec:3f4",
+            "--fill",
+            "random",
+            "--backend",
+            "zarr",
+            "--codec",
+            "zstd:1",
+            "--chunks",
+            "300",
         ],
         capsys,
     )
     assert code == 0, err
     assert "created trades" in out
-    code, out, _ = run_cli(["create", store, "grid", "--shape", "100,8", "--dtype", "f4",
-                            "--fill", "range"], capsys)
+    code, out, _ = run_cli(
+        ["create", store, "grid", "--shape", "100,8", "--dtype", "f4", "--fill", "range"], capsys
+    )
     assert code == 0
     code, out, _ = run_cli(["ls", store, "--json"], capsys)
     rows = json.loads(out)
@@ -68,8 +79,9 @@ def test_create_from_npy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     src = np.arange(60, dtype=">i4").reshape(20, 3)
     np.save(tmp_path / "src.npy", src)
     store = str(tmp_path / "s.store")
-    code, _, err = run_cli(["create", store, "a", "--from", str(tmp_path / "src.npy"),
-                            "--chunks", "7,3"], capsys)
+    code, _, err = run_cli(
+        ["create", store, "a", "--from", str(tmp_path / "src.npy"), "--chunks", "7,3"], capsys
+    )
     assert code == 0, err
     arr = arraystore.open(store)["a"]
     assert arr.dtype == np.dtype("<i4")
@@ -82,12 +94,36 @@ def test_create_from_npy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         (["create", "{s}", "x", "--shape", "10", "--dtype", "nope"], "unknown dtype 'nope'"),
         (["create", "{s}", "x", "--shape", "10", "--dtype", "O"], "object dtype"),
         (["create", "{s}", "x", "--shape", "-3", "--dtype", "f8"], "negative"),
-        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--chunks", "0"], "chunk sizes must be >= 1"),
-        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--backend", "hdf5"], "unknown backend 'hdf5'"),
-        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--backend", "zarr", "--codec", "zip"], "unknown codec 'zip'"),
+        (
+            ["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--chunks", "0"],
+            "chunk sizes must be >= 1",
+        ),
+        (
+            ["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--backend", "hdf5"],
+            "unknown backend 'hdf5'",
+        ),
+        (
+            [
+                "create",
+                "{s}",
+                "x",
+                "--shape",
+                "10",
+                "--dtype",
+                "f8",
+                "--backend",
+                "zarr",
+                "--codec",
+                "zip",
+            ],
+            "unknown codec 'zip'",
+        ),
         (["create", "{s}", "../x", "--shape", "10", "--dtype", "f8"], "must not contain"),
         (["create", "{s}", "x", "--dtype", "f8"], "needs --shape"),
-        (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--fill", "pi"], "unknown fill 'pi'"),
+        (
+            ["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--fill", "pi"],
+            "unknown fill 'pi'",
+        ),
         (["info", "{s}", "missing"], "no array 'missing'"),
         (["create", "{s}", "x", "--shape", "10", "--dtype", "f8", "--bogus"], "No such option"),
     ],
@@ -98,7 +134,7 @@ def test_user_errors_are_one_line(
     store = tmp_path / "e.store"
     arraystore.open(store, mode="a")
     before = sorted(os.listdir(store))
-    code, out, err = run_cli([a.format(s=store) for a in args], capsys)
+    code, _out, err = run_cli([a.format(s=store) for a in args], capsys)
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -109,30 +145,63 @@ def test_user_errors_are_one_line(
 
 def test_existing_array_needs_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = str(tmp_path / "o.store")
-    assert run_cli(["create", store, "x", "--shape", "4", "--dtype", "f8", "--fill", "ones"], capsys)[0] == 0
+    assert (
+        run_cli(["create", store, "x", "--shape", "4", "--dtype", "f8", "--fill", "ones"], capsys)[
+            0
+        ]
+        == 0
+    )
     code, _, err = run_cli(["create", store, "x", "--shape", "4", "--dtype", "f8"], capsys)
     assert code == 1 and "already exists" in err
-    assert run_cli(["create", store, "x", "--shape", "5", "--dtype", "i2", "--fill", "range",
-                    "--overwrite"], capsys)[0] == 0
+    assert (
+        run_cli(
+            [
+                "create",
+                store,
+                "x",
+                "--shape",
+                "5",
+                "--dtype",
+                "i2",
+                "--fill",
+                "range",
+                "--overwrite",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     np.testing.assert_array_equal(arraystore.open(store)["x"][...], np.arange(5, dtype="i2"))
 
 
 def test_end_to_end_subprocess_and_fast_help(tmp_path: Path) -> None:
     exe = [sys.executable, "-m", "arraystore.cli"]
     store = str(tmp_path / "p.store")
-    r = subprocess.run([*exe, "create", store, "a", "--shape", "1000,4", "--dtype", "f8",
-                        "--fill", "random"], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [*exe, "create", store, "a", "--shape", "1000,4", "--dtype", "f8", "--fill", "random"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     r = subprocess.run([*exe, "info", store, "nope"], capture_output=True, text=True, check=False)
     assert r.returncode == 1 and r.stderr.startswith("error: no array 'nope'")
     # --help must not import the heavy modules (numpy is fine: ~0.1 s)
-    code = "import sys; from arraystore.cli import main\ntry:\n main.main(['--help'])\nexcept SystemExit: pass\nprint(sorted(m for m in ('zarr','numcodecs','rich') if m in sys.modules))"
+    code = (
+        "import sys; from arraystore.cli import main\n"
+        "try:\n main.main(['--help'])\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in ('zarr','numcodecs','rich') if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_quickstart_example_runs(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tmp_path)],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert "quickstart ok" in r.stdout

@@ -1,0 +1,156 @@
+"""CSV import/export: inferred and given types, null policy, errors with line numbers."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+from conftest import backend_params, listing
+
+import arraystore
+from arraystore.ops import interop
+
+pa = pytest.importorskip("pyarrow")
+pcsv = pytest.importorskip("pyarrow.csv")
+
+
+def _lines(n: int = 3000) -> list[str]:
+    out = ["id,price,qty,name,flag,big"]
+    for i in range(n):
+        price = "" if i % 7 == 0 else f"{i * 0.25}"
+        qty = "NA" if i % 11 == 0 else str(i - 1000)
+        out.append(f"{i},{price},{qty},name {i},{'true' if i % 2 else 'false'},{2**63 + i}")
+    return out
+
+
+def _write(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "zstd:1")))
+def test_csv_round_trip_equals_source(store, tmp_path, case):
+    src = _write(tmp_path / "a.csv", _lines())
+    arr = interop.import_file(store, "a", src, block_size=4096, chunks=500, **case.kwargs)
+    assert arr.dtype == np.dtype(
+        [
+            ("id", "i8"),
+            ("price", "f8"),
+            ("qty", "i8"),
+            ("qty__valid", "?"),
+            ("name", "U9"),
+            ("flag", "?"),
+            ("big", "u8"),
+        ]
+    )
+    got = arr[...]
+    i = np.arange(3000)
+    np.testing.assert_array_equal(np.isnan(got["price"]), i % 7 == 0)
+    np.testing.assert_array_equal(got["qty__valid"], i % 11 != 0)
+    assert (got["qty"][i % 11 == 0] == 0).all()
+    assert got["big"][5] == 2**63 + 5 and got["name"][12] == "name 12"
+    out = tmp_path / "out.csv"
+    interop.export_file(arr, out)
+    src_t, out_t = pcsv.read_csv(src), pcsv.read_csv(out)
+    assert out_t.schema == src_t.schema
+    assert out_t.equals(src_t)  # values, types, nulls
+    # and the export re-imports to the same array
+    back = interop.import_file(store, "b", out, **case.kwargs)
+    assert back.dtype == arr.dtype
+    for f in arr.fields:
+        np.testing.assert_array_equal(back[f][...], got[f])
+
+
+def test_given_dtypes_tsv_no_header_and_gzip(store, tmp_path):
+    text = "1\t2.5\tx\n2\t\ty\n"
+    (tmp_path / "a.tsv").write_text(text)
+    with gzip.open(tmp_path / "b.csv.gz", "wt") as f:
+        f.write("p,q\n1,2\n3,4\n")
+    a = interop.import_file(store, "a", tmp_path / "a.tsv", header=False, dtype="f0:i2,f1:f4,f2:U3")
+    assert a.dtype == np.dtype([("f0", "i2"), ("f1", "f4"), ("f2", "U3")])
+    assert a["f1"][0] == np.float32(2.5) and np.isnan(a["f1"][1])
+    b = interop.import_file(store, "b", tmp_path / "b.csv.gz", dtype="u1")
+    assert b.dtype == np.dtype([("p", "u1"), ("q", "u1")]) and b["q"][1] == 4
+
+
+def test_malformed_values_name_their_lines(store, tmp_path):
+    lines = _lines(200)
+    lines[17] = "16,abc,1,x,true,1"  # line 18 of the file
+    lines[41] = "40,1..5,1,x,true,1"  # line 42
+    src = _write(tmp_path / "bad.csv", lines)
+    before = listing(store.path)
+    with pytest.raises(arraystore.InvalidArgument) as err:
+        interop.import_file(store, "b", src, dtype="price:f8")
+    msg = str(err.value)
+    assert msg.startswith("line 18: cannot parse 'abc' as f8 in column 'price'")
+    assert "line 42 ('1..5')" in msg and "errors='coerce'" in msg
+    assert listing(store.path) == before  # no array, no spool, no lock left behind
+    arr = interop.import_file(store, "b", src, dtype="price:f8", errors="coerce")
+    report = {c["column"]: c for c in arr.attrs["import"]["columns"]}
+    assert report["price"]["coerced"] == 2
+    assert np.isnan(arr["price"][16]) and np.isnan(arr["price"][40])
+    assert arr["price"][15] == 15 * 0.25
+
+
+def test_errors_past_the_first_block_blank_lines_and_ranges(store, tmp_path):
+    lines = _lines(2000)
+    lines.insert(5, "")  # blank lines are not rows; line numbers still count them
+    lines[1500] = "1499,oops,1,x,true,1"
+    src = _write(tmp_path / "late.csv", lines)
+    with pytest.raises(arraystore.InvalidArgument, match=r"^line 1501: cannot parse 'oops' as f8"):
+        interop.import_file(store, "l", src, block_size=4096)
+    with pytest.raises(arraystore.InvalidArgument, match=r"^line 3: cannot parse '-999' as u2"):
+        interop.import_file(store, "r", _write(tmp_path / "r.csv", _lines(20)), dtype="qty:u2")
+
+
+def test_int_column_widened_to_float_when_a_later_block_has_decimals(store, tmp_path):
+    lines = _lines(2000)
+    lines[1800] = "1799,1.0,2.5,x,true,1"
+    arr = interop.import_file(store, "w", _write(tmp_path / "w.csv", lines), block_size=4096)
+    assert arr.dtype["qty"] == np.dtype("f8") and "qty__valid" not in arr.fields
+    assert arr["qty"][1799] == 2.5 and arr.attrs["import"]["widened"] == ["qty"]
+
+
+def test_rows_with_wrong_cell_counts(store, tmp_path):
+    lines = _lines(50)
+    lines[30] = "29,1,1,x,true,1,extra"
+    src = _write(tmp_path / "r.csv", lines)
+    with pytest.raises(arraystore.InvalidArgument, match=r"^line 31: expected 6 cells, got 7"):
+        interop.import_file(store, "r", src)
+    arr = interop.import_file(store, "r", src, errors="coerce")
+    assert arr.shape == (49,) and arr.attrs["import"]["skipped_rows"] == 1
+
+
+def test_strings_given_width_columns_and_names(store, tmp_path):
+    src = _write(tmp_path / "s.csv", ["Unit Price,c,text", "1,2,hello", "3,4,hi"])
+    with pytest.raises(arraystore.InvalidArgument, match=r"line 2: cannot parse 'hello' as U3"):
+        interop.import_file(store, "s", src, dtype={"text": "U3"})
+    s = interop.import_file(store, "s", src, dtype={"text": "U3"}, errors="coerce")
+    assert s.dtype.names == ("Unit_Price", "c_", "text", "text__valid")
+    assert s["text"][...].tolist() == ["", "hi"]
+    out = tmp_path / "o.csv"
+    interop.export_file(s, out)
+    assert out.read_text().splitlines()[0] == '"Unit Price","c","text"'
+    only = interop.import_file(store, "o", src, columns=["text"])
+    assert only.dtype == np.dtype([("text", "U5")])
+
+
+def test_empty_and_header_only_files(store, tmp_path):
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(arraystore.InvalidArgument, match="empty"):
+        interop.import_file(store, "e", tmp_path / "e.csv")
+    h = interop.import_file(store, "h", _write(tmp_path / "h.csv", ["a,b"]), dtype="b:i4")
+    assert h.shape == (0,) and h.dtype == np.dtype([("a", "f8"), ("b", "i4")])
+
+
+def test_compressed_csv_export_and_unknown_options(store, tmp_path):
+    arr = store.create("x", 50, "a:i4,b:f8", fill="range")
+    out = interop.export_file(arr, tmp_path / "x.csv.gz", delimiter=";")
+    with gzip.open(out, "rt") as f:
+        assert f.readline().strip() == '"a";"b"'
+    assert pcsv.read_csv(out, parse_options=pcsv.ParseOptions(delimiter=";")).num_rows == 50
+    with pytest.raises(arraystore.InvalidArgument, match="unknown csv export options"):
+        interop.export_file(arr, tmp_path / "y.csv", quoting="all")
+    with pytest.raises(arraystore.InvalidArgument, match="unknown CSV options"):
+        interop.import_file(store, "y", out, quoting="all")
