@@ -30,10 +30,14 @@ class _Group(click.Group):
             click.echo("aborted", err=True)
             sys.exit(130)
         except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+            click.echo(f"error: {_one_line(exc.format_message())}", err=True)
             sys.exit(1)
         except ArrayStoreError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            sys.exit(1)
+        except OSError as exc:  # disk full, permission denied, read-only file system...
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -43,6 +47,10 @@ class _Group(click.Group):
         if isinstance(rv, int) and rv:
             sys.exit(rv)
         return rv
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n"))
 
 
 def _size(value: str | None) -> int | None:
@@ -320,6 +328,9 @@ def rm(store: str, names: tuple[str, ...]) -> None:
     from . import open as open_store
 
     s = open_store(store, mode="r+")
+    missing = [n for n in names if n not in s]
+    if missing:
+        s.open_handle(missing[0])  # raises the right error (bad name / not found)
     for name in names:
         s.delete(name)
         click.echo(f"removed {name}")
@@ -371,7 +382,11 @@ def _parse_floats(text: str, what: str) -> list[float]:
 @click.option("--hist", "bins", default=None, help="Histogram with N bins (or 'auto').")
 @click.option("--keep-nan", is_flag=True, help="Propagate NaN like numpy instead of skipping it.")
 @click.option(
-    "--ddof", type=int, default=0, show_default=True, help="Delta degrees of freedom of std."
+    "--ddof",
+    type=click.IntRange(0, 2**31),
+    default=0,
+    show_default=True,
+    help="Delta degrees of freedom of std.",
 )
 @click.option("--executor", default=None, help="serial or threads (default).")
 @memory_option
@@ -427,7 +442,14 @@ def stats(
     qs = _parse_floats(quantiles, "--quantiles") if quantiles else None
     nbins: Any = None
     if bins is not None:
-        nbins = "auto" if bins == "auto" else int(_parse_floats(bins, "--hist")[0])
+        if bins == "auto":
+            nbins = "auto"
+        elif bins.strip().isdigit() and 1 <= int(bins) <= 100_000:
+            nbins = int(bins)
+        else:
+            raise InvalidArgument(
+                f"--hist must be a number of bins in 1..100000 or 'auto', got {bins!r}"
+            )
     budget = _size(memory) if memory is not None else None
     ex = _executor(workers, executor)
     with progress_bar(arr.nbytes, f"stats {name}", quiet or as_json) as adv:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import uuid
@@ -79,7 +80,7 @@ class Store:
         if not isinstance(doc, dict) or doc.get("node_type") != "group":
             raise InvalidStore(f"{self.path} is a zarr array, not a store (group)")
         attrs = doc.get("attributes") or {}
-        if ROOT_ATTR not in attrs:
+        if not isinstance(attrs, dict) or ROOT_ATTR not in attrs:
             raise InvalidStore(f"{self.path} is a zarr group but not an arraystore store")
         return doc
 
@@ -218,6 +219,8 @@ class Store:
             raise InvalidArgument("shape and dtype are required (or pass data / from_npy)")
         shape = normalize_shape(shape)
         dt = parse_dtype(dtype)
+        if math.prod(shape) * dt.itemsize >= 2**62:
+            raise InvalidArgument(f"shape {shape} of {dt} is too large ({math.prod(shape)} items)")
         if data is not None and data.dtype != dt:
             if (
                 dt.names is not None

@@ -64,6 +64,8 @@ def read_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
             offset = f.tell()
     except FileNotFoundError:
         raise CorruptData(f"data file {path} is missing") from None
+    except OSError as exc:
+        raise CorruptData(f"cannot read {path}: {exc.strerror or exc}") from None
     if fortran:
         raise CorruptData(f"{path} is Fortran-ordered; arraystore stores C order")
     if dtype.hasobject:

@@ -154,8 +154,11 @@ class ZarrHandle(Handle):
             import zarr
 
             where = self.path if field is None else self.path / field
-            with _quiet():
-                arr = zarr.open_array(where, mode="r+" if self.writable else "r", zarr_format=3)
+            try:
+                with _quiet():
+                    arr = zarr.open_array(where, mode="r+" if self.writable else "r", zarr_format=3)
+            except (KeyError, TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
+                raise CorruptData(f"{where}: zarr cannot open it: {exc}") from exc
             self._arrays[field] = arr
         return arr
 
@@ -311,27 +314,52 @@ class ZarrBackend(Backend):
         )
 
     def open(self, path: Path, sidecar: dict, mode: str = "r") -> ZarrHandle:
-        structured = isinstance(sidecar.get("dtype"), list)
-        first = None
-        if structured:
-            names = [item[0] for item in sidecar["dtype"] if isinstance(item, list) and item]
-            if not names:
-                raise MetadataError(f"{path.name}: structured dtype without fields")
-            first = names[0]
-        doc = read_json(
-            (path / first / "zarr.json") if first else (path / "zarr.json"),
-            f"{path.name}/zarr.json",
-        )
-        if not isinstance(doc, dict) or doc.get("node_type") != "array":
-            raise CorruptData(f"{path.name}: zarr.json does not describe a zarr v3 array")
+        from ..core.dtypes import dtype_from_json
+        from ..core.errors import ArrayStoreError
+
         try:
-            shape = tuple(doc["shape"])
-            chunks = tuple(doc["chunk_grid"]["configuration"]["chunk_shape"])
-            codec = codec_from_json(doc.get("codecs", []))
-        except (KeyError, TypeError) as exc:
-            raise CorruptData(f"{path.name}: zarr.json is missing {exc}") from None
-        meta = ArrayMeta.from_sidecar(sidecar, shape=shape, chunks=chunks, codec=codec)
-        if structured:  # field arrays carry the subarray dims after the logical ones
-            ndim = len(shape) - len(fields_of(meta.dtype)[0].subshape)
-            meta = meta.evolve(shape=shape[:ndim], chunks=chunks[:ndim])
+            dtype = dtype_from_json(sidecar.get("dtype"))  # validates field names first
+        except ArrayStoreError as exc:
+            raise MetadataError(f"{path.name}: bad dtype in metadata: {exc}") from None
+        fields: list[Field | None] = list(fields_of(dtype)) or [None]
+        docs = []
+        for f in fields:
+            where = path if f is None else path / f.name
+            label = f"{path.name}/zarr.json" if f is None else f"{path.name}/{f.name}/zarr.json"
+            docs.append((f, label, read_json(where / "zarr.json", label)))
+        logical: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        codec = "none"
+        for f, label, doc in docs:
+            try:
+                shape, chunks, this_codec = _check_array_doc(doc, dtype if f is None else f.dtype)
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                raise CorruptData(f"{label} is not a valid zarr v3 array: {exc}") from None
+            sub = () if f is None else f.subshape
+            nd = len(shape) - len(sub)
+            if nd < 0 or shape[nd:] != sub or chunks[nd:] != sub:
+                raise CorruptData(f"{label}: shape {shape} does not end with subarray {sub}")
+            if logical is None:
+                logical, codec = (shape[:nd], chunks[:nd]), this_codec
+            elif logical != (shape[:nd], chunks[:nd]):
+                raise CorruptData(f"{label}: shape/chunks differ from the other fields")
+        assert logical is not None
+        meta = ArrayMeta.from_sidecar(sidecar, shape=logical[0], chunks=logical[1], codec=codec)
         return ZarrHandle(path, meta, writable=(mode != "r"))
+
+
+def _check_array_doc(doc: Any, dtype: np.dtype) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    """Shape, chunks and codec of a zarr.json array document, validated."""
+    if not isinstance(doc, dict) or doc.get("node_type") != "array":
+        raise ValueError("not a zarr array node")
+    if doc.get("zarr_format") != 3:
+        raise ValueError(f"zarr_format {doc.get('zarr_format')!r} is not 3")
+    shape = tuple(int(s) for s in doc["shape"])
+    chunks = tuple(int(c) for c in doc["chunk_grid"]["configuration"]["chunk_shape"])
+    if len(chunks) != len(shape) or any(s < 0 for s in shape) or any(c < 1 for c in chunks):
+        raise ValueError(f"bad shape {shape} / chunk shape {chunks}")
+    codecs = doc["codecs"]
+    if not isinstance(codecs, list) or not all(isinstance(c, dict) for c in codecs):
+        raise ValueError("codecs must be a list of objects")
+    if "data_type" not in doc or "fill_value" not in doc:
+        raise KeyError("data_type/fill_value")
+    return shape, chunks, codec_from_json(codecs)

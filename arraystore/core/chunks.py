@@ -27,7 +27,8 @@ def _as_int(value: Any, what: str) -> int:
         pass
     if isinstance(value, str):
         text = value.strip().replace("_", "")
-        if text.lstrip("-").isdigit():
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isascii() and digits.isdecimal():
             return int(text)
     raise InvalidArgument(f"{what} must be an integer, got {value!r}")
 
@@ -35,9 +36,12 @@ def _as_int(value: Any, what: str) -> int:
 def normalize_shape(shape: Any) -> tuple[int, ...]:
     """``1000`` / ``"1000,64"`` / ``(1000, 64)`` -> a tuple of non-negative ints."""
     if isinstance(shape, str):
-        parts = [p for p in shape.strip().strip("()").replace("x", ",").split(",") if p.strip()]
-        if not parts and shape.strip() not in ("", "()"):
-            raise InvalidArgument(f"bad shape {shape!r}")
+        inner = shape.strip().strip("()").replace("x", ",")
+        parts = inner.split(",") if inner.strip() else []
+        if parts and not parts[-1].strip():
+            parts = parts[:-1]  # "(3,)" style trailing comma
+        if any(not p.strip() for p in parts):
+            raise InvalidArgument(f"bad shape {shape!r}: empty entry")
         shape = parts
     elif not isinstance(shape, Sequence):
         shape = (shape,)

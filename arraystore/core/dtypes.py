@@ -105,6 +105,8 @@ def _plain(spec: str) -> np.dtype:
         return bfloat16()
     if not text:
         raise DTypeError("empty dtype spec")
+    if text[:1] == "a" and text[1:].isdigit():
+        text = "S" + text[1:]  # numpy's deprecated alias of S
     try:
         return np.dtype(text)
     except (TypeError, ValueError, SyntaxError) as exc:
@@ -118,7 +120,7 @@ def _parse_field(item: str) -> tuple[Any, ...]:
         raise DTypeError(f"field spec {item!r} must look like NAME:DTYPE (e.g. price:f8)")
     check_name(name, "field name")
     typ = typ.strip()
-    m = re.match(r"^(\(\s*[\d\s,]*\)|\d+)\s*(.+)$", typ)
+    m = re.match(r"^(\(\s*[\d\s,]*\)|\d+)\s*(.+)$", typ, re.ASCII)
     if m:
         try:
             sub = tuple(int(x) for x in m.group(1).strip("()").split(",") if x.strip())
@@ -155,12 +157,23 @@ def parse_dtype(spec: Any) -> np.dtype:
                 raise DTypeError(f"structured dtype entry {item!r} must be [name, dtype(, shape)]")
             name = item[0]
             check_name(name, "field name")
+            if item[1] is None:
+                raise DTypeError(f"field {name!r} has no dtype")
             base = parse_dtype(item[1])
             if len(item) == 3:
-                fields.append((name, base, tuple(int(x) for x in item[2])))
+                sub = item[2]
+                if isinstance(sub, int) and not isinstance(sub, bool):
+                    sub = [sub]
+                if not isinstance(sub, (list, tuple)) or not all(
+                    isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in sub
+                ):
+                    raise DTypeError(f"field {name!r}: subarray shape must be positive ints")
+                fields.append((name, base, tuple(sub)))
             else:
                 fields.append((name, base))
         dt = _make_struct(fields, spec)
+    elif spec is None:
+        raise DTypeError("a dtype is required (got None)")
     else:
         try:
             dt = np.dtype(spec)
@@ -201,6 +214,8 @@ def normalize(dt: np.dtype) -> np.dtype:
             check_name(f.name, "field name")
             if f.dtype.names is not None:
                 raise DTypeError(f"nested structured field {f.name!r} is not supported")
+            if f.subshape and 0 in f.subshape:
+                raise DTypeError(f"field {f.name!r} has an empty subarray shape {f.subshape}")
             _check_scalar(f.dtype, f" (field {f.name!r})")
             base = _le(f.dtype)
             out.append((f.name, base, f.subshape) if f.subshape else (f.name, base))

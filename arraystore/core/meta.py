@@ -122,7 +122,7 @@ class ArrayMeta:
             return cls(**kw)
         except MetadataError:
             raise
-        except (ArrayStoreError, KeyError, TypeError, ValueError) as exc:
+        except (ArrayStoreError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise MetadataError(f"invalid metadata: {exc}") from exc
 
 

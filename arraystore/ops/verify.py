@@ -91,6 +91,10 @@ def verify_array(store: Store, name: str, report: VerifyReport) -> None:
 
 def verify(store: Store, name: str | None = None, repair: bool = False) -> VerifyReport:
     report = VerifyReport()
+    if repair:
+        store._check_writable()
+    if name is not None and name not in store:
+        store.open_handle(name)  # raises InvalidName / ArrayNotFound / MetadataError
     names = [name] if name is not None else store.names()
     for n in names:
         verify_array(store, n, report)

@@ -8,14 +8,23 @@ Results (reduction states, per-chunk reports) come back and are merged on the cl
 chunk order, so results are bit-identical to the local executors for the same chunking.
 
 The scheduler: ``executor=DaskExecutor(client=...)``, ``address="tcp://host:8786"``, or
-the ``ARRAYSTORE_SCHEDULER`` environment variable. ``workers`` is the cluster's thread
-count; the memory budget bounds tasks in flight over the whole cluster. A task lost with
-its worker is retried (``retries``, default 1) and otherwise fails the job with a clear
-error; a cast then leaves its source intact (it only ever writes a new array).
+the ``ARRAYSTORE_SCHEDULER`` environment variable; ``timeout`` bounds the connection
+attempt (a malformed address is an ``InvalidArgument``, an unreachable one an
+``ArrayStoreError``). ``workers`` is the cluster's thread count; the memory budget bounds
+tasks in flight over the whole cluster. A task lost with its worker is rescheduled by
+the scheduler (up to ``distributed.scheduler.allowed-failures`` worker deaths, default
+3, then ``KilledWorker``); a task that raised is re-run ``retries`` times (default 1).
+Otherwise the job fails with an ``ArrayStoreError`` naming the task; a cast then leaves
+its source intact (it only ever writes a new array). As with the local executors, a
+failing (or abandoned) run returns only once no task of it is running any more: tasks
+already on a worker cannot be interrupted, so the ones in flight (at most
+``max_in_flight``) are waited for before the error propagates -- the caller's clean-up
+(a failed cast removes its work folder) never races with a task still writing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -29,6 +38,8 @@ if TYPE_CHECKING:
 
 class DaskExecutor(Executor):
     name = "dask"
+    #: seconds a failing run waits for its tasks still in flight before giving up on them
+    drain_timeout: float = 120.0
 
     def __init__(
         self,
@@ -36,6 +47,7 @@ class DaskExecutor(Executor):
         client: Any = None,
         address: str | None = None,
         retries: int = 1,
+        timeout: str | float = "10s",
     ) -> None:
         try:
             from distributed import Client
@@ -51,8 +63,11 @@ class DaskExecutor(Executor):
                     "the dask executor needs a scheduler: --scheduler tcp://HOST:PORT, "
                     "ARRAYSTORE_SCHEDULER, or executor=DaskExecutor(client=...)"
                 )
+            _check_address(address)
             try:
-                client = Client(address, timeout="10s")
+                client = Client(address, timeout=timeout)
+            except ValueError as exc:
+                raise InvalidArgument(f"bad dask scheduler address {address!r}: {exc}") from exc
             except OSError as exc:
                 raise ArrayStoreError(f"cannot reach dask scheduler {address}: {exc}") from exc
             self._own = True
@@ -93,8 +108,13 @@ class DaskExecutor(Executor):
                     ac.add(f2)
                 yield task, result
         finally:
-            for fut in pending:
-                fut.cancel()
+            if pending:  # a failure or an abandoned run: see the module docstring
+                from distributed import wait
+
+                futures = list(pending)
+                with contextlib.suppress(Exception):
+                    wait(futures, timeout=self.drain_timeout)
+                self.client.cancel(futures)
 
     def close(self) -> None:
         if self._own:
@@ -103,3 +123,18 @@ class DaskExecutor(Executor):
     def get_config(self) -> dict[str, Any]:
         address = self.client.scheduler.address
         return {"name": self.name, "workers": self.workers, "address": address}
+
+
+def _check_address(address: str) -> None:
+    """Refuse a malformed address before a ``Client`` is built (a failed ``Client`` lingers
+    and can block interpreter exit for 20 s in its ``__del__``)."""
+    from distributed.comm import parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, loc = parse_address(address)
+        backend = get_backend(scheme)
+        with contextlib.suppress(NotImplementedError):  # inproc, ucx: no host:port form
+            backend.get_address_host_port(loc)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(f"bad dask scheduler address {address!r}: {exc}") from None

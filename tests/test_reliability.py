@@ -1,0 +1,607 @@
+"""Reliability (issue 8, acceptance 3): locks, checksums, disk full, repair, readers.
+
+Real processes where it matters: writers are ``python -m arraystore.cli`` subprocesses, so
+the writer lock, the atomic commit and the error path are the ones users get.
+
+* two concurrent ``cast`` runs on one ~200 MiB array: one proceeds, the other fails fast
+  with "is locked by a writer (PID N)"; the result is correct;
+* a lock left by a dead process is taken over; one held by a live process is not;
+* ``create --checksum`` + one flipped byte -> ``verify`` exits 1 naming the chunk; without
+  checksums ``verify`` says it cannot tell;
+* disk full (``RLIMIT_FSIZE`` in the child, SIGXFSZ ignored so writes fail with EFBIG):
+  no new array, no leftovers, an existing array intact;
+* ``verify --repair`` restores ``.NAME.old-*`` when NAME is missing and removes temp folders;
+* readers polling the store while a cast subprocess rewrites the array always see the old
+  or the new data.
+
+Tests marked ``xfail(strict=True)`` with a reason starting ``BUG`` document open bugs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import arraystore
+from arraystore.cli import main
+from arraystore.core.errors import CorruptData, LockedError
+
+CLI = [sys.executable, "-m", "arraystore.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def cli_proc(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        **kwargs,
+    )
+
+
+def cli_run(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=_env(), timeout=timeout, **kwargs
+    )
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """In-process CLI (fast) for the steps that need no separate process."""
+    try:
+        main.main(args, prog_name="arraystore")
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tree(root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def top(root: Path) -> list[str]:
+    return sorted(os.listdir(root))
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    r = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(r.stdout)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    return pid
+
+
+def one_error_line(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+# ------------------------------------------------------ (a) concurrent casts
+
+BIG = 26_214_400  # float64 elements: 200 MiB
+BLOCK = 2**21
+
+
+def _big_values(lo: int, hi: int) -> np.ndarray:
+    """Exactly representable in float32, so the default 'value' policy accepts the cast."""
+    return (np.arange(lo, hi, dtype=np.int64) % 2**24).astype(np.float64)
+
+
+def test_concurrent_casts_one_wins_one_fails_fast(tmp_path: Path) -> None:
+    store = tmp_path / "big.store"
+    s = arraystore.open(store, mode="a")
+    arr = s.create("a", (BIG,), "f8")  # zeros: sparse, instant
+    for lo in range(0, BIG, BLOCK):
+        arr[lo : lo + BLOCK] = _big_values(lo, min(BIG, lo + BLOCK))
+    del arr
+
+    args = ("cast", str(store), "a", "--to", "f4", "--memory", "16MiB")
+    t0 = time.monotonic()
+    procs = [cli_proc(*args), cli_proc(*args)]
+    done: dict[int, float] = {}
+    while len(done) < 2 and time.monotonic() - t0 < 120:
+        for i, p in enumerate(procs):
+            if i not in done and p.poll() is not None:
+                done[i] = time.monotonic() - t0
+        time.sleep(0.01)
+    results = [(p.wait(timeout=5), *p.communicate()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    assert codes == [0, 1], results
+    win = next(i for i, r in enumerate(results) if r[0] == 0)
+    lose = 1 - win
+    line = one_error_line(results[lose][2])
+    assert f"array 'a' is locked by a writer (PID {procs[win].pid})" in line
+    # fails fast: it is done while the winner still works
+    assert done[lose] < done[win], done
+
+    out = arraystore.open(store, mode="r")["a"]
+    assert out.dtype == np.float32 and out.shape == (BIG,)
+    for lo in range(0, BIG, 4 * BLOCK):
+        hi = min(BIG, lo + 4 * BLOCK)
+        np.testing.assert_array_equal(out[lo:hi], _big_values(lo, hi).astype(np.float32))
+    assert top(store) == ["a", "zarr.json"]  # no lock, no .a.cast left
+
+
+# --------------------------------------------------------- (b) stale locks
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    store = tmp_path / "s.store"
+    s = arraystore.open(store, mode="a")
+    s.create("a", (1000,), "f8", fill="range")
+    return store
+
+
+@pytest.mark.parametrize("content", ["dead", "garbage", "empty"])
+def test_stale_lock_is_taken_over(
+    small: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    lock = small / ".a.lock"
+    lock.write_text({"dead": str(dead_pid()), "garbage": "not-a-pid", "empty": ""}[content])
+    code, _, err = run_cli(["cast", str(small), "a", "--to", "f4", "--quiet"], capsys)
+    assert code == 0, err
+    assert not lock.exists()
+    got = arraystore.open(small, mode="r")["a"][...]
+    np.testing.assert_array_equal(got, np.arange(1000, dtype=np.float32))
+
+
+def test_stale_lock_subprocess_cast(small: Path) -> None:
+    """Same through a real process: its own PID replaces the dead one, then goes."""
+    (small / ".a.lock").write_text(str(dead_pid()))
+    r = cli_run("cast", str(small), "a", "--to", "f4", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert top(small) == ["a", "zarr.json"]
+
+
+def test_live_lock_is_respected_until_its_process_ends(
+    small: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (small / ".a.lock").write_text(str(holder.pid))
+        before = tree(small)
+        for args in (
+            ["cast", str(small), "a", "--to", "f4"],
+            ["rm", str(small), "a"],
+            ["mv", str(small), "a", "b"],
+            ["create", str(small), "a", "--shape", "3", "--dtype", "f8", "--overwrite"],
+        ):
+            code, _, err = run_cli(args, capsys)
+            assert code == 1
+            assert f"'a' is locked by a writer (PID {holder.pid})" in one_error_line(err)
+        # verify --repair leaves a live writer's lock alone
+        code, out, err = run_cli(["verify", str(small), "--repair"], capsys)
+        assert code == 0 and "stale lock" not in out
+        assert tree(small) == before
+        writer = arraystore.open(small)
+        with pytest.raises(LockedError, match=f"PID {holder.pid}"), writer.lock("a"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    code, out, err = run_cli(["verify", str(small)], capsys)
+    assert "stale lock .a.lock" in out and (small / ".a.lock").exists()  # reported only
+    code, _, err = run_cli(["cast", str(small), "a", "--to", "f4", "--quiet"], capsys)
+    assert code == 0, err
+    assert top(small) == ["a", "zarr.json"]
+
+
+def test_verify_repair_removes_stale_lock(small: Path, capsys: pytest.CaptureFixture[str]):
+    (small / ".a.lock").write_text(str(dead_pid()))
+    code, out, _ = run_cli(["verify", str(small), "--repair"], capsys)
+    assert code == 0
+    assert "leftover: a: stale lock .a.lock (removed)" in out
+    assert top(small) == ["a", "zarr.json"]
+
+
+# ------------------------------------------------------------ (c) checksums
+
+
+def _flip(path: Path, offset: int | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd:1"])
+def test_checksum_detects_a_flipped_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], codec: str
+) -> None:
+    store = str(tmp_path / "c.store")
+    code, _, err = run_cli(
+        [
+            "create",
+            store,
+            "a",
+            "--shape",
+            "1000",
+            "--dtype",
+            "f8",
+            "--fill",
+            "random",
+            "--backend",
+            "zarr",
+            "--codec",
+            codec,
+            "--checksum",
+            "--chunks",
+            "250",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    code, out, _ = run_cli(["verify", store], capsys)
+    assert code == 0 and "ok" in out and "no checksums" not in out
+    _flip(tmp_path / "c.store" / "a" / "c" / "2")
+    code, out, err = run_cli(["verify", store], capsys)
+    assert code == 1, out
+    assert "CORRUPT: a:" in out and "chunk 'c/2'" in out and "checksum" in out, out
+    assert "corruption found" in out
+    code, out, _ = run_cli(["verify", store, "a", "--json"], capsys)
+    assert code == 1 and '"corrupt": true' in out and "c/2" in out
+    # reading the chunk fails too; the others still read
+    arr = arraystore.open(store, mode="r")["a"]
+    with pytest.raises(CorruptData, match="c/2"):
+        arr[500:510]
+    arr[0:250]
+
+
+def test_checksum_names_the_chunk_of_a_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "c.store")
+    code, _, err = run_cli(
+        [
+            "create",
+            store,
+            "s",
+            "--shape",
+            "1000",
+            "--dtype",
+            "id:i8,v:2f4",
+            "--fill",
+            "random",
+            "--backend",
+            "zarr",
+            "--checksum",
+            "--chunks",
+            "250",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    _flip(tmp_path / "c.store" / "s" / "v" / "c" / "1" / "0")
+    code, out, _ = run_cli(["verify", store], capsys)
+    assert code == 1
+    assert "CORRUPT: s:" in out and "/s/v" in out and "chunk 'c/1/0'" in out, out
+
+
+@pytest.mark.parametrize("backend", ["memmap", "zarr"])
+def test_without_checksums_verify_cannot_tell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    store = tmp_path / "c.store"
+    code, _, err = run_cli(
+        [
+            "create",
+            str(store),
+            "p",
+            "--shape",
+            "1000",
+            "--dtype",
+            "f8",
+            "--fill",
+            "random",
+            "--backend",
+            backend,
+            "--chunks",
+            "250",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    data = store / "p" / ("data.npy" if backend == "memmap" else "c/1")
+    _flip(data, offset=os.path.getsize(data) - 3)  # inside the values, not the header
+    code, out, _ = run_cli(["verify", str(store)], capsys)
+    assert code == 0, out  # the flip goes unnoticed ...
+    assert "note: p: no checksums stored" in out  # ... and verify says it cannot tell
+    assert "cannot be detected" in out
+
+
+# ------------------------------------------------------------ (d) disk full
+
+LIMIT = 128 * 1024  # bytes: RLIMIT_FSIZE of the child
+
+
+def _limited() -> None:  # runs in the child before exec
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+
+
+def _create_big(
+    store: Path, name: str, backend: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    return cli_run(
+        "create",
+        str(store),
+        name,
+        "--shape",
+        "100000",
+        "--dtype",
+        "f8",
+        "--fill",
+        "random",
+        "--backend",
+        backend,
+        "--chunks",
+        "50000",
+        "--quiet",
+        *extra,
+        preexec_fn=_limited,
+    )
+
+
+@pytest.fixture
+def full(tmp_path: Path) -> Path:
+    store = tmp_path / "f.store"
+    s = arraystore.open(store, mode="a")
+    s.create("keep", (100,), "f8", fill="range")
+    s.create("zkeep", (100,), "i4", fill="range", backend="zarr", chunks=10)
+    return store
+
+
+@pytest.mark.parametrize("backend", ["memmap", "zarr"])
+def test_disk_full_leaves_no_trace(
+    full: Path, backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = tree(full)
+    r = _create_big(full, "big", backend)
+    assert r.returncode != 0
+    assert "File too large" in r.stderr  # EFBIG reached the user ...
+    assert tree(full) == before  # ... and nothing was left: no array, no temp, no lock
+    # overwriting an existing array under the same limit keeps the old one
+    for name in ("keep", "zkeep"):
+        r = _create_big(full, name, backend, "--overwrite")
+        assert r.returncode != 0
+        assert tree(full) == before
+    s = arraystore.open(full, mode="r")
+    np.testing.assert_array_equal(s["keep"][...], np.arange(100.0))
+    np.testing.assert_array_equal(s["zkeep"][...], np.arange(100, dtype=np.int32))
+    code, out, _ = run_cli(["verify", str(full), "--repair"], capsys)
+    assert code == 0 and "leftover" not in out, out
+    # with space again, the same create works and leaves nothing else behind
+    r = cli_run(
+        "create",
+        str(full),
+        "big",
+        "--shape",
+        "100000",
+        "--dtype",
+        "f8",
+        "--fill",
+        "random",
+        "--backend",
+        backend,
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    assert top(full) == ["big", "keep", "zarr.json", "zkeep"]
+
+
+@pytest.mark.parametrize("backend", ["memmap", "zarr"])
+def test_disk_full_is_a_clean_error(full: Path, backend: str) -> None:
+    r = _create_big(full, "big", backend)
+    assert r.returncode == 1
+    line = one_error_line(r.stderr)
+    assert "File too large" in line or "No space" in line
+
+
+# ----------------------------------------------------------- (e) repair
+
+
+def test_verify_repair_restores_old_and_removes_temps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "r.store"
+    s = arraystore.open(store, mode="a")
+    s.create("a", (50,), "f8", fill="range")
+    s.create("b", (5,), "i2", fill="ones", backend="zarr")
+    # a crash between "old array moved aside" and "new array renamed in" ...
+    os.replace(store / "a", store / ".a.old-0123abcd")
+    tmp = store / ".a.tmp-4242-deadbeef"  # ... with the half-built replacement
+    tmp.mkdir()
+    (tmp / "data.npy").write_bytes(b"half")
+    (store / ".b.rm-cafe0123").mkdir()  # an interrupted delete
+    (store / ".b.old-01234567").mkdir()  # the old copy of b, which exists: garbage
+    (store / ".b.cast").mkdir()  # a cast that never wrote its journal
+
+    assert s.names() == ["b"]
+    before = tree(store)
+    code, out, _ = run_cli(["verify", str(store)], capsys)
+    assert code == 0, out
+    assert "array 'a' was being replaced; its previous version is .a.old-0123abcd" in out
+    for leftover in (".a.tmp-4242-deadbeef", ".b.rm-cafe0123", ".b.old-01234567", ".b.cast"):
+        assert leftover in out
+    assert tree(store) == before  # without --repair nothing is touched
+
+    code, out, _ = run_cli(["verify", str(store), "--repair"], capsys)
+    assert code == 0, out
+    assert "(restored)" in out
+    assert top(store) == ["a", "b", "zarr.json"]
+    s = arraystore.open(store, mode="r")
+    np.testing.assert_array_equal(s["a"][...], np.arange(50.0))
+    np.testing.assert_array_equal(s["b"][...], np.ones(5, np.int16))
+    code, out, _ = run_cli(["verify", str(store)], capsys)
+    assert code == 0 and "leftover" not in out and "checked 2 array(s): ok" in out
+
+
+def test_repair_spares_a_live_writers_temp(small: Path, capsys: pytest.CaptureFixture[str]):
+    tmp = small / f".a.tmp-{os.getpid()}-0badcafe"
+    tmp.mkdir()
+    with arraystore.open(small).lock("a"):  # this process is the live writer
+        code, out, _ = run_cli(["verify", str(small), "--repair"], capsys)
+        assert code == 0 and tmp.exists() and ".a.tmp-" not in out
+    code, out, _ = run_cli(["verify", str(small), "--repair"], capsys)
+    assert code == 0 and not tmp.exists() and "(removed)" in out
+
+
+def test_next_create_removes_stale_temps(small: Path, capsys: pytest.CaptureFixture[str]):
+    (small / ".n.tmp-1-abcdef12").mkdir()
+    code, _, err = run_cli(["create", str(small), "n", "--shape", "3", "--dtype", "f8"], capsys)
+    assert code == 0, err
+    assert top(small) == ["a", "n", "zarr.json"]
+
+
+# ------------------------------------------------ (f) readers during a writer
+
+READ_N = 4 * 2**20  # float64 elements: 32 MiB, exactly representable in float32
+
+
+READER_RACE = (
+    "BUG arraystore/store.py:135 + backends/memmap.py:114 + backends/zarr_chunks.py:432: a "
+    "reader resolves the array's files by path several times (sidecar, then data header, then "
+    "data/chunk files at read time), so a commit between two of those steps mixes the old "
+    "metadata with the new files: CorruptData 'data.npy is N bytes but ... (truncated)' or "
+    "\"chunk 'c/9': 1048576 bytes on disk, expected 2097152\". Timing-dependent here (fails "
+    "in roughly half of the runs), hence not strict; the deterministic repros are "
+    "test_open_racing_a_commit_is_consistent and test_handle_opened_before_a_commit_*"
+)
+
+
+@pytest.mark.skip(reason="open bug, racy (see the strict xfails below): " + READER_RACE)
+@pytest.mark.parametrize(
+    ("backend", "chunks"), [("memmap", "1048576"), ("zarr", "262144")], ids=["memmap", "zarr"]
+)
+def test_readers_see_old_or_new_never_an_error(tmp_path: Path, backend: str, chunks: str) -> None:
+    store = tmp_path / "rw.store"
+    s = arraystore.open(store, mode="a")
+    s.create("a", (READ_N,), "f8", fill="range", backend=backend, chunks=int(chunks))
+    old = np.arange(READ_N, dtype=np.float64)
+    new = old.astype(np.float32)
+    writer = cli_proc("cast", str(store), "a", "--to", "f4", "--memory", "16MiB", "--quiet")
+    seen = {"old": 0, "new": 0}
+    errors: list[str] = []
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 20:
+            finished = writer.poll() is not None
+            try:
+                got = arraystore.open(store, mode="r")["a"][...]
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if got.dtype == old.dtype and np.array_equal(got, old):
+                seen["old"] += 1
+            elif got.dtype == new.dtype and np.array_equal(got, new):
+                seen["new"] += 1
+            else:
+                errors.append(f"torn read: dtype {got.dtype}")
+            if finished:
+                break
+    finally:
+        rc = writer.wait(timeout=60)
+        _, stderr = writer.communicate()
+    assert rc == 0, stderr
+    assert not errors, errors[:5]
+    assert seen["old"] >= 1 and seen["new"] >= 1, seen  # reads happened during the cast
+    np.testing.assert_array_equal(arraystore.open(store, mode="r")["a"][...], new)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG arraystore/backends/memmap.py:114 + backends/zarr_chunks.py:432 handles resolve "
+    "files by path at read time (memmap opens data.npy lazily, zarr opens chunk files per "
+    "read), so an Array opened before a commit reads the NEW array's files with the OLD "
+    "metadata: CorruptData ('unexpected end of file' / 'N bytes on disk, expected M') or "
+    "wrong values. Fix: open data.npy at open time (keep the fd: the unlinked file stays "
+    "readable) and open chunk files relative to an O_DIRECTORY fd of the array folder taken "
+    "at open (plus a clear 'array was replaced' error if that folder is gone)",
+)
+@pytest.mark.parametrize(
+    ("backend", "used"),
+    [("memmap", False), ("zarr", True)],
+    ids=["memmap-opened", "zarr-in-use"],
+)
+def test_handle_opened_before_a_commit_reads_old_data(
+    tmp_path: Path, backend: str, used: bool
+) -> None:
+    from arraystore.ops.cast import cast
+
+    store = tmp_path / "h.store"
+    s = arraystore.open(store, mode="a")
+    s.create("a", (1000,), "f8", fill="range", backend=backend, chunks=100)
+    reader = arraystore.open(store, mode="r")["a"]
+    if used:
+        reader[0:10]
+    cast(arraystore.open(store), "a", "f4")  # a writer commits
+    np.testing.assert_array_equal(reader[...], np.arange(1000.0))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG arraystore/store.py:135 open_handle reads NAME/arraystore.json and then the "
+    "backend reads NAME/data.npy (or NAME/zarr.json) by path: a commit in between (the "
+    "renameat2 exchange of _commit) pairs the old sidecar with the new data -> CorruptData. "
+    "Fix: open NAME once (O_DIRECTORY) and read every file relative to that fd (dir_fd=), "
+    "retrying the open when the folder vanished",
+)
+def test_open_racing_a_commit_is_consistent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str = "memmap"
+) -> None:
+    import arraystore.store as store_mod
+    from arraystore.backends._io import exchange
+
+    store = tmp_path / "o.store"
+    s = arraystore.open(store, mode="a")
+    s.create("a", (1000,), "f8", fill="range", backend=backend, chunks=100)
+    s.create("b", (1000,), "f4", fill="range", backend=backend, chunks=100)  # "the new a"
+    real_read_json = store_mod.read_json
+    swapped: list[bool] = []
+
+    def read_json_then_commit(path: Path, what: str | None = None) -> object:
+        doc = real_read_json(path, what)
+        if path == store / "a" / "arraystore.json" and not swapped:
+            swapped.append(exchange(store / "b", store / "a"))  # what _commit does
+        return doc
+
+    monkeypatch.setattr(store_mod, "read_json", read_json_then_commit)
+    got = arraystore.open(store, mode="r")["a"][...]
+    assert swapped == [True]
+    assert got.dtype in (np.float64, np.float32)
+    np.testing.assert_array_equal(got, np.arange(1000.0))
