@@ -283,7 +283,7 @@ def test_unknown_executor_lists_known_names() -> None:
     with pytest.raises(UnknownExecutorError) as info:
         get_executor("nope")
     assert isinstance(info.value, KeyError)
-    assert str(info.value) == "unknown executor 'nope'; known executors: serial, threads"
+    assert str(info.value) == "unknown executor 'nope'; known executors: dask, serial, threads"
 
 
 def test_register_executor(monkeypatch: pytest.MonkeyPatch) -> None:
