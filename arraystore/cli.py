@@ -388,7 +388,11 @@ def _parse_floats(text: str, what: str) -> list[float]:
     show_default=True,
     help="Delta degrees of freedom of std.",
 )
-@click.option("--executor", default=None, help="serial or threads (default).")
+@click.option(
+    "--executor",
+    default=None,
+    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
+)
 @memory_option
 @workers_option
 @quiet_option
@@ -547,7 +551,11 @@ def _print_stats(doc: dict[str, Any]) -> None:
 @click.option("--allow-float-to-int", is_flag=True, help="auto may turn integral floats into ints.")
 @click.option("--dry-run", is_flag=True, help="Print the plan, checks and savings; write nothing.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted cast.")
-@click.option("--executor", default=None, help="serial or threads (default).")
+@click.option(
+    "--executor",
+    default=None,
+    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
+)
 @memory_option
 @workers_option
 @quiet_option
@@ -699,7 +707,11 @@ def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
 @click.option("--codec", default=None, help="zarr codec of the output.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out array.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted map.")
-@click.option("--executor", default=None, help="serial or threads (default).")
+@click.option(
+    "--executor",
+    default=None,
+    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
+)
 @memory_option
 @workers_option
 @quiet_option

@@ -496,8 +496,8 @@ CASES += [
         r"quantiles must be in \[0, 1\]",
     ),
     Case("hist-word", ["stats", "{s}", "ex", "--hist", "x"], "--hist must be"),
-    Case("hist-zero", ["stats", "{s}", "ex", "--hist", "0"], "bins.*positive"),
-    Case("hist-negative", ["stats", "{s}", "ex", "--hist", "-3"], "bins.*positive"),
+    Case("hist-zero", ["stats", "{s}", "ex", "--hist", "0"], "--hist must be a number of bins"),
+    Case("hist-negative", ["stats", "{s}", "ex", "--hist", "-3"], "--hist must be a number of bins"),
     Case(
         "hist-inf",
         ["stats", "{s}", "ex", "--hist", "inf"],
@@ -523,7 +523,7 @@ CASES += [
         bug="BUG arraystore/cli.py:430 stats --hist 1e30: numpy's 'Maximum allowed size "
         "exceeded' leaks out without naming --hist; bound the number of bins",
     ),
-    Case("ddof-negative", ["stats", "{s}", "ex", "--ddof", "-1"], "ddof must be"),
+    Case("ddof-negative", ["stats", "{s}", "ex", "--ddof", "-1"], "--ddof"),
     Case(
         "ddof-overflow",
         ["stats", "{s}", "ex", "--ddof", "99999999999999999999"],

@@ -211,8 +211,8 @@ class MemmapHandle(Handle):
         return os.path.getsize(self.file)
 
     def flush(self) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
+        """fsync the data file (also when other processes, e.g. dask workers, wrote it)."""
+        os.fsync(self.fd())
 
 
 class MemmapBackend(Backend):

@@ -577,8 +577,8 @@ def _plain_target(to: Any) -> Any:
     """numpy dtypes/types in a target become their string form (JSON-able journal)."""
     if isinstance(to, Mapping):
         return {str(k): _plain_target(v) for k, v in to.items()}
-    if isinstance(to, str):
-        return to
+    if to is None or isinstance(to, str):
+        return to  # None: only with resume (the target comes from the journal)
     try:
         return parse_dtype(to).str
     except ArrayStoreError:

@@ -22,9 +22,10 @@ the blocks. In :func:`where` the inputs are aligned on their rows (axis 0) inste
 next block: valid during the call only (copy what you keep). ``fn`` must return a numpy
 array of exactly the block's shape and of the output dtype. Rows can be dropped only with
 :func:`where` (its two passes know the output size before writing), not by ``fn``.
-``dtype=None``: ``fn`` (or the expression) is first applied to a tiny block (at most one
-element along each axis of the first region) and its result's dtype is the output dtype;
-this also checks the function and the expression before anything is written.
+``dtype=None``: ``fn`` is first applied to a tiny block (at most one element along each
+axis of the first region; an expression to zero rows, as numpy's result dtypes do not
+depend on values) and its result's dtype is the output dtype; this also checks the
+function and the expression before anything is written.
 
 **Atomic, resumable.** The output is built in a hidden ``.OUT.tmp-*`` folder of the store
 (data in ``data/``, a journal of finished blocks in ``map-journal.jsonl``) and committed
@@ -386,7 +387,8 @@ def _grid(job: _Job, itemsize: int, budget: int, workers: int, chunks: Any) -> t
 def _infer(job: _Job, dtype: Any) -> np.dtype:
     """Apply the kernel to a tiny block: the output dtype (checks fn / expression early)."""
     declared = None if dtype is None else parse_dtype(dtype)
-    region = tuple(slice(0, min(1, n)) for n in job.shape)
+    rows = 1 if isinstance(job.kernel, _FnKernel) else 0  # numpy's dtypes ignore values
+    region = tuple(slice(0, min(1 if i else rows, n)) for i, n in enumerate(job.shape))
     blocks = _read(job.sources, job.regions(region))
     try:
         if isinstance(job.kernel, _FnKernel):
@@ -825,7 +827,7 @@ def where(
     with store.lock(out), get_executor(executor, workers=workers) as ex:
         work, header, done = _start(store, out, overwrite, resume, fp)
         if header is None:
-            dt, trail = _check_select(sel, n_rows, dtype)
+            dt, trail = _check_select(sel, dtype)
             R = _rows_per_block(sel, dt, trail, budget, ex.workers)
             blocks = [(a, min(n_rows, a + R)) for a in range(0, n_rows, R)]
             row_bytes = sel.row_bytes()
@@ -851,16 +853,18 @@ def where(
         return _build(store, out, work, header, meta, specs2, ex, budget, progress, "where")
 
 
-def _check_select(sel: _Select, n_rows: int, dtype: Any) -> tuple[np.dtype, tuple[int, ...]]:
-    """Check cond and value on (at most) one row; the output dtype and trailing shape."""
-    n = min(1, n_rows)
+def _check_select(sel: _Select, dtype: Any) -> tuple[np.dtype, tuple[int, ...]]:
+    """Check cond and value on zero rows (dtypes do not depend on values); the output
+    dtype and trailing shape."""
+    n = 0
     try:
         env = sel.read(0, n)
         c = np.asarray(sel.cond({k: env[k] for k in sel.cond.names}))
         if c.dtype != bool or c.shape != (n,):
+            shape = ", ".join(["rows", *map(str, c.shape[1:])]) + ("," if c.ndim < 2 else "")
             raise InvalidArgument(
                 f"where condition {sel.cond.text!r} must give one boolean per row, got "
-                f"{c.dtype} of shape {c.shape} for {n} row(s) (e.g. 'price > 0')"
+                f"{c.dtype} of shape ({shape}) (e.g. 'price > 0')"
             )
         if sel.value is None:
             res = env[_RECORDS]
@@ -873,8 +877,8 @@ def _check_select(sel: _Select, n_rows: int, dtype: Any) -> tuple[np.dtype, tupl
                 ) from None
             if res.shape[:1] != (n,):
                 raise InvalidArgument(
-                    f"expression {sel.value.text!r} must give rows like its inputs, got shape "
-                    f"{res.shape} for {n} row(s)"
+                    f"expression {sel.value.text!r} must give one value (or row) per input "
+                    f"row, got shape {res.shape} for {n} rows"
                 )
     finally:
         _buffers.release()

@@ -60,8 +60,8 @@ class DaskExecutor(Executor):
             address = address or os.environ.get("ARRAYSTORE_SCHEDULER")
             if not address:
                 raise InvalidArgument(
-                    "the dask executor needs a scheduler: --scheduler tcp://HOST:PORT, "
-                    "ARRAYSTORE_SCHEDULER, or executor=DaskExecutor(client=...)"
+                    "the dask executor needs a scheduler: "
+                    "ARRAYSTORE_SCHEDULER=tcp://HOST:PORT, or executor=DaskExecutor(client=...)"
                 )
             _check_address(address)
             try:
