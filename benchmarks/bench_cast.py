@@ -236,9 +236,9 @@ def candidates(
 
 
 def add_ratios(results: list[Result]) -> None:
-    get = {r.key: r for r in results}
+    get = {r.key: r for r in results if r.runs}
     for r in results:
-        if not r.key.startswith("arraystore/"):
+        if not r.key.startswith("arraystore/") or not r.runs:
             continue
         fmt = r.key.split("/")[1]
         for name, key in (("/dask", f"dask/{fmt}"), ("/numpy", f"numpy/{fmt}")):
@@ -247,7 +247,7 @@ def add_ratios(results: list[Result]) -> None:
     dd = get.get("dd/memmap")
     if dd is not None:
         for r in results:
-            if r is not dd:
+            if r is not dd and r.runs:
                 r.ratios["/dd-write"] = dd.median / r.median
 
 
@@ -305,7 +305,7 @@ def main() -> None:
     )
     common.print_table(results, title, ["/dask", "/numpy", "/dd-write"])
     for r in results:
-        audit = r.runs[-1].payload.get("audit")
+        audit = r.runs[-1].payload.get("audit") if r.runs else None
         if audit:
             print(f"  audit {r.key}: {audit}")
         if r.note:

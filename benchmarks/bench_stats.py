@@ -338,7 +338,7 @@ def check_values(results: list[Result], ref: dict[str, np.ndarray], rows: int) -
     1e-9 std (mean, std; sum: 1e-9 std x N) and exactly for min/max."""
     std = np.maximum(ref["std"], 1e-300)
     for r in results:
-        vals = r.runs[-1].payload.get("values")
+        vals = r.runs[-1].payload.get("values") if r.runs else None
         if not vals:
             continue
         v = {k: np.asarray(vals[k]) for k in VALUES}
@@ -367,12 +367,18 @@ def add_ratios(results: list[Result]) -> None:
             "/numpy": g.get("numpy"),
         }
         for name, a in anchors.items():
-            if a is not None and a is not r and not r.key.startswith(("dd", "cat", "2")):
+            if (
+                a is not None
+                and a is not r
+                and a.runs
+                and r.runs
+                and not r.key.startswith(("dd", "cat", "2"))
+            ):
                 r.ratios[name] = a.median / r.median
 
 
 def acceptance(results: list[Result], budget: int) -> list[dict[str, Any]]:
-    get = {r.key: r for r in results}
+    get = {r.key: r for r in results if r.runs}
     checks: list[dict[str, Any]] = []
 
     def ratio(a: str, b: str, target: float, what: str) -> None:
@@ -483,8 +489,8 @@ def main() -> None:
     results = []
     for cand in cands:
         results.append(common.measure(Path(__file__), cand, args))
-    ref_run = next((r for r in results if r.key.startswith("numpy/")), None) or next(
-        (r for r in results if r.runs[-1].payload.get("values")), None
+    ref_run = next((r for r in results if r.key.startswith("numpy/") and r.runs), None) or next(
+        (r for r in results if r.runs and r.runs[-1].payload.get("values")), None
     )
     if ref_run is not None:
         ref = {k: np.asarray(v) for k, v in ref_run.runs[-1].payload["values"].items()}

@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import shutil
@@ -55,6 +56,7 @@ DEFAULT_DIR = Path("/tmp/arraystore-bench")
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 RESULT_TAG = "@@BENCH-RESULT "
+MAX_ANON_ENV = "ASBENCH_MAX_ANON"
 
 
 # ------------------------------------------------------------------ arguments
@@ -94,6 +96,12 @@ def add_common_args(ap: argparse.ArgumentParser, default_size: str = "8GiB") -> 
         "--max-bg", type=float, default=0.3, help="a run is contended if others used > N cores"
     )
     ap.add_argument("--retries", type=int, default=3, help="extra runs to replace contended ones")
+    ap.add_argument(
+        "--max-anon",
+        type=parse_size,
+        default=parse_size("10GiB"),
+        help="abort a run whose anonymous memory exceeds this (protects a shared machine)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep scratch outputs after the run")
     ap.add_argument("--no-json", action="store_true", help="do not write benchmarks/results/")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -307,10 +315,11 @@ class Result:
     ratios: dict[str, float] = field(default_factory=dict)
     check: str = ""
     discarded: list[Run] = field(default_factory=list)  # contended runs, retried
+    failed: str = ""  # a run failed (e.g. --max-anon): no timings
 
     @property
     def median(self) -> float:
-        return statistics.median(r.seconds for r in self.runs)
+        return statistics.median(r.seconds for r in self.runs) if self.runs else math.nan
 
     @property
     def gbps(self) -> float:
@@ -318,7 +327,7 @@ class Result:
 
     @property
     def peak_rss(self) -> int:
-        return max(r.maxrss for r in self.runs + self.warmups)
+        return max((r.maxrss for r in self.runs + self.warmups), default=0)
 
     @property
     def anon_peak(self) -> int | None:
@@ -328,11 +337,11 @@ class Result:
     @property
     def cpu(self) -> float:
         """Median CPU seconds (user + sys) of the runs: less sensitive to contention."""
-        return statistics.median(r.cpu for r in self.runs)
+        return statistics.median(r.cpu for r in self.runs) if self.runs else math.nan
 
     @property
     def bg(self) -> float:
-        return max(r.bg_cores for r in self.runs)
+        return max((r.bg_cores for r in self.runs), default=math.nan)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -350,6 +359,7 @@ class Result:
             "ratios": self.ratios,
             "check": self.check,
             "note": self.note,
+            "failed": self.failed,
             "runs": [{k: v for k, v in asdict(r).items() if k != "payload"} for r in self.runs],
             "warmups": [
                 {k: v for k, v in asdict(r).items() if k != "payload"} for r in self.warmups
@@ -470,18 +480,25 @@ def measure(script: Path, cand: Candidate, args: argparse.Namespace) -> Result:
     *contended*: it is kept in the JSON but retried (after waiting for a quiet CPU), up
     to ``--retries`` extra runs per candidate. The median is then taken over the
     ``--repeat`` least contended runs."""
+    cand.env = {**cand.env, MAX_ANON_ENV: str(args.max_anon)}
     if cand.warm_files:
         warm(cand.warm_files)
     warmups: list[Run] = []
     attempts: list[Run] = []
-    for _ in range(args.warmup):
-        wait_quiet(args.quiet_wait, args.quiet_cpu)
-        warmups.append(run_once(script, cand))
-        _print_run(cand, "warm-up", warmups[-1])
+    try:
+        for _ in range(args.warmup):
+            wait_quiet(args.quiet_wait, args.quiet_cpu)
+            warmups.append(run_once(script, cand))
+            _print_run(cand, "warm-up", warmups[-1])
+    except RuntimeError as exc:
+        return _failed(cand, exc)
     clean = 0
     while clean < args.repeat and len(attempts) < args.repeat + args.retries:
         wait_quiet(args.quiet_wait, args.quiet_cpu)
-        run = run_once(script, cand)
+        try:
+            run = run_once(script, cand)
+        except RuntimeError as exc:
+            return _failed(cand, exc)
         attempts.append(run)
         ok = run.bg_cores <= args.max_bg
         clean += ok
@@ -504,6 +521,15 @@ def measure(script: Path, cand: Candidate, args: argparse.Namespace) -> Result:
     )
 
 
+def _failed(cand: Candidate, exc: Exception) -> Result:
+    text = str(exc).strip().splitlines()
+    print(f"    {cand.key:<36} FAILED: {text[-1] if text else exc}", flush=True)
+    return Result(
+        cand.key, cand.label, cand.group, cand.nbytes, [], [], note=cand.note,
+        read_bytes=cand.read_bytes, failed=str(exc)[-2000:],
+    )  # fmt: skip
+
+
 def _print_run(cand: Candidate, what: str, run: Run, extra: str = "") -> None:
     print(
         f"    {cand.key:<34} {what:>7}: {run.seconds:7.3f} s  "
@@ -524,8 +550,9 @@ def selected(cands: list[Candidate], only: str) -> list[Candidate]:
 class RssSampler:
     """Peak ``RssAnon`` of this process, sampled every ``interval`` seconds."""
 
-    def __init__(self, interval: float = 0.01) -> None:
+    def __init__(self, interval: float = 0.01, limit: int = 0) -> None:
         self.interval = interval
+        self.limit = limit  # > 0: exit the process (code 75) when RssAnon exceeds it
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -541,6 +568,13 @@ class RssSampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self.anon())
+            if self.limit and self.peak > self.limit:
+                sys.stderr.write(
+                    f"anonymous memory {self.peak / MiB:.0f} MiB exceeded --max-anon "
+                    f"{self.limit / MiB:.0f} MiB: run aborted\n"
+                )
+                sys.stderr.flush()
+                os._exit(75)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
@@ -563,7 +597,7 @@ def child_main(
     computed values, so the parent can check that candidates agree)."""
     spec = json.loads(spec_text)
     kinds = {**kinds, "idle": _idle}
-    with RssSampler() as sampler:
+    with RssSampler(limit=int(os.environ.get(MAX_ANON_ENV, "0"))) as sampler:
         payload = kinds[spec["kind"]](spec)
     payload["anon_peak"] = sampler.peak
     payload["vmhwm"] = _status_bytes("VmHWM:")
@@ -605,6 +639,10 @@ def print_table(results: Sequence[Result], title: str, ratio_names: Sequence[str
         if r.group != group:
             group = r.group
             print(f"[{group}]")
+        if not r.runs:
+            reason = r.failed.strip().splitlines()[-1] if r.failed.strip() else "no runs"
+            print(f"  {r.label:<38} FAILED: {reason}")
+            continue
         secs = [x.seconds for x in r.runs]
         anon = f"{r.anon_peak / MiB:6.0f}M" if r.anon_peak is not None else "      -"
         ratios = "  ".join(

@@ -497,7 +497,9 @@ CASES += [
     ),
     Case("hist-word", ["stats", "{s}", "ex", "--hist", "x"], "--hist must be"),
     Case("hist-zero", ["stats", "{s}", "ex", "--hist", "0"], "--hist must be a number of bins"),
-    Case("hist-negative", ["stats", "{s}", "ex", "--hist", "-3"], "--hist must be a number of bins"),
+    Case(
+        "hist-negative", ["stats", "{s}", "ex", "--hist", "-3"], "--hist must be a number of bins"
+    ),
     Case(
         "hist-inf",
         ["stats", "{s}", "ex", "--hist", "inf"],
