@@ -26,4 +26,4 @@ lint: venv
 	$(BIN)/mypy arraystore
 
 clean:
-	rm -rf $(VENV) demo.store
+	rm -rf $(VENV) demo.store demo.store.stats.json
