@@ -282,12 +282,6 @@ def _out_dtype(src: np.dtype, spec: _CastSpec) -> np.dtype:
     return np.dtype(out)
 
 
-def _regions(handle: Handle, budget: int, workers: int) -> list[Region]:
-    from .stats import task_regions
-
-    return task_regions(handle, budget, workers)
-
-
 def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
     """Work-unit chunks: zarr storage chunks; memmap row blocks sized from the budget."""
     meta = src.meta

@@ -23,7 +23,6 @@ from ..core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
 from ..core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
 from ..core.errors import InvalidArgument
 from ..engine import Plan, Task, default_budget, get_executor, run
-from ..engine.memory import format_size
 from . import _buffers, kernels
 from .quantiles import exact_quantiles, histogram
 
@@ -346,7 +345,3 @@ def hist(
         )
     _buffers.release()
     return out
-
-
-def describe_budget(budget: int) -> str:
-    return format_size(budget)
