@@ -358,7 +358,8 @@ def test_random_kills_memmap_1gib(big_memmap: Big) -> None:
     # finish before their kill, but most kills land mid-cast
     killed = [r for r in log if r[1] == -signal.SIGKILL]
     assert len(killed) >= RANDOM_KILLS_MEMMAP // 2, log
-    assert any(r[2] == "journal" for r in log), log
+    # which states random delays hit depends on machine load; test_kill_at_phase covers
+    # every state deterministically, so no state is required here (the log shows them)
 
 
 def test_random_kills_zarr_cli(big_zarr: Big) -> None:
@@ -369,7 +370,7 @@ def test_random_kills_zarr_cli(big_zarr: Big) -> None:
         f"{time.perf_counter() - t0:.1f} s; (delay, rc, state, path): {log}; "
         f"known-bug states hit: {big_zarr.notes}"
     )
-    assert any(r[2] == "journal" for r in log), log
+    # (as above: no state is required of random kills)
 
 
 # ------------------------------------------------------------------ deterministic kills
