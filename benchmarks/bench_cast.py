@@ -164,7 +164,7 @@ def candidates(
         files = common.data_files(paths[src.name])
         fbytes = common.file_bytes(files)
         group = f"{src.name} -> f4: {fbytes / 2**30:.2f} GiB in {len(files)} file(s)"
-        base = dict(group=group, nbytes=nbytes, warm_files=files)
+        base: dict[str, Any] = dict(group=group, nbytes=nbytes, warm_files=files)
         policies = [("value", RTOL)] + ([("unsafe", 0.0)] if src.backend == "memmap" else [])
         for casting, rtol in policies:
             label = f"arraystore {casting}" + (f" rtol={rtol:g}" if rtol else "")
@@ -310,7 +310,7 @@ def main() -> None:
             print(f"  audit {r.key}: {audit}")
         if r.note:
             print(f"  note {r.key}: {r.note}")
-    doc = {
+    doc: dict[str, Any] = {
         "benchmark": "cast",
         "args": {k: v for k, v in vars(args).items() if k != "child"},
         "source": {

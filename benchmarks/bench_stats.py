@@ -184,7 +184,7 @@ def candidates(
         files = common.data_files(path)
         fbytes = common.file_bytes(files)
         group = f"{fmt.name}: {fbytes / 2**30:.2f} GiB in {len(files)} file(s)"
-        base = dict(group=group, nbytes=nbytes, warm_files=files)
+        base: dict[str, Any] = dict(group=group, nbytes=nbytes, warm_files=files)
         spec = dict(kind="arraystore", store=str(store), name=fmt.name, memory=args.memory,
                     workers=args.workers)  # fmt: skip
         cands.append(
@@ -512,7 +512,7 @@ def main() -> None:
         met = {True: "MET", False: "NOT MET", None: ""}[c["met"]]
         target = f" (target {c['target']})" if c["target"] is not None else ""
         print(f"  {c['what']}: {c['value']}{target} {met}")
-    doc = {
+    doc: dict[str, Any] = {
         "benchmark": "stats",
         "args": {k: v for k, v in vars(args).items() if k != "child"},
         "array": {

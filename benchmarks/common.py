@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,6 +269,8 @@ def busy_cores(seconds: float = 1.0) -> float:
 def wait_quiet(max_wait: float, threshold: float) -> float:
     """Wait until other processes use < ``threshold`` cores (1 s sample), at most
     ``max_wait`` seconds; returns the last sample."""
+    if max_wait <= 0:
+        return math.nan
     deadline = time.monotonic() + max_wait
     load = busy_cores(0.5)
     while load >= threshold and time.monotonic() < deadline:
@@ -588,7 +590,7 @@ class RssSampler:
 
 
 def child_main(
-    spec_text: str, kinds: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]
+    spec_text: str, kinds: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]]
 ) -> None:
     """Run one candidate in this (fresh) process and print its result line.
 
