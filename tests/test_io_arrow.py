@@ -229,3 +229,14 @@ def test_text_nulls_bytes_and_bfloat16(store, tmp_path):
     assert back.column("f").to_pylist() == [1.5, 2.5, None]  # NaN -> null: it had nulls
     again = interop.import_file(store, "e2", out)
     assert again.dtype == arr.dtype
+
+
+def test_progress_adds_up_to_the_file_size(store, tmp_path):
+    src = tmp_path / "t.parquet"
+    pq.write_table(_table(1000), src, row_group_size=100)
+    seen: list[int] = []
+    interop.import_file(store, "t", src, batch_rows=100, progress=lambda _t, n: seen.append(n))
+    assert len(seen) == 10 and sum(seen) == src.stat().st_size
+    out: list[int] = []
+    interop.export_file(store["t"], tmp_path / "o.arrow", progress=lambda _t, n: out.append(n))
+    assert sum(out) == store["t"].nbytes

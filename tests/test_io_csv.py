@@ -154,3 +154,29 @@ def test_compressed_csv_export_and_unknown_options(store, tmp_path):
         interop.export_file(arr, tmp_path / "y.csv", quoting="all")
     with pytest.raises(arraystore.InvalidArgument, match="unknown CSV options"):
         interop.import_file(store, "y", out, quoting="all")
+
+
+def test_fast_pass_equals_the_exact_pass(store, tmp_path, monkeypatch):
+    from arraystore.ops import io_csv
+
+    lines = _lines(3000)
+    lines[10] = "9, 2.5 ,7,x,true,3"  # blanks around numbers: the fast pass falls back
+    src = _write(tmp_path / "a.csv", lines)
+    clean = _write(tmp_path / "b.csv", _lines(3000))
+    spec = "price:f4,qty:i2"
+    fast_a = interop.import_file(store, "fa", src, dtype=spec, block_size=4096)
+    fast_b = interop.import_file(store, "fb", clean, dtype=spec, block_size=4096)
+
+    def no_fast(*args, **kwargs):
+        raise io_csv._Fallback("forced")
+
+    monkeypatch.setattr(io_csv, "_spool_fast", no_fast)
+    exact_a = interop.import_file(store, "ea", src, dtype=spec, block_size=4096)
+    exact_b = interop.import_file(store, "eb", clean, dtype=spec, block_size=4096)
+    for fast, exact in ((fast_a, exact_a), (fast_b, exact_b)):
+        assert fast.dtype == exact.dtype
+        for f in fast.fields:
+            np.testing.assert_array_equal(fast[f][...], exact[f][...])
+        got = {c["column"]: c["nulls"] for c in fast.attrs["import"]["columns"]}
+        assert got == {c["column"]: c["nulls"] for c in exact.attrs["import"]["columns"]}
+    assert fast_a["price"][9] == np.float32(2.5)

@@ -156,8 +156,11 @@ def import_file(
     integer/bool/string columns holding nulls (else a sentinel, the dtype's min, marks
     them; see :mod:`.io_arrow`).
     ``options`` are format options (CSV: ``delimiter``, ``header``, ``skip_rows``,
-    ``block_size``, ``null_values``; Parquet/Arrow: ``batch_rows``). ``progress(None,
-    nbytes)`` is called as array bytes are written. Returns the new :class:`Array`.
+    ``block_size``, ``null_values``, ``quote_char``, ``newlines_in_values``; Parquet/Arrow:
+    ``batch_rows``). ``progress(None, nbytes)`` is called as rows are written, with
+    ``nbytes`` the source file's bytes pro rata (they add up to the file size, a progress
+    bar's total; a CSV file reports during its second, binary pass). Returns the new
+    :class:`Array`.
     """
     if errors not in ("raise", "coerce"):
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")

@@ -232,6 +232,7 @@ def write_batches(
     overwrite: bool,
     workers: int,
     progress: Callable[[Any, Any], None] | None,
+    source_bytes: int = 0,
     where: Callable[[int], str] = lambda r: f"row {r}",
 ) -> None:
     """Create the array (temp folder), stream the batches into it, commit it."""
@@ -242,7 +243,7 @@ def write_batches(
         assert new.handle is not None
         sink = ChunkSink(new.handle, workers)
         try:
-            row = 0
+            row = reported = 0
             for batch in batches:
                 n = batch.num_rows
                 if row + n > nrows:
@@ -262,8 +263,10 @@ def write_batches(
                         cols[p.mask] = valid if valid is not None else _ones(n)
                 sink.put(cols, n)
                 row += n
-                if progress is not None:
-                    progress(None, n * dtype.itemsize * math.prod(shape[1:]))
+                if progress is not None:  # source-file bytes, pro rata of the rows written
+                    done = source_bytes * row // max(1, nrows)
+                    progress(None, done - reported)
+                    reported = done
             if row != nrows:
                 raise CorruptData(f"the file holds {row} rows, its metadata says {nrows}")
             sink.close()
@@ -345,6 +348,7 @@ def import_table(
         overwrite=overwrite,
         workers=workers,
         progress=progress,
+        source_bytes=src.stat().st_size,
     )
 
 

@@ -219,10 +219,12 @@ class ChunkSink:
     """Collects rows into chunk-row buffers and writes each full one in a worker thread.
 
     ``put(columns, n)`` copies ``n`` rows (a dict field -> array, or ``{None: array}`` for
-    a plain dtype) into the current buffer; a full buffer is written by one of
-    ``workers`` threads (zarr chunks are encoded there) while the next one fills. At most
-    ``workers + 1`` buffers of one chunk row exist. Records (memmap) buffers are
-    structured; columnar (zarr) buffers are one array per field, written field by field.
+    a plain dtype) into the current buffer, one contiguous array per field (a memcpy); a
+    full buffer goes to one of ``workers`` threads, which writes it (zarr: field by field,
+    encoding the chunks; memmap: interleaves the fields into records ~1 MiB at a time,
+    while they are in cache, then one ``pwrite``) while the next buffer fills. At most
+    ``workers + 1`` buffers of one chunk row exist (memmap: of ``MEMMAP_BUFFER`` bytes,
+    since any row range is one contiguous write), plus one records buffer per worker.
     """
 
     def __init__(self, handle: Handle, workers: int = 1) -> None:
@@ -238,6 +240,7 @@ class ChunkSink:
         self.fields = fields_of(meta.dtype)
         self.columnar = handle.columnar
         self._free: list[Any] = []
+        self._records: list[np.ndarray] = []
         self._buf: Any = None
         self._fill = 0
         self._start = 0
@@ -247,14 +250,13 @@ class ChunkSink:
         self._lock = threading.Lock()
 
     def _new_buffer(self) -> Any:
-        if self._free:
-            return self._free.pop()
+        with self._lock:
+            if self._free:
+                return self._free.pop()
         n = self.rows
         if not self.fields:
-            return np.empty((n, *self.tail), dtype=self.handle.meta.dtype)
-        if self.columnar:
-            return {f.name: np.empty((n, *self.tail, *f.subshape), f.dtype) for f in self.fields}
-        return np.empty((n, *self.tail), dtype=self.handle.meta.dtype)
+            return {None: np.empty((n, *self.tail), dtype=self.handle.meta.dtype)}
+        return {f.name: np.empty((n, *self.tail, *f.subshape), f.dtype) for f in self.fields}
 
     def put(self, columns: Mapping[str | None, np.ndarray], n: int) -> None:
         done = 0
@@ -267,15 +269,8 @@ class ChunkSink:
                 raise InvalidArgument("more rows than the array holds")
             k = min(room, n - done)
             a = self._fill
-            if self.columnar or not self.fields:
-                for name, values in columns.items():
-                    dst = self._buf if name is None else self._buf[name]
-                    dst[a : a + k] = values[done : done + k]
-            else:  # records: fill ~1 MiB of records with every field while it is in cache
-                for r in range(0, k, self._block):
-                    m = min(self._block, k - r)
-                    for name, values in columns.items():
-                        self._buf[name][a + r : a + r + m] = values[done + r : done + r + m]
+            for name, values in columns.items():
+                self._buf[name][a : a + k] = values[done : done + k]
             self._fill += k
             done += k
             if self._fill == min(self.rows, self.total - self._start):
@@ -289,13 +284,25 @@ class ChunkSink:
             self._pending.popleft().result()
         self._pending.append(self._ex.submit(self._write, buf, start, rows))
 
-    def _write(self, buf: Any, start: int, rows: int) -> None:
+    def _write(self, buf: dict[str | None, np.ndarray], start: int, rows: int) -> None:
         region = (slice(start, start + rows), *(slice(0, n) for n in self.tail))
-        if isinstance(buf, dict):
+        if None in buf:
+            self.handle.write(region, buf[None][:rows])
+        elif self.columnar:
             for name, arr in buf.items():
                 self.handle.write(region, arr[:rows], name)
         else:
-            self.handle.write(region, buf[:rows])
+            with self._lock:
+                rec = self._records.pop() if self._records else None
+            if rec is None:
+                rec = np.empty((self.rows, *self.tail), dtype=self.handle.meta.dtype)
+            for r in range(0, rows, self._block):  # interleave ~1 MiB of records at a time
+                m = min(self._block, rows - r)
+                for name, arr in buf.items():
+                    rec[name][r : r + m] = arr[r : r + m]
+            self.handle.write(region, rec[:rows])
+            with self._lock:
+                self._records.append(rec)
         with self._lock:
             self._free.append(buf)
 
@@ -319,4 +326,5 @@ class ChunkSink:
         self._ex.shutdown(wait=True)
         self._pending.clear()
         self._free.clear()
+        self._records.clear()
         self._buf = None
