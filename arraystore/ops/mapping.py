@@ -9,7 +9,7 @@
 
 **Grid.** The output is computed block by block on one grid. When a zarr input has the
 output's shape, the grid is its storage chunk grid (each of its chunks is read once);
-otherwise row blocks sized from the memory budget (at most 16 MiB of output each). Other
+otherwise row blocks sized from the memory budget (at most 8 MiB of output each). Other
 inputs are read on that grid whatever their own chunking. A zarr output gets the grid as
 its chunks, so every task writes whole chunks.
 
@@ -76,7 +76,7 @@ __all__ = ["Source", "map_array", "map_blocks", "map_expr", "reduce_expr", "wher
 
 JOURNAL = "map-journal.jsonl"
 SUB_ELEMS = 1 << 15  # elements per expression sub-block (256 KiB of float64: L2-sized)
-MAX_BLOCK = 16 * 2**20  # largest output block per task (streamed: bigger gains nothing)
+MAX_BLOCK = 8 * 2**20  # largest output block per task (streamed: bigger gains nothing)
 MIN_BLOCK = 256 * 2**10  # smallest (a smaller budget share fails the budget check)
 FN_TEMPS = 2  # temporaries a user function is assumed to need, in output blocks
 _SLOT = 1000  # reusable buffer slots: inputs from here up; output and mask just below
