@@ -20,6 +20,7 @@ from ..core.chunks import Region
 from ..core.dtypes import is_bfloat16
 from ..core.errors import CorruptData, MetadataError, ReadOnlyError
 from ..core.meta import ArrayMeta
+from ._io import start_writeback
 from .base import Backend, Handle, check_block
 
 DATA = "data.npy"
@@ -196,6 +197,7 @@ class MemmapHandle(Handle):
             fd, done = self.fd(), 0
             while done < len(buf):
                 done += os.pwrite(fd, buf[done:], start + done)
+            start_writeback(fd, start, done)
             return
         mm = self._memmap("r+")
         try:

@@ -34,7 +34,10 @@ def _load() -> Any:
 
     @numba.njit(nogil=True, cache=True)
     def f8_to_f4(x, y, rtol, clip, fmax, first, counts, errs):
-        # counts: [nonfinite, oor, rounded, beyond, n_first]; errs: [max_abs, max_rel]
+        # counts: [nonfinite, oor, rounded, beyond, n_first]; errs: [max_abs, max_rel].
+        # Branches are ordered so that the common cases (exact, or rounded within rtol)
+        # take one predictable path and no division: |w - v| > m * |v| is tested by a
+        # multiplication first, and the exact quotient is taken only when it may matter.
         nonfinite = 0
         oor = 0
         rounded = 0
@@ -42,33 +45,37 @@ def _load() -> Any:
         nf = 0
         max_abs = 0.0
         max_rel = 0.0
+        near = rtol * (1.0 - 1e-12)  # d < near * |v|  =>  d / |v| <= rtol, surely
         for i in range(x.shape[0]):
             v = x[i]
             w = np.float32(v)
-            mark = False
-            if not np.isfinite(v):
-                nonfinite += 1
-            elif not np.isfinite(w):
-                oor += 1
-                mark = True
-                if clip:
-                    w = np.float32(fmax) if v > 0 else np.float32(-fmax)
-            else:
-                d = abs(np.float64(w) - v)
-                if d != 0.0:
-                    rounded += 1
-                    r = d / abs(v)
-                    if d > max_abs:
-                        max_abs = d
+            y[i] = w
+            d = abs(np.float64(w) - v)
+            if d == 0.0:
+                continue
+            if d < np.inf:  # a finite value, rounded
+                rounded += 1
+                a = abs(v)
+                if d > max_abs:
+                    max_abs = d
+                if d >= max_rel * a * (1.0 - 1e-12):  # may be a new maximum: divide
+                    r = d / a
                     if r > max_rel:
                         max_rel = r
-                    if rtol == 0.0 or r > rtol:
-                        beyond += 1
-                        mark = True
-            y[i] = w
-            if mark and nf < first.shape[0]:
-                first[nf] = i
-                nf += 1
+                if rtol == 0.0 or (d >= near * a and d / a > rtol):
+                    beyond += 1
+                    if nf < first.shape[0]:
+                        first[nf] = i
+                        nf += 1
+            elif not np.isfinite(v):  # NaN or inf (inf - inf is NaN)
+                nonfinite += 1
+            else:  # a finite value beyond the float32 range
+                oor += 1
+                if clip:
+                    y[i] = np.float32(fmax) if v > 0 else np.float32(-fmax)
+                if nf < first.shape[0]:
+                    first[nf] = i
+                    nf += 1
         counts[0] = nonfinite
         counts[1] = oor
         counts[2] = rounded
