@@ -10,27 +10,17 @@ fallback (tests compare the two).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
+from .jit import LazyKernel
+
 MAX_FIRST = 10
-_kernel: Any = None
-_tried = False
 
 
-def _load() -> Any:
-    global _kernel, _tried
-    if _tried:
-        return _kernel
-    _tried = True
-    if os.environ.get("ARRAYSTORE_NO_NUMBA"):
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
+def _build() -> Any:
+    import numba
 
     @numba.njit(nogil=True, cache=True)
     def f8_to_f4(x, y, rtol, clip, fmax, first, counts, errs):
@@ -84,8 +74,11 @@ def _load() -> Any:
         errs[0] = max_abs
         errs[1] = max_rel
 
-    _kernel = f8_to_f4
-    return _kernel
+    return f8_to_f4
+
+
+KERNEL = LazyKernel(_build)
+_load = KERNEL.get
 
 
 def float_narrow(xf: np.ndarray, yf: np.ndarray, policy: str, rtol: float) -> dict[str, Any] | None:
@@ -115,3 +108,15 @@ def float_narrow(xf: np.ndarray, yf: np.ndarray, policy: str, rtol: float) -> di
         "max_abs": float(errs[0]),
         "max_rel": float(errs[1]),
     }
+
+
+def prewarm() -> None:
+    """Import numba and load the kernel in the background (a cast from float64 is about
+    to start): see :meth:`arraystore.core.jit.LazyKernel.prewarm`."""
+
+    def samples() -> list[tuple[Any, ...]]:
+        x, y = np.zeros(1), np.zeros(1, np.float32)
+        first, counts, errs = np.empty(MAX_FIRST, np.int64), np.zeros(5, np.int64), np.zeros(2)
+        return [(x, y, 0.0, False, 1.0, first, counts, errs)]
+
+    KERNEL.prewarm(samples)

@@ -384,6 +384,10 @@ def _cast(
     targets_spec = parse_targets(meta.dtype, to)
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:
+        if ex.name != "dask" and any(dt == np.float64 for _, dt, _ in _fields_of(src)):
+            from ..core import casting_fast
+
+            casting_fast.prewarm()  # load the f8 -> f4 kernel while the first blocks are read
         chunks = (
             tuple(header["chunks"])
             if resume and not dry_run

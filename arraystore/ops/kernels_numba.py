@@ -16,27 +16,17 @@ accumulated in a different order).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-_kernel: Any = None
-_tried = False
+from ..core.jit import LazyKernel
+
 GROUP_BYTES = 64 * 1024
 
 
-def _load() -> Any:
-    global _kernel, _tried
-    if _tried:
-        return _kernel
-    _tried = True
-    if os.environ.get("ARRAYSTORE_NO_NUMBA"):
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
+def _build() -> Any:
+    import numba
 
     @numba.njit(nogil=True, cache=True, fastmath=False)
     def fused(X, g, s_out, m2_out, mn_out, mx_out):
@@ -91,8 +81,11 @@ def _load() -> Any:
                 finite = False
         return finite
 
-    _kernel = fused
-    return _kernel
+    return fused
+
+
+KERNEL = LazyKernel(_build)
+_load = KERNEL.get
 
 
 def available() -> bool:
@@ -127,3 +120,20 @@ def rows_state(X: np.ndarray, ops: frozenset[str]) -> dict[str, np.ndarray] | No
     if ops & {"var", "std"}:
         st["m2"] = m2
     return st
+
+
+def prewarm(dtypes: Any) -> None:
+    """Import numba and load the kernel for these block dtypes in the background (see
+    :meth:`arraystore.core.jit.LazyKernel.prewarm`); float32/float64 only."""
+    wanted = sorted({np.dtype(d).str for d in dtypes if np.dtype(d) in (np.float32, np.float64)})
+    if not wanted:
+        return
+
+    def samples() -> list[tuple[Any, ...]]:
+        out = []
+        for d in wanted:
+            x = np.zeros((1, 1), d)
+            out.append((x, 1, np.empty(1), np.empty(1), np.empty(1, d), np.empty(1, d)))
+        return out
+
+    KERNEL.prewarm(samples)

@@ -227,6 +227,10 @@ def reduce(
     handle = arr.handle
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:
+        if ex.name != "dask":  # blocks are reduced here: load the kernel while reading
+            from . import kernels_numba
+
+            kernels_numba.prewarm(f.dtype for _, f in chosen)
         regions = task_regions(handle, budget, ex.workers)
         tasks = tuple(
             Task(
