@@ -203,6 +203,13 @@ class Array:
 
         return to_xarray(self, fields)
 
+    def export(self, path: Any, **kwargs: Any) -> Any:
+        """Write this array to a ``.npy``, CSV, Parquet or Arrow IPC file, chunk by chunk
+        (see :func:`arraystore.ops.interop.export_file`); returns the path written."""
+        from .ops.interop import export_file
+
+        return export_file(self, path, **kwargs)
+
     def batches(self, batch_size: int, **kwargs: Any) -> Any:
         """numpy (or torch with ``to_torch=True``) batches, read chunk-wise with read-ahead."""
         from .ops.interop import batches

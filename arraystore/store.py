@@ -300,6 +300,13 @@ class Store:
             _remove(old)
 
     # ------------------------------------------------------- delete / rename
+    def import_file(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Array:
+        """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name``, streamed and
+        committed atomically (see :func:`arraystore.ops.interop.import_file`)."""
+        from .ops.interop import import_file
+
+        return import_file(self, name, path, **kwargs)
+
     def delete(self, name: str) -> None:
         """Remove an array: renamed to a hidden name first (atomic), then deleted."""
         self._check_writable()

@@ -202,3 +202,18 @@ def test_examples_run(tmp_path, script):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ok" in proc.stdout.splitlines()[-1]
+
+
+def test_store_import_file_and_array_export_wrappers(tmp_path: Path) -> None:
+    """The methods users look for first delegate to import_file/export_file."""
+    x = np.arange(12.0).reshape(4, 3)
+    np.save(tmp_path / "x.npy", x)
+    s = arraystore.open(tmp_path / "w.store", mode="a")
+    arr = s.import_file("x", tmp_path / "x.npy", backend="zarr", codec="lz4")
+    np.testing.assert_array_equal(arr[...], x)
+    out = arr.export(tmp_path / "back.npy")
+    np.testing.assert_array_equal(np.load(out), x)
+    with pytest.raises(arraystore.ArrayExists):
+        s.import_file("x", tmp_path / "x.npy")
+    assert issubclass(arraystore.MissingDependency, ImportError)
+    assert issubclass(arraystore.MissingDependency, arraystore.ArrayStoreError)

@@ -94,3 +94,8 @@ class ReadOnlyError(ArrayStoreError, PermissionError):
 
 class LockedError(ArrayStoreError, BlockingIOError):
     """Another writer holds the array's lock."""
+
+
+class MissingDependency(ArrayStoreError, ImportError):
+    """An optional package (pyarrow, dask, torch, xarray, ml_dtypes) is not installed; the
+    message gives the ``pip install 'arraystore[EXTRA]'`` line to run."""

@@ -80,15 +80,14 @@ from .io_arrow_convert import (
     natural_dtype,
     parse_overrides,
 )
-from .io_common import ChunkSink, MissingDependency, NewArray, new_meta, prefetch
+from .io_common import ChunkSink, NewArray, new_meta, prefetch, require
 
-try:
+if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
-except ImportError as _exc:  # pragma: no cover - depends on the environment
-    raise MissingDependency(
-        "pyarrow is needed for CSV/Parquet/Arrow files: pip install 'arraystore[arrow]'"
-    ) from _exc
+else:
+    pa = require("pyarrow", "CSV/Parquet/Arrow files")
+    pc = require("pyarrow.compute", "CSV/Parquet/Arrow files")
 
 if TYPE_CHECKING:
     from ..store import Store

@@ -6,21 +6,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core.dtypes import fields_of, is_bfloat16, parse_dtype, scalar_str
 from ..core.errors import DTypeError
-from .io_common import MissingDependency
+from .io_common import require
 
-try:
+if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
-except ImportError as _exc:  # pragma: no cover - depends on the environment
-    raise MissingDependency(
-        "pyarrow is needed for CSV/Parquet/Arrow files: pip install 'arraystore[arrow]'"
-    ) from _exc
+else:
+    pa = require("pyarrow", "CSV/Parquet/Arrow files")
+    pc = require("pyarrow.compute", "CSV/Parquet/Arrow files")
 
 META_KEY = b"arraystore"
 MASK_SUFFIX = "__valid"

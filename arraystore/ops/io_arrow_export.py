@@ -22,15 +22,14 @@ import numpy as np
 from ..core.dtypes import dtype_to_json, fields_of, is_bfloat16, scalar_str
 from ..core.errors import InvalidArgument
 from .io_arrow_convert import MASK_SUFFIX, META_KEY
-from .io_common import MissingDependency, read_ahead, read_fields, row_regions
+from .io_common import read_ahead, read_fields, require, row_regions
 
-try:
+if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
-except ImportError as _exc:  # pragma: no cover - depends on the environment
-    raise MissingDependency(
-        "pyarrow is needed for CSV/Parquet/Arrow files: pip install 'arraystore[arrow]'"
-    ) from _exc
+else:
+    pa = require("pyarrow", "CSV/Parquet/Arrow files")
+    pc = require("pyarrow.compute", "CSV/Parquet/Arrow files")
 
 if TYPE_CHECKING:
     from ..array import Array

@@ -23,7 +23,7 @@ from ..backends._io import write_json
 from ..backends.base import Handle
 from ..core.chunks import Region, normalize_chunks
 from ..core.dtypes import fields_of
-from ..core.errors import ArrayExists, ArrayStoreError, InvalidArgument
+from ..core.errors import ArrayExists, InvalidArgument, MissingDependency
 from ..core.meta import SIDECAR, ArrayMeta
 
 if TYPE_CHECKING:
@@ -41,10 +41,6 @@ EXTRAS = {
 MEMMAP_BUFFER = 16 << 20
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-
-
-class MissingDependency(ArrayStoreError, ImportError):
-    """An optional package (pyarrow, dask, torch, xarray) is not installed."""
 
 
 def require(module: str, what: str = "") -> Any:

@@ -68,7 +68,7 @@ from .io_arrow_convert import (
     parse_overrides,
     to_numpy,
 )
-from .io_common import MissingDependency, prefetch
+from .io_common import prefetch, require
 from .io_csv_text import (
     CsvOptions,
     _Bad,
@@ -81,14 +81,14 @@ from .io_csv_text import (
     _Widen,
 )
 
-try:
+if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
-except ImportError as _exc:  # pragma: no cover - depends on the environment
-    raise MissingDependency(
-        "pyarrow is needed for CSV files: pip install 'arraystore[arrow]'"
-    ) from _exc
+else:
+    pa = require("pyarrow", "CSV files")
+    pc = require("pyarrow.compute", "CSV files")
+    pacsv = require("pyarrow.csv", "CSV files")
 
 if TYPE_CHECKING:
     from ..store import Store

@@ -10,22 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core.dtypes import is_bfloat16, scalar_str
 from ..core.errors import DTypeError, InvalidArgument
 from .io_arrow_convert import MAX_SHOWN, checked_astype, to_numpy
-from .io_common import MissingDependency
+from .io_common import require
 
-try:
+if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
-except ImportError as _exc:  # pragma: no cover - depends on the environment
-    raise MissingDependency(
-        "pyarrow is needed for CSV files: pip install 'arraystore[arrow]'"
-    ) from _exc
+else:
+    pa = require("pyarrow", "CSV files")
+    pc = require("pyarrow.compute", "CSV files")
 
 BLOCK_SIZE = 8 << 20
 NULL_VALUES = [
