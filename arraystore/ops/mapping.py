@@ -545,6 +545,7 @@ def _map(
     progress: Any,
     overwrite: bool,
     resume: bool,
+    checksum: bool = False,
 ) -> Array:
     check_name(out, "array name")
     store._check_writable()
@@ -578,6 +579,7 @@ def _map(
         meta = meta.evolve(
             attrs=dict(attrs or {}),
             history=(_history("map", **what, inputs=[s.label for s in job.sources]),),
+            checksum=checksum,
         )
         return _build(store, out, work, header, meta, specs, ex, budget, progress, "map")
 
@@ -598,6 +600,7 @@ def map_blocks(
     progress: Callable[[Any, Any], None] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    checksum: bool = False,
 ) -> Array:
     """Write ``fn(*blocks)`` for every block of the broadcast of ``arrays`` to array ``out``.
 
@@ -637,6 +640,7 @@ def map_blocks(
         progress=progress,
         overwrite=overwrite,
         resume=resume,
+        checksum=checksum,
     )
 
 
@@ -665,6 +669,7 @@ def map_expr(
     progress: Callable[[Any, Any], None] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    checksum: bool = False,
 ) -> Array:
     """Evaluate ``expr`` block by block into array ``out`` (see :mod:`.expr`).
 
@@ -691,6 +696,7 @@ def map_expr(
         progress=progress,
         overwrite=overwrite,
         resume=resume,
+        checksum=checksum,
     )
 
 
@@ -782,6 +788,7 @@ def where(
     progress: Callable[[Any, Any], None] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    checksum: bool = False,
 ) -> Array:
     """Rows (axis 0) where ``cond`` is true, written to array ``out``.
 
@@ -848,7 +855,8 @@ def where(
             meta, R, counts = _meta_from(header["meta"]), header["rows"], header["counts"]
         specs2 = _select_specs(sel, meta, R, n_rows, counts, done)
         meta = meta.evolve(
-            history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),)
+            history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),),
+            checksum=checksum,
         )
         return _build(store, out, work, header, meta, specs2, ex, budget, progress, "where")
 
