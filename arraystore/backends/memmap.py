@@ -242,11 +242,12 @@ class MemmapHandle(Handle):
 
         crc_path = self.path / memmap_crc.CRC_FILE
         if self.crc_live:
-            fd = os.open(crc_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            if crc_path.is_file():  # (a missing one is reported by writes and verify)
+                fd = os.open(crc_path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         elif not (self.path / SIDECAR).exists():
             table = memmap_crc.compute(self.file, self.offset, self.meta.nbytes)
             memmap_crc.write(self.path, table)

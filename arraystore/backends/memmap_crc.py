@@ -160,7 +160,9 @@ def _open(array_dir: Path, flags: int) -> int:
         fd = os.open(array_dir / CRC_FILE, flags)
     except FileNotFoundError:
         raise CorruptData(
-            f"{label} is missing (the metadata says the array is checksummed)"
+            f"{label} is missing but the metadata says the array is checksummed (if it "
+            "predates memmap checksums: 'arraystore cast STORE NAME --to DTYPE --checksum' "
+            "rewrites it with them)"
         ) from None
     except IsADirectoryError:
         raise CorruptData(f"{label} is a directory, not a checksum file") from None

@@ -609,6 +609,7 @@ def map_blocks(
     infers it from a tiny first block; ``backend``/``codec`` default to the first stored
     input's, ``chunks`` to the grid described in the module doc. ``progress(task,
     nbytes)`` after each block, with the bytes it read (a bar's total: the inputs' size).
+    ``checksum=True`` stores checksums in ``out`` (also for map_expr and where).
     See the module docstring for the contract of ``fn``.
     """
     from ..array import Array
