@@ -466,3 +466,25 @@ def test_damaged_checksum_file_is_a_clean_error(
         arr[0] = 1.0
     code, out, err = run_cli(["verify", str(s.path), "--repair"], capsys)
     assert code == 1 and "Traceback" not in err  # repair never blesses unknown data
+
+
+def test_resumed_cast_keeps_the_checksum_setting_of_its_journal(tmp_path: Path) -> None:
+    from arraystore.ops.cast import cast
+
+    s = arraystore.open(tmp_path / "c.store", mode="a")
+    data = np.arange(2_000_000, dtype="f8")
+    s.create("a", data=data, chunks=100_000)
+    calls: list[int] = []
+
+    def interrupt(_task: object, nbytes: int) -> None:
+        calls.append(nbytes)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cast(s, "a", "f4", memory="16M", executor="serial", progress=interrupt, checksum=True)
+    assert (s.path / ".a.cast").is_dir() and not s["a"].meta.checksum
+    res = cast(s, "a", None, resume=True)  # the options (checksum too) come from the journal
+    assert res.resumed_chunks > 0
+    assert_same(s["a"][...], data.astype("f4"))
+    _assert_checksummed(s, "a")
