@@ -54,7 +54,14 @@ VERSION = 1
 _HEAD = struct.Struct("<8sIIQQQII")
 HEAD_SIZE = _HEAD.size  # 48
 _MIN_BLOCK, _MAX_BLOCK = 1 << 12, 1 << 30
-_LOCK = threading.Lock()  # one in-process lock around read-crc-store (fcntl is per process)
+# in-process locks around read-crc-store, one per array folder (fcntl locks are per process)
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(array_dir: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(os.path.abspath(array_dir), threading.Lock())
 
 
 def crc32c(data: bytes) -> int:
@@ -252,7 +259,7 @@ def update(array_dir: Path, data_fd: int, offset: int, nbytes: int, start: int, 
     """
     if stop <= start:
         return
-    with _LOCK:
+    with _lock_for(array_dir):
         fd = _open(array_dir, os.O_RDWR)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX)
