@@ -488,3 +488,26 @@ def test_resumed_cast_keeps_the_checksum_setting_of_its_journal(tmp_path: Path) 
     assert res.resumed_chunks > 0
     assert_same(s["a"][...], data.astype("f4"))
     _assert_checksummed(s, "a")
+
+
+@pytest.mark.parametrize("backend", ["memmap", "zarr"])
+def test_resumed_map_keeps_the_checksum_setting(tmp_path: Path, backend: str) -> None:
+    from arraystore.ops.mapping import map_expr
+
+    s = arraystore.open(tmp_path / "c.store", mode="a")
+    data = np.arange(400_000, dtype="f8")
+    s.create("x", data=data, backend=backend, chunks=20_000)
+    calls: list[int] = []
+
+    def interrupt(_task: object, nbytes: int) -> None:
+        calls.append(nbytes)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    kw = dict(out="m", chunks=20_000, executor="serial")
+    with pytest.raises(KeyboardInterrupt):
+        map_expr(s, "x + 1", "x", progress=interrupt, checksum=True, **kw)
+    assert "m" not in s and any(p.name.startswith(".m.") for p in s.path.iterdir())
+    map_expr(s, "x + 1", "x", resume=True, **kw)  # checksum comes from the journal
+    assert_same(s["m"][...], data + 1)
+    _assert_checksummed(s, "m")

@@ -568,7 +568,7 @@ def _map(
         else:
             dt = _infer(job, dtype)
             grid = _grid(job, dt.itemsize, budget, ex.workers, chunks)
-            meta = ArrayMeta(job.shape, dt, grid, backend, codec)
+            meta = ArrayMeta(job.shape, dt, grid, backend, codec, checksum=checksum)
             header = {"op": "map", "job": fp, "meta": _meta_doc(meta)}
         regions = list(iter_chunk_regions(meta.shape, meta.chunks))
         specs: list[TaskSpec] = [
@@ -579,7 +579,6 @@ def _map(
         meta = meta.evolve(
             attrs=dict(attrs or {}),
             history=(_history("map", **what, inputs=[s.label for s in job.sources]),),
-            checksum=checksum,
         )
         return _build(store, out, work, header, meta, specs, ex, budget, progress, "map")
 
@@ -609,7 +608,8 @@ def map_blocks(
     infers it from a tiny first block; ``backend``/``codec`` default to the first stored
     input's, ``chunks`` to the grid described in the module doc. ``progress(task,
     nbytes)`` after each block, with the bytes it read (a bar's total: the inputs' size).
-    ``checksum=True`` stores checksums in ``out`` (also for map_expr and where).
+    ``checksum=True`` stores checksums in ``out`` (also for map_expr and where; a resumed
+    run keeps the setting of the interrupted one).
     See the module docstring for the contract of ``fn``.
     """
     from ..array import Array
@@ -848,7 +848,12 @@ def where(
             total = sum(counts)
             shape = (total, *trail)
             meta = ArrayMeta(
-                shape, dt, normalize_chunks((R, *trail), shape, dt.itemsize), backend, codec
+                shape,
+                dt,
+                normalize_chunks((R, *trail), shape, dt.itemsize),
+                backend,
+                codec,
+                checksum=checksum,
             )
             header = {"op": "where", "job": fp, "meta": _meta_doc(meta), "rows": R}
             header["counts"] = counts
@@ -856,8 +861,7 @@ def where(
             meta, R, counts = _meta_from(header["meta"]), header["rows"], header["counts"]
         specs2 = _select_specs(sel, meta, R, n_rows, counts, done)
         meta = meta.evolve(
-            history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),),
-            checksum=checksum,
+            history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),)
         )
         return _build(store, out, work, header, meta, specs2, ex, budget, progress, "where")
 
