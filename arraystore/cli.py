@@ -167,7 +167,11 @@ def main() -> None:
     "--from", "from_npy", default=None, metavar="FILE.npy", help="Stream data from a .npy file."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing array (atomically).")
-@click.option("--checksum", is_flag=True, help="Store chunk checksums (zarr: crc32c codec).")
+@click.option(
+    "--checksum",
+    is_flag=True,
+    help="Store checksums (zarr: crc32c codec; memmap: crc32c per 1 MiB block).",
+)
 @memory_option
 @workers_option
 @quiet_option
@@ -305,7 +309,8 @@ def info(store: str, name: str, as_json: bool) -> None:
     t.add_row("shape", str(tuple(doc["shape"])))
     t.add_row("dtype", doc["dtype"])
     t.add_row("chunks", str(tuple(doc["chunks"])))
-    t.add_row("codec", doc["codec"] + (" + crc32c" if doc["checksum"] else ""))
+    t.add_row("codec", doc["codec"])
+    t.add_row("checksum", _checksum_label(doc))
     t.add_row("logical size", format_size(doc["nbytes"]))
     t.add_row("on disk", format_size(doc["stored_bytes"]))
     if doc["ratio"]:
@@ -318,6 +323,14 @@ def info(store: str, name: str, as_json: bool) -> None:
     for h in doc["history"]:
         t.add_row("history", json.dumps(h)[:200])
     Console().print(t)
+
+
+def _checksum_label(doc: dict[str, Any]) -> str:
+    if not doc["checksum"]:
+        return "off (verify cannot detect bit flips)"
+    if doc["backend"] == "zarr":
+        return "crc32c per chunk (zarr codec)"
+    return "crc32c per 1 MiB block (data.crc32c)"
 
 
 @main.command()
@@ -552,6 +565,11 @@ def _print_stats(doc: dict[str, Any]) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan, checks and savings; write nothing.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted cast.")
 @click.option(
+    "--checksum/--no-checksum",
+    default=None,
+    help="Store checksums in the output (default: as the source).",
+)
+@click.option(
     "--executor",
     default=None,
     help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
@@ -575,6 +593,7 @@ def cast_cmd(
     allow_float_to_int: bool,
     dry_run: bool,
     resume: bool,
+    checksum: bool | None,
     executor: str | None,
     memory: str | None,
     workers: int | None,
@@ -612,6 +631,7 @@ def cast_cmd(
             memory=_size(memory),
             executor=_executor(workers, executor),
             progress=adv,
+            checksum=checksum,
         )
     doc = res.to_dict()
     if as_json:
@@ -707,6 +727,7 @@ def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
 @click.option("--codec", default=None, help="zarr codec of the output.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out array.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted map.")
+@click.option("--checksum", is_flag=True, help="Store checksums in the output.")
 @click.option(
     "--executor",
     default=None,
@@ -726,6 +747,7 @@ def map_cmd(
     codec: str | None,
     overwrite: bool,
     resume: bool,
+    checksum: bool,
     executor: str | None,
     memory: str | None,
     workers: int | None,
@@ -749,6 +771,7 @@ def map_cmd(
         executor=_executor(workers, executor),
         overwrite=overwrite,
         resume=resume,
+        checksum=checksum,
     )
     with progress_bar(total, f"map {name or store}", quiet) as adv:
         if cond is not None:
@@ -774,6 +797,7 @@ def map_cmd(
 @click.option("--codec", default=None)
 @click.option("--chunks", default=None)
 @click.option("--overwrite", is_flag=True)
+@click.option("--checksum", is_flag=True, help="Store checksums in the new array.")
 @quiet_option
 def import_cmd(
     store: str,
@@ -786,6 +810,7 @@ def import_cmd(
     codec: str | None,
     chunks: str | None,
     overwrite: bool,
+    checksum: bool,
     quiet: bool,
 ) -> None:
     """Import a .npy, CSV, Parquet or Arrow file (streamed, atomic) as array NAME."""
@@ -810,6 +835,7 @@ def import_cmd(
             chunks=chunks,
             overwrite=overwrite,
             progress=adv,
+            checksum=checksum,
         )
     from .core.dtypes import dtype_to_spec
 

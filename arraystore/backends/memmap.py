@@ -19,7 +19,7 @@ import numpy as np
 from ..core.chunks import Region
 from ..core.dtypes import is_bfloat16
 from ..core.errors import CorruptData, MetadataError, ReadOnlyError
-from ..core.meta import ArrayMeta
+from ..core.meta import SIDECAR, ArrayMeta
 from ._io import start_writeback
 from .base import Backend, Handle, check_block
 
@@ -113,6 +113,9 @@ class MemmapHandle(Handle):
         self.writable = writable
         self._fd: int | None = None
         self.row_bytes = math.prod(meta.shape[1:]) * meta.dtype.itemsize
+        #: writes update ``data.crc32c`` in place (a committed checksummed array, see
+        #: memmap_crc); a new array's checksums are computed by ``flush`` instead
+        self.crc_live = False
 
     def fd(self) -> int:
         if self._fd is None:
@@ -191,6 +194,10 @@ class MemmapHandle(Handle):
         block = check_block(block, dtype, shape)
         if block.size == 0:
             return
+        if self.crc_live:  # refuse before writing when the checksums cannot follow
+            from .memmap_crc import precheck
+
+            precheck(self.path, self.offset, self.meta.nbytes)
         if field is None and (self.meta.ndim == 0 or self._contiguous(region)):
             start = self.offset + (region[0].start * self.row_bytes if region else 0)
             buf = _bytes_view(block)
@@ -198,23 +205,54 @@ class MemmapHandle(Handle):
             while done < len(buf):
                 done += os.pwrite(fd, buf[done:], start + done)
             start_writeback(fd, start, done)
-            return
-        mm = self._memmap("r+")
-        try:
-            if field is None:
-                mm[region] = block
-            else:
-                mm[field][region] = block
-            mm.flush()
-        finally:
-            del mm
+        else:
+            mm = self._memmap("r+")
+            try:
+                if field is None:
+                    mm[region] = block
+                else:
+                    mm[field][region] = block
+                mm.flush()
+            finally:
+                del mm
+        if self.crc_live:
+            self._update_crcs(region)
+
+    def _update_crcs(self, region: Region) -> None:
+        """Recompute the checksums of the blocks under the rows ``region`` touched."""
+        from . import memmap_crc
+
+        if self.meta.ndim == 0 or not region:
+            start, stop = 0, self.meta.nbytes
+        else:
+            start, stop = region[0].start * self.row_bytes, region[0].stop * self.row_bytes
+        memmap_crc.update(self.path, self.fd(), self.offset, self.meta.nbytes, start, stop)
 
     def stored_bytes(self) -> int:
         return os.path.getsize(self.file)
 
     def flush(self) -> None:
-        """fsync the data file (also when other processes, e.g. dask workers, wrote it)."""
+        """fsync the data file (also when other processes, e.g. dask workers, wrote it).
+
+        A new checksummed array (no metadata yet: not committed) gets its checksum file
+        here, computed from the finished data, so it is committed with the array.
+        """
         os.fsync(self.fd())
+        if not (self.meta.checksum and self.writable and self.file == self.path / DATA):
+            return
+        from . import memmap_crc
+
+        crc_path = self.path / memmap_crc.CRC_FILE
+        if self.crc_live:
+            if crc_path.is_file():  # (a missing one is reported by writes and verify)
+                fd = os.open(crc_path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        elif not (self.path / SIDECAR).exists():
+            table = memmap_crc.compute(self.file, self.offset, self.meta.nbytes)
+            memmap_crc.write(self.path, table)
 
 
 class MemmapBackend(Backend):
@@ -236,4 +274,7 @@ class MemmapBackend(Backend):
                 f"{path.name}: data file holds {file_dtype} but metadata says {meta.dtype}"
             )
         check_npy_size(path / DATA, shape, meta.dtype, offset)
-        return MemmapHandle(path, meta, offset, writable=(mode != "r"))
+        handle = MemmapHandle(path, meta, offset, writable=(mode != "r"))
+        # a committed checksummed array: writes keep data.crc32c up to date
+        handle.crc_live = meta.checksum and handle.writable and (path / SIDECAR).exists()
+        return handle

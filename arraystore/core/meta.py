@@ -36,7 +36,8 @@ class ArrayMeta:
     codec: codec spec for zarr (``"none"``, ``"lz4"``, ``"zstd:3"``, ...); ``"none"`` for memmap.
     attrs: user attributes (JSON-able).
     history: operations applied to the array (casts...), oldest first.
-    checksum: whether chunk checksums are stored.
+    checksum: whether checksums are stored (zarr: the crc32c codec of every chunk;
+        memmap: ``data.crc32c``, CRC-32C per 1 MiB block, see backends/memmap_crc.py).
     """
 
     shape: tuple[int, ...]

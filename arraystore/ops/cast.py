@@ -303,7 +303,8 @@ def cast(store: Store, name: str, to: Any, **kwargs: Any) -> CastResult:
 
     Keyword arguments: ``out``, ``casting`` (value, clip, safe, same_kind, unsafe), ``rtol``,
     ``nan_to``, ``errors``, ``fill``, ``allow_half``, ``allow_float_to_int``, ``dry_run``,
-    ``resume``, ``memory``, ``executor``, ``workers``, ``progress``.
+    ``resume``, ``memory``, ``executor``, ``workers``, ``progress``, ``checksum`` (store
+    checksums in the output; default None: as the source does).
     """
     if kwargs.get("dry_run"):
         return _cast(store, name, to, **kwargs)
@@ -338,6 +339,7 @@ def _cast(
     executor: Any = None,
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
+    checksum: bool | None = None,
 ) -> CastResult:
     """Cast array ``name`` chunk by chunk (see the module docstring)."""
     if casting not in POLICIES:
@@ -376,6 +378,7 @@ def _cast(
             header[k] for k in ("casting", "rtol", "nan_to", "errors", "fill")
         )
         allow_half, allow_float_to_int = header["allow_half"], header["allow_float_to_int"]
+        checksum = header.get("checksum", checksum)
     elif not dry_run and work.exists():
         raise InvalidArgument(
             f"an interrupted cast of {name!r} exists: rerun with --resume, or remove it with "
@@ -437,7 +440,9 @@ def _cast(
         )
         out_dtype = _out_dtype(meta.dtype, spec)
         out_meta = meta.evolve(
-            dtype=out_dtype, chunks=meta.chunks if meta.backend == "zarr" else chunks
+            dtype=out_dtype,
+            chunks=meta.chunks if meta.backend == "zarr" else chunks,
+            checksum=meta.checksum if checksum is None else bool(checksum),
         )
         result = CastResult(
             name,
@@ -483,6 +488,7 @@ def _cast(
                         allow_float_to_int=allow_float_to_int,
                         chunks=list(chunks),
                         targets={str(k): dtype_to_spec(v) for k, v in targets.items()},
+                        checksum=out_meta.checksum,
                     ),
                 )
                 (building / "data").mkdir()

@@ -143,6 +143,7 @@ def import_file(
     null_mask: bool = True,
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
+    checksum: bool = False,
     **options: Any,
 ) -> Array:
     """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name`` (atomically).
@@ -159,8 +160,9 @@ def import_file(
     ``block_size``, ``null_values``, ``quote_char``, ``newlines_in_values``; Parquet/Arrow:
     ``batch_rows``). ``progress(None, nbytes)`` is called as rows are written, with
     ``nbytes`` the source file's bytes pro rata (they add up to the file size, a progress
-    bar's total; a CSV file reports during its second, binary pass). Returns the new
-    :class:`Array`.
+    bar's total; a CSV file reports during its second, binary pass). ``checksum``: store
+    checksums (zarr: crc32c codec; memmap: block checksums, see ``verify``). Returns the
+    new :class:`Array`.
     """
     if errors not in ("raise", "coerce"):
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
@@ -182,6 +184,7 @@ def import_file(
             progress,
             columns,
             options,
+            checksum,
         )
     check_target(store, name, overwrite)
     n_workers = workers or min(2, os.cpu_count() or 1)
@@ -197,6 +200,7 @@ def import_file(
         overwrite=overwrite,
         workers=n_workers,
         progress=progress,
+        checksum=checksum,
     )
     with store.lock(name):
         if fmt == "csv":
@@ -223,6 +227,7 @@ def _import_npy(
     progress: Any,
     columns: Any,
     options: Mapping[str, Any],
+    checksum: bool = False,
 ) -> Array:
     if columns is not None or options:
         raise InvalidArgument(
@@ -238,6 +243,7 @@ def _import_npy(
         attrs={**(attrs or {}), "import": {"format": "npy", "source": src.name}},
         overwrite=overwrite,
         progress=progress,
+        checksum=checksum,
     )
 
 

@@ -233,11 +233,14 @@ def write_batches(
     progress: Callable[[Any, Any], None] | None,
     source_bytes: int = 0,
     where: Callable[[int], str] = lambda r: f"row {r}",
+    checksum: bool = False,
 ) -> None:
     """Create the array (temp folder), stream the batches into it, commit it."""
     dtype = layout.dtype()
     shape = (nrows, *(layout.plans[0].dims if layout.plain else layout.tail))
-    meta = new_meta(shape, dtype, chunks=chunks, backend=backend, codec=codec, attrs=attrs)
+    meta = new_meta(
+        shape, dtype, chunks=chunks, backend=backend, codec=codec, attrs=attrs, checksum=checksum
+    )
     with NewArray(store, name, meta, overwrite) as new:
         assert new.handle is not None
         sink = ChunkSink(new.handle, workers)
@@ -309,6 +312,7 @@ def import_table(
     overwrite: bool,
     workers: int,
     progress: Callable[[Any, Any], None] | None,
+    checksum: bool = False,
 ) -> None:
     """Import a Parquet or Arrow IPC file (the caller holds the array's lock)."""
     opts = dict(options)
@@ -348,6 +352,7 @@ def import_table(
         workers=workers,
         progress=progress,
         source_bytes=src.stat().st_size,
+        checksum=checksum,
     )
 
 

@@ -346,6 +346,7 @@ def import_csv(
     overwrite: bool,
     workers: int,
     progress: Callable[[Any, Any], None] | None,
+    checksum: bool = False,
 ) -> None:
     """Import a CSV file (the caller holds the array's lock); see the module docstring."""
     opts = CsvOptions.build(src, options)
@@ -401,6 +402,7 @@ def import_csv(
                 workers=workers,
                 progress=progress,
                 source_bytes=src.stat().st_size,
+                checksum=checksum,
             )
             return
         finally:

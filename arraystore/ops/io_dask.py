@@ -176,6 +176,7 @@ def from_dask(
     attrs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     ndim: int | None = None,
+    checksum: bool = False,
     **compute: Any,
 ) -> Array:
     """Store a dask array (or ``{field: dask array}``, a structured array) as ``name``.
@@ -186,6 +187,7 @@ def from_dask(
     smallest ndim of the arrays) are the records; further dims are subarray fields.
     Written with ``dask.array.store(..., lock=False)`` (``compute`` kwargs, e.g.
     ``scheduler=``, are passed on) into a temp array, committed atomically.
+    ``checksum=True`` stores checksums (computed after the dask writes, before the commit).
     """
     da = require("dask.array", "from_dask")
     check_target(store, name, overwrite)
@@ -212,7 +214,13 @@ def from_dask(
         raise InvalidArgument("the dask array has unknown chunk sizes; call compute_chunk_sizes()")
     reg = _regular(tuple(base_chunks)) if chunks is None else None
     meta = new_meta(
-        shape, dt, chunks=reg if reg else chunks, backend=backend, codec=codec, attrs=attrs
+        shape,
+        dt,
+        chunks=reg if reg else chunks,
+        backend=backend,
+        codec=codec,
+        attrs=attrs,
+        checksum=checksum,
     )
     sources, targets = [], []
     with store.lock(name), NewArray(store, name, meta, overwrite) as new:

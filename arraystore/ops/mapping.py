@@ -545,6 +545,7 @@ def _map(
     progress: Any,
     overwrite: bool,
     resume: bool,
+    checksum: bool = False,
 ) -> Array:
     check_name(out, "array name")
     store._check_writable()
@@ -567,7 +568,7 @@ def _map(
         else:
             dt = _infer(job, dtype)
             grid = _grid(job, dt.itemsize, budget, ex.workers, chunks)
-            meta = ArrayMeta(job.shape, dt, grid, backend, codec)
+            meta = ArrayMeta(job.shape, dt, grid, backend, codec, checksum=checksum)
             header = {"op": "map", "job": fp, "meta": _meta_doc(meta)}
         regions = list(iter_chunk_regions(meta.shape, meta.chunks))
         specs: list[TaskSpec] = [
@@ -598,6 +599,7 @@ def map_blocks(
     progress: Callable[[Any, Any], None] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    checksum: bool = False,
 ) -> Array:
     """Write ``fn(*blocks)`` for every block of the broadcast of ``arrays`` to array ``out``.
 
@@ -606,6 +608,8 @@ def map_blocks(
     infers it from a tiny first block; ``backend``/``codec`` default to the first stored
     input's, ``chunks`` to the grid described in the module doc. ``progress(task,
     nbytes)`` after each block, with the bytes it read (a bar's total: the inputs' size).
+    ``checksum=True`` stores checksums in ``out`` (also for map_expr and where; a resumed
+    run keeps the setting of the interrupted one).
     See the module docstring for the contract of ``fn``.
     """
     from ..array import Array
@@ -637,6 +641,7 @@ def map_blocks(
         progress=progress,
         overwrite=overwrite,
         resume=resume,
+        checksum=checksum,
     )
 
 
@@ -665,6 +670,7 @@ def map_expr(
     progress: Callable[[Any, Any], None] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    checksum: bool = False,
 ) -> Array:
     """Evaluate ``expr`` block by block into array ``out`` (see :mod:`.expr`).
 
@@ -691,6 +697,7 @@ def map_expr(
         progress=progress,
         overwrite=overwrite,
         resume=resume,
+        checksum=checksum,
     )
 
 
@@ -782,6 +789,7 @@ def where(
     progress: Callable[[Any, Any], None] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    checksum: bool = False,
 ) -> Array:
     """Rows (axis 0) where ``cond`` is true, written to array ``out``.
 
@@ -840,7 +848,12 @@ def where(
             total = sum(counts)
             shape = (total, *trail)
             meta = ArrayMeta(
-                shape, dt, normalize_chunks((R, *trail), shape, dt.itemsize), backend, codec
+                shape,
+                dt,
+                normalize_chunks((R, *trail), shape, dt.itemsize),
+                backend,
+                codec,
+                checksum=checksum,
             )
             header = {"op": "where", "job": fp, "meta": _meta_doc(meta), "rows": R}
             header["counts"] = counts
