@@ -219,12 +219,14 @@ class MemmapBackend(Backend):
     name = "memmap"
 
     def create(self, path: Path, meta: ArrayMeta) -> MemmapHandle:
+        _check_local(path)
         with open(path / DATA, "wb") as f:
             offset = write_header(f, meta.dtype, meta.shape)
             f.truncate(offset + meta.nbytes)
         return MemmapHandle(path, meta, offset, writable=True)
 
     def open(self, path: Path, sidecar: dict, mode: str = "r") -> MemmapHandle:
+        _check_local(path)
         shape, file_dtype, offset = read_header(path / DATA)
         meta = ArrayMeta.from_sidecar(sidecar, shape=shape)
         if "chunks" not in sidecar:
@@ -235,3 +237,12 @@ class MemmapBackend(Backend):
             )
         check_npy_size(path / DATA, shape, meta.dtype, offset)
         return MemmapHandle(path, meta, offset, writable=(mode != "r"))
+
+
+def _check_local(path: Path) -> None:
+    if not isinstance(path, Path):
+        from ..core.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"the memmap backend needs a local store, not {path}: use the zarr backend"
+        )
