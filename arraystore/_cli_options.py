@@ -95,3 +95,20 @@ def scheduler(executor: str | None) -> tuple[str | None, dict[str, Any]]:
 
         raise InvalidArgument(f"--scheduler needs the dask executor, not --executor {executor}")
     return "dask", {"address": address}
+
+
+#: packages whose exceptions are remote storage failures (network, credentials, service)
+_REMOTE_ERROR_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google", "adlfs")
+
+
+def remote_error(exc: BaseException) -> str | None:
+    """A one-line message for an object-store client error, None for anything else."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        root = type(cur).__module__.split(".")[0]
+        if root in _REMOTE_ERROR_MODULES:
+            return f"remote storage: {type(cur).__name__}: {cur}"
+        cur = cur.__cause__ or cur.__context__
+    return None

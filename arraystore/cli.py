@@ -46,6 +46,14 @@ class _Group(click.Group):
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(1)
+        except Exception as exc:
+            from ._cli_options import remote_error
+
+            msg = remote_error(exc)
+            if msg is None:
+                raise
+            click.echo(f"error: {_one_line(msg)}", err=True)
+            sys.exit(1)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
         return rv

@@ -25,6 +25,7 @@ from .core.dtypes import check_name, parse_dtype
 from .core.errors import (
     ArrayExists,
     ArrayNotFound,
+    ArrayStoreError,
     InvalidArgument,
     InvalidName,
     InvalidStore,
@@ -83,7 +84,14 @@ class Store:
                 raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
 
     def _init_remote(self) -> None:
-        if (self.path / "zarr.json").exists():
+        try:
+            found = (self.path / "zarr.json").exists()
+        except (ArrayStoreError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # unreachable endpoint, bad credentials, missing bucket
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreNotFound(f"cannot open store {self.path}: {msg}") from exc
+        if found:
             self._root_doc()
             return
         if self.mode != "a":

@@ -16,7 +16,9 @@ Object stores have no directories and no atomic rename. The protocol here:
   the old sidecar (the name disappears), then the old objects, then moves the new ones
   in: *not* atomic — a reader in that window finds no array;
 * writer locks are ``.NAME.lock`` objects created with a conditional put
-  (``If-None-Match: *`` on S3; exclusive on ``memory://``), holding host, PID and a token.
+  (``If-None-Match: *`` on S3; exclusive on ``memory://``), holding host, PID and a token;
+  a lock left by a dead process of the same host is taken over, any other one must be
+  deleted by hand (``verify`` lists it).
 
 fsspec is imported lazily; ``file://`` URLs are plain local paths (full local guarantees).
 """
@@ -265,7 +267,14 @@ def remote_lock(root: RemotePath, name: str) -> Iterator[None]:
     doc = {"host": socket.gethostname(), "pid": os.getpid(), "token": token}
     fs = lock.fs
     try:
-        fs.pipe_file(lock.key, json.dumps(doc).encode(), mode="create")
+        try:
+            _create(fs, lock, json.dumps(doc).encode())
+        except Exception:
+            if not _stale(lock):
+                raise
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(lock.key)  # left by a dead process of this machine
+            _create(fs, lock, json.dumps(doc).encode())
     except Exception as exc:
         held = _holder(lock)
         if held is None and not isinstance(exc, (FileExistsError, OSError)):
@@ -284,6 +293,27 @@ def remote_lock(root: RemotePath, name: str) -> Iterator[None]:
         if current is not None and current.get("token") == token:
             with contextlib.suppress(FileNotFoundError):
                 fs.rm_file(lock.key)
+
+
+def _create(fs: Any, lock: RemotePath, data: bytes) -> None:
+    """An exclusive put; fsspec before ``pipe_file(mode="create")``: check, then put."""
+    try:
+        fs.pipe_file(lock.key, data, mode="create")
+    except TypeError:
+        if lock.exists():
+            raise FileExistsError(lock.url) from None
+        fs.pipe_file(lock.key, data)
+
+
+def _stale(lock: RemotePath) -> bool:
+    """True for a lock object of a process of this host that no longer runs."""
+    from ._lock import _alive
+
+    doc = _read(lock)
+    if doc is None or doc.get("host") != socket.gethostname():
+        return False
+    pid = doc.get("pid")
+    return isinstance(pid, int) and pid != os.getpid() and not _alive(pid)
 
 
 def _read(lock: RemotePath) -> dict[str, Any] | None:
