@@ -829,7 +829,7 @@ def import_cmd(
             format=fmt,
             dtype=dtype,
             errors=errors,
-            backend=s.default_backend(backend),
+            backend=backend,
             codec=codec,
             chunks=chunks,
             overwrite=overwrite,

@@ -465,3 +465,30 @@ def test_memory_stale_lock_of_dead_local_process(mem_url: str) -> None:
     fs.pipe_file(lock.replace(".x.", ".y."), json.dumps(doc).encode())
     with pytest.raises(LockedError, match="another-host"):
         s.create("y", data=np.arange(3.0))
+
+
+def test_memory_interop(mem_url: str, tmp_path: Any) -> None:
+    pytest.importorskip("dask.array")
+    from arraystore.ops.interop import export_file, import_file
+
+    s = arraystore.open(mem_url, mode="a")
+    x = _data((30, 4), 5)
+    a = s.create("x", data=x, chunks=(8, 4))
+    d = a.to_dask()
+    np.testing.assert_array_equal(d.compute(), x)
+    y = arraystore.from_dask(d * 2, s, "y")
+    assert y.backend == "zarr"
+    np.testing.assert_array_equal(y[...], x * 2)
+    npy = tmp_path / "y.npy"
+    export_file(s["y"], npy)
+    np.testing.assert_array_equal(np.load(npy), x * 2)
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b\n1,2.5\n3,4.5\n")
+    t = import_file(s, "t", csv, dtype="a:i4,b:f8")
+    got = t[...]
+    np.testing.assert_array_equal(got["a"], [1, 3])
+    np.testing.assert_array_equal(got["b"], [2.5, 4.5])
+    b = import_file(s, "back", npy)
+    np.testing.assert_array_equal(b[...], x * 2)
+    assert s.names() == ["back", "t", "x", "y"]
+    assert not [k for k in _keys(mem_url) if k.startswith(".")]
