@@ -492,3 +492,57 @@ def test_memory_interop(mem_url: str, tmp_path: Any) -> None:
     np.testing.assert_array_equal(b[...], x * 2)
     assert s.names() == ["back", "t", "x", "y"]
     assert not [k for k in _keys(mem_url) if k.startswith(".")]
+
+
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, n: int) -> list[int]:
+    """The n-th task ``module.<name>`` raises KeyboardInterrupt after writing its block."""
+    orig = getattr(module, name)
+    calls = [0]
+
+    def task(*args: Any, **kwargs: Any) -> Any:
+        result = orig(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == n:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(module, name, task)
+    return calls
+
+
+def test_memory_interrupted_cast_and_map_resume(
+    mem_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Object stores keep no per-chunk journal: resume redoes every chunk, correctly."""
+    from arraystore.ops import cast as cast_mod
+    from arraystore.ops import mapping
+    from arraystore.ops.mapping import map_expr
+
+    s = arraystore.open(mem_url, mode="a")
+    x = _data((64, 3), 6)
+    s.create("x", data=x, chunks=(8, 3))
+    with monkeypatch.context() as m:
+        _interrupt_after(m, cast_mod, "_cast_task", 3)
+        with pytest.raises(KeyboardInterrupt):
+            cast(s, "x", "f4", casting="unsafe", executor="serial")
+    assert s.names() == ["x"] and s["x"].dtype == np.dtype("f8")  # the source is intact
+    np.testing.assert_array_equal(s["x"][...], x)
+    with pytest.raises(InvalidArgument, match=r"interrupted cast of 'x' exists.*--resume"):
+        cast(s, "x", "f4", casting="unsafe")
+    with monkeypatch.context() as m:
+        calls = _interrupt_after(m, cast_mod, "_cast_task", -1)
+        cast(s, "x", None, resume=True, executor="serial")
+    assert calls[0] == 8  # every chunk again
+    np.testing.assert_array_equal(s["x"][...], x.astype("f4"))
+    assert not [k for k in _keys(mem_url) if k.startswith(".")]
+
+    with monkeypatch.context() as m:
+        _interrupt_after(m, mapping, "_map_task", 2)
+        with pytest.raises(KeyboardInterrupt):
+            map_expr(s, "x * 2", "x", out="n", executor="serial")
+    assert "n" not in s
+    with pytest.raises(InvalidArgument, match=r"interrupted map into 'n' exists.*--resume"):
+        map_expr(s, "x * 2", "x", out="n")
+    res = map_expr(s, "x * 2", "x", out="n", resume=True, executor="serial")
+    np.testing.assert_array_equal(res[...], x.astype("f4") * 2)
+    assert not [k for k in _keys(mem_url) if k.startswith(".")]
