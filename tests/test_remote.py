@@ -546,3 +546,47 @@ def test_memory_interrupted_cast_and_map_resume(
     res = map_expr(s, "x * 2", "x", out="n", resume=True, executor="serial")
     np.testing.assert_array_equal(res[...], x.astype("f4") * 2)
     assert not [k for k in _keys(mem_url) if k.startswith(".")]
+
+
+def test_memory_where_quantile_xarray(mem_url: str) -> None:
+    from arraystore.ops.mapping import where
+
+    s = arraystore.open(mem_url, mode="a")
+    dt = np.dtype([("a", "f8"), ("b", "i4")])
+    x = np.zeros(100, dt)
+    x["a"] = np.random.default_rng(7).normal(size=100)
+    x["b"] = np.arange(100) % 7
+    a = s.create("t", data=x, chunks=(32,))
+    w = where(s, "t", "b > 3", "w")
+    np.testing.assert_array_equal(w[...], x[x["b"] > 3])
+    assert float(a.quantile(0.5, fields="a")) == float(np.quantile(x["a"], 0.5))
+    pytest.importorskip("xarray")
+    ds = a.to_xarray()
+    np.testing.assert_array_equal(ds["a"].values, x["a"])
+
+
+def test_memory_cast_crash_in_commit_is_finished_by_repair(
+    mem_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The non-atomic replace: a crash after the old array is deleted loses no data."""
+    from arraystore.backends import _remote
+    from arraystore.ops.verify import verify
+
+    s = arraystore.open(mem_url, mode="a")
+    x = _data((20, 4), 8)
+    s.create("x", data=x, chunks=(8, 4))
+
+    def crash(tmp: Any, path: Any) -> None:
+        _remote.remove_tree(path)  # the old array is gone, the new one not moved in yet
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(s, "_commit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cast(s, "x", "f4", casting="unsafe")
+    s = arraystore.open(mem_url, mode="r+")
+    assert s.names() == []  # the window where readers find no array
+    rep = verify(s, repair=True)
+    assert [(f.name, f.repaired) for f in rep.findings] == [("x", True)]
+    assert s.names() == ["x"] and s["x"].dtype == np.dtype("f4")
+    np.testing.assert_array_equal(s["x"][...], x.astype("f4"))
+    assert not [k for k in _keys(mem_url) if k.startswith(".")]
