@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from ._cli_options import scheduler, scheduler_option, storage_option, store_opener
+
 
 class _Group(click.Group):
     """Turns user errors into one line on stderr and exit status 1."""
@@ -43,6 +45,14 @@ class _Group(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:
+            sys.exit(1)
+        except Exception as exc:
+            from ._cli_options import remote_error
+
+            msg = remote_error(exc)
+            if msg is None:
+                raise
+            click.echo(f"error: {_one_line(msg)}", err=True)
             sys.exit(1)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
@@ -138,7 +148,8 @@ def _executor(workers: int | None, name: str | None = None) -> Any:
         from .core.errors import InvalidArgument
 
         raise InvalidArgument("--workers must be >= 1")
-    return get_executor(name, workers=workers)
+    name, options = scheduler(name)
+    return get_executor(name, workers=workers, **options)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,13 +160,14 @@ def main() -> None:
 
 @main.command()
 @click.argument("store")
+@storage_option
 @click.argument("name")
 @click.option("--shape", default=None, help="Comma-separated shape, e.g. 1000000,64.")
 @click.option("--dtype", default=None, help="f8, i4, ... or structured 'id:i8,price:f8,vec:3f4'.")
 @click.option(
     "--chunks", default=None, help="Chunk shape, e.g. 65536,64 (default: ~64 MiB row blocks)."
 )
-@click.option("--backend", default="memmap", show_default=True, help="memmap or zarr.")
+@click.option("--backend", default=None, help="memmap (default) or zarr (default for URL stores).")
 @click.option(
     "--codec",
     default=None,
@@ -182,7 +194,7 @@ def create(
     shape: str | None,
     dtype: str | None,
     chunks: str | None,
-    backend: str,
+    backend: str | None,
     codec: str | None,
     fill: str | None,
     seed: int,
@@ -197,7 +209,7 @@ def create(
     """Create array NAME in STORE (the store is created if missing)."""
     import math
 
-    from . import open as open_store
+    open_store = store_opener()
     from .core.chunks import normalize_shape
     from .core.dtypes import parse_dtype
     from .core.errors import InvalidArgument
@@ -244,10 +256,11 @@ def create(
 
 @main.command(name="ls")
 @click.argument("store")
+@storage_option
 @json_option
 def ls_cmd(store: str, as_json: bool) -> None:
     """List the arrays of STORE (reads metadata only)."""
-    from . import open as open_store
+    open_store = store_opener()
     from .engine.memory import format_size
 
     s = open_store(store, mode="r")
@@ -290,11 +303,12 @@ def ls_cmd(store: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("store")
+@storage_option
 @click.argument("name")
 @json_option
 def info(store: str, name: str, as_json: bool) -> None:
     """Shape, dtype and fields, chunks, codec, logical vs stored bytes of array NAME."""
-    from . import open as open_store
+    open_store = store_opener()
     from .engine.memory import format_size
 
     doc = open_store(store, mode="r").info(name)
@@ -335,10 +349,11 @@ def _checksum_label(doc: dict[str, Any]) -> str:
 
 @main.command()
 @click.argument("store")
+@storage_option
 @click.argument("names", nargs=-1, required=True)
 def rm(store: str, names: tuple[str, ...]) -> None:
     """Remove arrays NAMES from STORE."""
-    from . import open as open_store
+    open_store = store_opener()
 
     s = open_store(store, mode="r+")
     missing = [n for n in names if n not in s]
@@ -351,12 +366,13 @@ def rm(store: str, names: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("store")
+@storage_option
 @click.argument("old")
 @click.argument("new")
 @click.option("--overwrite", is_flag=True)
 def mv(store: str, old: str, new: str, overwrite: bool) -> None:
     """Rename array OLD to NEW."""
-    from . import open as open_store
+    open_store = store_opener()
 
     open_store(store, mode="r+").rename(old, new, overwrite=overwrite)
     click.echo(f"renamed {old} -> {new}")
@@ -387,6 +403,7 @@ def _parse_floats(text: str, what: str) -> list[float]:
 
 @main.command()
 @click.argument("store")
+@storage_option
 @click.argument("name", required=False)
 @click.option("--field", "fields", multiple=True, help="Field(s) to reduce (default: all numeric).")
 @click.option("--expr", "expr", default=None, help="Reduce an expression instead (not stored).")
@@ -406,6 +423,7 @@ def _parse_floats(text: str, what: str) -> list[float]:
     default=None,
     help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
 )
+@scheduler_option
 @memory_option
 @workers_option
 @quiet_option
@@ -427,7 +445,7 @@ def stats(
     as_json: bool,
 ) -> None:
     """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
-    from . import open as open_store
+    open_store = store_opener()
     from .core.errors import InvalidArgument
     from .ops.stats import STATS, hist, quantile, reduce
 
@@ -541,6 +559,7 @@ def _print_stats(doc: dict[str, Any]) -> None:
 
 @main.command(name="cast")
 @click.argument("store")
+@storage_option
 @click.argument("name")
 @click.option("--to", "to", default=None, help="f4 | 'price:f4,qty:auto' | auto.")
 @click.option(
@@ -574,6 +593,7 @@ def _print_stats(doc: dict[str, Any]) -> None:
     default=None,
     help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
 )
+@scheduler_option
 @memory_option
 @workers_option
 @quiet_option
@@ -601,7 +621,7 @@ def cast_cmd(
     as_json: bool,
 ) -> None:
     """Cast NAME chunk by chunk with a value audit (atomic; the source stays intact until done)."""
-    from . import open as open_store
+    open_store = store_opener()
     from .core.errors import InvalidArgument
     from .ops.cast import cast
 
@@ -691,12 +711,13 @@ def _print_cast(doc: dict[str, Any]) -> None:
 
 @main.command()
 @click.argument("store")
+@storage_option
 @click.argument("name", required=False)
 @click.option("--repair", is_flag=True, help="Remove leftovers of interrupted writes only.")
 @json_option
 def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
     """Check metadata, file sizes, that every chunk decodes, and checksums; exit 1 if corrupt."""
-    from . import open as open_store
+    open_store = store_opener()
     from .ops.verify import verify as run_verify
 
     s = open_store(store, mode="r+" if repair else "r")
@@ -718,6 +739,7 @@ def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
 
 @main.command(name="map")
 @click.argument("store")
+@storage_option
 @click.argument("name", required=False)
 @click.option("--expr", "expr", default=None, help="Expression, e.g. 'sqrt(price) * qty'.")
 @click.option("--where", "cond", default=None, help="Keep rows where this is true.")
@@ -733,6 +755,7 @@ def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
     default=None,
     help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
 )
+@scheduler_option
 @memory_option
 @workers_option
 @quiet_option
@@ -755,7 +778,7 @@ def map_cmd(
 ) -> None:
     """Evaluate --expr chunk by chunk into a new array (bare names: fields of NAME or
     arrays of STORE); --where selects rows. Never Python eval: a safe expression language."""
-    from . import open as open_store
+    open_store = store_opener()
     from .core.errors import InvalidArgument
     from .ops.mapping import map_expr, where
 
@@ -786,6 +809,7 @@ def map_cmd(
 
 @main.command(name="import")
 @click.argument("store")
+@storage_option
 @click.argument("name")
 @click.argument("file")
 @click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
@@ -793,7 +817,7 @@ def map_cmd(
 @click.option(
     "--errors", default="raise", show_default=True, help="CSV parse errors: raise|coerce."
 )
-@click.option("--backend", default="memmap", show_default=True)
+@click.option("--backend", default=None, help="memmap (default) or zarr (default for URL stores).")
 @click.option("--codec", default=None)
 @click.option("--chunks", default=None)
 @click.option("--overwrite", is_flag=True)
@@ -806,7 +830,7 @@ def import_cmd(
     fmt: str | None,
     dtype: str | None,
     errors: str,
-    backend: str,
+    backend: str | None,
     codec: str | None,
     chunks: str | None,
     overwrite: bool,
@@ -816,7 +840,7 @@ def import_cmd(
     """Import a .npy, CSV, Parquet or Arrow file (streamed, atomic) as array NAME."""
     import os
 
-    from . import open as open_store
+    open_store = store_opener()
     from .ops.interop import import_file
 
     s = open_store(store, mode="a")
@@ -844,6 +868,7 @@ def import_cmd(
 
 @main.command(name="export")
 @click.argument("store")
+@storage_option
 @click.argument("name")
 @click.argument("file")
 @click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
@@ -853,7 +878,7 @@ def export_cmd(
     store: str, name: str, file: str, fmt: str | None, overwrite: bool, quiet: bool
 ) -> None:
     """Export array NAME to a .npy, CSV, Parquet or Arrow file, chunk by chunk."""
-    from . import open as open_store
+    open_store = store_opener()
     from .ops.interop import export_file
 
     arr = open_store(store, mode="r")[name]

@@ -9,7 +9,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +17,15 @@ from typing import Any
 import numpy as np
 
 from .backends import get_backend
-from .backends._io import exchange, fsync_dir, read_json, write_json
+from .backends._io import exchange, fsync_dir, read_json, remove_tree, write_json
+from .backends._remote import is_remote, location
 from .backends.base import Handle
 from .core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
 from .core.dtypes import check_name, parse_dtype
 from .core.errors import (
     ArrayExists,
     ArrayNotFound,
+    ArrayStoreError,
     InvalidArgument,
     InvalidName,
     InvalidStore,
@@ -47,11 +48,21 @@ class Store:
     """A directory of named arrays. ``mode``: ``r`` read-only, ``r+`` read-write, ``a``
     read-write and create the store if missing."""
 
-    def __init__(self, path: str | os.PathLike[str], mode: str = "r+") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        mode: str = "r+",
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
         if mode not in MODES:
             raise InvalidArgument(f"mode must be one of {MODES}, got {mode!r}")
-        self.path = Path(path)
+        self.path: Path = location(path, storage_options)
         self.mode = mode
+        #: True for an fsspec URL (s3://, gs://, memory://...): zarr backend only
+        self.remote = is_remote(self.path)
+        if self.remote:
+            self._init_remote()
+            return
         if not self.path.exists():
             if mode != "a":
                 raise StoreNotFound(f"no store at {self.path}")
@@ -71,6 +82,24 @@ class Store:
                 )
             else:
                 raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
+
+    def _init_remote(self) -> None:
+        try:
+            found = (self.path / "zarr.json").exists()
+        except (ArrayStoreError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # unreachable endpoint, bad credentials, missing bucket
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreNotFound(f"cannot open store {self.path}: {msg}") from exc
+        if found:
+            self._root_doc()
+            return
+        if self.mode != "a":
+            raise StoreNotFound(f"no store at {self.path}")
+        if any(True for _ in self.path.iterdir()):
+            raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
+        doc = _group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}})
+        write_json(self.path / "zarr.json", doc)
 
     def _root_doc(self) -> dict[str, Any] | None:
         p = self.path / "zarr.json"
@@ -95,6 +124,9 @@ class Store:
     # ----------------------------------------------------------------- listing
     def names(self) -> list[str]:
         """Names of the arrays, sorted. Reads directory entries only."""
+        if self.remote:
+            found = {p.parent.name for p in self.path.glob(f"*/{SIDECAR}")}
+            return sorted(n for n in found if not n.startswith("."))
         out = []
         for entry in os.scandir(self.path):
             if (
@@ -137,6 +169,11 @@ class Store:
         if not isinstance(doc, dict):
             raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
         backend = get_backend(str(doc.get("backend")))
+        if self.remote and backend.name != "zarr":
+            raise InvalidArgument(
+                f"array {name!r} uses the {backend.name} backend, which needs a local store "
+                f"(not {self.path})"
+            )
         mode = mode or ("r+" if self.writable else "r")
         return backend.open(path, doc, mode)
 
@@ -157,7 +194,7 @@ class Store:
         dtype: Any = None,
         *,
         chunks: Any = None,
-        backend: str = "memmap",
+        backend: str | None = None,
         codec: str | None = None,
         fill: str | None = None,
         seed: int = 0,
@@ -175,9 +212,11 @@ class Store:
 
         Give ``shape`` and ``dtype`` with an optional ``fill`` (zeros, ones, range, random),
         or ``data`` (an array-like), or ``from_npy`` (a .npy file, streamed; ``shape`` and
-        ``dtype``, if given, must agree with it).
+        ``dtype``, if given, must agree with it). ``backend``: ``memmap`` (the default for
+        a local store) or ``zarr`` (the default, and the only one, for a URL store).
         """
         self._check_writable()
+        backend = self.default_backend(backend)
         path = self._array_path(name)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InvalidArgument(f"seed must be a non-negative integer, got {seed!r}")
@@ -250,7 +289,7 @@ class Store:
             if (path.exists() or path.is_symlink()) and not overwrite:
                 raise ArrayExists(f"array {name!r} already exists in {self.path}")
             for stale in self.path.glob(f".{name}.tmp-*"):  # from writers that died
-                _remove(stale)
+                remove_tree(stale)
             tmp = self._temp_path(name)
             tmp.mkdir()
             try:
@@ -276,7 +315,7 @@ class Store:
                 write_json(tmp / SIDECAR, meta.to_sidecar())  # metadata last
                 self._commit(tmp, path)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
                 raise
             finally:
                 if source is not None:
@@ -284,7 +323,16 @@ class Store:
         return self[name]
 
     def _commit(self, tmp: Path, path: Path) -> None:
-        """Move a finished temp array into place; an old array is removed after the swap."""
+        """Move a finished temp array into place; an old array is removed after the swap.
+
+        On an object store: the old array is deleted, then the new keys are moved in
+        (sidecar last) -- not atomic, see :mod:`arraystore.backends._remote`.
+        """
+        if self.remote:
+            from .backends._remote import commit
+
+            commit(tmp, path)  # type: ignore[arg-type]
+            return
         old = None
         if path.exists() or path.is_symlink():
             if exchange(tmp, path):  # atomic swap: the name is never missing
@@ -313,6 +361,10 @@ class Store:
         path = self._array_path(name)
         if name not in self:
             raise ArrayNotFound(f"no array {name!r} in {self.path}")
+        if self.remote:
+            with self.lock(name):
+                remove_tree(path)  # the sidecar goes first: the array vanishes at once
+            return
         trash = self.path / f".{name}.rm-{uuid.uuid4().hex[:8]}"
         with self.lock(name):
             os.replace(path, trash)
@@ -332,7 +384,7 @@ class Store:
             self._commit_rename(src, dst)
 
     def _commit_rename(self, src: Path, dst: Path) -> None:
-        if dst.exists():
+        if dst.exists() or self.remote:
             self._commit(src, dst)
         else:
             os.replace(src, dst)
@@ -349,23 +401,40 @@ class Store:
 
         self._check_writable()
         check_name(name, "array name")
+        if self.remote:
+            from .backends._remote import remote_lock
+
+            return remote_lock(self.path, name)  # type: ignore[arg-type]
         return writer_lock(self.path, name)
+
+    def default_backend(self, backend: str | None) -> str:
+        """``backend`` checked against the store: memmap needs a local store."""
+        if backend is None:
+            return "zarr" if self.remote else "memmap"
+        if self.remote and backend == "memmap":
+            raise InvalidArgument(
+                f"the memmap backend needs a local store; {self.path} is a URL: use --backend zarr"
+            )
+        return backend
 
     def __repr__(self) -> str:
         return f"<arraystore.Store {str(self.path)!r} arrays={len(self)} mode={self.mode!r}>"
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    remove_tree(path)
 
 
-def open(path: str | os.PathLike[str], mode: str = "r+") -> Store:
-    """Open a store (``mode="a"`` creates it when missing). Reads metadata only."""
-    return Store(path, mode)
+def open(
+    path: str | os.PathLike[str], mode: str = "r+", storage_options: dict[str, Any] | None = None
+) -> Store:
+    """Open a store (``mode="a"`` creates it when missing). Reads metadata only.
+
+    ``path`` may be an fsspec URL (``s3://bucket/data.store``, ``gs://...``,
+    ``memory://...``) for zarr arrays; ``storage_options`` go to the fsspec file system
+    (e.g. ``{"endpoint_url": ..., "key": ..., "secret": ...}`` for s3fs).
+    """
+    return Store(path, mode, storage_options)
 
 
 from .array import Array  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 from ..core import meta as _meta
@@ -20,7 +21,13 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temp file and ``os.replace`` (never a torn file)."""
+    """Write ``data`` to ``path`` via a temp file and ``os.replace`` (never a torn file).
+
+    A remote path (object store) is written with one PUT, which is atomic per object.
+    """
+    if not isinstance(path, Path):
+        path.write_bytes(data)  # RemotePath
+        return
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)
@@ -39,6 +46,9 @@ def write_json(path: Path, doc: object) -> None:
 def read_json(path: Path, what: str | None = None) -> object:
     what = what or str(path)
     try:
+        if not isinstance(path, Path):  # RemotePath
+            data = path.read_bytes()[: _meta.MAX_METADATA_BYTES + 1]
+            return _meta.loads(data, what)
         with open(path, "rb") as f:
             data = f.read(_meta.MAX_METADATA_BYTES + 1)
     except FileNotFoundError:
@@ -46,6 +56,30 @@ def read_json(path: Path, what: str | None = None) -> object:
     except IsADirectoryError:
         raise MetadataError(f"metadata {what} is a directory") from None
     return _meta.loads(data, what)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder (or file) and everything in it, local or remote; missing is fine."""
+    if not isinstance(path, Path):
+        from ._remote import remove_tree as remote_remove
+
+        remote_remove(path)
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def move_tree(src: Path, dst: Path) -> None:
+    """Rename a folder (``os.replace``); on an object store, copy its keys then delete them."""
+    if not isinstance(src, Path):
+        from ._remote import move_tree as remote_move
+
+        remote_move(src, dst)
+        return
+    os.replace(src, dst)
 
 
 _RENAME_EXCHANGE = 2

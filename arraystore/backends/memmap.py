@@ -259,12 +259,14 @@ class MemmapBackend(Backend):
     name = "memmap"
 
     def create(self, path: Path, meta: ArrayMeta) -> MemmapHandle:
+        _check_local(path)
         with open(path / DATA, "wb") as f:
             offset = write_header(f, meta.dtype, meta.shape)
             f.truncate(offset + meta.nbytes)
         return MemmapHandle(path, meta, offset, writable=True)
 
     def open(self, path: Path, sidecar: dict, mode: str = "r") -> MemmapHandle:
+        _check_local(path)
         shape, file_dtype, offset = read_header(path / DATA)
         meta = ArrayMeta.from_sidecar(sidecar, shape=shape)
         if "chunks" not in sidecar:
@@ -278,3 +280,12 @@ class MemmapBackend(Backend):
         # a committed checksummed array: writes keep data.crc32c up to date
         handle.crc_live = meta.checksum and handle.writable and (path / SIDECAR).exists()
         return handle
+
+
+def _check_local(path: Path) -> None:
+    if not isinstance(path, Path):
+        from ..core.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"the memmap backend needs a local store, not {path}: use the zarr backend"
+        )

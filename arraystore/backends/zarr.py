@@ -156,7 +156,11 @@ class ZarrHandle(Handle):
             where = self.path if field is None else self.path / field
             try:
                 with _quiet():
-                    arr = zarr.open_array(where, mode="r+" if self.writable else "r", zarr_format=3)
+                    arr = zarr.open_array(
+                        _zarr_store(where, read_only=not self.writable),
+                        mode="r+" if self.writable else "r",
+                        zarr_format=3,
+                    )
             except (KeyError, TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
                 raise CorruptData(f"{where}: zarr cannot open it: {exc}") from exc
             self._arrays[field] = arr
@@ -212,6 +216,10 @@ class ZarrHandle(Handle):
         if field not in self._cio:
             from .zarr_chunks import ChunkIO
 
+            if not isinstance(self.path, Path):  # remote: zarr-python's own I/O
+                self._cio[field] = None
+                return None
+
             where = self.path if field is None else self.path / field
             self._cio[field] = ChunkIO.from_path(where)
         return self._cio[field]
@@ -252,6 +260,8 @@ class ZarrHandle(Handle):
             cio.write_chunk(full_idx, buf)
 
     def stored_bytes(self) -> int:
+        if not isinstance(self.path, Path):  # RemotePath
+            return int(self.path.du(skip=("zarr.json", "arraystore.json")))
         total = 0
         for root, _dirs, files in os.walk(self.path):
             for name in files:
@@ -276,7 +286,7 @@ class ZarrBackend(Backend):
             from zarr.codecs import Crc32cCodec
 
             compressors = [*compressors, Crc32cCodec()]
-        store = LocalStore(path)
+        store = LocalStore(path) if isinstance(path, Path) else _zarr_store(path, read_only=False)
         with _quiet():
             if meta.dtype.names is None:
                 zarr.create_array(
@@ -345,6 +355,19 @@ class ZarrBackend(Backend):
         assert logical is not None
         meta = ArrayMeta.from_sidecar(sidecar, shape=logical[0], chunks=logical[1], codec=codec)
         return ZarrHandle(path, meta, writable=(mode != "r"))
+
+
+def _zarr_store(where: Path, read_only: bool) -> Any:
+    """What zarr opens: the local path itself, or an FsspecStore for a RemotePath."""
+    if isinstance(where, Path):
+        return where
+    from zarr.storage import FsspecStore
+
+    return FsspecStore.from_url(
+        where.url,
+        storage_options=where.storage_options(),
+        read_only=read_only,
+    )
 
 
 def _check_array_doc(doc: Any, dtype: np.dtype) -> tuple[tuple[int, ...], tuple[int, ...], str]:

@@ -15,10 +15,10 @@ partial array, skips the chunks already written and merges their audits.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..backends import get_backend
-from ..backends._io import write_json
+from ..backends._io import move_tree, remove_tree, write_json
 from ..backends.base import Handle
 from ..core.casting import (
     POLICIES,
@@ -362,7 +362,7 @@ def _cast(
     journal_path = work / JOURNAL
     if not dry_run:  # we hold the writer lock: half-built work dirs are from dead writers
         for stale in store.path.glob(f".{name}.cast.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_tree(stale)
     if not dry_run and work.exists() and _recover(store, name, work) and resume:
         raise InvalidArgument(
             f"nothing to resume: the interrupted cast of {name!r} had already completed"
@@ -500,7 +500,7 @@ def _cast(
                         building / "data" / "zarr.json",
                         _group_doc({"arraystore_backend": "memmap"}),
                     )
-                os.replace(building, work)  # the work dir appears complete or not at all
+                move_tree(building, work)  # the work dir appears complete or not at all
                 dst = get_backend(meta.backend).open(
                     work / "data", _sidecar_for_open(out_meta), "r+"
                 )
@@ -508,7 +508,7 @@ def _cast(
             Task(
                 i,
                 _cast_task,
-                (src, dst, r, spec, None if dry_run else journal_path, i),
+                (src, dst, r, spec, None if dry_run or store.remote else journal_path, i),
                 3 * per_region + TASK_OVERHEAD,
             )
             for i, r in enumerate(regions)
@@ -531,7 +531,7 @@ def _cast(
             if dst is not None:
                 dst.close()
             if isinstance(exc, ArrayStoreError) and not dry_run:
-                shutil.rmtree(work, ignore_errors=True)  # not resumable: start clean
+                remove_tree(work)  # not resumable: start clean
             raise
     _buffers.release()
     if merged:
@@ -542,7 +542,7 @@ def _cast(
     if bad and not dry_run:
         if dst is not None:
             dst.close()
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         raise CastError("; ".join(bad) + " — nothing was written")
     if dry_run:
         return result
@@ -569,7 +569,7 @@ def _cast(
     write_json(work / "data" / SIDECAR, final_meta.to_sidecar())
     target = store.path / (out or name)
     store._commit(work / "data", target)
-    shutil.rmtree(work, ignore_errors=True)
+    remove_tree(work)
     return result
 
 
@@ -621,10 +621,10 @@ def _recover(store: Store, name: str, work: Path) -> bool:
     """
     data = work / "data"
     if not (work / JOURNAL).exists():
-        shutil.rmtree(work, ignore_errors=True)  # cannot be resumed: nothing was committed
+        remove_tree(work)  # cannot be resumed: nothing was committed
         return False
     if not data.exists():
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         return True
     if not (data / SIDECAR).exists():
         return False
@@ -633,7 +633,7 @@ def _recover(store: Store, name: str, work: Path) -> bool:
     target = store.path / out
     if not target.exists() or (out == name and _history_len(data) > _history_len(target)):
         store._commit(data, target)
-    shutil.rmtree(work, ignore_errors=True)
+    remove_tree(work)
     return True
 
 
@@ -647,6 +647,9 @@ def _sidecar_for_open(meta: ArrayMeta) -> dict[str, Any]:
 
 
 def _write_header(path: Path, header: dict[str, Any]) -> None:
+    if not isinstance(path, Path):  # remote: the header only, chunks are not journalled
+        path.write_bytes((json.dumps({"header": header}) + "\n").encode())
+        return
     with open(path, "w") as fh:
         fh.write(json.dumps({"header": header}) + "\n")
         fh.flush()
@@ -656,7 +659,7 @@ def _write_header(path: Path, header: dict[str, Any]) -> None:
 def _read_journal(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
     header: dict[str, Any] | None = None
     done: dict[int, dict[str, Any]] = {}
-    with open(path) as fh:
+    with open(path) if isinstance(path, Path) else io.StringIO(path.read_text()) as fh:
         for line in fh:
             try:
                 doc = json.loads(line)

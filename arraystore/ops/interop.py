@@ -135,7 +135,7 @@ def import_file(
     dtype: Any = None,
     columns: list[str] | None = None,
     errors: str = "raise",
-    backend: str = "memmap",
+    backend: str | None = None,
     codec: str | None = None,
     chunks: Any = None,
     attrs: Mapping[str, Any] | None = None,
@@ -170,6 +170,7 @@ def import_file(
     if not src.is_file():
         raise InvalidArgument(f"no such file: {src}")
     fmt = detect_format(src, format)
+    backend = store.default_backend(backend)
     if fmt == "npy":
         return _import_npy(
             store,

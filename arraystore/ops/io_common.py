@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import shutil
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from ..backends import get_backend
-from ..backends._io import write_json
+from ..backends._io import remove_tree, write_json
 from ..backends.base import Handle
 from ..core.chunks import Region, normalize_chunks
 from ..core.dtypes import fields_of
@@ -87,7 +86,7 @@ class NewArray:
             if self.meta.backend == "memmap":  # keep the store a valid zarr hierarchy
                 write_json(self.path / "zarr.json", _group_doc({"arraystore_backend": "memmap"}))
         except BaseException:
-            shutil.rmtree(self.path, ignore_errors=True)
+            remove_tree(self.path)
             raise
         return self
 
@@ -105,7 +104,7 @@ class NewArray:
             if self.handle is not None:
                 self.handle.close()
             if self.path.exists():
-                shutil.rmtree(self.path, ignore_errors=True)
+                remove_tree(self.path)
 
 
 def check_target(store: Store, name: str, overwrite: bool) -> None:

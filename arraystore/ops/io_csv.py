@@ -356,7 +356,12 @@ def import_csv(
     fast = True
     while True:
         tmp = store._temp_path(name)
-        spool = tmp.with_name(tmp.name + ".spool.arrow")
+        if store.remote:  # the spool is a local scratch file
+            import tempfile
+
+            spool = Path(tempfile.gettempdir()) / f"arraystore-{tmp.name}.spool.arrow"
+        else:
+            spool = tmp.with_name(tmp.name + ".spool.arrow")
         try:
             cols = _columns(src, names, over, widened, columns)
             try:

@@ -85,14 +85,19 @@ def to_dask(arr: Array, fields: str | list[str] | None = None) -> Any:
     da = require("dask.array", "to_dask")
     base = require("dask.base", "to_dask")
     names = _field_list(arr, fields)
+    stamp: Any
     try:
-        stamp = os.stat(arr.store.path / arr.name / SIDECAR).st_mtime_ns
+        if arr.store.remote:  # the sidecar's bytes (its history changes on every rewrite)
+            stamp = (arr.store.path / arr.name / SIDECAR).read_bytes()
+        else:
+            stamp = os.stat(arr.store.path / arr.name / SIDECAR).st_mtime_ns
     except OSError:
         stamp = 0
+    root = arr.store.path if arr.store.remote else arr.store.path.resolve()
     out: dict[str, Any] = {}
     for fname in names:
         view = arr[fname] if fname and arr.field is None else arr
-        src = _Source(arr.store.path.resolve(), arr.name, fname or arr.field, view)
+        src = _Source(root, arr.name, fname or arr.field, view)
         token = base.tokenize(
             str(src.store_path), arr.name, fname, stamp, view.shape, view.dtype.str
         )
@@ -170,7 +175,7 @@ def from_dask(
     store: Store,
     name: str,
     *,
-    backend: str = "memmap",
+    backend: str | None = None,
     codec: str | None = None,
     chunks: Any = None,
     attrs: Mapping[str, Any] | None = None,
@@ -190,6 +195,7 @@ def from_dask(
     ``checksum=True`` stores checksums (computed after the dask writes, before the commit).
     """
     da = require("dask.array", "from_dask")
+    backend = store.default_backend(backend)
     check_target(store, name, overwrite)
     if isinstance(darr, Mapping):
         if not darr:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..backends import get_backend
-from ..backends._io import write_json
+from ..backends._io import remove_tree, write_json
 from ..backends.base import Handle
 from ..core.chunks import Region, auto_chunks, iter_chunk_regions, normalize_chunks, region_shape
 from ..core.dtypes import check_name, dtype_to_json, field_dtype, parse_dtype
@@ -413,7 +412,9 @@ def _infer(job: _Job, dtype: Any) -> np.dtype:
 # ------------------------------------------------------- output & journal
 def _interrupted(store: Store, out: str) -> Path | None:
     found = [p for p in store.path.glob(f".{out}.tmp-*") if (p / JOURNAL).is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+    if not found:
+        return None
+    return max(found, key=lambda p: p.stat().st_mtime if isinstance(p, Path) else 0.0)
 
 
 def _start(
@@ -490,7 +491,8 @@ def _build(
         try:
             if hasattr(dst, "fd"):
                 dst.fd()  # open once here, not racily in the workers
-            tasks = tuple(Task(k, fn, (dst, *args, journal), nb) for k, fn, args, nb in specs)
+            jr = None if store.remote else journal  # remote: resume redoes every block
+            tasks = tuple(Task(k, fn, (dst, *args, jr), nb) for k, fn, args, nb in specs)
             if tasks:
                 run(Plan(tasks, name), ex, budget, progress=progress)
             flush = getattr(dst, "flush", None)
@@ -499,13 +501,13 @@ def _build(
         finally:
             dst.close()
     except Exception:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         raise
     finally:
         _buffers.release()
     write_json(work / "data" / SIDECAR, meta.to_sidecar())  # metadata last
     store._commit(work / "data", store.path / out)
-    shutil.rmtree(work, ignore_errors=True)
+    remove_tree(work)
     return store[out]
 
 

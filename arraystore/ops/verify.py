@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..backends._io import move_tree, remove_tree
 from ..backends._lock import holder
 from ..core.errors import ArrayStoreError
 
@@ -114,14 +114,26 @@ def verify(store: Store, name: str | None = None, repair: bool = False) -> Verif
     return report
 
 
+def _entries(store: Store) -> list[str]:
+    if store.remote:
+        return sorted({p.name for p in store.path.iterdir()})
+    return sorted(os.listdir(store.path))
+
+
+def _busy(store: Store, owner: str) -> bool:
+    lock = store.path / f".{owner}.lock"
+    if store.remote:  # a lock object: its holder may be on another machine
+        return lock.exists()
+    return holder(lock) is not None
+
+
 def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
-    for entry in sorted(os.listdir(store.path)):
+    for entry in _entries(store):
         path = store.path / entry
         m = LEFTOVER.match(entry)
         if m and path.is_dir() and not path.is_symlink():
             owner = m.group("name")
-            busy = holder(store.path / f".{owner}.lock")
-            if busy is not None:
+            if _busy(store, owner):
                 continue  # a live writer is working on it
             msg = f"leftover of an interrupted write of {owner!r}: {entry}"
             if entry.endswith(".cast"):
@@ -144,16 +156,25 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
                 # the only copy of an array whose replacement was interrupted: restore it
                 msg = f"array {owner!r} was being replaced; its previous version is {entry}"
                 if repair:
-                    os.replace(path, store.path / owner)
+                    move_tree(path, store.path / owner)
                     msg += " (restored)"
                 report.findings.append(Finding("leftover", owner, msg, False))
                 continue
             if repair:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
                 done = True
             report.findings.append(Finding("leftover", owner, msg, done))
             continue
         m = LOCK.match(entry)
+        if m and store.remote:  # cannot tell whether its writer (maybe elsewhere) is alive
+            report.findings.append(
+                Finding(
+                    "leftover",
+                    m.group("name"),
+                    f"lock object {entry}: delete {path} if no writer is running",
+                )
+            )
+            continue
         if m and holder(path) is None:
             done = False
             if repair:
