@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backends import get_backend
-from .backends._io import exchange, fsync_dir, read_json, write_json
+from .backends._io import can_exchange, exchange, fsync_dir, read_json, write_json
 from .backends.base import Handle
 from .core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
 from .core.dtypes import check_name, parse_dtype
@@ -33,6 +33,7 @@ from .core.errors import (
     ShapeMismatch,
     StoreNotFound,
 )
+from .core.killpoints import kill_point
 from .core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
 
 ROOT_ATTR = "arraystore"
@@ -247,12 +248,12 @@ class Store:
                 "the memmap backend stores raw bytes: --codec needs --backend zarr"
             )
         with self.lock(name):
+            self._clean_stale(name)
             if (path.exists() or path.is_symlink()) and not overwrite:
                 raise ArrayExists(f"array {name!r} already exists in {self.path}")
-            for stale in self.path.glob(f".{name}.tmp-*"):  # from writers that died
-                _remove(stale)
             tmp = self._temp_path(name)
             tmp.mkdir()
+            kill_point("mkdir")
             try:
                 handle = get_backend(backend).create(tmp, meta)
                 if backend == "memmap":  # keep the store a valid zarr hierarchy
@@ -274,6 +275,7 @@ class Store:
                     flush()
                 handle.close()
                 write_json(tmp / SIDECAR, meta.to_sidecar())  # metadata last
+                kill_point("sidecar")
                 self._commit(tmp, path)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -283,20 +285,43 @@ class Store:
                     source.close()
         return self[name]
 
+    def _clean_stale(self, name: str, keep: Any = None) -> None:
+        """Called by a writer of ``name`` holding its lock: what writers of ``name`` that
+        died left behind goes. Temp folders / spool files ``.NAME.tmp-PID-*`` of other
+        processes are removed (except those ``keep(path)`` accepts: a resumable job); a
+        ``.NAME.old-*`` (killed inside a two-rename commit) is put back when NAME is
+        missing, else removed."""
+        mine = f".{name}.tmp-{os.getpid()}-"  # this process's own (e.g. a CSV spool)
+        for stale in self.path.glob(f".{name}.tmp-*"):
+            if not stale.name.startswith(mine) and (keep is None or not keep(stale)):
+                _remove(stale)
+        path = self.path / name
+        for old in sorted(self.path.glob(f".{name}.old-*")):
+            if old.is_dir() and not (path.exists() or path.is_symlink()):
+                os.replace(old, path)  # the interrupted replace never happened
+                fsync_dir(self.path)
+            else:
+                _remove(old)
+
     def _commit(self, tmp: Path, path: Path) -> None:
         """Move a finished temp array into place; an old array is removed after the swap."""
         old = None
         if path.exists() or path.is_symlink():
+            if can_exchange():
+                kill_point("swap")
             if exchange(tmp, path):  # atomic swap: the name is never missing
                 fsync_dir(self.path)
                 fsync_dir(tmp.parent)
+                kill_point("remove-old")
                 _remove(tmp)  # now holds the old array
                 return
             old = self.path / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(path, old)
+            kill_point("swap")
         os.replace(tmp, path)
         fsync_dir(self.path)
         if old is not None:
+            kill_point("remove-old")
             _remove(old)
 
     # ------------------------------------------------------- delete / rename

@@ -74,6 +74,11 @@ def _libc_renameat2() -> object | None:
     return _renameat2 or None
 
 
+def can_exchange() -> bool:
+    """Whether ``renameat2`` exists (a file system may still refuse the exchange)."""
+    return _libc_renameat2() is not None
+
+
 def exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported.
 
