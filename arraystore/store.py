@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,12 +135,26 @@ class Store:
             raise ArrayNotFound(
                 f"no array {name!r} in {self.path} (arrays: {', '.join(self.names()) or 'none'})"
             )
-        doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}")
-        if not isinstance(doc, dict):
-            raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
-        backend = get_backend(str(doc.get("backend")))
         mode = mode or ("r+" if self.writable else "r")
-        return backend.open(path, doc, mode)
+        # the folder is opened once and the sidecar and data are read relative to it: a
+        # commit swapping NAME meanwhile cannot pair old metadata with new data
+        for attempt in range(3):
+            try:
+                dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except (FileNotFoundError, NotADirectoryError):
+                if attempt < 2:  # a two-rename commit moves it away for a moment
+                    time.sleep(0.01)
+                    continue
+                raise ArrayNotFound(f"no array {name!r} in {self.path}") from None
+            try:
+                doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}", dir_fd=dir_fd)
+                if not isinstance(doc, dict):
+                    raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
+                backend = get_backend(str(doc.get("backend")))
+                return backend.open(path, doc, mode, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
+        raise AssertionError("unreachable")
 
     def __getitem__(self, name: str) -> Array:
         return Array(self, name, self.open_handle(name))

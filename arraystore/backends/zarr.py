@@ -313,7 +313,9 @@ class ZarrBackend(Backend):
             write_data=False,
         )
 
-    def open(self, path: Path, sidecar: dict, mode: str = "r") -> ZarrHandle:
+    def open(
+        self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None
+    ) -> ZarrHandle:
         from ..core.dtypes import dtype_from_json
         from ..core.errors import ArrayStoreError
 
