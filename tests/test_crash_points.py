@@ -341,6 +341,7 @@ def test_kill_in_two_rename_commit(
 
 
 # ------------------------------------------------------------------------- random kills
+@pytest.mark.slow
 def test_random_kills(template: Template, tmp_path: Path) -> None:
     """Each command once uninterrupted (its duration, checked against numpy), then SIGKILLed
     after a seeded random fraction of that duration (most land in the interpreter's start
