@@ -1,6 +1,6 @@
-"""Crash consistency of create / map / import (issue 8): SIGKILL at named points and at
-random times, on both backends (memmap, zarr lz4). ``cast`` has its own suite
-(tests/test_cast_crash.py).
+"""Crash consistency of create / map / import / cast (issue 8): SIGKILL at named points
+and at random times, on both backends (memmap, zarr lz4). ``cast`` also has its own,
+deeper suite (tests/test_cast_crash.py: resume after a second crash, torn journal, 1 GiB).
 
 Each command runs through the CLI in a subprocess (tests/_crash.py) that is SIGKILLed
 
