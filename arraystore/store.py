@@ -9,6 +9,7 @@ import contextlib
 import json
 import math
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backends import get_backend
-from .backends._io import exchange, fsync_dir, read_json, remove_tree, write_json
+from .backends._io import can_exchange, exchange, fsync_dir, read_json, remove_tree, write_json
 from .backends._remote import is_remote, location
 from .backends.base import Handle
 from .core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
@@ -34,6 +35,7 @@ from .core.errors import (
     ShapeMismatch,
     StoreNotFound,
 )
+from .core.killpoints import kill_point
 from .core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
 
 ROOT_ATTR = "arraystore"
@@ -165,17 +167,37 @@ class Store:
             raise ArrayNotFound(
                 f"no array {name!r} in {self.path} (arrays: {', '.join(self.names()) or 'none'})"
             )
-        doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}")
-        if not isinstance(doc, dict):
-            raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
-        backend = get_backend(str(doc.get("backend")))
-        if self.remote and backend.name != "zarr":
-            raise InvalidArgument(
-                f"array {name!r} uses the {backend.name} backend, which needs a local store "
-                f"(not {self.path})"
-            )
         mode = mode or ("r+" if self.writable else "r")
-        return backend.open(path, doc, mode)
+        if self.remote:  # object stores: no folder to hold open
+            doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}")
+            if not isinstance(doc, dict):
+                raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
+            backend = get_backend(str(doc.get("backend")))
+            if self.remote and backend.name != "zarr":
+                raise InvalidArgument(
+                    f"array {name!r} uses the {backend.name} backend, which needs a local store "
+                    f"(not {self.path})"
+                )
+            return backend.open(path, doc, mode)
+        # the folder is opened once and the sidecar and data are read relative to it: a
+        # commit swapping NAME meanwhile cannot pair old metadata with new data
+        for attempt in range(3):
+            try:
+                dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except (FileNotFoundError, NotADirectoryError):
+                if attempt < 2:  # a two-rename commit moves it away for a moment
+                    time.sleep(0.01)
+                    continue
+                raise ArrayNotFound(f"no array {name!r} in {self.path}") from None
+            try:
+                doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}", dir_fd=dir_fd)
+                if not isinstance(doc, dict):
+                    raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
+                backend = get_backend(str(doc.get("backend")))
+                return backend.open(path, doc, mode, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
+        raise AssertionError("unreachable")
 
     def __getitem__(self, name: str) -> Array:
         return Array(self, name, self.open_handle(name))
@@ -286,12 +308,12 @@ class Store:
                 "the memmap backend stores raw bytes: --codec needs --backend zarr"
             )
         with self.lock(name):
+            self._clean_stale(name)
             if (path.exists() or path.is_symlink()) and not overwrite:
                 raise ArrayExists(f"array {name!r} already exists in {self.path}")
-            for stale in self.path.glob(f".{name}.tmp-*"):  # from writers that died
-                remove_tree(stale)
             tmp = self._temp_path(name)
             tmp.mkdir()
+            kill_point("mkdir")
             try:
                 handle = get_backend(backend).create(tmp, meta)
                 if backend == "memmap":  # keep the store a valid zarr hierarchy
@@ -313,6 +335,7 @@ class Store:
                     flush()
                 handle.close()
                 write_json(tmp / SIDECAR, meta.to_sidecar())  # metadata last
+                kill_point("sidecar")
                 self._commit(tmp, path)
             except BaseException:
                 remove_tree(tmp)
@@ -321,6 +344,24 @@ class Store:
                 if source is not None:
                     source.close()
         return self[name]
+
+    def _clean_stale(self, name: str, keep: Any = None) -> None:
+        """Called by a writer of ``name`` holding its lock: what writers of ``name`` that
+        died left behind goes. Temp folders / spool files ``.NAME.tmp-PID-*`` of other
+        processes are removed (except those ``keep(path)`` accepts: a resumable job); a
+        ``.NAME.old-*`` (killed inside a two-rename commit) is put back when NAME is
+        missing, else removed."""
+        mine = f".{name}.tmp-{os.getpid()}-"  # this process's own (e.g. a CSV spool)
+        for stale in self.path.glob(f".{name}.tmp-*"):
+            if not stale.name.startswith(mine) and (keep is None or not keep(stale)):
+                _remove(stale)
+        path = self.path / name
+        for old in sorted(self.path.glob(f".{name}.old-*")):
+            if not self.remote and old.is_dir() and not (path.exists() or path.is_symlink()):
+                os.replace(old, path)  # the interrupted replace never happened
+                fsync_dir(self.path)
+            else:
+                _remove(old)
 
     def _commit(self, tmp: Path, path: Path) -> None:
         """Move a finished temp array into place; an old array is removed after the swap.
@@ -335,16 +376,21 @@ class Store:
             return
         old = None
         if path.exists() or path.is_symlink():
+            if can_exchange():
+                kill_point("swap")
             if exchange(tmp, path):  # atomic swap: the name is never missing
                 fsync_dir(self.path)
                 fsync_dir(tmp.parent)
+                kill_point("remove-old")
                 _remove(tmp)  # now holds the old array
                 return
             old = self.path / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(path, old)
+            kill_point("swap")
         os.replace(tmp, path)
         fsync_dir(self.path)
         if old is not None:
+            kill_point("remove-old")
             _remove(old)
 
     # ------------------------------------------------------- delete / rename

@@ -575,7 +575,11 @@ class FileReads:
             return real_open(file, *a, **k)
 
         def fake_os_open(path: Any, *a: Any, **k: Any) -> Any:
-            rec(path)
+            dir_fd = k.get("dir_fd")  # relative to an open folder (handles pin theirs)
+            if dir_fd is not None and not os.path.isabs(os.fsdecode(path)):
+                rec(os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), os.fsdecode(path)))
+            else:
+                rec(path)
             return real_os_open(path, *a, **k)
 
         def fake_get(path: Any, *a: Any, **k: Any) -> Any:

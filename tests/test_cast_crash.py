@@ -36,8 +36,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _crash import PY, ROOT, crc_file, crc_tree, hidden, link_tree, pattern, run_child
 from conftest import LZ4_WARNING, assert_same
 
 import arraystore
@@ -55,9 +54,7 @@ from arraystore.ops.verify import verify
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 
-ROOT = Path(__file__).resolve().parents[1]
 CHILD = str(ROOT / "tests" / "_cast_child.py")
-PY = sys.executable
 SEED = 20240604
 MEMORY = "64MiB"  # memmap: 5.3 MiB work units with 2 workers -> ~190 chunks for 1 GiB
 
@@ -69,36 +66,9 @@ RANDOM_KILLS_ZARR = 4
 
 
 # ----------------------------------------------------------------------------- helpers
-def pattern(start: int, stop: int) -> np.ndarray:
-    """Rows [start, stop) of the test data: multiples of 0.25 in [-1000, 249000]."""
-    base = np.arange(start * 8, stop * 8, dtype=np.int64) % 1_000_003
-    return (base.astype(np.float64) * 0.25 - 1000.0).reshape(-1, 8)
-
-
 def fill(arr: Any, rows: int, step: int = 1 << 20) -> None:
     for i in range(0, rows, step):
         arr[i : i + step] = pattern(i, min(rows, i + step))
-
-
-def crc_file(path: Path, crc: int = 0) -> int:
-    with open(path, "rb") as f:
-        while block := f.read(1 << 24):
-            crc = zlib.crc32(block, crc)
-    return crc
-
-
-def crc_tree(path: Path) -> str:
-    """Checksum of every entry below ``path``: relative paths, sizes and bytes."""
-    crc = 0
-    n = 0
-    for p in sorted(Path(path).rglob("*")):
-        rel = str(p.relative_to(path)).encode()
-        crc = zlib.crc32(rel, crc)
-        if p.is_file():
-            crc = zlib.crc32(str(p.stat().st_size).encode(), crc)
-            crc = crc_file(p, crc)
-        n += 1
-    return f"{n}:{crc:08x}"
 
 
 def crc_data(arr: Any, step: int = 1 << 20) -> str:
@@ -107,19 +77,6 @@ def crc_data(arr: Any, step: int = 1 << 20) -> str:
     for i in range(0, arr.shape[0], step):
         crc = zlib.crc32(np.ascontiguousarray(arr[i : i + step]).tobytes(), crc)
     return f"{arr.dtype.str}{arr.shape}:{crc:08x}"
-
-
-def hidden(store_path: Path) -> list[str]:
-    """Hidden entries of a store, except writer lock files: a killed writer leaves its
-    ``.NAME.lock`` behind, which is stale (its PID is gone) and taken over by the next one."""
-    return sorted(
-        e for e in os.listdir(store_path) if e.startswith(".") and not e.endswith(".lock")
-    )
-
-
-def link_tree(src: Path, dst: Path) -> None:
-    """Copy a directory tree as hard links (instant, no data copied)."""
-    shutil.copytree(src, dst, copy_function=os.link)
 
 
 @dataclass
@@ -159,23 +116,6 @@ class Big:
     def check_output(self) -> None:
         assert self.out_crc(self.name) == self.ref_crc
         assert hidden(self.store) == []
-
-
-def run_child(args: list[str], kill_after: float | None = None) -> tuple[int, float]:
-    """Run a cast subprocess; SIGKILL it after ``kill_after`` seconds if still running."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    if kill_after is not None:
-        try:
-            proc.wait(timeout=kill_after)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-    _out, err = proc.communicate(timeout=300)
-    if proc.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(f"cast subprocess failed ({proc.returncode}): {err[-2000:]}")
-    return proc.returncode, time.perf_counter() - t0
 
 
 def child_args(big: Big, *extra: str) -> list[str]:

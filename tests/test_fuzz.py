@@ -863,17 +863,25 @@ def test_bug_zarr_negative_shape(tmp_path: Path) -> None:
     _raises_plain(lambda: arraystore.open(tmp_path / "s.store", mode="r")["zp"][...])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG arraystore/core/chunks.py:120 iter_chunk_indices uses itertools.product, which "
-    "materialises every range first: a sparse zarr array of shape (2**40,) makes "
-    "verify()/iter_chunks() raise MemoryError before the first chunk (use a lazy odometer)",
-)
 def test_bug_chunk_iteration_is_not_lazy() -> None:
-    from arraystore.core.chunks import iter_chunk_indices
+    """Fixed (chunks.py iter_chunk_indices was itertools.product, which materialises every
+    range: MemoryError for a sparse (2**40,) grid). Now a lazy odometer in C order."""
+    from itertools import product
+
+    from arraystore.core.chunks import chunks_touching, grid_shape, iter_chunk_indices
 
     it = iter_chunk_indices((2**40, 2), (1, 2))
     assert next(it) == (0, 0)
+    assert next(it) == (1, 0)
+    touching = chunks_touching((slice(0, 2**40), slice(0, 2)), (2**40, 2), (1, 1))
+    assert [next(touching) for _ in range(3)] == [(0, 0), (0, 1), (1, 0)]
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        nd = int(rng.integers(0, 5))
+        shape = [int(n) for n in rng.integers(0, 6, nd)]
+        chunks = [int(c) for c in rng.integers(1, 4, nd)]
+        want = list(product(*(range(n) for n in grid_shape(shape, chunks))))
+        assert list(iter_chunk_indices(shape, chunks)) == want
 
 
 @pytest.mark.parametrize(

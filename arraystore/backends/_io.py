@@ -43,13 +43,18 @@ def write_json(path: Path, doc: object) -> None:
     write_atomic(path, _meta.dumps(doc).encode())
 
 
-def read_json(path: Path, what: str | None = None) -> object:
+def read_json(path: Path, what: str | None = None, dir_fd: int | None = None) -> object:
+    """Parse a metadata file (``path.name`` relative to the folder ``dir_fd`` when given)."""
     what = what or str(path)
     try:
         if not isinstance(path, Path):  # RemotePath
             data = path.read_bytes()[: _meta.MAX_METADATA_BYTES + 1]
             return _meta.loads(data, what)
-        with open(path, "rb") as f:
+        if dir_fd is not None:
+            f = open(os.open(path.name, os.O_RDONLY, dir_fd=dir_fd), "rb")  # noqa: SIM115
+        else:
+            f = open(path, "rb")  # noqa: SIM115
+        with f:
             data = f.read(_meta.MAX_METADATA_BYTES + 1)
     except FileNotFoundError:
         raise MetadataError(f"missing metadata file {what}") from None
@@ -106,6 +111,11 @@ def _libc_renameat2() -> object | None:
         except (OSError, AttributeError):
             _renameat2 = False
     return _renameat2 or None
+
+
+def can_exchange() -> bool:
+    """Whether ``renameat2`` exists (a file system may still refuse the exchange)."""
+    return _libc_renameat2() is not None
 
 
 def exchange(a: Path, b: Path) -> bool:

@@ -83,8 +83,9 @@ class Backend(ABC):
         """Create the array's files in the (existing, empty) directory ``path``."""
 
     @abstractmethod
-    def open(self, path: Path, sidecar: dict, mode: str = "r") -> Handle:
-        """Open an existing array; ``sidecar`` is its parsed ``arraystore.json``."""
+    def open(self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None) -> Handle:
+        """Open an existing array; ``sidecar`` is its parsed ``arraystore.json``;
+        ``dir_fd`` (optional) an open descriptor of the folder ``path`` to read from."""
 
 
 def check_block(block: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:

@@ -48,10 +48,11 @@ def write_header(f: Any, dtype: np.dtype, shape: tuple[int, ...]) -> int:
     return int(f.tell())
 
 
-def read_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """Shape, dtype and data offset of a .npy file, never unpickling anything."""
+def read_header(path: Path, fd: int | None = None) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of a .npy file (or of the open file ``fd``), never
+    unpickling anything."""
     try:
-        with open(path, "rb") as f:
+        with open(path if fd is None else fd, "rb", closefd=fd is None) as f:
             try:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
@@ -85,9 +86,11 @@ def open_npy(file: Path) -> MemmapHandle:
     return MemmapHandle(file.parent, meta, offset, writable=False, file=file)
 
 
-def check_npy_size(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> None:
+def check_npy_size(
+    path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int, fd: int | None = None
+) -> None:
     expected = offset + math.prod(shape) * dtype.itemsize
-    actual = os.path.getsize(path)
+    actual = os.path.getsize(path) if fd is None else os.fstat(fd).st_size
     if actual != expected:
         raise CorruptData(
             f"{path} is {actual} bytes but shape {shape} of {dtype} needs {expected} "
@@ -145,14 +148,16 @@ class MemmapHandle(Handle):
         )
 
     def _memmap(self, mode: Any) -> np.memmap:
-        return np.memmap(
-            self.file,
-            dtype=self.meta.dtype,
-            mode=mode,
-            offset=self.offset,
-            shape=self.meta.shape,
-            order="C",
-        )
+        # through the descriptor: the file this handle was opened on, even if replaced since
+        with open(self.fd(), "r+b" if mode == "r+" else "rb", closefd=False) as f:
+            return np.memmap(
+                f,
+                dtype=self.meta.dtype,
+                mode=mode,
+                offset=self.offset,
+                shape=self.meta.shape,
+                order="C",
+            )
 
     def read(
         self, region: Region, field: str | None = None, out: np.ndarray | None = None
@@ -265,18 +270,35 @@ class MemmapBackend(Backend):
             f.truncate(offset + meta.nbytes)
         return MemmapHandle(path, meta, offset, writable=True)
 
-    def open(self, path: Path, sidecar: dict, mode: str = "r") -> MemmapHandle:
+    def open(
+        self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None
+    ) -> MemmapHandle:
+        """The data file is opened here, once (relative to ``dir_fd``, the array folder,
+        when given): the handle keeps reading the file it was opened on, even after a
+        commit replaced the array (its metadata describes that file, not the new one)."""
         _check_local(path)
-        shape, file_dtype, offset = read_header(path / DATA)
-        meta = ArrayMeta.from_sidecar(sidecar, shape=shape)
-        if "chunks" not in sidecar:
-            raise MetadataError(f"{path.name}: memmap metadata lacks 'chunks'")
-        if not _same_layout(file_dtype, meta.dtype):
-            raise CorruptData(
-                f"{path.name}: data file holds {file_dtype} but metadata says {meta.dtype}"
-            )
-        check_npy_size(path / DATA, shape, meta.dtype, offset)
+        flags = os.O_RDWR if mode != "r" else os.O_RDONLY
+        try:
+            fd = os.open(DATA if dir_fd is not None else path / DATA, flags, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise CorruptData(f"data file {path / DATA} is missing") from None
+        except OSError as exc:
+            raise CorruptData(f"cannot read {path / DATA}: {exc.strerror or exc}") from None
+        try:
+            shape, file_dtype, offset = read_header(path / DATA, fd)
+            meta = ArrayMeta.from_sidecar(sidecar, shape=shape)
+            if "chunks" not in sidecar:
+                raise MetadataError(f"{path.name}: memmap metadata lacks 'chunks'")
+            if not _same_layout(file_dtype, meta.dtype):
+                raise CorruptData(
+                    f"{path.name}: data file holds {file_dtype} but metadata says {meta.dtype}"
+                )
+            check_npy_size(path / DATA, shape, meta.dtype, offset, fd)
+        except BaseException:
+            os.close(fd)
+            raise
         handle = MemmapHandle(path, meta, offset, writable=(mode != "r"))
+        handle._fd = fd
         # a committed checksummed array: writes keep data.crc32c up to date
         handle.crc_live = meta.checksum and handle.writable and (path / SIDECAR).exists()
         return handle

@@ -133,19 +133,34 @@ def _ix(region: Region) -> Any:
 
 
 class ZarrHandle(Handle):
-    def __init__(self, path: Path, meta: ArrayMeta, writable: bool) -> None:
+    def __init__(
+        self, path: Path, meta: ArrayMeta, writable: bool, dir_fd: int | None = None
+    ) -> None:
         self.path = path
         self.meta = meta
         self.writable = writable
         self.columnar = meta.dtype.names is not None
         self._arrays: dict[str | None, Any] = {}
         self._cio: dict[str | None, ChunkIO | None] = {}
+        # the array folder as opened: chunk files are read relative to it (a commit that
+        # replaces the array cannot pair these metadata with the new array's chunks)
+        self._dir_fd = None if dir_fd is None else os.dup(dir_fd)
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["_arrays"] = {}  # reopened lazily where the handle lands
         state["_cio"] = {}
+        state["_dir_fd"] = None  # file descriptors do not travel to other processes
         return state
+
+    def close(self) -> None:
+        fd, self._dir_fd = getattr(self, "_dir_fd", None), None
+        if fd is not None:
+            os.close(fd)
+        self._cio = {}
+
+    def __del__(self) -> None:
+        self.close()
 
     def array(self, field: str | None) -> Any:
         """The zarr-python array holding the data (of one field)."""
@@ -182,6 +197,10 @@ class ZarrHandle(Handle):
         if cio is not None:
             self._fast_read(cio, region, out)
             return out
+        if self._dir_fd is not None:  # zarr-python reads by path: is it still our folder?
+            from .zarr_chunks import check_same_folder
+
+            check_same_folder(self._dir_fd, self.path)
         try:
             out[...] = self.array(field)[region]
         except (ValueError, RuntimeError, TypeError) as exc:
@@ -221,7 +240,11 @@ class ZarrHandle(Handle):
                 return None
 
             where = self.path if field is None else self.path / field
-            self._cio[field] = ChunkIO.from_path(where)
+            if self._dir_fd is None:
+                self._cio[field] = ChunkIO.from_path(where)
+            else:
+                rel = "" if field is None else f"{field}/"
+                self._cio[field] = ChunkIO.from_dir(where, self._dir_fd, rel, self.path)
         return self._cio[field]
 
     def _fast_read(self, cio: ChunkIO, region: Region, out: np.ndarray) -> None:
@@ -323,7 +346,9 @@ class ZarrBackend(Backend):
             write_data=False,
         )
 
-    def open(self, path: Path, sidecar: dict, mode: str = "r") -> ZarrHandle:
+    def open(
+        self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None
+    ) -> ZarrHandle:
         from ..core.dtypes import dtype_from_json
         from ..core.errors import ArrayStoreError
 
@@ -336,7 +361,7 @@ class ZarrBackend(Backend):
         for f in fields:
             where = path if f is None else path / f.name
             label = f"{path.name}/zarr.json" if f is None else f"{path.name}/{f.name}/zarr.json"
-            docs.append((f, label, read_json(where / "zarr.json", label)))
+            docs.append((f, label, _read_doc(where, label, dir_fd, f)))
         logical: tuple[tuple[int, ...], tuple[int, ...]] | None = None
         codec = "none"
         for f, label, doc in docs:
@@ -354,7 +379,23 @@ class ZarrBackend(Backend):
                 raise CorruptData(f"{label}: shape/chunks differ from the other fields")
         assert logical is not None
         meta = ArrayMeta.from_sidecar(sidecar, shape=logical[0], chunks=logical[1], codec=codec)
-        return ZarrHandle(path, meta, writable=(mode != "r"))
+        return ZarrHandle(path, meta, writable=(mode != "r"), dir_fd=dir_fd)
+
+
+def _read_doc(where: Path, label: str, dir_fd: int | None, f: Field | None) -> Any:
+    """``where/zarr.json``, read relative to the array folder ``dir_fd`` when given."""
+    if dir_fd is None:
+        return read_json(where / "zarr.json", label)
+    if f is None:
+        return read_json(where / "zarr.json", label, dir_fd=dir_fd)
+    try:
+        sub = os.open(f.name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        raise MetadataError(f"missing metadata file {label}") from None
+    try:
+        return read_json(where / "zarr.json", label, dir_fd=sub)
+    finally:
+        os.close(sub)
 
 
 def _zarr_store(where: Path, read_only: bool) -> Any:

@@ -63,7 +63,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..core.errors import CorruptData, InvalidArgument, ShapeMismatch
+from ..core.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMismatch
 
 __all__ = ["ChunkIO"]
 
@@ -196,6 +196,20 @@ def _u32(buf: np.ndarray, at: int) -> int:
     return int.from_bytes(bytes(buf[at : at + 4]), "little")
 
 
+def check_same_folder(dir_fd: int, home: Path) -> None:
+    """Raise :class:`ArrayNotFound` unless ``home`` still is the folder open as ``dir_fd``
+    (a commit replaced or removed the array since a handle opened it)."""
+    mine = os.fstat(dir_fd)
+    try:
+        now = os.stat(home)
+    except FileNotFoundError:
+        now = None
+    if now is None or (now.st_ino, now.st_dev) != (mine.st_ino, mine.st_dev):
+        raise ArrayNotFound(
+            f"array {home.name!r} was replaced or removed after it was opened (open it again)"
+        )
+
+
 class ChunkIO:
     """Reads and writes the chunk files of one local zarr v3 array directly.
 
@@ -239,6 +253,7 @@ class ChunkIO:
         # zarr compares a float fill of (+/-) zero bitwise, everything else with ==/NaN==NaN
         self._bitwise_fill = bool(dtype.kind == "f" and fill_value == 0)
         self._local = threading.local()
+        self._dir: tuple[int, str, Path] | None = None  # see from_dir
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -267,6 +282,41 @@ class ChunkIO:
         if not isinstance(doc, dict):
             return None
         return cls.from_metadata(doc, path, write_empty_chunks=write_empty_chunks)
+
+    @classmethod
+    def from_dir(cls, path: Path, dir_fd: int, rel: str, home: Path) -> ChunkIO | None:
+        """Like :meth:`from_path`, but ``zarr.json`` and the chunk files are read relative
+        to ``dir_fd``, an open descriptor of the array folder ``home`` (``rel``: ``path``
+        relative to it, "" or "FIELD/"): the folder as it was when the handle was opened.
+        A chunk file missing there while ``home`` is now another folder (or gone) raises
+        :class:`ArrayNotFound`: the array was replaced, not a fill-value chunk."""
+        import json
+
+        try:
+            fd = os.open(f"{rel}zarr.json", os.O_RDONLY, dir_fd=dir_fd)
+            with open(fd, "rb") as f:
+                doc = json.loads(f.read())
+        except FileNotFoundError:
+            check_same_folder(dir_fd, home)
+            return None
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        cio = cls.from_metadata(doc, path)
+        if cio is not None:
+            cio._dir = (dir_fd, rel, home)
+        return cio
+
+    def _open_chunk(self, key: str) -> int:
+        if self._dir is None:
+            return os.open(self.path.joinpath(*key.split("/")), os.O_RDONLY)
+        dir_fd, rel, home = self._dir
+        try:
+            return os.open(rel + key, os.O_RDONLY, dir_fd=dir_fd)
+        except FileNotFoundError:
+            check_same_folder(dir_fd, home)  # else: a chunk never written (fill value)
+            raise
 
     @classmethod
     def _parse(cls, doc: dict[str, Any], path: Path, write_empty: bool | None) -> ChunkIO:
@@ -429,7 +479,7 @@ class ChunkIO:
             raise InvalidArgument("out is read-only")
         flat = out.reshape(-1).view(np.uint8)
         try:
-            fd = os.open(self.path.joinpath(*key.split("/")), os.O_RDONLY)
+            fd = self._open_chunk(key)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             out.fill(self.fill_value)
             return out
@@ -584,6 +634,7 @@ class ChunkIO:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_local"]
+        state["_dir"] = None  # file descriptors do not travel to other processes
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterator, Sequence
-from itertools import product
 from typing import Any
 
 from .errors import InvalidArgument
@@ -120,8 +119,31 @@ def chunk_region(index: Sequence[int], shape: Sequence[int], chunks: Sequence[in
     )
 
 
+def _odometer(starts: Sequence[int], stops: Sequence[int]) -> Iterator[tuple[int, ...]]:
+    """Every index in the box [starts, stops) in C order (last axis fastest), lazily: unlike
+    ``itertools.product`` nothing is materialised, so a grid of 2**40 chunks costs nothing
+    until iterated. No dimension: one ``()``; an empty dimension: nothing."""
+    if any(b <= a for a, b in zip(starts, stops, strict=True)):
+        return
+    idx = list(starts)
+    last = len(idx) - 1
+    while True:
+        yield tuple(idx)
+        axis = last
+        while axis >= 0:
+            idx[axis] += 1
+            if idx[axis] < stops[axis]:
+                break
+            idx[axis] = starts[axis]
+            axis -= 1
+        if axis < 0:
+            return
+
+
 def iter_chunk_indices(shape: Sequence[int], chunks: Sequence[int]) -> Iterator[tuple[int, ...]]:
-    return product(*(range(n) for n in grid_shape(shape, chunks)))
+    """Every chunk index in C order (a lazy generator). A 0-d array has one index ``()``."""
+    grid = grid_shape(shape, chunks)
+    return _odometer((0,) * len(grid), grid)
 
 
 def iter_chunk_regions(shape: Sequence[int], chunks: Sequence[int]) -> Iterator[Region]:
@@ -146,12 +168,13 @@ def chunks_touching(
     region: Region, shape: Sequence[int], chunks: Sequence[int]
 ) -> Iterator[tuple[int, ...]]:
     """Indices of the chunks a region intersects (none for an empty region)."""
-    ranges = []
+    starts, stops = [], []
     for r, c in zip(region, chunks, strict=True):
         if r.stop <= r.start:
             return
-        ranges.append(range(r.start // c, (r.stop - 1) // c + 1))
-    yield from product(*ranges)
+        starts.append(r.start // c)
+        stops.append((r.stop - 1) // c + 1)
+    yield from _odometer(starts, stops)
 
 
 def intersect(a: Region, b: Region) -> Region | None:

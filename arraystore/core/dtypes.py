@@ -167,7 +167,10 @@ def parse_dtype(spec: Any) -> np.dtype:
                 if not isinstance(sub, (list, tuple)) or not all(
                     isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in sub
                 ):
-                    raise DTypeError(f"field {name!r}: subarray shape must be positive ints")
+                    raise DTypeError(
+                        f"field {name!r}: subarray shape {sub!r} must be positive ints (a "
+                        "zero-size subarray would hold no values)"
+                    )
                 fields.append((name, base, tuple(sub)))
             else:
                 fields.append((name, base))
@@ -215,7 +218,10 @@ def normalize(dt: np.dtype) -> np.dtype:
             if f.dtype.names is not None:
                 raise DTypeError(f"nested structured field {f.name!r} is not supported")
             if f.subshape and 0 in f.subshape:
-                raise DTypeError(f"field {f.name!r} has an empty subarray shape {f.subshape}")
+                raise DTypeError(
+                    f"field {f.name!r} has a zero-size subarray shape {f.subshape}: it would "
+                    "hold no values (every subarray dimension must be >= 1)"
+                )
             _check_scalar(f.dtype, f" (field {f.name!r})")
             base = _le(f.dtype)
             out.append((f.name, base, f.subshape) if f.subshape else (f.name, base))

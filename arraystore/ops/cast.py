@@ -41,6 +41,7 @@ from ..core.casting import (
 from ..core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
 from ..core.dtypes import dtype_to_spec, fields_of, is_numeric, parse_dtype, scalar_str
 from ..core.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
+from ..core.killpoints import kill_point
 from ..core.meta import SIDECAR, ArrayMeta
 from ..engine import Plan, Task, get_executor, run
 from . import _buffers
@@ -269,6 +270,7 @@ def _cast_task(
         )
         with open(journal, "a") as fh:  # one short append per chunk, after its data is written
             fh.write(line + "\n")
+        kill_point("chunk")
     return reports
 
 
@@ -474,6 +476,7 @@ def _cast(
                 ).check(budget, ex.workers)
                 building = store.path / f".{name}.cast.tmp-{os.getpid()}-{os.urandom(4).hex()}"
                 building.mkdir()
+                kill_point("mkdir")
                 _write_header(
                     building / JOURNAL,
                     dict(
@@ -491,6 +494,7 @@ def _cast(
                         checksum=out_meta.checksum,
                     ),
                 )
+                kill_point("header")
                 (building / "data").mkdir()
                 get_backend(meta.backend).create(building / "data", out_meta).close()
                 if meta.backend == "memmap":
@@ -567,8 +571,10 @@ def _cast(
     }
     final_meta = out_meta.evolve(history=(*meta.history, history))
     write_json(work / "data" / SIDECAR, final_meta.to_sidecar())
+    kill_point("sidecar")
     target = store.path / (out or name)
     store._commit(work / "data", target)
+    kill_point("committed")
     remove_tree(work)
     return result
 

@@ -18,6 +18,7 @@ from ..backends.base import Handle
 from ..core.chunks import Region, chunk_region, grid_shape, iter_chunk_indices, region_shape
 from ..core.dtypes import fields_of, is_bfloat16
 from ..core.errors import InvalidArgument, ShapeMismatch
+from ..core.killpoints import kill_point
 from ..engine import Plan, Task, get_executor, run
 
 FILLS = ("zeros", "ones", "range", "random", "empty")
@@ -92,17 +93,20 @@ def _fill_task(handle: Handle, fill: str, seed: int, index: int, region: Region)
     meta = handle.meta
     block = make_block(fill, meta.dtype, region, meta.shape, seed, index)
     handle.write(region, block)
+    kill_point("chunk")
     return block.nbytes
 
 
 def _copy_task(handle: Handle, source: Handle, region: Region) -> int:
     block = source.read(region)
     handle.write(region, block)
+    kill_point("chunk")
     return block.nbytes
 
 
 def _array_task(handle: Handle, data: np.ndarray, region: Region) -> int:
     handle.write(region, data[region])
+    kill_point("chunk")
     return handle.meta.dtype.itemsize * math.prod(region_shape(region))
 
 

@@ -23,6 +23,7 @@ from ..backends.base import Handle
 from ..core.chunks import Region, normalize_chunks
 from ..core.dtypes import fields_of
 from ..core.errors import ArrayExists, InvalidArgument, MissingDependency
+from ..core.killpoints import kill_point
 from ..core.meta import SIDECAR, ArrayMeta
 
 if TYPE_CHECKING:
@@ -79,8 +80,10 @@ class NewArray:
     def __enter__(self) -> NewArray:
         from ..store import _group_doc
 
+        self.store._clean_stale(self.name)  # what writers that died left
         check_target(self.store, self.name, self.overwrite)  # again, under the lock
         self.path.mkdir()
+        kill_point("mkdir")
         try:
             self.handle = get_backend(self.meta.backend).create(self.path, self.meta)
             if self.meta.backend == "memmap":  # keep the store a valid zarr hierarchy
@@ -99,6 +102,7 @@ class NewArray:
                     flush()
                 self.handle.close()
                 write_json(self.path / SIDECAR, self.meta.to_sidecar())  # metadata last
+                kill_point("sidecar")
                 self.store._commit(self.path, self.store._array_path(self.name))
         finally:
             if self.handle is not None:
@@ -298,6 +302,7 @@ class ChunkSink:
             self.handle.write(region, rec[:rows])
             with self._lock:
                 self._records.append(rec)
+        kill_point("chunk")
         with self._lock:
             self._free.append(buf)
 

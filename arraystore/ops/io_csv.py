@@ -59,6 +59,7 @@ import numpy as np
 
 from ..core.dtypes import is_bfloat16
 from ..core.errors import DTypeError, FieldNotFound, InvalidArgument
+from ..core.killpoints import kill_point
 from .io_arrow import Layout, write_batches
 from .io_arrow_convert import (
     MASK_SUFFIX,
@@ -376,6 +377,7 @@ def import_csv(
                 widened.add(w.column)
                 fast = True
                 continue
+            kill_point("spool")
             plans = []
             for col in spooled.cols:
                 dt = _final(col)
@@ -409,6 +411,7 @@ def import_csv(
                 source_bytes=src.stat().st_size,
                 checksum=checksum,
             )
+            kill_point("committed")
             return
         finally:
             spool.unlink(missing_ok=True)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from ..backends.base import Handle
 from ..core.chunks import Region, auto_chunks, iter_chunk_regions, normalize_chunks, region_shape
 from ..core.dtypes import check_name, dtype_to_json, field_dtype, parse_dtype
 from ..core.errors import ArrayExists, ArrayStoreError, InvalidArgument, ShapeMismatch
+from ..core.killpoints import kill_point
 from ..core.meta import SIDECAR, ArrayMeta
 from ..engine import Plan, Task, get_executor, run
 from ..engine.memory import READ_AHEAD, max_in_flight
@@ -342,6 +344,7 @@ def _mark_done(journal: Path | None, index: int) -> None:
     if journal is not None:  # one short append per block, after its data is written
         with open(journal, "a") as fh:
             fh.write(json.dumps({"chunk": index, "reports": {}}) + "\n")
+    kill_point("chunk")
 
 
 def _map_task(
@@ -410,8 +413,15 @@ def _infer(job: _Job, dtype: Any) -> np.dtype:
 
 
 # ------------------------------------------------------- output & journal
+def _resumable(work: Path) -> bool:
+    """A work folder of an interrupted map that can be resumed: its journal (renamed away
+    before the commit: after it, ``data`` may hold the replaced array) and a complete new
+    array in ``data`` (both backends write its ``zarr.json`` last at creation)."""
+    return (work / JOURNAL).is_file() and (work / "data" / "zarr.json").is_file()
+
+
 def _interrupted(store: Store, out: str) -> Path | None:
-    found = [p for p in store.path.glob(f".{out}.tmp-*") if (p / JOURNAL).is_file()]
+    found = [p for p in store.path.glob(f".{out}.tmp-*") if _resumable(p)]
     if not found:
         return None
     return max(found, key=lambda p: p.stat().st_mtime if isinstance(p, Path) else 0.0)
@@ -422,6 +432,7 @@ def _start(
 ) -> tuple[Path | None, dict[str, Any] | None, set[int]]:
     """Called with the lock held: (interrupted folder, its header, finished blocks)."""
     target = store.path / out
+    store._clean_stale(out, keep=_resumable)  # what writers that died left
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise ArrayExists(f"array {out!r} already exists in {store.path} (use overwrite)")
     old = _interrupted(store, out)
@@ -474,10 +485,12 @@ def _build(
     if work is None:
         work = store._temp_path(out)
         work.mkdir()
+        kill_point("mkdir")
     journal = work / JOURNAL
     try:
         if fresh:
             _write_header(journal, header)
+            kill_point("header")
             (work / "data").mkdir()
             dst = get_backend(meta.backend).create(work / "data", meta)
             if meta.backend == "memmap":  # keep the store a valid zarr hierarchy
@@ -506,7 +519,10 @@ def _build(
     finally:
         _buffers.release()
     write_json(work / "data" / SIDECAR, meta.to_sidecar())  # metadata last
+    kill_point("sidecar")
+    os.replace(journal, work / f"{JOURNAL}.committing")  # not resumable from here on
     store._commit(work / "data", store.path / out)
+    kill_point("committed")
     remove_tree(work)
     return store[out]
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..store import Store
 
 LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp-\d+-[0-9a-f]+|old-[0-9a-f]+|rm-[0-9a-f]+|cast)$")
+#: the typed spool file of an interrupted CSV import (ops/io_csv.py)
+SPOOL = re.compile(r"^\.(?P<name>.+)\.tmp-\d+-[0-9a-f]+\.spool\.arrow$")
 LOCK = re.compile(r"^\.(?P<name>.+)\.lock$")
 
 
@@ -164,6 +166,13 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
                 remove_tree(path)
                 done = True
             report.findings.append(Finding("leftover", owner, msg, done))
+            continue
+        m = SPOOL.match(entry)
+        if m and path.is_file() and holder(store.path / f".{m.group('name')}.lock") is None:
+            if repair:
+                path.unlink(missing_ok=True)
+            msg = f"leftover of an interrupted import of {m.group('name')!r}: {entry}"
+            report.findings.append(Finding("leftover", m.group("name"), msg, repair))
             continue
         m = LOCK.match(entry)
         if m and store.remote:  # cannot tell whether its writer (maybe elsewhere) is alive

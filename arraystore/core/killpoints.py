@@ -1,0 +1,48 @@
+"""A test hook for the crash-consistency tests: SIGKILL this process at a named point.
+
+``ARRAYSTORE_TEST_KILL_AT=PHASE`` (or ``PHASE:N``) makes the N-th (default: first) call
+of ``kill_point(PHASE)`` kill the process with SIGKILL, the way a power cut or the OOM
+killer would. The variable is read once at import; without it ``kill_point`` is a no-op
+(one ``is None`` test). The phases of the write paths (tests/test_crash_points.py):
+
+``mkdir``       the hidden work folder exists, nothing in it yet
+``header``      (map) the journal header is written, the new array not created yet
+``spool``       (CSV import) the typed spool file is complete, the array not created yet
+``chunk``       after a chunk / block of the new array was written (and journaled)
+``sidecar``     the new array is complete with its metadata, not yet renamed into place
+``swap``        in ``Store._commit``: right before the atomic exchange with the old array
+                (without renameat2: between moving the old array away and the new one in)
+``remove-old``  in ``Store._commit``: the new array is in place, the old one not deleted
+``committed``   the commit returned; the work folder / spool file not yet removed
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+ENV = "ARRAYSTORE_TEST_KILL_AT"
+
+
+def _parse(spec: str | None) -> tuple[str, int] | None:
+    if not spec:
+        return None
+    phase, _, count = spec.partition(":")
+    return phase, int(count) if count else 1
+
+
+_TARGET = _parse(os.environ.get(ENV))
+_lock = threading.Lock()
+_seen = [0]
+
+
+def kill_point(phase: str) -> None:
+    """SIGKILL this process if ``ARRAYSTORE_TEST_KILL_AT`` names this point (see above)."""
+    if _TARGET is None or _TARGET[0] != phase:
+        return
+    with _lock:
+        _seen[0] += 1
+        if _seen[0] < _TARGET[1]:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)
