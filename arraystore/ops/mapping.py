@@ -520,7 +520,10 @@ def _build(
         _buffers.release()
     write_json(work / "data" / SIDECAR, meta.to_sidecar())  # metadata last
     kill_point("sidecar")
-    os.replace(journal, work / f"{JOURNAL}.committing")  # not resumable from here on
+    if isinstance(journal, Path):  # not resumable from here on
+        os.replace(journal, work / f"{JOURNAL}.committing")
+    else:  # an object store: no rename; the journal just goes
+        remove_tree(journal)
     store._commit(work / "data", store.path / out)
     kill_point("committed")
     remove_tree(work)
