@@ -37,9 +37,11 @@ import copy
 import datetime as _dt
 import importlib.util
 import json
+import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,20 +153,31 @@ class Suite:
         return [(s, c) for s, c in cands if system_of(c.key) in self.systems]
 
     # ------------------------------------------------------------- measuring
-    def measure(self, scenario: str, cands: list[tuple[Path, Candidate]]) -> list[list[Result]]:
-        """Warm runs of every candidate, then cold runs; returns [warm, cold]."""
+    def measure(
+        self,
+        scenario: str,
+        cands: list[tuple[Path, Candidate]],
+        after: Callable[[], None] | None = None,
+    ) -> list[list[Result]]:
+        """Warm runs of every candidate, then cold runs; returns [warm, cold].
+        ``after()`` runs after each candidate (removes its outputs: bounded disk use)."""
         args = self.args
         t0 = time.perf_counter()
         print(f"\n== {scenario}: {len(cands)} candidate(s)", flush=True)
-        warm = [common.measure(script, c, args) for script, c in cands]
-        cold: list[Result] = []
-        if args.cold_repeats > 0:
-            cargs = copy.copy(args)
-            cargs.repeat, cargs.retries = args.cold_repeats, 0
-            print(f"-- {scenario}: cold page cache", flush=True)
-            cold = [common.measure(script, c, cargs, cold=True) for script, c in cands]
+        cargs = copy.copy(args)
+        cargs.repeat, cargs.retries = args.cold_repeats, 0
+        groups: list[list[Result]] = [[], []]
+        for cache, a in (("warm", args), ("cold", cargs)):
+            if a.repeat <= 0:
+                continue
+            if cache == "cold":
+                print(f"-- {scenario}: cold page cache", flush=True)
+            for script, c in cands:
+                groups[cache == "cold"].append(common.measure(script, c, a, cold=cache == "cold"))
+                if after is not None:
+                    after()
         self.timing[scenario] = time.perf_counter() - t0
-        return [warm, cold]
+        return groups
 
     def record(self, scenario: str, groups: list[list[Result]]) -> None:
         for cache, results in zip(("warm", "cold"), groups, strict=True):
@@ -359,15 +372,21 @@ class Suite:
                     ),
                 )
             )
-        try:
-            groups = self.measure("cast", self.wanted(cands))
-        finally:
+
+        def tidy() -> None:
             import arraystore
 
             s = arraystore.open(store, mode="a")
             for src in bench_cast.SOURCES:
                 if f"{src.name}-f4" in s:
                     s.delete(f"{src.name}-f4")
+            for p in scratch.iterdir():
+                common.remove(p)
+
+        try:
+            groups = self.measure("cast", self.wanted(cands), after=tidy)
+        finally:
+            tidy()
             common.remove(scratch)
         self.record("cast", groups)
 
@@ -439,15 +458,21 @@ class Suite:
                     ),
                 )
             )
-        try:
-            groups = self.measure("map", self.wanted(cands))
-        finally:
+
+        def tidy() -> None:
             import arraystore
 
             s = arraystore.open(store, mode="a")
             for fmt in bench_map.FORMATS:
                 if f"out_{fmt}" in s:
                     s.delete(f"out_{fmt}")
+            for p in scratch.iterdir():
+                common.remove(p)
+
+        try:
+            groups = self.measure("map", self.wanted(cands), after=tidy)
+        finally:
+            tidy()
             common.remove(scratch)
         for results in groups:
             bench_map.check(results, rows, store)
@@ -499,6 +524,22 @@ class Suite:
         self.cleanup(file)
 
 
+def disk_need(args: argparse.Namespace, systems: list[str]) -> int:
+    """A rough upper bound of the disk the datasets and outputs take (bytes)."""
+    size, b2 = args.size, "blosc2" in systems
+    groups = []
+    if "stats" in args.scenarios or "cast" in args.scenarios:
+        arrays = 4 if "stats" in args.scenarios else 2
+        groups.append(size * (arrays + b2) + (size if "cast" in args.scenarios else 0))
+    if "map" in args.scenarios:
+        groups.append(size * (2 + b2) + size // 2)
+    if any(s in args.scenarios for s in bench_columns.SCENARIOS):
+        groups.append(2 * size)
+    if "import" in args.scenarios:
+        groups.append(2 * args.import_size)
+    return max(groups, default=0) if args.cleanup else sum(groups)
+
+
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     suite = Suite(args)
@@ -513,6 +554,14 @@ def main(argv: list[str] | None = None) -> Path:
         f"RAM; size {common.human(args.size)}; data {suite.root}",
         flush=True,
     )
+    need, free = disk_need(args, suite.systems), shutil.disk_usage(suite.root).free
+    print(
+        f"datasets and outputs need up to ~{need / GiB:.1f} GiB (free {free / GiB:.1f} GiB; "
+        "existing datasets are reused)",
+        flush=True,
+    )
+    if need > free:
+        print("warning: that may not fit; --cleanup deletes each dataset after use", flush=True)
     t0 = time.perf_counter()
     todo = args.scenarios
     try:
