@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -281,16 +282,48 @@ def scaling(directory: Path, host: str | None = None) -> list[Path]:
     return [png, md]
 
 
+def estimate(doc: dict[str, Any], size: int, repeats: int = 3, cold: int = 1) -> dict[str, float]:
+    """Seconds per scenario at ``size``, extrapolated from a (smaller) run: per run, the
+    process overhead (wall - timed region) plus the timed region scaled by the size ratio;
+    ``repeats`` warm runs (+ warming the page cache once: the files read at the measured
+    ``cat`` speed, or 2 GB/s) and ``cold`` cold runs. Dataset creation is not included."""
+    k = size / doc["size"]
+    cat = [r["gb_per_s"] for r in doc["results"] if r["key"].startswith("cat/") and _ok(r)]
+    read_gbps = max(2.0, min(cat)) if cat else 2.0
+    out: dict[str, float] = {}
+    for r in doc["results"]:
+        if not _ok(r):
+            continue
+        per_run = statistics.median(x["wall"] - x["seconds"] + x["seconds"] * k for x in r["runs"])
+        if r["cache"] == "warm":
+            t = repeats * per_run + (r["read_bytes"] or r["nbytes"]) * k / 1e9 / read_gbps
+        else:
+            t = cold * per_run
+        out[r["scenario"]] = out.get(r["scenario"], 0.0) + t
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("json", nargs="*", type=Path, help="suite results (default: the latest)")
     ap.add_argument("--scaling", action="store_true", help="also the scaling plot")
     ap.add_argument("--dir", type=Path, default=RESULTS)
+    ap.add_argument("--estimate", default="", help="print the suite's time at this size, e.g. 8GiB")
     args = ap.parse_args()
     paths = args.json or sorted(args.dir.glob("suite-*.json"), key=lambda p: p.stat().st_mtime)[-1:]
     if not paths and not args.scaling:
         sys.exit(f"error: no suite-*.json in {args.dir}")
     for p in paths:
+        if args.estimate:
+            sys.path.insert(0, str(HERE))
+            import common
+
+            doc = json.loads(p.read_text())
+            est = estimate(doc, common.parse_size(args.estimate))
+            for k, v in est.items():
+                print(f"  {k:<12} {v / 60:6.1f} min")
+            print(f"{p.name} -> {args.estimate}: {sum(est.values()) / 60:.1f} min + datasets")
+            continue
         for out in write_report(p):
             print(f"wrote {out}")
     if args.scaling:

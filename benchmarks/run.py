@@ -6,8 +6,9 @@
 Generates the datasets under ``--data-dir`` (created once, reused by later runs with the
 same parameters), runs every scenario for every system whose package is installed (an
 absent one is reported as skipped), each measured run in a fresh process (see
-``common.py``: peak RSS per run, contention retries, median of ``--repeats``), first on a
-warm page cache, then ``--cold-repeats`` runs with the inputs evicted before each run
+``common.py``: peak RSS per run, contention retries; median of ``--repeats`` runs of
+arraystore, ``--anchor-repeats`` runs of each anchor), first on a warm page cache,
+then ``--cold-repeats`` runs with the inputs evicted before each run
 (``posix_fadvise(POSIX_FADV_DONTNEED)``). Writes ``<out>/suite-<size>-<date>-<host>.json``
 and, through ``report.py``, the Markdown table and the PNG chart beside it.
 
@@ -105,17 +106,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=common.RESULTS, help="results directory")
     ap.add_argument("--scenarios", default="", help=f"comma list of: {', '.join(SCENARIOS)}")
     ap.add_argument("--systems", default="", help=f"comma list of: {', '.join(SYSTEMS)}")
-    ap.add_argument("--repeats", type=int, default=3, help="warm timed runs per candidate")
+    ap.add_argument("--repeats", type=int, default=3, help="warm timed runs of arraystore")
+    ap.add_argument(
+        "--anchor-repeats",
+        type=int,
+        default=None,
+        help="warm timed runs of the anchors (default: 1, or --repeats if smaller)",
+    )
     ap.add_argument("--cold-repeats", type=int, default=1, help="cold runs per candidate (0: none)")
     ap.add_argument("--memory", default="1GiB", help="arraystore budget = cubed allowed_mem")
     ap.add_argument("--workers", type=int, default=2, help="threads of every system")
     ap.add_argument("--chunk-rows", type=int, default=262_144, help="rows per chunk (x 64 cols)")
     ap.add_argument("--import-size", type=common.parse_size, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quiet-wait", type=float, default=20.0, help="max s to wait for quiet CPU")
+    ap.add_argument("--quiet-wait", type=float, default=5.0, help="max s to wait for quiet CPU")
     ap.add_argument("--quiet-cpu", type=float, default=0.3)
     ap.add_argument("--max-bg", type=float, default=0.3)
-    ap.add_argument("--retries", type=int, default=2, help="extra runs to replace contended ones")
+    ap.add_argument("--retries", type=int, default=1, help="extra runs to replace contended ones")
     ap.add_argument("--max-anon", type=common.parse_size, default=common.parse_size("10GiB"))
     ap.add_argument("--cleanup", action="store_true", help="delete each dataset after use")
     ap.add_argument("--no-report", action="store_true", help="skip the Markdown/PNG report")
@@ -124,6 +131,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.systems = words(args.systems, SYSTEMS, "system")
     # names the issue scripts' candidate builders and common.measure expect
     args.repeat, args.warmup, args.variants = args.repeats, 0, False
+    if args.anchor_repeats is None:
+        args.anchor_repeats = min(1, args.repeats)
     if args.import_size is None:
         args.import_size = min(args.size, 2 * GiB)
     return args
@@ -166,13 +175,16 @@ class Suite:
         print(f"\n== {scenario}: {len(cands)} candidate(s)", flush=True)
         cargs = copy.copy(args)
         cargs.repeat, cargs.retries = args.cold_repeats, 0
+        aargs = copy.copy(args)
+        aargs.repeat = args.anchor_repeats
         groups: list[list[Result]] = [[], []]
-        for cache, a in (("warm", args), ("cold", cargs)):
-            if a.repeat <= 0:
-                continue
+        for cache in ("warm", "cold"):
             if cache == "cold":
+                if args.cold_repeats <= 0:
+                    break
                 print(f"-- {scenario}: cold page cache", flush=True)
             for script, c in cands:
+                a = cargs if cache == "cold" else args if c.key.startswith("arraystore") else aargs
                 groups[cache == "cold"].append(common.measure(script, c, a, cold=cache == "cold"))
                 if after is not None:
                     after()
