@@ -9,15 +9,18 @@ absent one is reported as skipped), each measured run in a fresh process (see
 ``common.py``: peak RSS per run, contention retries; median of ``--repeats`` runs of
 arraystore, ``--anchor-repeats`` runs of each anchor), first on a warm page cache,
 then ``--cold-repeats`` runs with the inputs evicted before each run
-(``posix_fadvise(POSIX_FADV_DONTNEED)``). Writes ``<out>/suite-<size>-<date>-<host>.json``
-and, through ``report.py``, the Markdown table and the PNG chart beside it.
+(``posix_fadvise(POSIX_FADV_DONTNEED)``) of the ``--cold-systems`` (default arraystore,
+numpy and dd: the anchors that are CPU-bound far below the disk's speed gain little
+information from a cold run, and they are the slow ones). Writes
+``<out>/suite-<size>-<date>-<host>.json`` and, through ``report.py``, the Markdown
+table and the PNG chart beside it.
 
 Scenarios (``--scenarios``) and the candidates of each (``--systems`` filters them):
 
 * ``stats``: count/sum/mean/std/min/max per column of an (N, 64) float64 array stored
   as ``.npy`` memmap, zarr v3 without codec, with ``lz4`` and with ``zstd``
   (``bench_stats.py``): arraystore; numpy (tuned 2-thread loop, and the naive
-  ``x.sum(0)``, ... on ``np.load(mmap_mode="r")``); dask; cubed (zarr);
+  ``x.sum(0)``, ... on ``np.load(mmap_mode="r")``); dask; cubed (zarr none and lz4);
   python-blosc2 on its own ``.b2nd`` copy of the same values; ``dd``/``cat`` of the
   files and ``dd iflag=direct`` (the disk itself).
 * ``cast``: float64 -> float32 with the value audit (``bench_cast.py``) from memmap
@@ -114,6 +117,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="warm timed runs of the anchors (default: 1, or --repeats if smaller)",
     )
     ap.add_argument("--cold-repeats", type=int, default=1, help="cold runs per candidate (0: none)")
+    ap.add_argument(
+        "--cold-systems",
+        default="arraystore,numpy,dd",
+        help="systems that also run cold ('all': every one)",
+    )
     ap.add_argument("--memory", default="1GiB", help="arraystore budget = cubed allowed_mem")
     ap.add_argument("--workers", type=int, default=2, help="threads of every system")
     ap.add_argument("--chunk-rows", type=int, default=262_144, help="rows per chunk (x 64 cols)")
@@ -129,6 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.scenarios = words(args.scenarios, SCENARIOS, "scenario")
     args.systems = words(args.systems, SYSTEMS, "system")
+    cold = "" if args.cold_systems == "all" else args.cold_systems
+    args.cold_systems = words(cold, SYSTEMS, "system")
     # names the issue scripts' candidate builders and common.measure expect
     args.repeat, args.warmup, args.variants = args.repeats, 0, False
     if args.anchor_repeats is None:
@@ -184,6 +194,8 @@ class Suite:
                     break
                 print(f"-- {scenario}: cold page cache", flush=True)
             for script, c in cands:
+                if cache == "cold" and system_of(c.key) not in args.cold_systems:
+                    continue
                 a = cargs if cache == "cold" else args if c.key.startswith("arraystore") else aargs
                 groups[cache == "cold"].append(common.measure(script, c, a, cold=cache == "cold"))
                 if after is not None:
@@ -279,7 +291,7 @@ class Suite:
                 ),
             )
         )
-        for fmt in FORMATS[1:]:
+        for fmt in FORMATS[1:3]:  # cubed: zarr none and lz4 (zstd left out: suite time)
             files = common.data_files(paths[fmt.name])
             g = next(c.group for _, c in cands if c.key == f"arraystore/{fmt.name}")
             cands.append(
