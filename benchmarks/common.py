@@ -56,6 +56,8 @@ DEFAULT_DIR = Path("/tmp/arraystore-bench")
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 RESULT_TAG = "@@BENCH-RESULT "
+if str(REPO) not in sys.path:  # measure the arraystore of this checkout, not an installed one
+    sys.path.insert(1, str(REPO))
 MAX_ANON_ENV = "ASBENCH_MAX_ANON"
 
 
