@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/report.py                  # the latest results/suite-*.json
     .venv/bin/python benchmarks/report.py results/suite-8GiB-...json
     .venv/bin/python benchmarks/report.py --scaling        # + scaling-<host>.png/.md
+    .venv/bin/python benchmarks/report.py --estimate 8GiB A.json B.json   # suite time
 
 For ``X.json`` writes ``X.md`` (a summary table: best GB/s of each system per scenario
 and format, warm and cold page cache; then every candidate's row) and ``X.png`` (one bar
@@ -282,23 +283,39 @@ def scaling(directory: Path, host: str | None = None) -> list[Path]:
     return [png, md]
 
 
-def estimate(doc: dict[str, Any], size: int, repeats: int = 3, cold: int = 1) -> dict[str, float]:
-    """Seconds per scenario at ``size``, extrapolated from a (smaller) run: per run, the
-    process overhead (wall - timed region) plus the timed region scaled by the size ratio;
-    ``repeats`` warm runs (+ warming the page cache once: the files read at the measured
-    ``cat`` speed, or 2 GB/s) and ``cold`` cold runs. Dataset creation is not included."""
-    k = size / doc["size"]
-    cat = [r["gb_per_s"] for r in doc["results"] if r["key"].startswith("cat/") and _ok(r)]
-    read_gbps = max(2.0, min(cat)) if cat else 2.0
+def estimate(docs: list[dict[str, Any]], size: int) -> dict[str, float]:
+    """Seconds per scenario of the suite at ``size``, from runs at smaller sizes.
+
+    Per candidate: the timed region as a line through the two largest sizes measured
+    (``a + b * size``: fixed start-up costs do not scale; with one size, proportional to
+    it, an upper bound), plus the process overhead (wall - timed region), times the number
+    of runs the largest run made (its repeats, anchors and cold systems), plus warming the
+    page cache (the inputs read at 2 GB/s). Excludes dataset creation and waiting for a
+    quiet CPU (``--quiet-wait``)."""
+    docs = sorted(docs, key=lambda d: d["size"])
+    big = docs[-1]
+    small = {
+        (r["scenario"], r["key"], r["cache"]): r
+        for d in docs[:-1]
+        for r in d["results"]
+        if _ok(r) and d["size"] < big["size"]
+    }
+    small_size = docs[-2]["size"] if len(docs) > 1 else 0
     out: dict[str, float] = {}
-    for r in doc["results"]:
+    for r in big["results"]:
         if not _ok(r):
             continue
-        per_run = statistics.median(x["wall"] - x["seconds"] + x["seconds"] * k for x in r["runs"])
+        t1 = statistics.median(x["seconds"] for x in r["runs"])
+        slope = t1 / big["size"]
+        s0 = small.get((r["scenario"], r["key"], r["cache"]))
+        if s0 is not None and small_size:
+            t0 = statistics.median(x["seconds"] for x in s0["runs"])
+            slope = max((t1 - t0) / (big["size"] - small_size), 0.25 * slope)
+        timed = t1 + slope * (size - big["size"])
+        overhead = statistics.median(x["wall"] - x["seconds"] for x in r["runs"])
+        t = len(r["runs"]) * (timed + max(overhead, 0.0))
         if r["cache"] == "warm":
-            t = repeats * per_run + (r["read_bytes"] or r["nbytes"]) * k / 1e9 / read_gbps
-        else:
-            t = cold * per_run
+            t += (r["read_bytes"] or r["nbytes"]) * size / big["size"] / 2e9
         out[r["scenario"]] = out.get(r["scenario"], 0.0) + t
     return out
 
@@ -313,17 +330,16 @@ def main() -> None:
     paths = args.json or sorted(args.dir.glob("suite-*.json"), key=lambda p: p.stat().st_mtime)[-1:]
     if not paths and not args.scaling:
         sys.exit(f"error: no suite-*.json in {args.dir}")
-    for p in paths:
-        if args.estimate:
-            sys.path.insert(0, str(HERE))
-            import common
+    if args.estimate:
+        sys.path.insert(0, str(HERE))
+        import common
 
-            doc = json.loads(p.read_text())
-            est = estimate(doc, common.parse_size(args.estimate))
-            for k, v in est.items():
-                print(f"  {k:<12} {v / 60:6.1f} min")
-            print(f"{p.name} -> {args.estimate}: {sum(est.values()) / 60:.1f} min + datasets")
-            continue
+        est = estimate([json.loads(p.read_text()) for p in paths], common.parse_size(args.estimate))
+        for k, v in est.items():
+            print(f"  {k:<12} {v / 60:6.1f} min")
+        print(f"at {args.estimate}: {sum(est.values()) / 60:.1f} min + datasets + quiet-CPU waits")
+        return
+    for p in paths:
         for out in write_report(p):
             print(f"wrote {out}")
     if args.scaling:
