@@ -144,7 +144,10 @@ def markdown(doc: dict[str, Any], name: str) -> str:
     ]
     if doc.get("skipped"):
         out += [
-            "Skipped: " + "; ".join(f"{s['system']} ({s['reason']})" for s in doc["skipped"]),
+            "Skipped: "
+            + "; ".join(
+                f"{s.get('system') or s.get('scenario')} ({s['reason']})" for s in doc["skipped"]
+            ),
             "",
         ]
     out += ["## Every candidate", "", *details(doc), ""]
