@@ -161,9 +161,17 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     scenarios = list(dict.fromkeys(r["scenario"] for r in doc["results"]))
-    ncol = 2
-    nrow = max(1, math.ceil(len(scenarios) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(13, 3.2 * nrow + 0.6), squeeze=False)
+    bars = [
+        max(1, sum(r["scenario"] == s and r["cache"] == "warm" for r in doc["results"]))
+        for s in scenarios
+    ]
+    fig, axes = plt.subplots(
+        len(scenarios),
+        1,
+        figsize=(10, 0.27 * sum(bars) + 0.9 * len(scenarios) + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [b + 2 for b in bars]},
+    )
     for ax, scenario in zip(axes.flat, scenarios, strict=False):
         warm = [r for r in doc["results"] if r["scenario"] == scenario and r["cache"] == "warm"]
         fmts = list(dict.fromkeys(_group_key(r) for r in warm))
@@ -192,21 +200,22 @@ def chart(doc: dict[str, Any], path: Path) -> None:
                 hatch="//",
                 label="cold",
             )
+        pos = [v for v in w + c if v > 0]
+        if pos and max(pos) / min(pos) > 20:  # dd/cat dwarf the rest: log scale
+            ax.set_xscale("log")
         ax.set_yticks(y, labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_title(scenario, fontsize=10)
-        ax.set_xlabel("GB/s (higher is better)", fontsize=8)
+        ax.set_xlabel("GB/s (higher is better; log scale when dd dwarfs the rest)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
-        ax.legend(fontsize=7, loc="lower right")
-    for ax in list(axes.flat)[len(scenarios) :]:
-        ax.axis("off")
+        ax.legend(fontsize=7, loc="best")
     m = doc["machine"]
     fig.suptitle(
         f"arraystore suite, {doc['size_label']}: {m.get('cpus')} CPUs, "
         f"{m.get('ram_bytes', 0) / 2**30:.0f} GiB RAM",
         fontsize=11,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
