@@ -69,12 +69,12 @@ def _get(doc: dict[str, Any], scenario: str, key: str, cache: str = "warm") -> d
 
 
 def test_every_scenario_has_arraystore_and_agreeing_anchors(suite: dict[str, Any]) -> None:
-    import run
+    import suite_cli
 
-    assert suite["scenarios"] == list(run.SCENARIOS)
+    assert suite["scenarios"] == list(suite_cli.SCENARIOS)
     skipped = {s["scenario"] for s in suite["skipped"] if "scenario" in s}
     assert skipped <= {"import"}  # only when pyarrow is absent
-    for scenario in set(run.SCENARIOS) - skipped:
+    for scenario in set(suite_cli.SCENARIOS) - skipped:
         mine = [
             r for r in suite["results"] if r["scenario"] == scenario and r["system"] == "arraystore"
         ]
@@ -86,9 +86,9 @@ def test_every_scenario_has_arraystore_and_agreeing_anchors(suite: dict[str, Any
         if r["system"] != "dd":  # dd/cat return no answer
             assert r["check"].startswith("ok"), (r["scenario"], r["key"], r["check"])
     installed = set(suite["systems"]) | {s["system"] for s in suite["skipped"] if "system" in s}
-    assert installed == set(run.SYSTEMS)
+    assert installed == set(suite_cli.SYSTEMS)
     md = suite["_path"].with_suffix(".md").read_text()
-    for scenario in set(run.SCENARIOS) - skipped:
+    for scenario in set(suite_cli.SCENARIOS) - skipped:
         assert f"| {scenario} |" in md
     if importlib.util.find_spec("matplotlib") is not None:
         assert suite["_path"].with_suffix(".png").stat().st_size > 0
