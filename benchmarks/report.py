@@ -317,17 +317,23 @@ def estimate(docs: list[dict[str, Any]], size: int) -> dict[str, float]:
     for r in big["results"]:
         if not _ok(r):
             continue
+        # the import scenario's file is min(--size, 2 GiB) (run.py's default)
+        fit = (
+            (lambda d: min(d["size"], 2**31)) if r["scenario"] == "import" else lambda d: d["size"]
+        )
+        b1, b0 = fit(big), fit(docs[-2]) if len(docs) > 1 else 0
+        target = min(size, 2**31) if r["scenario"] == "import" else size
         t1 = statistics.median(x["seconds"] for x in r["runs"])
-        slope = t1 / big["size"]
+        slope = t1 / b1
         s0 = small.get((r["scenario"], r["key"], r["cache"]))
-        if s0 is not None and small_size:
+        if s0 is not None and small_size and b0 < b1:
             t0 = statistics.median(x["seconds"] for x in s0["runs"])
-            slope = max((t1 - t0) / (big["size"] - small_size), 0.25 * slope)
-        timed = t1 + slope * (size - big["size"])
+            slope = max((t1 - t0) / (b1 - b0), 0.25 * slope)
+        timed = t1 + slope * (target - b1)
         overhead = statistics.median(x["wall"] - x["seconds"] for x in r["runs"])
         t = len(r["runs"]) * (timed + max(overhead, 0.0))
         if r["cache"] == "warm":
-            t += (r["read_bytes"] or r["nbytes"]) * size / big["size"] / 2e9
+            t += (r["read_bytes"] or r["nbytes"]) * target / b1 / 2e9
         out[r["scenario"]] = out.get(r["scenario"], 0.0) + t
     return out
 
