@@ -155,12 +155,17 @@ KINDS = {"arraystore": run_arraystore, "dask": run_dask, "numpy": run_numpy}
 
 # ---------------------------------------------------------------- candidates
 def candidates(
-    args: argparse.Namespace, store: Path, paths: dict[str, Path], rows: int, scratch: Path
+    args: argparse.Namespace,
+    store: Path,
+    paths: dict[str, Path],
+    rows: int,
+    scratch: Path,
+    sources: tuple[ArraySpec, ...] = SOURCES,
 ) -> list[Candidate]:
     nbytes = rows * 64 * 8
     out_bytes = rows * 64 * 4
     cands: list[Candidate] = []
-    for src in SOURCES:
+    for src in sources:
         files = common.data_files(paths[src.name])
         fbytes = common.file_bytes(files)
         group = f"{src.name} -> f4: {fbytes / 2**30:.2f} GiB in {len(files)} file(s)"

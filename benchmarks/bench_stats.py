@@ -173,13 +173,18 @@ KINDS = {
 
 # ---------------------------------------------------------------- candidates
 def candidates(
-    args: argparse.Namespace, store: Path, paths: dict[str, Path], rows: int, chunk_rows: int
+    args: argparse.Namespace,
+    store: Path,
+    paths: dict[str, Path],
+    rows: int,
+    chunk_rows: int,
+    formats: tuple[ArraySpec, ...] = FORMATS,
 ) -> list[Candidate]:
     nbytes = rows * 64 * 8
     cands: list[Candidate] = []
     py = sys.executable
     cli = str(Path(py).parent / "arraystore")
-    for fmt in FORMATS:
+    for fmt in formats:
         path = paths[fmt.name]
         files = common.data_files(path)
         fbytes = common.file_bytes(files)

@@ -56,6 +56,8 @@ DEFAULT_DIR = Path("/tmp/arraystore-bench")
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 RESULT_TAG = "@@BENCH-RESULT "
+if str(REPO) not in sys.path:  # measure the arraystore of this checkout, not an installed one
+    sys.path.insert(1, str(REPO))
 MAX_ANON_ENV = "ASBENCH_MAX_ANON"
 
 
@@ -210,6 +212,24 @@ def warm(files: Sequence[Path]) -> float:
             ["cat", *map(str, files[i : i + 500])], stdout=subprocess.DEVNULL, check=True
         )
     return time.perf_counter() - t0
+
+
+def drop_cache(files: Sequence[Path]) -> None:
+    """Evict the files' pages from the page cache (cold runs).
+
+    Every file is fsynced first (dirty pages cannot be dropped), then
+    ``posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)``. Pages mapped by a live process
+    stay resident; every measured run is a fresh process, so none are."""
+    for p in files:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def fsync_tree(path: Path) -> None:
@@ -475,20 +495,23 @@ def run_once(script: Path, cand: Candidate) -> Run:
     )
 
 
-def measure(script: Path, cand: Candidate, args: argparse.Namespace) -> Result:
+def measure(script: Path, cand: Candidate, args: argparse.Namespace, cold: bool = False) -> Result:
     """Warm the page cache, then ``--warmup`` discarded runs and ``--repeat`` timed runs.
+
+    ``cold=True``: no warming and no warm-up runs; before every run the candidate's
+    input files are evicted from the page cache (``drop_cache``).
 
     A timed run during which other processes used more than ``--max-bg`` cores is
     *contended*: it is kept in the JSON but retried (after waiting for a quiet CPU), up
     to ``--retries`` extra runs per candidate. The median is then taken over the
     ``--repeat`` least contended runs."""
     cand.env = {**cand.env, MAX_ANON_ENV: str(args.max_anon)}
-    if cand.warm_files:
+    if cand.warm_files and not cold:
         warm(cand.warm_files)
     warmups: list[Run] = []
     attempts: list[Run] = []
     try:
-        for _ in range(args.warmup):
+        for _ in range(0 if cold else args.warmup):
             wait_quiet(args.quiet_wait, args.quiet_cpu)
             warmups.append(run_once(script, cand))
             _print_run(cand, "warm-up", warmups[-1])
@@ -497,6 +520,8 @@ def measure(script: Path, cand: Candidate, args: argparse.Namespace) -> Result:
     clean = 0
     while clean < args.repeat and len(attempts) < args.repeat + args.retries:
         wait_quiet(args.quiet_wait, args.quiet_cpu)
+        if cold:
+            drop_cache(cand.warm_files)
         try:
             run = run_once(script, cand)
         except RuntimeError as exc:
