@@ -36,6 +36,7 @@ example, so they suppress ``HealthCheck.function_scoped_fixture`` on purpose.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -149,3 +150,32 @@ def listing(path: str | os.PathLike[str]) -> list[str]:
     if not root.exists():
         return []
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``arraystore ARGS`` in this process: (exit status, stdout, stderr)."""
+    from arraystore.cli import main
+
+    try:
+        main.main(args, prog_name="arraystore")
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tree_hash(path: Path) -> str:
+    """Every entry under ``path`` (hidden ones too): relative paths, kinds and bytes."""
+    h = hashlib.sha256()
+    root = Path(path)
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            h.update(f"L {rel} -> {os.readlink(p)}\n".encode())
+        elif p.is_dir():
+            h.update(f"D {rel}\n".encode())
+        else:
+            h.update(f"F {rel} {p.stat().st_size}\n".encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()

@@ -12,7 +12,6 @@ Crash safety with real SIGKILLs lives in tests/test_cast_crash.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,10 +19,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import LZ4_WARNING, BackendCase, assert_same
+from conftest import LZ4_WARNING, BackendCase, assert_same, run_cli, tree_hash
 
 import arraystore
-from arraystore.cli import main as cli_main
 from arraystore.core import casting_fast as _casting_fast
 from arraystore.core.errors import (
     ArrayExists,
@@ -63,20 +61,6 @@ REC = np.dtype([("id", "i8"), ("price", "f8"), ("qty", "i8"), ("vec", "f8", (3,)
 
 
 # ----------------------------------------------------------------------------- helpers
-def tree_hash(path: Path) -> str:
-    """Every entry under ``path`` (hidden ones too): relative paths, kinds and bytes."""
-    h = hashlib.sha256()
-    root = Path(path)
-    for p in sorted(root.rglob("*")):
-        rel = str(p.relative_to(root))
-        if p.is_symlink():
-            h.update(f"L {rel} -> {os.readlink(p)}\n".encode())
-        elif p.is_dir():
-            h.update(f"D {rel}\n".encode())
-        else:
-            h.update(f"F {rel} {p.stat().st_size}\n".encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def hidden(store: arraystore.Store) -> list[str]:
@@ -104,16 +88,6 @@ def rec_data(n: int = 40_000) -> np.ndarray:
     a["vec"] = (np.arange(n * 3).reshape(n, 3) % 997) * 0.5
     a["flag"] = i % 3 == 0
     return a
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        cli_main.main(args, prog_name="arraystore")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ------------------------------------------------------------------- 1. plain arrays

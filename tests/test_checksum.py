@@ -19,28 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LZ4_WARNING, assert_same
+from conftest import LZ4_WARNING, assert_same, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import arraystore
 from arraystore.backends import memmap_crc
 from arraystore.backends.memmap import read_header
-from arraystore.cli import main
 from arraystore.core.errors import CorruptData
 from arraystore.ops.verify import verify
 
 BS = memmap_crc.BLOCK_SIZE
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main.main(args, prog_name="arraystore")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def flip(path: Path, offset: int) -> None:

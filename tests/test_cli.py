@@ -10,21 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import arraystore
-from arraystore.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main.main(args, prog_name="arraystore")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_create_ls_info_rm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,18 +23,16 @@ worker is a fresh process and runs the normal code.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import LZ4_WARNING, BackendCase, assert_same
+from conftest import LZ4_WARNING, BackendCase, assert_same, tree_hash
 
 distributed = pytest.importorskip("distributed")
 
@@ -98,18 +96,6 @@ def executors(dask_ex: DaskExecutor) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- helpers
-def tree_hash(path: Path) -> str:
-    """Every entry under ``path`` (hidden ones too): relative paths, kinds and bytes."""
-    h = hashlib.sha256()
-    root = Path(path)
-    for p in sorted(root.rglob("*")):
-        rel = str(p.relative_to(root))
-        if p.is_dir():
-            h.update(f"D {rel}\n".encode())
-        else:
-            h.update(f"F {rel} {p.stat().st_size}\n".encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def hidden(store: arraystore.Store) -> list[str]:

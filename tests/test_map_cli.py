@@ -3,40 +3,17 @@ results equal numpy, user errors are one line with exit 1 and leave the store as
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import run_cli, tree_hash
 
 import arraystore
-from arraystore.cli import main
 
 DT = np.dtype([("price", "<f8"), ("qty", "<i4"), ("flag", "?")])
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main.main(args, prog_name="arraystore")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def tree_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for f in sorted(files):
-            p = Path(root, f)
-            h.update(str(p.relative_to(path)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(params=["memmap", "zarr"])

@@ -20,19 +20,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import arraystore
-from arraystore.cli import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main.main(args, prog_name="arraystore")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def strict_json(text: str) -> Any:
