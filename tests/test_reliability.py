@@ -615,3 +615,57 @@ def test_open_racing_a_commit_is_consistent(
     assert swapped == [True]
     assert got.dtype in (np.float64, np.float32)
     np.testing.assert_array_equal(got, np.arange(1000.0))
+
+
+_LOCK_CONTENDER = """
+import os, sys, time
+from pathlib import Path
+from arraystore.backends._lock import writer_lock
+from arraystore.core.errors import LockedError
+root, marker, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+held = clashes = 0
+while time.time() < float(sys.argv[4]):
+    time.sleep(0.0005)
+for _ in range(n):
+    try:
+        with writer_lock(root, "a"):
+            held += 1
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                clashes += 1  # another process holds the lock at the same time
+                continue
+            os.close(fd)
+            os.unlink(marker)
+    except LockedError:
+        pass
+print(held, clashes)
+"""
+
+
+def test_writer_lock_is_mutually_exclusive_under_contention(tmp_path: Path) -> None:
+    """Four processes race for one lock many times: never two holders at once (a lock
+    file seen before its PID is written, or a stale lock taken over twice, would let two
+    in), and every process gets it sometimes."""
+    start = str(time.time() + 1.0)  # all start together
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _LOCK_CONTENDER,
+                str(tmp_path),
+                str(tmp_path / "m"),
+                "400",
+                start,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(int(o[1]) for o in outs) == 0, outs
+    assert all(int(o[0]) > 0 for o in outs), outs
+    assert not (tmp_path / ".a.lock").exists()
