@@ -248,13 +248,18 @@ def scaling_points(docs: Iterable[dict[str, Any]]) -> dict[str, dict[int, tuple[
     return out
 
 
-def scaling(directory: Path, host: str | None = None) -> list[Path]:
+def scaling(
+    directory: Path, host: str | None = None, files: list[Path] | None = None
+) -> list[Path]:
+    """The scaling plot and table from ``files`` (default: every suite JSON in
+    ``directory``, oldest first, so the latest run of each size wins)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    files = sorted(directory.glob("suite-*.json"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        files = sorted(directory.glob("suite-*.json"), key=lambda p: p.stat().st_mtime)
     docs = [json.loads(p.read_text()) for p in files]
     if host:
         docs = [d for d in docs if d["machine"].get("host") == host]
@@ -357,11 +362,11 @@ def main() -> None:
             print(f"  {k:<12} {v / 60:6.1f} min")
         print(f"at {args.estimate}: {sum(est.values()) / 60:.1f} min + datasets + quiet-CPU waits")
         return
-    for p in paths:
+    for p in paths if not (args.scaling and args.json) else []:
         for out in write_report(p):
             print(f"wrote {out}")
-    if args.scaling:
-        for out in scaling(args.dir):
+    if args.scaling:  # from the JSON files given (all sizes), else every suite JSON
+        for out in scaling(args.dir, files=args.json):
             print(f"wrote {out}")
 
 

@@ -91,6 +91,7 @@ class Suite:
             else:
                 self.systems.append(s)
         self.budget = common.parse_size(args.memory)
+        self.formats = tuple(f for f in FORMATS if f.name in args.formats)
 
     def wanted(self, cands: list[tuple[Path, Candidate]]) -> list[tuple[Path, Candidate]]:
         return [(s, c) for s, c in cands if system_of(c.key) in self.systems]
@@ -168,19 +169,14 @@ class Suite:
         return bench_anchors.ensure_b2nd(npy, out, self.args.workers)
 
     # ------------------------------------------------------------- scenarios
-    def run_stats(self) -> None:
-        args = self.args
-        store, paths, rows, chunk_rows = self.plain(FORMATS)
-        cands = [
-            (HERE / "bench_stats.py", c)
-            for c in bench_stats.candidates(args, store, paths, rows, chunk_rows, FORMATS)
-            if c.key.startswith(STATS_KEEP)
-        ]
+    def memmap_stats_anchors(
+        self, paths: dict[str, Path], nbytes: int, cands: list[tuple[Path, Candidate]]
+    ) -> list[tuple[Path, Candidate]]:
+        """numpy naive and ``dd iflag=direct`` on the .npy file of the memmap format."""
         npy = common.data_files(paths["memmap"])[0]
         group = next(c.group for _, c in cands if c.key == "arraystore/memmap")
         anchors = HERE / "bench_anchors.py"
-        nbytes = rows * 512
-        cands.append(
+        return [
             (
                 anchors,
                 Candidate(
@@ -192,9 +188,7 @@ class Suite:
                     child=dict(kind="numpy-naive", npy=str(npy)),
                     note="x.std(0) allocates a temporary of the array's size",
                 ),
-            )
-        )
-        cands.append(
+            ),
             (
                 anchors,
                 Candidate(
@@ -213,9 +207,24 @@ class Suite:
                         "status=none",
                     ],
                 ),
-            )
-        )
+            ),
+        ]
+
+    def run_stats(self) -> None:
+        args = self.args
+        store, paths, rows, chunk_rows = self.plain(self.formats)
+        cands = [
+            (HERE / "bench_stats.py", c)
+            for c in bench_stats.candidates(args, store, paths, rows, chunk_rows, self.formats)
+            if c.key.startswith(STATS_KEEP)
+        ]
+        anchors = HERE / "bench_anchors.py"
+        nbytes = rows * 512
+        if "memmap" in paths:
+            cands += self.memmap_stats_anchors(paths, nbytes, cands)
         for fmt in FORMATS[1:3]:  # cubed: zarr none and lz4 (zstd left out: suite time)
+            if fmt not in self.formats:
+                continue
             files = common.data_files(paths[fmt.name])
             g = next(c.group for _, c in cands if c.key == f"arraystore/{fmt.name}")
             cands.append(
@@ -237,8 +246,8 @@ class Suite:
                     ),
                 )
             )
-        if "blosc2" in self.systems:
-            b2 = self.b2nd(npy)
+        if "blosc2" in self.systems and "memmap" in paths:
+            b2 = self.b2nd(common.data_files(paths["memmap"])[0])
             cands.append(
                 (
                     anchors,
@@ -267,41 +276,55 @@ class Suite:
                 )
         self.record("stats", groups)
 
+    def cubed_cast(
+        self,
+        paths: dict[str, Path],
+        nbytes: int,
+        cands: list[tuple[Path, Candidate]],
+        scratch: Path,
+    ) -> tuple[Path, Candidate]:
+        args = self.args
+        anchors = HERE / "bench_anchors.py"
+        group = next(c.group for _, c in cands if c.key.startswith("arraystore/zarr-lz4"))
+        files = common.data_files(paths["zarr-lz4"])
+        return (
+            anchors,
+            Candidate(
+                "cubed/zarr-lz4",
+                f"cubed astype -> to_zarr ({args.workers} thr)",
+                group,
+                nbytes,
+                warm_files=files,
+                child=dict(
+                    kind="cubed-cast",
+                    src=str(paths["zarr-lz4"]),
+                    out=str(scratch / "cubed.zarr"),
+                    workers=args.workers,
+                    allowed_mem=self.budget,
+                    work_dir=str(self.scratch / "cubed"),
+                ),
+            ),
+        )
+
     def run_cast(self) -> None:
         args = self.args
-        store, paths, rows, _ = self.plain(bench_cast.SOURCES)
+        sources = tuple(s for s in bench_cast.SOURCES if s.name in args.formats)
+        if not sources:
+            print("\n== cast: skipped (--formats has neither memmap nor zarr-lz4)")
+            return
+        store, paths, rows, _ = self.plain(sources)
         scratch = self.scratch / "cast"
         scratch.mkdir(exist_ok=True)
         cands = [
             (HERE / "bench_cast.py", c)
-            for c in bench_cast.candidates(args, store, paths, rows, scratch)
+            for c in bench_cast.candidates(args, store, paths, rows, scratch, sources)
             if not c.key.endswith("/unsafe")  # the scenario is the audited cast
         ]
         anchors = HERE / "bench_anchors.py"
         nbytes = rows * 512
-        group = next(c.group for _, c in cands if c.key.startswith("arraystore/zarr-lz4"))
-        files = common.data_files(paths["zarr-lz4"])
-        cands.append(
-            (
-                anchors,
-                Candidate(
-                    "cubed/zarr-lz4",
-                    f"cubed astype -> to_zarr ({args.workers} thr)",
-                    group,
-                    nbytes,
-                    warm_files=files,
-                    child=dict(
-                        kind="cubed-cast",
-                        src=str(paths["zarr-lz4"]),
-                        out=str(scratch / "cubed.zarr"),
-                        workers=args.workers,
-                        allowed_mem=self.budget,
-                        work_dir=str(self.scratch / "cubed"),
-                    ),
-                ),
-            )
-        )
-        if "blosc2" in self.systems:
+        if "zarr-lz4" in paths:
+            cands.append(self.cubed_cast(paths, nbytes, cands, scratch))
+        if "blosc2" in self.systems and "memmap" in paths:
             b2 = self.b2nd(common.data_files(paths["memmap"])[0])
             cands.append(
                 (

@@ -11,6 +11,7 @@ from common import GiB
 SCENARIOS = ("stats", "median", "hist", "cast", "map", "field-stats", "import")
 SYSTEMS = ("arraystore", "numpy", "dask", "cubed", "blosc2", "dd", "pyarrow")
 COLUMN_SCENARIOS = ("field-stats", "median", "hist")
+FORMATS = ("memmap", "zarr-none", "zarr-lz4", "zarr-zstd")  # run.FORMATS, by name
 PACKAGES = {"dask": "dask", "cubed": "cubed", "blosc2": "blosc2", "pyarrow": "pandas"}
 
 
@@ -48,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--data-dir", type=Path, default=common.DEFAULT_DIR)
     ap.add_argument("--out", type=Path, default=common.RESULTS, help="results directory")
     ap.add_argument("--scenarios", default="", help=f"comma list of: {', '.join(SCENARIOS)}")
+    ap.add_argument(
+        "--formats",
+        default="",
+        help=f"stats/cast storage formats, comma list of: {', '.join(FORMATS)}",
+    )
     ap.add_argument("--systems", default="", help=f"comma list of: {', '.join(SYSTEMS)}")
     ap.add_argument("--repeats", type=int, default=3, help="warm timed runs of arraystore")
     ap.add_argument(
@@ -77,6 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.scenarios = words(args.scenarios, SCENARIOS, "scenario")
     args.systems = words(args.systems, SYSTEMS, "system")
+    args.formats = words(args.formats, FORMATS, "format")
     cold = "" if args.cold_systems == "all" else args.cold_systems
     args.cold_systems = words(cold, SYSTEMS, "system")
     # names the issue scripts' candidate builders and common.measure expect
@@ -93,7 +100,8 @@ def disk_need(args: argparse.Namespace, systems: list[str]) -> int:
     size, b2 = args.size, "blosc2" in systems
     groups = []
     if "stats" in args.scenarios or "cast" in args.scenarios:
-        arrays = 4 if "stats" in args.scenarios else 2
+        cast_src = {"memmap", "zarr-lz4"} & set(args.formats)
+        arrays = len(args.formats) if "stats" in args.scenarios else len(cast_src)
         groups.append(size * (arrays + b2) + (size if "cast" in args.scenarios else 0))
     if "map" in args.scenarios:
         groups.append(size * (2 + b2) + size // 2)
