@@ -6,15 +6,28 @@ Heavy imports (numpy, zarr, rich) happen inside the commands so ``--help`` stays
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
-from ._cli_options import scheduler, scheduler_option, storage_option, store_opener
+from ._cli_io import export_cmd, import_cmd
+from ._cli_options import scheduler_option, storage_option, store_opener
+from ._cli_print import _checksum_label, _print_cast, _print_stats
+from ._cli_util import (
+    _executor,
+    _one_line,
+    _parse_axis,
+    _parse_floats,
+    _print_json,
+    _size,
+    json_option,
+    memory_option,
+    progress_bar,
+    quiet_option,
+    workers_option,
+)
 
 
 class _Group(click.Group):
@@ -57,99 +70,6 @@ class _Group(click.Group):
         if isinstance(rv, int) and rv:
             sys.exit(rv)
         return rv
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split("\n"))
-
-
-def _size(value: str | None) -> int | None:
-    if value is None:
-        return None
-    from .engine.memory import parse_size
-
-    return parse_size(value)
-
-
-def _print_json(doc: Any) -> None:
-    from .core.meta import dumps
-
-    click.echo(dumps(_json_safe(doc)), nl=False)
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf become the strings "nan", "inf", "-inf" (JSON has no such numbers)."""
-    import math
-
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return "nan"
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _json_safe(obj.tolist())
-    return obj
-
-
-@contextlib.contextmanager
-def progress_bar(
-    total_bytes: int, label: str, quiet: bool
-) -> Iterator[Callable[[Any, Any], None] | None]:
-    """A rich progress bar with bytes/s and ETA on a terminal; nothing otherwise."""
-    if quiet or not sys.stdout.isatty() or total_bytes <= 0:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as bar:
-        tid = bar.add_task(label, total=total_bytes)
-
-        def advance(_task: Any, nbytes: Any) -> None:
-            bar.advance(tid, int(nbytes) if isinstance(nbytes, (int, float)) else 0)
-
-        yield advance
-
-
-memory_option = click.option(
-    "--memory",
-    default=None,
-    metavar="SIZE",
-    help="Memory budget, e.g. 512MiB (default: min(1GiB, RAM/4)).",
-)
-workers_option = click.option(
-    "--workers", type=int, default=None, help="Worker threads (default: cores)."
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-
-
-def _executor(workers: int | None, name: str | None = None) -> Any:
-    from .engine import get_executor
-
-    if workers is not None and workers < 1:
-        from .core.errors import InvalidArgument
-
-        raise InvalidArgument("--workers must be >= 1")
-    name, options = scheduler(name)
-    return get_executor(name, workers=workers, **options)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -339,14 +259,6 @@ def info(store: str, name: str, as_json: bool) -> None:
     Console().print(t)
 
 
-def _checksum_label(doc: dict[str, Any]) -> str:
-    if not doc["checksum"]:
-        return "off (verify cannot detect bit flips)"
-    if doc["backend"] == "zarr":
-        return "crc32c per chunk (zarr codec)"
-    return "crc32c per 1 MiB block (data.crc32c)"
-
-
 @main.command()
 @click.argument("store")
 @storage_option
@@ -376,29 +288,6 @@ def mv(store: str, old: str, new: str, overwrite: bool) -> None:
 
     open_store(store, mode="r+").rename(old, new, overwrite=overwrite)
     click.echo(f"renamed {old} -> {new}")
-
-
-def _parse_axis(text: str | None) -> Any:
-    from .core.errors import InvalidArgument
-
-    if text is None or text.strip().lower() in ("", "none", "all"):
-        return None
-    try:
-        parts = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise InvalidArgument(
-            f"--axis must be an integer or comma-separated integers, got {text!r}"
-        ) from None
-    return parts[0] if len(parts) == 1 else tuple(parts)
-
-
-def _parse_floats(text: str, what: str) -> list[float]:
-    from .core.errors import InvalidArgument
-
-    try:
-        return [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
 @main.command()
@@ -519,44 +408,6 @@ def stats(
     _print_stats(doc)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    if isinstance(v, list):
-        import numpy as np
-
-        return np.array2string(np.asarray(v), precision=4, threshold=8, edgeitems=3)
-    return str(v)
-
-
-def _print_stats(doc: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    for fname, d in doc["fields"].items():
-        t = Table(
-            "stat", "value", title=f"{doc['array']} · {fname}", title_justify="left", box=None
-        )
-        for k, v in d.items():
-            if k == "quantiles":
-                for q, val in v.items():
-                    t.add_row(f"q{q}", _fmt(val))
-            elif k == "histogram":
-                t.add_row("histogram", " ".join(map(str, v["counts"])))
-            else:
-                t.add_row(k, _fmt(v))
-        console.print(t)
-    gbps = doc.get("gb_per_s")
-    if gbps:
-        from .engine.memory import format_size
-
-        console.print(
-            f"read {format_size(doc['bytes_read'])} in {doc['seconds']:.2f} s ({gbps:.2f} GB/s)",
-            style="dim",
-        )
-
-
 @main.command(name="cast")
 @click.argument("store")
 @storage_option
@@ -660,55 +511,6 @@ def cast_cmd(
     _print_cast(doc)
 
 
-def _print_cast(doc: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from .engine.memory import format_size
-
-    title = f"{'plan (dry run)' if doc['dry_run'] else 'cast'}: {doc['array']}"
-    if doc["out"] != doc["array"]:
-        title += f" -> {doc['out']}"
-    t = Table(
-        "field",
-        "from",
-        "to",
-        "verdict",
-        "out of range",
-        "NaN/inf",
-        "rounded",
-        "clipped",
-        "max abs err",
-        "max rel err",
-        title=title,
-        title_justify="left",
-        box=None,
-    )
-    for fname, d in doc["fields"].items():
-        verdict = "ok" if d["ok"] else ("would refuse" if doc["dry_run"] else "refused")
-        t.add_row(
-            fname,
-            d["from"],
-            d["to"],
-            verdict,
-            str(d.get("out_of_range", 0)),
-            str(d.get("nan_inf", 0)),
-            str(d.get("rounded", 0)),
-            str(d.get("clipped", 0)),
-            _fmt(d.get("max_abs_err", 0.0)),
-            _fmt(d.get("max_rel_err", 0.0)),
-        )
-    console = Console()
-    console.print(t)
-    line = (
-        f"{format_size(doc['bytes_before'])} -> {format_size(doc['bytes_after'])} "
-        f"({doc['ratio']:.2f}× smaller)"
-    )
-    if doc.get("gb_per_s"):
-        line += f" in {doc['seconds']:.2f} s ({doc['gb_per_s']:.2f} GB/s)"
-    console.print(line)
-
-
 @main.command()
 @click.argument("store")
 @storage_option
@@ -807,84 +609,8 @@ def map_cmd(
     click.echo(f"wrote {out}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
 
 
-@main.command(name="import")
-@click.argument("store")
-@storage_option
-@click.argument("name")
-@click.argument("file")
-@click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
-@click.option("--dtype", default=None, help="Column types, e.g. 'price:f4,qty:i4'.")
-@click.option(
-    "--errors", default="raise", show_default=True, help="CSV parse errors: raise|coerce."
-)
-@click.option("--backend", default=None, help="memmap (default) or zarr (default for URL stores).")
-@click.option("--codec", default=None)
-@click.option("--chunks", default=None)
-@click.option("--overwrite", is_flag=True)
-@click.option("--checksum", is_flag=True, help="Store checksums in the new array.")
-@quiet_option
-def import_cmd(
-    store: str,
-    name: str,
-    file: str,
-    fmt: str | None,
-    dtype: str | None,
-    errors: str,
-    backend: str | None,
-    codec: str | None,
-    chunks: str | None,
-    overwrite: bool,
-    checksum: bool,
-    quiet: bool,
-) -> None:
-    """Import a .npy, CSV, Parquet or Arrow file (streamed, atomic) as array NAME."""
-    import os
-
-    open_store = store_opener()
-    from .ops.interop import import_file
-
-    s = open_store(store, mode="a")
-    with progress_bar(
-        os.path.getsize(file) if os.path.exists(file) else 0, f"import {name}", quiet
-    ) as adv:
-        arr = import_file(
-            s,
-            name,
-            file,
-            format=fmt,
-            dtype=dtype,
-            errors=errors,
-            backend=backend,
-            codec=codec,
-            chunks=chunks,
-            overwrite=overwrite,
-            progress=adv,
-            checksum=checksum,
-        )
-    from .core.dtypes import dtype_to_spec
-
-    click.echo(f"imported {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
-
-
-@main.command(name="export")
-@click.argument("store")
-@storage_option
-@click.argument("name")
-@click.argument("file")
-@click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
-@click.option("--overwrite", is_flag=True)
-@quiet_option
-def export_cmd(
-    store: str, name: str, file: str, fmt: str | None, overwrite: bool, quiet: bool
-) -> None:
-    """Export array NAME to a .npy, CSV, Parquet or Arrow file, chunk by chunk."""
-    open_store = store_opener()
-    from .ops.interop import export_file
-
-    arr = open_store(store, mode="r")[name]
-    with progress_bar(arr.nbytes, f"export {name}", quiet) as adv:
-        path = export_file(arr, file, format=fmt, overwrite=overwrite, progress=adv)
-    click.echo(f"exported {name} to {path}")
+main.add_command(import_cmd)
+main.add_command(export_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -778,3 +778,47 @@ def test_small_budget_with_one_worker(store: arraystore.Store) -> None:
 def test_errors_are_arraystore_errors() -> None:
     for exc in (CastError, InvalidArgument, DTypeError, FieldNotFound, ArrayExists):
         assert issubclass(exc, ArrayStoreError)
+
+
+@pytest.mark.parametrize("casting", ["value", "clip", "unsafe"])
+def test_memmap_cast_in_cache_sized_pieces(
+    store: arraystore.Store, casting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A memmap task reads, casts and writes its row block in pieces (``SUB_BLOCK``):
+    same values and the same audit (counts, errors, first indices) as one piece."""
+    from arraystore.ops import stats as stats_mod
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3_000, 7)) * 1e3
+    x[2_500, 3] = 1e39  # out of float32 range, in a late piece
+    x[1_234, 0] = np.nan
+    x[10, 1] = 0.1  # rounds
+    store.create("x", data=x, backend="memmap")
+    kw: dict[str, Any] = {"casting": casting, "rtol": 1e-6}
+    whole = None if casting == "value" else cast(store, "x", "f4", out="whole", **kw)
+    monkeypatch.setattr(stats_mod, "SUB_BLOCK", 7 * 8 * 97)  # 97 rows per piece
+    reads: list[Any] = []
+    real = type(store["x"].handle).read
+
+    def counting(self: Any, region: Any, *a: Any, **k: Any) -> Any:
+        reads.append(region)
+        return real(self, region, *a, **k)
+
+    monkeypatch.setattr(type(store["x"].handle), "read", counting)
+    if casting == "value":  # 1e39 does not fit: refused, with the same report
+        with pytest.raises(CastError) as e1:
+            cast(store, "x", "f4", out="pieces", **kw)
+        assert reads and max(r[0].stop - r[0].start for r in reads) == 97
+        monkeypatch.setattr(stats_mod, "SUB_BLOCK", 2**40)
+        with pytest.raises(CastError) as e2:
+            cast(store, "x", "f4", out="pieces", **kw)
+        assert str(e1.value) == str(e2.value) and "[17503]" in str(e1.value)
+        return
+    pieces = cast(store, "x", "f4", out="pieces", **kw)
+    assert whole is not None
+    assert reads and max(r[0].stop - r[0].start for r in reads) == 97
+    assert_same(store["pieces"][...], store["whole"][...])
+    expected = np.clip(x, -np.finfo("f4").max, np.finfo("f4").max) if casting == "clip" else x
+    with np.errstate(over="ignore"):
+        assert_same(store["pieces"][...], expected.astype("f4"))
+    assert pieces.reports["x"].to_dict() == whole.reports["x"].to_dict()

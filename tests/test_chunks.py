@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from itertools import product
+from itertools import pairwise, product
 from typing import Any
 
 import numpy as np
@@ -334,3 +334,26 @@ def test_normalize_index_examples():
 def test_product_of_grids_is_consistent():
     shape, chunks = (5, 4, 3), (2, 3, 3)
     assert list(iter_chunk_indices(shape, chunks)) == list(product(range(3), range(2), range(1)))
+
+
+@given(
+    a=st.integers(0, 50),
+    n=st.integers(0, 300),
+    trail=st.lists(st.integers(1, 5), max_size=2),
+    row_bytes=st.integers(0, 4096),
+    target=st.integers(0, 20_000),
+)
+def test_split_rows_covers_the_region_in_order(
+    a: int, n: int, trail: list[int], row_bytes: int, target: int
+) -> None:
+    from arraystore.core.chunks import split_rows
+
+    region = (slice(a, a + n), *(slice(0, t) for t in trail))
+    pieces = split_rows(region, row_bytes, target)
+    step = max(1, target // max(1, row_bytes))
+    assert [p[1:] for p in pieces] == [region[1:]] * len(pieces)
+    assert pieces[0][0].start == a and pieces[-1][0].stop == a + n
+    for p, q in pairwise(pieces):
+        assert p[0].stop == q[0].start  # consecutive, no gap, no overlap
+    assert all(0 < p[0].stop - p[0].start <= step for p in pieces) or n == 0
+    assert len(pieces) == max(1, -(-n // step))

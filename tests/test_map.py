@@ -32,7 +32,7 @@ from arraystore.core.errors import (
     MemoryBudgetError,
     ShapeMismatch,
 )
-from arraystore.ops import mapping
+from arraystore.ops import map_output, map_where, mapping
 from arraystore.ops.expr import evaluate
 from arraystore.ops.mapping import map_array, map_blocks, map_expr, reduce_expr, where
 from arraystore.ops.verify import verify
@@ -302,13 +302,13 @@ def test_budget_is_checked_before_writing(
         map_expr(store, "a * 2 + b", out="o", memory="1MiB")
     assert listing(store.path) == before
     plans: list[tuple[int, int]] = []
-    orig = mapping.run
+    orig = map_output.run
 
     def spy(plan: Any, ex: Any, budget: int, **kw: Any) -> Any:
         plans.append((plan.check(budget, ex.workers) * plan.max_task_bytes, budget))
         return orig(plan, ex, budget, **kw)
 
-    monkeypatch.setattr(mapping, "run", spy)
+    monkeypatch.setattr(map_output, "run", spy)
     res = map_expr(store, "a * 2 + b", out="o", memory="24MiB", workers=2)
     assert_same(res[...], x * 2 + x[::-1])
     ((in_flight_bytes, budget),) = plans
@@ -519,8 +519,10 @@ def test_reduce_expr_whole_arrays(store: arraystore.Store) -> None:
 
 # ============================================================== 6. resume
 def _interrupt_after(monkeypatch: pytest.MonkeyPatch, name: str, n: int) -> list[int]:
-    """The n-th task ``mapping.<name>`` raises KeyboardInterrupt after writing its block."""
-    orig = getattr(mapping, name)
+    """The n-th task ``<name>`` (of :mod:`.mapping` or :mod:`.map_where`) raises
+    KeyboardInterrupt after writing its block."""
+    module = map_where if name == "_select_task" else mapping
+    orig = getattr(module, name)
     calls = [0]
 
     def task(*args: Any) -> Any:
@@ -530,7 +532,7 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, name: str, n: int) -> list
             raise KeyboardInterrupt
         return result
 
-    monkeypatch.setattr(mapping, name, task)
+    monkeypatch.setattr(module, name, task)
     return calls
 
 
@@ -596,3 +598,39 @@ def test_feature_engineering_example(tmp_path: Path) -> None:
     assert "notional" in proc.stdout and "rows kept" in proc.stdout
     store = arraystore.open(tmp_path / "fe.store", mode="r")
     assert {"trades", "notional", "logp", "positive"} <= set(store.names())
+
+
+def test_memmap_expression_runs_in_cache_sized_pieces(
+    store: arraystore.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """memmap inputs and output: each task evaluates its block in row pieces
+    (``SUB_BLOCK``), broadcasting included; a user function still gets whole blocks."""
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((1_000, 6))
+    b = rng.standard_normal((6,))
+    store.create("a", data=a, backend="memmap")
+    store.create("b", data=b, backend="memmap")
+    monkeypatch.setattr(mapping, "SUB_BLOCK", 3 * 6 * 8 * 41)  # 41 rows of a, b, out
+    rows: list[int] = []
+    real = type(store["a"].handle).read
+
+    def counting(self: Any, region: Any, *args: Any, **kw: Any) -> Any:
+        if self.meta.shape == a.shape:
+            rows.append(region[0].stop - region[0].start)
+        return real(self, region, *args, **kw)
+
+    monkeypatch.setattr(type(store["a"].handle), "read", counting)
+    out = map_expr(store, "a * 2 + b", out="o", memory="64MiB")
+    got = rows.copy()
+    assert_same(out[...], a * 2 + b)
+    assert max(got) == 41 and sum(got) == 1_000  # (the dtype probe reads 0 rows)
+    rows.clear()
+    seen: list[int] = []
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        seen.append(len(x))
+        return x * 3
+
+    out = map_blocks(fn, store["a"], out="f", chunks=(500, 6))
+    assert_same(out[...], a * 3)
+    assert sorted(seen)[-2:] == [500, 500]  # whole blocks (after the 1-row probe)

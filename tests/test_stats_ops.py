@@ -366,20 +366,30 @@ def large_data(dtype: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("case", "dtype"),
+    ("case", "dtype", "sub_block"),
     [
-        pytest.param(BackendCase("memmap", None), "f8", id="memmap-f8"),
-        pytest.param(BackendCase("memmap", None), "i8", id="memmap-i8"),
-        pytest.param(BackendCase("zarr", "zstd:1"), "f8", id="zarr-zstd:1-f8"),
-        pytest.param(BackendCase("zarr", "zstd:1"), "f4", id="zarr-zstd:1-f4"),
-        pytest.param(BackendCase("zarr", "none"), "i8", id="zarr-none-i8"),
+        pytest.param(BackendCase("memmap", None), "f8", None, id="memmap-f8"),
+        pytest.param(BackendCase("memmap", None), "i8", None, id="memmap-i8"),
+        # tasks read in pieces of 78 rows (not a divisor of the 1 MiB blocks' rows)
+        pytest.param(BackendCase("memmap", None), "f8", 100_000, id="memmap-f8-sub-blocks"),
+        pytest.param(BackendCase("memmap", None), "i8", 100_000, id="memmap-i8-sub-blocks"),
+        pytest.param(BackendCase("zarr", "zstd:1"), "f8", None, id="zarr-zstd:1-f8"),
+        pytest.param(BackendCase("zarr", "zstd:1"), "f4", None, id="zarr-zstd:1-f4"),
+        pytest.param(BackendCase("zarr", "none"), "i8", None, id="zarr-none-i8"),
     ],
 )
 def test_large_arrays_many_tasks(
-    store: arraystore.Store, case: BackendCase, dtype: str, monkeypatch: pytest.MonkeyPatch
+    store: arraystore.Store,
+    case: BackendCase,
+    dtype: str,
+    sub_block: int | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Arrays bigger than a kernel leaf and split into several tasks (zarr chunks, or
-    1 MiB memmap row blocks under a small budget): numpy's results, serial == threads."""
+    1 MiB memmap row blocks under a small budget), memmap tasks also read in several
+    cache-sized pieces (``SUB_BLOCK``): numpy's results, serial == threads."""
+    if sub_block is not None:
+        monkeypatch.setattr(stats_mod, "SUB_BLOCK", sub_block)
     x = large_data(dtype)
     arr = store.create(fresh(), data=x, chunks=(700, 96), **case.kwargs)
     reads: list[Any] = []
@@ -400,6 +410,10 @@ def test_large_arrays_many_tasks(
             reads.clear()
             res = arr.stats(executor="threads", workers=2, **kw)
             assert len(reads) >= 2  # several tasks
+            if sub_block is not None:  # every task read in pieces of <= 78 rows
+                piece = sub_block // (160 * 8)
+                assert max(r[0][0].stop - r[0][0].start for r in reads) == piece
+                assert len(reads) >= math.ceil(2400 / piece)
             (name,) = res.fields
             for op in ops:
                 check_field(res[name][op], x, op, axis, skipna, 1, x.ndim)

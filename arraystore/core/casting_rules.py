@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from .dtypes import is_bfloat16, parse_dtype
+from .dtypes import fields_of, is_bfloat16, is_numeric, parse_dtype
 from .errors import CastError, InvalidArgument
 
 POLICIES = ("unsafe", "same_kind", "safe", "value", "clip")
@@ -144,3 +145,62 @@ def check_type_rule(src: Any, dst: Any, policy: str) -> None:
             f"cannot cast {_dtname(src)} to {_dtname(dst)} under casting={policy!r}: the "
             "source must be a bool, integer, float, complex or string dtype"
         )
+
+
+# ------------------------------------------------------------ cast targets
+def parse_targets(src: np.dtype, to: Any) -> dict[str | None, str]:
+    """``"f4"`` / ``"auto"`` / ``"price:f4,qty:auto"`` / ``{"price": "f4"}`` ->
+    {field (None for a plain array): dtype spec or "auto"}; unnamed fields stay."""
+    fields = fields_of(src)
+    if isinstance(to, Mapping):
+        mapping = {str(k): str(v) for k, v in to.items()}
+    elif isinstance(to, str) and ":" in to:
+        mapping = {}
+        from .dtypes import _split_top
+
+        for part in _split_top(to.strip()):
+            if not part:
+                continue
+            key, sep, val = part.partition(":")
+            if not sep or not key.strip() or not val.strip():
+                raise InvalidArgument(
+                    f"cast spec {part!r} must look like FIELD:DTYPE (or FIELD:auto)"
+                )
+            mapping[key.strip()] = val.strip()
+    elif isinstance(to, (str, np.dtype, type)):
+        whole = str(to) if isinstance(to, str) else parse_dtype(to).str
+        if not fields:
+            return {None: whole}
+        return {f.name: whole for f in fields if is_numeric(f.dtype)}
+    else:
+        raise InvalidArgument(f"bad cast target {to!r}")
+    if not fields:
+        raise InvalidArgument("per-field targets need a structured array; use e.g. --to f4")
+    known = {f.name: f for f in fields}
+    for key, val in mapping.items():
+        if key not in known:
+            from .errors import FieldNotFound
+
+            raise FieldNotFound(f"no field {key!r} (fields: {', '.join(known)})")
+        sub = known[key].subshape
+        if val != "auto":  # allow "vec:3f4" for a subarray field of shape (3,)
+            dt = parse_dtype(f"x:{val}") if sub else None
+            if dt is not None:
+                base = fields_of(dt)[0]
+                if base.subshape and base.subshape != sub:
+                    raise InvalidArgument(
+                        f"field {key!r} has subarray shape {sub}, not {base.subshape}"
+                    )
+                mapping[key] = base.dtype.str if base.subshape else val
+    out: dict[str | None, str] = {}
+    out.update(mapping)
+    return out
+
+
+def target_dtype(spec: str) -> np.dtype:
+    dt = parse_dtype(spec)
+    if dt.names is not None:
+        raise InvalidArgument(f"cast target {spec!r} must be a plain dtype")
+    if dt.kind in "SU":
+        raise CastError(f"casting to strings ({spec}) is not supported")
+    return dt

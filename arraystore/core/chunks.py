@@ -254,3 +254,15 @@ def normalize_index(key: Any, shape: Sequence[int]) -> tuple[Region, tuple[Any, 
         region.append(slice(i, i + 1))
         post.append(0)
     return tuple(region), tuple(post)
+
+
+def split_rows(region: Region, row_bytes: int, target: int) -> list[Region]:
+    """``region`` cut along axis 0 into consecutive pieces of about ``target`` bytes
+    (``row_bytes`` per row of the region; at least one row per piece), in order."""
+    if not region:
+        return [region]
+    a, b = region[0].start, region[0].stop
+    step = max(1, target // max(1, row_bytes))
+    if b - a <= step:
+        return [region]
+    return [(slice(i, min(b, i + step)), *region[1:]) for i in range(a, b, step)]

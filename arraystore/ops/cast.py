@@ -15,7 +15,6 @@ partial array, skips the chunks already written and merges their audits.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import os
@@ -38,19 +37,25 @@ from ..core.casting import (
     check_type_rule,
     smallest_dtype,
 )
+from ..core.casting_rules import parse_targets
+from ..core.casting_rules import target_dtype as _target_dtype
 from ..core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
-from ..core.dtypes import dtype_to_spec, fields_of, is_numeric, parse_dtype, scalar_str
+from ..core.dtypes import dtype_to_spec, fields_of, parse_dtype, scalar_str
 from ..core.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
 from ..core.killpoints import kill_point
 from ..core.meta import SIDECAR, ArrayMeta
 from ..engine import Plan, Task, get_executor, run
 from . import _buffers
-from .stats import _budget
+from .journal import CAST_JOURNAL as JOURNAL
+from .journal import merge_done as _merge_done
+from .journal import read_journal as _read_journal
+from .journal import recover as _recover
+from .journal import write_header as _write_header
+from .stats import _budget, _sub_regions
 
 if TYPE_CHECKING:
     from ..store import Store
 
-JOURNAL = "journal.jsonl"
 #: per-task memory beyond the source and output blocks (audit scalars, numba scratch)
 TASK_OVERHEAD = 2**20
 
@@ -90,65 +95,6 @@ class CastResult:
             "gb_per_s": self.nbytes_before / self.seconds / 1e9 if self.seconds else None,
             "resumed_chunks": self.resumed_chunks,
         }
-
-
-# ----------------------------------------------------------------- targets
-def parse_targets(src: np.dtype, to: Any) -> dict[str | None, str]:
-    """``"f4"`` / ``"auto"`` / ``"price:f4,qty:auto"`` / ``{"price": "f4"}`` ->
-    {field (None for a plain array): dtype spec or "auto"}; unnamed fields stay."""
-    fields = fields_of(src)
-    if isinstance(to, Mapping):
-        mapping = {str(k): str(v) for k, v in to.items()}
-    elif isinstance(to, str) and ":" in to:
-        mapping = {}
-        from ..core.dtypes import _split_top
-
-        for part in _split_top(to.strip()):
-            if not part:
-                continue
-            key, sep, val = part.partition(":")
-            if not sep or not key.strip() or not val.strip():
-                raise InvalidArgument(
-                    f"cast spec {part!r} must look like FIELD:DTYPE (or FIELD:auto)"
-                )
-            mapping[key.strip()] = val.strip()
-    elif isinstance(to, (str, np.dtype, type)):
-        whole = str(to) if isinstance(to, str) else parse_dtype(to).str
-        if not fields:
-            return {None: whole}
-        return {f.name: whole for f in fields if is_numeric(f.dtype)}
-    else:
-        raise InvalidArgument(f"bad cast target {to!r}")
-    if not fields:
-        raise InvalidArgument("per-field targets need a structured array; use e.g. --to f4")
-    known = {f.name: f for f in fields}
-    for key, val in mapping.items():
-        if key not in known:
-            from ..core.errors import FieldNotFound
-
-            raise FieldNotFound(f"no field {key!r} (fields: {', '.join(known)})")
-        sub = known[key].subshape
-        if val != "auto":  # allow "vec:3f4" for a subarray field of shape (3,)
-            dt = parse_dtype(f"x:{val}") if sub else None
-            if dt is not None:
-                base = fields_of(dt)[0]
-                if base.subshape and base.subshape != sub:
-                    raise InvalidArgument(
-                        f"field {key!r} has subarray shape {sub}, not {base.subshape}"
-                    )
-                mapping[key] = base.dtype.str if base.subshape else val
-    out: dict[str | None, str] = {}
-    out.update(mapping)
-    return out
-
-
-def _target_dtype(spec: str) -> np.dtype:
-    dt = parse_dtype(spec)
-    if dt.names is not None:
-        raise InvalidArgument(f"cast target {spec!r} must be a plain dtype")
-    if dt.kind in "SU":
-        raise CastError(f"casting to strings ({spec}) is not supported")
-    return dt
 
 
 # ------------------------------------------------------------------- tasks
@@ -199,24 +145,27 @@ def _cast_task(
     meta = src.meta
     reports: dict[str | None, CastReport] = {}
     if meta.dtype.names is None:
-        block = src.read(region, None, _buffers.buffer(shape, meta.dtype))
         dt = spec.targets[None]
-        out = _buffers.buffer(shape, dt, 1)
-        out, reports[None] = cast_block(
-            block,
-            dt,
-            spec.policy,
-            rtol=spec.rtol,
-            nan_to=spec.nan_to,
-            region=region,
-            shape=meta.shape,
-            out=out,
-            errors=spec.errors,
-            fill=spec.fill,
-            raise_on_violation=False,
-        )
-        if dst is not None:
-            dst.write(region, out)
+        # a memmap source (and so output) is read, cast and written in cache-sized pieces
+        for sub in _sub_regions(src, region):
+            sshape = region_shape(sub)
+            block = src.read(sub, None, _buffers.buffer(sshape, meta.dtype))
+            out, rep = cast_block(
+                block,
+                dt,
+                spec.policy,
+                rtol=spec.rtol,
+                nan_to=spec.nan_to,
+                region=sub,
+                shape=meta.shape,
+                out=_buffers.buffer(sshape, dt, 1),
+                errors=spec.errors,
+                fill=spec.fill,
+                raise_on_violation=False,
+            )
+            reports[None] = rep if None not in reports else reports[None].merge(rep)
+            if dst is not None:
+                dst.write(sub, out)
     elif not src.columnar:  # interleaved records: one read, one write
         block = src.read(region, None, _buffers.buffer(shape, meta.dtype))
         out = _buffers.buffer(shape, dst.meta.dtype if dst else _out_dtype(meta.dtype, spec), 1)
@@ -610,39 +559,6 @@ def _validate(src_fields: dict[str | None, np.dtype], spec: _CastSpec) -> None:
         )
 
 
-def _history_len(path: Path) -> int:
-    from ..backends._io import read_json
-
-    doc = read_json(path / SIDECAR)
-    return len(doc.get("history", [])) if isinstance(doc, dict) else -1
-
-
-def _recover(store: Store, name: str, work: Path) -> bool:
-    """Finish or clean a cast work dir left by a crash. True if that cast had completed.
-
-    * no ``data`` inside: the new array was already renamed into place -> clean;
-    * ``data`` with its metadata written: the data phase completed; if the swap did not
-      happen yet, do it now (the array whose history is longer is the new one);
-    * otherwise the cast is partial: leave it for ``--resume``.
-    """
-    data = work / "data"
-    if not (work / JOURNAL).exists():
-        remove_tree(work)  # cannot be resumed: nothing was committed
-        return False
-    if not data.exists():
-        remove_tree(work)
-        return True
-    if not (data / SIDECAR).exists():
-        return False
-    header, _ = _read_journal(work / JOURNAL)
-    out = header.get("out") or name
-    target = store.path / out
-    if not target.exists() or (out == name and _history_len(data) > _history_len(target)):
-        store._commit(data, target)
-    remove_tree(work)
-    return True
-
-
 def _key(k: str, name: str) -> str | None:
     return None if k == name else k
 
@@ -650,39 +566,3 @@ def _key(k: str, name: str) -> str | None:
 def _sidecar_for_open(meta: ArrayMeta) -> dict[str, Any]:
     doc = meta.to_sidecar()
     return doc
-
-
-def _write_header(path: Path, header: dict[str, Any]) -> None:
-    if not isinstance(path, Path):  # remote: the header only, chunks are not journalled
-        path.write_bytes((json.dumps({"header": header}) + "\n").encode())
-        return
-    with open(path, "w") as fh:
-        fh.write(json.dumps({"header": header}) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _read_journal(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
-    header: dict[str, Any] | None = None
-    done: dict[int, dict[str, Any]] = {}
-    with open(path) if isinstance(path, Path) else io.StringIO(path.read_text()) as fh:
-        for line in fh:
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from a crash: that chunk is redone
-            if "header" in doc:
-                header = doc["header"]
-            elif "chunk" in doc:
-                done[int(doc["chunk"])] = doc["reports"]
-    if header is None:
-        raise ArrayStoreError(f"cast journal {path} has no header; remove it with verify --repair")
-    return header, done
-
-
-def _merge_done(done: dict[int, dict[str, Any]]) -> dict[str | None, CastReport] | None:
-    acc: dict[str | None, CastReport] | None = None
-    for i in sorted(done):
-        reps = {(None if k == "None" else k): CastReport.from_dict(v) for k, v in done[i].items()}
-        acc = reps if acc is None else {k: acc[k].merge(reps[k]) for k in acc}
-    return acc

@@ -140,7 +140,7 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
             msg = f"leftover of an interrupted write of {owner!r}: {entry}"
             if entry.endswith(".cast"):
                 if repair:
-                    from .cast import _recover
+                    from .journal import recover as _recover
 
                     if _recover(store, owner, path):  # its data was complete: finish it
                         report.findings.append(

@@ -1,0 +1,90 @@
+"""Journals of resumable writes (cast and map): a header line with the job's parameters,
+then one line per finished chunk; a torn last line from a crash is ignored (that chunk is
+redone). Also what ``verify --repair`` and a new cast do with a crashed cast's folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..backends._io import remove_tree
+from ..core.casting import CastReport
+from ..core.errors import ArrayStoreError
+from ..core.meta import SIDECAR
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+CAST_JOURNAL = "journal.jsonl"
+
+
+def write_header(path: Path, header: dict[str, Any]) -> None:
+    if not isinstance(path, Path):  # remote: the header only, chunks are not journalled
+        path.write_bytes((json.dumps({"header": header}) + "\n").encode())
+        return
+    with open(path, "w") as fh:
+        fh.write(json.dumps({"header": header}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_journal(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    header: dict[str, Any] | None = None
+    done: dict[int, dict[str, Any]] = {}
+    with open(path) if isinstance(path, Path) else io.StringIO(path.read_text()) as fh:
+        for line in fh:
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a crash: that chunk is redone
+            if "header" in doc:
+                header = doc["header"]
+            elif "chunk" in doc:
+                done[int(doc["chunk"])] = doc["reports"]
+    if header is None:
+        raise ArrayStoreError(f"cast journal {path} has no header; remove it with verify --repair")
+    return header, done
+
+
+def merge_done(done: dict[int, dict[str, Any]]) -> dict[str | None, CastReport] | None:
+    acc: dict[str | None, CastReport] | None = None
+    for i in sorted(done):
+        reps = {(None if k == "None" else k): CastReport.from_dict(v) for k, v in done[i].items()}
+        acc = reps if acc is None else {k: acc[k].merge(reps[k]) for k in acc}
+    return acc
+
+
+def history_len(path: Path) -> int:
+    from ..backends._io import read_json
+
+    doc = read_json(path / SIDECAR)
+    return len(doc.get("history", [])) if isinstance(doc, dict) else -1
+
+
+def recover(store: Store, name: str, work: Path) -> bool:
+    """Finish or clean a cast work dir left by a crash. True if that cast had completed.
+
+    * no ``data`` inside: the new array was already renamed into place -> clean;
+    * ``data`` with its metadata written: the data phase completed; if the swap did not
+      happen yet, do it now (the array whose history is longer is the new one);
+    * otherwise the cast is partial: leave it for ``--resume``.
+    """
+    data = work / "data"
+    if not (work / CAST_JOURNAL).exists():
+        remove_tree(work)  # cannot be resumed: nothing was committed
+        return False
+    if not data.exists():
+        remove_tree(work)
+        return True
+    if not (data / SIDECAR).exists():
+        return False
+    header, _ = read_journal(work / CAST_JOURNAL)
+    out = header.get("out") or name
+    target = store.path / out
+    if not target.exists() or (out == name and history_len(data) > history_len(target)):
+        store._commit(data, target)
+    remove_tree(work)
+    return True
