@@ -504,7 +504,8 @@ def measure(script: Path, cand: Candidate, args: argparse.Namespace, cold: bool 
     A timed run during which other processes used more than ``--max-bg`` cores is
     *contended*: it is kept in the JSON but retried (after waiting for a quiet CPU), up
     to ``--retries`` extra runs per candidate. The median is then taken over the
-    ``--repeat`` least contended runs."""
+    ``--repeat`` least contended runs. Before every run, ``os.sync()``: writeback of
+    the data set-up or of the previous run's output would otherwise land in this run."""
     cand.env = {**cand.env, MAX_ANON_ENV: str(args.max_anon)}
     if cand.warm_files and not cold:
         warm(cand.warm_files)
@@ -512,6 +513,7 @@ def measure(script: Path, cand: Candidate, args: argparse.Namespace, cold: bool 
     attempts: list[Run] = []
     try:
         for _ in range(0 if cold else args.warmup):
+            os.sync()
             wait_quiet(args.quiet_wait, args.quiet_cpu)
             warmups.append(run_once(script, cand))
             _print_run(cand, "warm-up", warmups[-1])
@@ -519,6 +521,7 @@ def measure(script: Path, cand: Candidate, args: argparse.Namespace, cold: bool 
         return _failed(cand, exc)
     clean = 0
     while clean < args.repeat and len(attempts) < args.repeat + args.retries:
+        os.sync()  # dirty pages of the data set-up or the last run's output: not this run's
         wait_quiet(args.quiet_wait, args.quiet_cpu)
         if cold:
             drop_cache(cand.warm_files)
