@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -312,3 +313,39 @@ def test_thread_executor_is_reusable_after_close() -> None:
     ex.close()
     assert run(plan, ex, MiB) == [0, 1, 4, 9, 16]
     ex.close()
+
+
+def _hugepage_setting() -> bool:
+    from numpy._core.multiarray import _set_madvise_hugepage
+
+    current = _set_madvise_hugepage(False)
+    _set_madvise_hugepage(current)
+    return bool(current)
+
+
+def test_plans_run_without_numpy_huge_pages_and_restore_the_setting() -> None:
+    """numpy's madvise(MADV_HUGEPAGE) of big arrays is off while a plan runs (first
+    touches of huge pages cost more than the streaming work) and back afterwards, also
+    when a task fails."""
+    from numpy._core.multiarray import _set_madvise_hugepage
+
+    from arraystore.core.alloc import raw_buffer
+
+    before = _set_madvise_hugepage(True)
+    try:
+        tasks = tuple(Task(i, _hugepage_setting, (), 1) for i in range(3))
+        assert run(Plan(tasks), get_executor("threads", workers=2), "1MiB") == [False] * 3
+        assert _hugepage_setting() is True
+
+        def boom() -> None:
+            raise ValueError("boom")
+
+        with pytest.raises(ValueError, match="boom"):
+            run(Plan((Task(0, boom, (), 1),)), get_executor("serial"), "1MiB")
+        assert _hugepage_setting() is True
+    finally:
+        _set_madvise_hugepage(before)
+    buf = raw_buffer(5 * 2**20)
+    assert buf.dtype == np.uint8 and buf.size == 5 * 2**20 and buf.flags.writeable
+    buf[-1] = 7
+    assert raw_buffer(0).size == 1

@@ -63,6 +63,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..core.alloc import raw_buffer
 from ..core.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMismatch
 
 __all__ = ["ChunkIO"]
@@ -453,7 +454,7 @@ class ChunkIO:
         """This thread's reusable byte buffer, at least ``nbytes`` long."""
         buf: np.ndarray | None = getattr(self._local, "buf", None)
         if buf is None or buf.size < nbytes:
-            buf = np.empty(nbytes + nbytes // 16, dtype=np.uint8)
+            buf = raw_buffer(nbytes + nbytes // 16)
             self._local.buf = buf
         return buf[:nbytes]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from arraystore.core.alloc import small_pages
 from arraystore.core.errors import InvalidArgument
 from arraystore.engine.executors.base import Executor
 from arraystore.engine.memory import default_budget, max_in_flight, parse_size
@@ -94,6 +95,18 @@ def run(
     elif isinstance(budget, str):
         budget = parse_size(budget)
     in_flight = plan.check(budget, executor.workers)
+    with small_pages():  # see arraystore.core.alloc: huge pages cost more than they give
+        return _collect(plan, executor, in_flight, merge, init, progress)
+
+
+def _collect(
+    plan: Plan,
+    executor: Executor,
+    in_flight: int,
+    merge: Callable[[Any, Any], Any] | None,
+    init: Any,
+    progress: Callable[[Task, Any], object] | None,
+) -> Any:
     order = iter([t.key for t in plan.tasks])
     next_key = next(order, None)
     waiting: dict[int, Any] = {}

@@ -8,6 +8,8 @@ import threading
 
 import numpy as np
 
+from ..core.alloc import raw_buffer
+
 _local = threading.local()
 
 
@@ -18,7 +20,7 @@ def buffer(shape: tuple[int, ...], dtype: np.dtype, slot: int = 0) -> np.ndarray
     _local.bufs = bufs
     raw = bufs.get(slot)
     if raw is None or raw.nbytes < nbytes:
-        raw = np.empty(max(nbytes, 1), dtype=np.uint8)
+        raw = raw_buffer(nbytes)
         bufs[slot] = raw
     return raw[:nbytes].view(dtype).reshape(shape)
 

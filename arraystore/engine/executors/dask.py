@@ -29,6 +29,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from arraystore.core.alloc import small_pages
 from arraystore.core.errors import ArrayStoreError, InvalidArgument
 from arraystore.engine.executors.base import Executor, check_in_flight
 
@@ -85,7 +86,9 @@ class DaskExecutor(Executor):
         ac = as_completed()
         try:
             for task in it:
-                fut = self.client.submit(task.fn, *task.args, pure=False, retries=self.retries)
+                fut = self.client.submit(
+                    _on_worker, task.fn, *task.args, pure=False, retries=self.retries
+                )
                 pending[fut] = task
                 ac.add(fut)
                 if len(pending) >= max_in_flight:
@@ -103,7 +106,9 @@ class DaskExecutor(Executor):
                     ) from exc
                 nxt = next(it, None)
                 if nxt is not None:
-                    f2 = self.client.submit(nxt.fn, *nxt.args, pure=False, retries=self.retries)
+                    f2 = self.client.submit(
+                        _on_worker, nxt.fn, *nxt.args, pure=False, retries=self.retries
+                    )
                     pending[f2] = nxt
                     ac.add(f2)
                 yield task, result
@@ -138,3 +143,10 @@ def _check_address(address: str) -> None:
             backend.get_address_host_port(loc)
     except (ValueError, TypeError) as exc:
         raise InvalidArgument(f"bad dask scheduler address {address!r}: {exc}") from None
+
+
+def _on_worker(fn: Any, *args: Any) -> Any:
+    """A task in a worker process, with numpy's huge pages off (see
+    :mod:`arraystore.core.alloc`), as local executors run it."""
+    with small_pages():
+        return fn(*args)
