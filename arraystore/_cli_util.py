@@ -27,27 +27,9 @@ def _size(value: str | None) -> int | None:
 
 def _print_json(doc: Any) -> None:
     from .core.meta import dumps
+    from .ops.stats import json_safe  # NaN/inf -> "nan", "inf", "-inf"
 
-    click.echo(dumps(_json_safe(doc)), nl=False)
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf become the strings "nan", "inf", "-inf" (JSON has no such numbers)."""
-    import math
-
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return "nan"
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _json_safe(obj.tolist())
-    return obj
+    click.echo(dumps(json_safe(doc)), nl=False)
 
 
 @contextlib.contextmanager

@@ -131,6 +131,24 @@ class _CastSpec:
     errors: str
     fill: Any
 
+    def apply(
+        self, block: np.ndarray, dt: np.dtype, out: np.ndarray | None = None, **where: Any
+    ) -> Any:
+        """``cast_block`` with this spec's policy; ``where``: ``region``/``shape`` for the
+        indices in the report. Returns ``(result, report)``; violations are reported."""
+        return cast_block(
+            block,
+            dt,
+            self.policy,
+            rtol=self.rtol,
+            nan_to=self.nan_to,
+            out=out,
+            errors=self.errors,
+            fill=self.fill,
+            raise_on_violation=False,
+            **where,
+        )
+
 
 def _cast_task(
     src: Handle,
@@ -150,18 +168,8 @@ def _cast_task(
         for sub in _sub_regions(src, region):
             sshape = region_shape(sub)
             block = src.read(sub, None, _buffers.buffer(sshape, meta.dtype))
-            out, rep = cast_block(
-                block,
-                dt,
-                spec.policy,
-                rtol=spec.rtol,
-                nan_to=spec.nan_to,
-                region=sub,
-                shape=meta.shape,
-                out=_buffers.buffer(sshape, dt, 1),
-                errors=spec.errors,
-                fill=spec.fill,
-                raise_on_violation=False,
+            out, rep = spec.apply(
+                block, dt, _buffers.buffer(sshape, dt, 1), region=sub, shape=meta.shape
             )
             reports[None] = rep if None not in reports else reports[None].merge(rep)
             if dst is not None:
@@ -171,18 +179,12 @@ def _cast_task(
         out = _buffers.buffer(shape, dst.meta.dtype if dst else _out_dtype(meta.dtype, spec), 1)
         for f in fields_of(meta.dtype):
             if f.name in spec.targets:
-                _, reports[f.name] = cast_block(
+                _, reports[f.name] = spec.apply(
                     block[f.name],
                     spec.targets[f.name],
-                    spec.policy,
-                    rtol=spec.rtol,
-                    nan_to=spec.nan_to,
+                    out[f.name],
                     region=region,
                     shape=meta.shape,
-                    out=out[f.name],
-                    errors=spec.errors,
-                    fill=spec.fill,
-                    raise_on_violation=False,
                 )
             else:
                 out[f.name] = block[f.name]
@@ -196,18 +198,12 @@ def _cast_task(
             block = src.read(region, f.name, _buffers.buffer(fshape, f.dtype, 2 * slot))
             if f.name in spec.targets:
                 dt = spec.targets[f.name]
-                out, reports[f.name] = cast_block(
+                out, reports[f.name] = spec.apply(
                     block,
                     dt,
-                    spec.policy,
-                    rtol=spec.rtol,
-                    nan_to=spec.nan_to,
+                    _buffers.buffer(fshape, dt, 2 * slot + 1),
                     region=region,
                     shape=meta.shape,
-                    out=_buffers.buffer(fshape, dt, 2 * slot + 1),
-                    errors=spec.errors,
-                    fill=spec.fill,
-                    raise_on_violation=False,
                 )
             else:
                 out = block
@@ -547,16 +543,7 @@ def _plain_target(to: Any) -> Any:
 def _validate(src_fields: dict[str | None, np.dtype], spec: _CastSpec) -> None:
     """Catch bad options (nan_to, fill, errors...) before anything is written."""
     for k, dt in spec.targets.items():
-        cast_block(
-            np.empty(0, src_fields[k]),
-            dt,
-            spec.policy,
-            rtol=spec.rtol,
-            nan_to=spec.nan_to,
-            errors=spec.errors,
-            fill=spec.fill,
-            raise_on_violation=False,
-        )
+        spec.apply(np.empty(0, src_fields[k]), dt)
 
 
 def _key(k: str, name: str) -> str | None:
