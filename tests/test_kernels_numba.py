@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -66,3 +68,74 @@ def test_not_applicable_layouts():
     assert kernels_numba.rows_state(np.ones((10, 3), "i8"), frozenset(OPS)) is None
     assert kernels_numba.rows_state(np.ones((10, 3))[:, ::2], frozenset(OPS)) is None
     assert kernels_numba.rows_state(np.ones((0, 3)), frozenset(OPS)) is None
+
+
+def _pieces(rows: int, cuts: list[int], rest: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    edges = [0, *sorted({c for c in cuts if 0 < c < rows}), rows]
+    return [(slice(a, b), *(slice(0, n) for n in rest)) for a, b in itertools.pairwise(edges)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 2000),
+    rest=st.sampled_from([(5,), (64,), (3, 4), (1,)]),
+    axis=st.sampled_from([0, None, "lead2"]),
+    dtype=st.sampled_from(["f4", "f8"]),
+    cuts=st.lists(st.integers(1, 1999), max_size=6),
+    seed=st.integers(0, 2**31),
+)
+def test_rows_partial_streams_pieces(rows, rest, axis, dtype, cuts, seed):
+    """Row pieces folded into one running state equal numpy, and the same partial as
+    the piece-by-piece path (merged in order) to rounding."""
+    if axis == "lead2":
+        axis = (0, 1) if len(rest) == 2 else 0
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, *rest)) * 3 + 10).astype(dtype)
+    pieces = _pieces(rows, cuts, rest)
+    got = kernels.rows_partial(lambda p: x[p].copy(), pieces, x.shape, axis, OPS, x.dtype)
+    assert got is not None
+    res = kernels.finalize(got, OPS, 0)
+    xf = x.astype(np.float64)
+    np.testing.assert_array_equal(res["min"], x.min(axis=axis))
+    np.testing.assert_array_equal(res["max"], x.max(axis=axis))
+    np.testing.assert_allclose(res["sum"], xf.sum(axis=axis), rtol=1e-12)
+    np.testing.assert_allclose(res["var"], xf.var(axis=axis), rtol=1e-10)
+    assert np.all(res["count"] == x.size // np.size(res["sum"]))
+    acc = None
+    for p in pieces:
+        part = kernels.partial(x[p], p, x.shape, axis, OPS)
+        acc = part if acc is None else kernels.merge(acc, part)
+    assert acc is not None and acc.box == got.box
+    ref = kernels.finalize(acc, OPS, 0)
+    for op in OPS:
+        np.testing.assert_allclose(res[op], ref[op], rtol=1e-12)
+
+
+def test_rows_partial_equals_one_call_when_pieces_hold_whole_groups():
+    """Pieces of whole kernel groups: bit-identical to one call over the whole block."""
+    x = np.random.default_rng(1).standard_normal((4096, 64))
+    g = kernels_numba.GROUP_BYTES // (64 * 8)
+    pieces = _pieces(4096, [g * 3, g * 7, g * 20], (64,))
+    got = kernels.finalize(
+        kernels.rows_partial(lambda p: x[p].copy(), pieces, x.shape, 0, OPS, x.dtype), OPS, 0
+    )
+    whole = kernels.finalize(
+        kernels.partial(x, (slice(0, 4096), slice(0, 64)), x.shape, 0, OPS), OPS, 0
+    )
+    for op in OPS:
+        np.testing.assert_array_equal(got[op], whole[op])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_rows_partial_declines(bad):
+    """NaN/inf in a later piece, an int dtype, an axis that keeps axis 0: None."""
+    x = np.ones((300, 4))
+    x[250, 2] = bad
+    pieces = _pieces(300, [100, 200], (4,))
+    assert kernels.rows_partial(lambda p: x[p].copy(), pieces, x.shape, 0, OPS, x.dtype) is None
+    y = np.ones((300, 4))
+    assert kernels.rows_partial(lambda p: y[p].copy(), pieces, y.shape, 1, OPS, y.dtype) is None
+    z = np.ones((300, 4), "i8")
+    assert kernels.rows_partial(lambda p: z[p].copy(), pieces, z.shape, 0, OPS, z.dtype) is None
+    argmin = ("argmin",)
+    assert kernels.rows_partial(lambda p: y[p].copy(), pieces, y.shape, 0, argmin, y.dtype) is None

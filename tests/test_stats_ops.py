@@ -51,6 +51,7 @@ from arraystore.core.errors import (
     MemoryBudgetError,
 )
 from arraystore.engine.memory import format_size
+from arraystore.ops import kernels, kernels_numba
 from arraystore.ops import stats as stats_mod
 from arraystore.ops.stats import KERNEL_OVERHEAD, StatsResult
 
@@ -425,6 +426,37 @@ def test_large_arrays_many_tasks(
     if dtype != "i8":  # numpy: ValueError "All-NaN slice encountered"
         with pytest.raises(InvalidArgument, match=r"^All-NaN slice encountered in nanargmin$"):
             arr.argmin(axis=0, skipna=True)
+
+
+@pytest.mark.skipif(not kernels_numba.available(), reason="numba not installed")
+def test_memmap_pieces_fold_into_one_running_state(
+    store: arraystore.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finite float memmap tasks read in pieces take the running-state path (one kernel
+    state per task, no per-piece merge): numpy's results, serial == threads bits."""
+    monkeypatch.setattr(stats_mod, "SUB_BLOCK", 97 * 160 * 8)  # 97 rows per piece
+    folded: list[int] = []
+    real = kernels.rows_partial
+
+    def counting(read: Any, pieces: Any, *args: Any) -> Any:
+        folded.append(len(pieces))
+        return real(read, pieces, *args)
+
+    monkeypatch.setattr(kernels, "rows_partial", counting)
+    x = np.random.default_rng(4).standard_normal((2400, 160)) * 7 + 1e3
+    arr = store.create(fresh(), data=x, backend="memmap")
+    ops = ["sum", "mean", "std", "min", "max"]
+    for axis in (0, None):
+        kw: dict[str, Any] = {"ops": ["count", *ops], "axis": axis, "memory": "16MiB"}
+        folded.clear()
+        res = arr.stats(executor="threads", workers=2, **kw)
+        assert len(folded) >= 2 and min(folded) >= 2  # several tasks, each in pieces
+        assert np.all(res[arr.name]["count"] == x.size // np.size(res[arr.name]["sum"]))
+        for op in ops:
+            check_field(res[arr.name][op], x, op, axis, False, 0, x.ndim)
+        serial = arr.stats(executor="serial", **kw)
+        for op in ops:
+            bits_equal(serial[arr.name][op], res[arr.name][op])
 
 
 def test_memmap_serial_threads_bit_identical(store: arraystore.Store) -> None:

@@ -294,6 +294,54 @@ def partial(
         return _block_partial(geom, block, tuple(starts))
 
 
+def rows_partial(
+    read: Any,
+    pieces: list[tuple[slice, ...]],
+    shape: Iterable[int],
+    axis: int | tuple[int, ...] | None,
+    ops: Iterable[str],
+    dtype: np.dtype,
+    skipna: bool = False,
+) -> Partial | None:
+    """The state of the union of ``pieces`` (consecutive row slices of one region, split
+    along axis 0) from ``read(piece)`` blocks folded one after another into one running
+    numba state: no per-piece state dicts or merges. None when that path does not apply
+    (not float32/64, an op outside the fused set, axis 0 kept, no numba) or a piece holds
+    NaN/inf; the caller then takes :func:`partial` piece by piece."""
+    from arraystore.ops import kernels_numba
+    from arraystore.ops.kernels_fast import FAST_OPS
+
+    shape_t = tuple(operator.index(d) for d in shape)
+    geom = geometry(shape_t, axis, ops, dtype, skipna)
+    m = len(geom.red)
+    if (
+        geom.spec.kind != "f"
+        or not geom.spec.ops <= FAST_OPS
+        or not pieces
+        or m == 0
+        or geom.red != tuple(range(m))
+    ):
+        return None
+    K = math.prod(shape_t[m:])
+    carry = kernels_numba.RowsCarry.create(K, dtype)
+    if carry is None:
+        return None
+    for piece in pieces:
+        block = read(piece)
+        if not block.flags.c_contiguous or not carry.add(block.reshape(-1, K)):
+            return None
+    if carry.rows == 0:
+        return None
+    first, last = pieces[0], pieces[-1]
+    starts = [sl.indices(n)[0] for sl, n in zip(first, shape_t, strict=True)]
+    stops = [sl.indices(n)[1] for sl, n in zip(first, shape_t, strict=True)]
+    stops[0] = last[0].indices(shape_t[0])[1]
+    box = tuple((starts[a], stops[a]) for a in geom.kept)
+    out_shape = _shape(box, geom.trailing)
+    state = carry.state(geom.spec.ops)
+    return Partial(geom, box, {k: v.reshape(out_shape) for k, v in state.items()})
+
+
 def _block_partial(geom: Geometry, block: np.ndarray, starts: tuple[int, ...]) -> Partial:
     nd = len(geom.shape)
     spec, trailing = geom.spec, geom.trailing

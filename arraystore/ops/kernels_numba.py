@@ -8,6 +8,9 @@ then the centred sum of squares around the group mean while it is still in cache
 groups are merged with Chan's formula. numba compiles it once (cached on disk) and runs
 it without the GIL, so threads reduce different chunks in parallel.
 
+:class:`RowsCarry` folds consecutive row blocks (a memmap task's cache-sized pieces) into
+one running state, so a piece costs one kernel call instead of a state dict and a merge.
+
 It is used only when numba is installed (``pip install 'arraystore[fast]'``); otherwise,
 and for blocks holding NaN or ±inf (the numpy path counts and propagates those exactly),
 the numpy kernels run. Results equal the numpy path to rounding (float sums are
@@ -29,22 +32,24 @@ def _build() -> Any:
     import numba
 
     @numba.njit(nogil=True, cache=True, fastmath=False)
-    def fused(X, g, s_out, m2_out, mn_out, mx_out):
+    def carry(X, g, first, acc, sh, mean_acc, s_out, m2_out, mn_out, mx_out):
+        """Fold ``X (R, K)`` into a running state (``first``: start a new one). ``acc[0]``
+        is the row count so far; ``sh`` the per-column shift (the first row seen)."""
         R, K = X.shape
         gs = np.empty(K)
         gm = np.empty(K)
-        n_acc = 0.0
-        mean_acc = np.zeros(K)
-        for j in range(K):
-            mn_out[j] = X[0, j]
-            mx_out[j] = X[0, j]
-            s_out[j] = 0.0
-            m2_out[j] = 0.0
+        q = np.empty(K)
+        if first:
+            acc[0] = 0.0
+            for j in range(K):
+                sh[j] = X[0, j]  # one shift per column: group means are small, merges exact
+                mn_out[j] = X[0, j]
+                mx_out[j] = X[0, j]
+                s_out[j] = 0.0
+                m2_out[j] = 0.0
+                mean_acc[j] = 0.0
+        n_acc = acc[0]
         start = 0
-        finite = True
-        sh = np.empty(K)
-        for j in range(K):
-            sh[j] = X[0, j]  # one shift per column: group means are small, merges exact
         while start < R:
             stop = min(start + g, R)
             n = stop - start
@@ -60,7 +65,7 @@ def _build() -> Any:
                         mx_out[j] = v
             for j in range(K):
                 gm[j] = gs[j] / n
-            q = np.zeros(K)
+                q[j] = 0.0
             for i in range(start, stop):
                 for j in range(K):
                     d = (X[i, j] - sh[j]) - gm[j]
@@ -74,14 +79,15 @@ def _build() -> Any:
                 s_out[j] += gs[j] + n * sh[j]
             n_acc = tot
             start = stop
+        acc[0] = n_acc
         for j in range(K):
             if not (np.isfinite(s_out[j]) and np.isfinite(m2_out[j])):
-                finite = False
+                return False
             if mn_out[j] != mn_out[j] or mx_out[j] != mx_out[j]:
-                finite = False
-        return finite
+                return False
+        return True
 
-    return fused
+    return carry
 
 
 KERNEL = LazyKernel(_build)
@@ -92,34 +98,70 @@ def available() -> bool:
     return _load() is not None
 
 
+class RowsCarry:
+    """The running state of consecutive row blocks ``X (R_i, K)`` of one float array,
+    folded by the kernel one block after another (a task's cache-sized pieces): the same
+    arithmetic as one :func:`rows_state` call whose groups restart at each block."""
+
+    def __init__(self, K: int, dtype: np.dtype) -> None:
+        self.kernel = _load()
+        self.dtype = np.dtype(dtype)
+        self.rows = 0
+        self._acc = np.zeros(1)
+        self._sh = np.empty(K)
+        self._mean = np.empty(K)
+        self._s = np.empty(K)
+        self._m2 = np.empty(K)
+        self._mn = np.empty(K, self.dtype)
+        self._mx = np.empty(K, self.dtype)
+
+    @classmethod
+    def create(cls, K: int, dtype: Any) -> RowsCarry | None:
+        """A carry for ``(R, K)`` blocks of ``dtype``, or None (not float32/64, no numba)."""
+        if np.dtype(dtype) not in (np.float32, np.float64) or K == 0 or _load() is None:
+            return None
+        return cls(K, dtype)
+
+    def add(self, X: np.ndarray) -> bool:
+        """Fold ``X``; False once a value is NaN/inf (the state is then unusable)."""
+        if X.shape[0] == 0:
+            return True
+        g = max(1, GROUP_BYTES // (X.shape[1] * X.dtype.itemsize))
+        ok = bool(
+            self.kernel(
+                X, g, self.rows == 0, self._acc, self._sh, self._mean, self._s, self._m2,
+                self._mn, self._mx,
+            )
+        )  # fmt: skip
+        self.rows += X.shape[0]
+        return ok
+
+    def state(self, ops: frozenset[str]) -> dict[str, np.ndarray]:
+        """The state dict of every row folded so far (at least one)."""
+        size = np.full(self._s.shape[0], self.rows, np.int64)
+        st: dict[str, np.ndarray] = {"size": size, "n": size.copy(), "nan": np.zeros_like(size)}
+        if "min" in ops:
+            st["min"] = self._mn.copy()
+        if "max" in ops:
+            st["max"] = self._mx.copy()
+        if ops & {"sum", "mean", "var", "std", "nan_count"}:
+            st["sum"] = self._s.copy()
+        if ops & {"var", "std"}:
+            st["m2"] = self._m2.copy()
+        return st
+
+
 def rows_state(X: np.ndarray, ops: frozenset[str]) -> dict[str, np.ndarray] | None:
     """State dict of ``X (R, K)`` along axis 0, or None (no numba, NaN/inf, odd layout)."""
     if X.dtype not in (np.float64, np.float32) or not X.flags.c_contiguous or X.ndim != 2:
         return None
     R, K = X.shape
-    if R == 0 or K == 0:
+    if R == 0:
         return None
-    fused = _load()
-    if fused is None:
+    c = RowsCarry.create(K, X.dtype)
+    if c is None or not c.add(X):
         return None
-    g = max(1, GROUP_BYTES // (K * X.dtype.itemsize))
-    s = np.empty(K)
-    m2 = np.empty(K)
-    mn = np.empty(K, X.dtype)
-    mx = np.empty(K, X.dtype)
-    if not fused(X, g, s, m2, mn, mx):
-        return None
-    size = np.full(K, R, np.int64)
-    st: dict[str, np.ndarray] = {"size": size, "n": size.copy(), "nan": np.zeros(K, np.int64)}
-    if "min" in ops:
-        st["min"] = mn
-    if "max" in ops:
-        st["max"] = mx
-    if ops & {"sum", "mean", "var", "std", "nan_count"}:
-        st["sum"] = s
-    if ops & {"var", "std"}:
-        st["m2"] = m2
-    return st
+    return c.state(ops)
 
 
 def prewarm(dtypes: Any) -> None:
@@ -133,7 +175,8 @@ def prewarm(dtypes: Any) -> None:
         out = []
         for d in wanted:
             x = np.zeros((1, 1), d)
-            out.append((x, 1, np.empty(1), np.empty(1), np.empty(1, d), np.empty(1, d)))
+            f = [np.empty(1) for _ in range(5)]
+            out.append((x, 1, True, *f, np.empty(1, d), np.empty(1, d)))
         return out
 
     KERNEL.prewarm(samples)

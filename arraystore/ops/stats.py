@@ -186,8 +186,17 @@ def _reduce_task(
     skipna: bool,
 ) -> dict[str | None, Any]:
     shape = handle.meta.shape
+    subs = _sub_regions(handle, region)
+    # finite float pieces: one running kernel state per task (else a state per piece)
+    if len(subs) > 1 and names == [None] and not handle.meta.dtype.names:
+        folded = kernels.rows_partial(
+            lambda sub: _read_fields(handle, sub, names)[None],
+            subs, shape, axis, ops, handle.meta.dtype, skipna,
+        )  # fmt: skip
+        if folded is not None:
+            return {None: folded}
     acc: dict[str | None, Any] | None = None
-    for sub in _sub_regions(handle, region):
+    for sub in subs:
         blocks = _read_fields(handle, sub, names)
         part = {n: kernels.partial(b, sub, shape, axis, ops, skipna) for n, b in blocks.items()}
         acc = _merge(acc, part)
