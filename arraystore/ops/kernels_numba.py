@@ -55,9 +55,28 @@ def _build() -> Any:
             n = stop - start
             for j in range(K):
                 gs[j] = 0.0
-            for i in range(start, stop):
+            # rows four at a time: one load/store of each running value per four rows,
+            # the same sequence of operations per column as one row at a time
+            i = start
+            while i + 4 <= stop:
                 for j in range(K):
-                    v = X[i, j]
+                    h = sh[j]
+                    v0, v1, v2, v3 = X[i, j], X[i + 1, j], X[i + 2, j], X[i + 3, j]
+                    gs[j] = (((gs[j] + (v0 - h)) + (v1 - h)) + (v2 - h)) + (v3 - h)
+                    lo = mn_out[j]
+                    lo = v0 if v0 < lo else lo
+                    lo = v1 if v1 < lo else lo
+                    lo = v2 if v2 < lo else lo
+                    mn_out[j] = v3 if v3 < lo else lo
+                    hi = mx_out[j]
+                    hi = v0 if v0 > hi else hi
+                    hi = v1 if v1 > hi else hi
+                    hi = v2 if v2 > hi else hi
+                    mx_out[j] = v3 if v3 > hi else hi
+                i += 4
+            for r in range(i, stop):
+                for j in range(K):
+                    v = X[r, j]
                     gs[j] += v - sh[j]
                     if v < mn_out[j]:
                         mn_out[j] = v
@@ -66,9 +85,17 @@ def _build() -> Any:
             for j in range(K):
                 gm[j] = gs[j] / n
                 q[j] = 0.0
-            for i in range(start, stop):
+            i = start
+            while i + 4 <= stop:
                 for j in range(K):
-                    d = (X[i, j] - sh[j]) - gm[j]
+                    h, m = sh[j], gm[j]
+                    d0, d1 = (X[i, j] - h) - m, (X[i + 1, j] - h) - m
+                    d2, d3 = (X[i + 2, j] - h) - m, (X[i + 3, j] - h) - m
+                    q[j] = (((q[j] + d0 * d0) + d1 * d1) + d2 * d2) + d3 * d3
+                i += 4
+            for r in range(i, stop):
+                for j in range(K):
+                    d = (X[r, j] - sh[j]) - gm[j]
                     q[j] += d * d
             # Chan: merge (n_acc, mean_acc, m2) with (n, gm, q), means relative to sh
             tot = n_acc + n
