@@ -68,7 +68,14 @@ FORMATS = (
     ArraySpec("zarr-zstd", "zarr", "zstd"),
 )
 # bench_stats candidates the suite keeps (the rest are variants of the issue-3 script)
-STATS_KEEP = ("arraystore/", "numpy/memmap/2t", "dask/", "dd/memmap", "cat/zarr")
+STATS_KEEP = (
+    "arraystore/",
+    "arraystore-2nd/memmap",
+    "numpy/memmap/2t",
+    "dask/",
+    "dd/memmap",
+    "cat/zarr",
+)
 MAP_KEEP = ("arraystore/", "dask/", "numpy/memmap/2t")
 
 
