@@ -37,7 +37,8 @@ all fill value.
 
 Writes go to ``<key>.<uuid>.partial`` beside the chunk (zarr's LocalStore naming) and are
 moved into place with ``os.replace``: readers never see a torn chunk. No fsync (zarr's
-LocalStore does not fsync either).
+LocalStore does not fsync either). Chunk files of 1 MiB or more are written with
+``O_DIRECT`` where the filesystem allows it (:mod:`._direct`): same bytes, no page cache.
 
 Thread safety: a :class:`ChunkIO` is immutable after construction except for one scratch
 buffer *per thread* (``threading.local``) that holds the compressed bytes of the chunk
@@ -65,6 +66,8 @@ import numpy as np
 
 from ..core.alloc import raw_buffer
 from ..core.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMismatch
+from ._direct import write_new_file
+from ._encode_into import encoder
 
 __all__ = ["ChunkIO"]
 
@@ -607,7 +610,7 @@ class ChunkIO:
                 path.unlink(missing_ok=True)
             return False
         raw = block.reshape(-1).view(np.uint8)
-        parts: list[Any] = [raw if self._codec is None else self._codec.encode(raw)]
+        parts: list[Any] = [raw if self._codec is None else self._encode(raw)]
         if self.checksum:
             import google_crc32c
 
@@ -616,16 +619,28 @@ class ChunkIO:
         self._replace(path, parts)
         return True
 
+    def _encode(self, raw: np.ndarray) -> Any:
+        """The compressed chunk: in this thread's scratch buffer when the codec allows
+        (:mod:`._encode_into`: no fresh allocation per chunk), else ``codec.encode``."""
+        into = self.__dict__.get("_into", False)
+        if into is False:
+            into = self._into = encoder(self.compressor, self._codec)
+        if into is None:
+            return self._codec.encode(raw)
+        buf = self._scratch(into.bound(raw.size))
+        return buf[: into.encode_into(raw, buf)]
+
     @staticmethod
     def _replace(path: Path, parts: list[Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")  # as zarr's LocalStore
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            try:
-                _write_all(fd, parts)
-            finally:
-                os.close(fd)
+            if not write_new_file(tmp, parts):  # large chunks: around the page cache
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                try:
+                    _write_all(fd, parts)
+                finally:
+                    os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -635,6 +650,7 @@ class ChunkIO:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_local"]
+        state.pop("_into", None)  # ctypes functions: found again where it is used
         state["_dir"] = None  # file descriptors do not travel to other processes
         return state
 
