@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from arraystore.ops import kernels_leaf as _kl
-from arraystore.ops.kernels_leaf import Spec, buffer, leaf_state
-from arraystore.ops.kernels_merge import State, combine
+from arraystore.ops.kernels_leaf import Spec, buffer, leaf_state, two_sum
+from arraystore.ops.kernels_merge import State, chan, combine
 
 FAST_OPS = frozenset({"count", "nan_count", "sum", "mean", "var", "std", "min", "max"})
 #: Widest regrouped row the rows kernel keeps per-leaf results for.
@@ -70,6 +70,8 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
     shape = (L,) if flat else (L, W)
     S = np.empty(shape, spec.sum_dtype) if need_s else None
     Q = np.empty(shape) if m2 else None
+    C = np.empty(shape) if m2 else None  # sums of the deviations (the mean's low digits)
+    M0 = np.empty((L, K)) if m2 else None  # each leaf's rounded mean (the centre)
     MN = np.empty(shape, X.dtype) if "min" in spec.ops else None
     MX = np.empty(shape, X.dtype) if "max" in spec.ops else None
     conv = X.dtype != np.float64 and (m2 or not is_int)
@@ -105,20 +107,26 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
         else:
             np.einsum("ij->j", xf, out=S[i])
         if Q is not None:
+            assert C is not None and M0 is not None
             if flat:
-                np.subtract(xf, S[i] / g, out=D)
+                M0[i] = S[i] / g
+                np.subtract(xf, M0[i], out=D)
                 Q[i] = np.einsum("i,i->", D, D)
+                C[i] = np.einsum("i->", D)
             else:
-                np.divide(np.add.reduce(S[i].reshape(k, K), axis=0), g, out=T[0])
-                T[1:] = T[0]
+                np.divide(np.add.reduce(S[i].reshape(k, K), axis=0), g, out=M0[i])
+                T[:] = M0[i]
                 np.subtract(xf, T.reshape(W), out=D)
                 np.einsum("ij,ij->j", D, D, out=Q[i])
+                np.einsum("ij->j", D, out=C[i])
     if S is not None and not is_int and not np.isfinite(S).all():
         return None  # NaN or inf somewhere: the generic path counts and handles them
     if S is not None and not _int_sums_fit(
         X, spec, L * g, None if MN is None else MN.min(), None if MX is None else MX.max()
     ):
         return None  # exact sums need the generic path's Python ints
+    if M0 is not None and is_int and (np.abs(M0) > _kl.BIG_MEAN).any():
+        return None  # 64-bit ints beyond 2**52: the generic path centres them exactly
     st: State = {"size": np.full(K, L * g, np.int64)}
     st["n"] = st["size"].copy()
     st["nan"] = np.zeros(K, np.int64)
@@ -132,9 +140,13 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
         if spec.need_sum:
             st["sum"] = total
         if Q is not None:
+            assert C is not None and M0 is not None
             q_leaf = Q.reshape(L, K) if flat else np.add.reduce(Q.reshape(L, k, K), axis=1)
-            dev = s_leaf / g - total / (L * g)
-            st["m2"] = np.add.reduce(q_leaf, axis=0) + g * np.einsum("ij,ij->j", dev, dev)
+            c_leaf = C.reshape(L, K) if flat else np.add.reduce(C.reshape(L, k, K), axis=1)
+            m2_leaf = np.maximum(q_leaf - c_leaf * c_leaf / g, 0.0)
+            mu, mul = two_sum(M0, c_leaf / g)
+            n_leaf = np.full((L, K), g, np.int64)
+            st["mu"], st["mul"], st["m2"] = chan(n_leaf, mu, mul, m2_leaf)
     if L * g < R:
         st = combine(spec, [st, leaf_state(X[L * g :], 0, spec)])
     return st
@@ -156,6 +168,7 @@ def cols_state(X: np.ndarray, spec: Spec) -> State | None:
     st["nan"] = np.zeros(K, np.int64)
     S = np.empty(K, spec.sum_dtype) if need_s else None
     Q = np.empty(K) if spec.need_m2 else None
+    C = np.empty(K) if spec.need_m2 else None
     MN = np.empty(K, X.dtype) if "min" in spec.ops else None
     MX = np.empty(K, X.dtype) if "max" in spec.ops else None
     conv = X.dtype != np.float64 and (spec.need_m2 or not is_int)
@@ -177,8 +190,10 @@ def cols_state(X: np.ndarray, spec: Spec) -> State | None:
         else:
             np.einsum("ij->i", xf, out=s)
         if Q is not None:
+            assert C is not None
             d = np.subtract(xf, (s / r)[:, None], out=buffer(v.shape, np.dtype(np.float64), "d"))
             np.einsum("ij,ij->i", d, d, out=Q[i : i + g])
+            np.einsum("ij->i", d, out=C[i : i + g])
     if S is not None:
         if not is_int and not np.isfinite(S).all():
             return None
@@ -188,7 +203,11 @@ def cols_state(X: np.ndarray, spec: Spec) -> State | None:
         if spec.need_sum:
             st["sum"] = S
     if Q is not None:
-        st["m2"] = Q
+        assert C is not None and S is not None
+        if is_int and (np.abs(S / r) > _kl.BIG_MEAN).any():
+            return None  # see rows_state
+        st["m2"] = np.maximum(Q - C * C / r, 0.0)
+        st["mu"], st["mul"] = two_sum(S / r, C / r)
     if MN is not None:
         st["min"] = MN
     if MX is not None:

@@ -8,7 +8,10 @@ returns the mergeable state of every output cell as a dict of 1-d arrays of leng
 State keys (present only when an op needs them): ``size`` elements seen, ``n`` elements
 considered (non-NaN when skipping NaN), ``nan`` NaN count, ``sum`` (float64, complex128,
 int64, uint64 or -- after an int overflow -- object of exact Python ints), ``m2`` sum of
-squared deviations from the cell mean (float64), ``min``/``max`` (input dtype),
+squared deviations from the cell mean (float64), ``mu`` + ``mul`` the cell mean as an
+unevaluated sum of two floats (float64 or complex128; ``mul`` holds the digits ``mu``
+cannot: Chan's merge needs differences of means far below the ulp of an offset mean, so
+they are never derived from ``sum``), ``min``/``max`` (input dtype),
 ``amin_v``/``amin_i`` and ``amax_v``/``amax_i`` (value and *local* index along the
 reduced axis of ``X``), ``any``/``all`` (bool), ``cnz`` (int64).
 """
@@ -48,6 +51,8 @@ OPS = frozenset(
 )
 
 INT64_MAX = np.iinfo(np.int64).max
+#: Beyond this mean magnitude, 64-bit ints lose digits in float64 (see ``_int_centred``).
+BIG_MEAN = 2.0**52
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,49 @@ def as_float(s: np.ndarray) -> np.ndarray:
     return s.astype(np.float64, copy=False)
 
 
+def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knuth's TwoSum: ``s = fl(a + b)`` and its exact rounding error ``a + b - s``."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def centred(
+    red: _Red, d: np.ndarray, mu0: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mu, mul, m2)`` from ``d = x - mu0`` (the corrected two-pass algorithm): the
+    deviations' own sum ``c`` corrects both the mean (``mu0 + c/n``, kept as two floats)
+    and ``m2 = sum d**2 - |c|**2/n``, so a rounded ``mu0`` costs no digits."""
+    nn = np.maximum(n, 1)
+    c = red.esum(d)
+    cc = (c * np.conj(c)).real if c.dtype.kind == "c" else c * c
+    m2 = np.maximum(red.sumsq(d) - cc / nn, 0.0)
+    mu, mul = two_sum(mu0, c / nn)
+    return mu, mul, m2
+
+
+def split_int(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int64/uint64 values as exact unevaluated sums ``hi + lo`` of two float64."""
+    high = (v >> v.dtype.type(32)).astype(np.float64) * 4294967296.0
+    return two_sum(high, (v & v.dtype.type(0xFFFFFFFF)).astype(np.float64))
+
+
+def _int_centred(X: np.ndarray, red: _Red, n: np.ndarray) -> tuple[Any, Any, Any]:
+    """``(mu, mul, m2)`` of 64-bit ints whose mean is beyond 2**52 (ns timestamps...):
+    ``float(x)`` would round every value, so each cell's deviations from its minimum are
+    taken exactly in 64-bit integers (``x - min`` is in [0, 2**64)) before converting."""
+    piv = red.reduce(np.minimum, X)
+    u = X.view(np.uint64)
+    pv = piv.astype(X.dtype).view(np.uint64)
+    D = buffer(X.shape, np.dtype(np.float64), "x")
+    np.copyto(D, u - (pv[None, :] if red.ax == 0 else pv[:, None]), casting="unsafe")
+    mu0 = red.esum(D) / np.maximum(n, 1)
+    mu_r, mul_r, m2 = centred(red, red.center(D, mu0), mu0, n)
+    hi, lo = split_int(piv.astype(X.dtype))
+    mu, e = two_sum(hi, mu_r)
+    return (*two_sum(mu, e + (lo + mul_r)), m2)
+
+
 def means(s: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Per-cell mean ``s / n`` (0 where n == 0); exact for Python-int sums."""
     safe = np.maximum(n, 1)
@@ -257,10 +305,11 @@ def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
         n = r - nan
         if spec.need_m2:
             assert s is not None
-            d = red.center(Xf, s / np.maximum(n, 1))
+            mu0 = s / np.maximum(n, 1)
+            d = red.center(Xf, mu0)
             if spec.skipna and mask is not None:
                 d[mask.reshape(d.shape)] = 0
-            st["m2"] = red.sumsq(d)
+            st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n)
         lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
     else:
         n = np.full(K, r, dtype=np.int64)
@@ -274,8 +323,12 @@ def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
     if not spec.inexact and spec.need_sum:
         s = int_sum(X, red, spec, _glob(st.get("min"), np.min), _glob(st.get("max"), np.max))
         if spec.need_m2:
-            d = red.center(_converted(X, np.dtype(np.float64)), means(s, n))
-            st["m2"] = red.sumsq(d)
+            mu0 = means(s, n)
+            if spec.dtype.itemsize == 8 and (np.abs(mu0) > BIG_MEAN).any():
+                st["mu"], st["mul"], st["m2"] = _int_centred(X, red, n)
+            else:
+                d = red.center(_converted(X, np.dtype(np.float64)), mu0)
+                st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n)
     if spec.need_sum:
         assert s is not None
         st["sum"] = s

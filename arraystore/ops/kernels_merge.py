@@ -3,7 +3,9 @@
 Every function here works on state dicts whose arrays all have the same shape (one value
 per output cell). :func:`combine` merges states covering the *same* cells: counts and
 sums add (integers exactly, switching to Python ints on overflow), ``m2`` uses the
-parallel (Chan et al.) formula ``M2 = sum M2_i + sum n_i (mean_i - mean)^2``, min/max
+parallel (Chan et al.) formula ``M2 = sum M2_i + sum n_i (mean_i - mean)^2`` on means
+kept as two floats (:func:`chan`: the differences ``mean_i - mean`` are exact to far
+below the ulp of an offset mean like 1e12, so merging costs no digits), min/max
 use ``minimum``/``fmin``, arg states keep the better value and, on ties, the smaller
 global index (so the result does not depend on the merge order or the chunking).
 """
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from arraystore.ops.kernels_leaf import INT64_MAX, Spec, means
+from arraystore.ops.kernels_leaf import INT64_MAX, Spec, two_sum
 
 State = dict[str, np.ndarray]
 
@@ -37,6 +39,9 @@ def identity(spec: Spec, shape: tuple[int, ...]) -> State:
         st["sum"] = np.zeros(shape, spec.sum_dtype)
     if spec.need_m2:
         st["m2"] = np.zeros(shape, np.float64)
+        mean_dtype = np.complex128 if spec.kind == "c" else np.float64
+        st["mu"] = np.zeros(shape, mean_dtype)
+        st["mul"] = np.zeros(shape, mean_dtype)
     if "min" in ops:
         st["min"] = np.full(shape, lo, dt)
     if "max" in ops:
@@ -98,15 +103,8 @@ def combine(spec: Spec, states: Sequence[State]) -> State:
                 acc = add_int(acc, s["sum"])
             out["sum"] = acc
     if "m2" in first:
-        n_i = np.stack([s["n"] for s in states])
-        mean_i = np.stack([means(s["sum"], s["n"]) for s in states])
-        total = out["n"]
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            mean = means(out["sum"], total)
-            dev = mean_i - mean
-            dev2 = (dev * np.conj(dev)).real if dev.dtype.kind == "c" else dev * dev
-            terms = np.where(n_i > 0, n_i * dev2, 0.0)
-        out["m2"] = np.add.reduce([s["m2"] for s in states], axis=0) + terms.sum(axis=0)
+        stack = [np.stack([s[k] for s in states]) for k in ("n", "mu", "mul", "m2")]
+        out["mu"], out["mul"], out["m2"] = chan(*stack)
     lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
     if "min" in first:
         out["min"] = lo_op.reduce([s["min"] for s in states], axis=0)
@@ -123,6 +121,34 @@ def combine(spec: Spec, states: Sequence[State]) -> State:
     if "all" in first:
         out["all"] = np.logical_and.reduce([s["all"] for s in states], axis=0)
     return out
+
+
+def chan(
+    n: np.ndarray, mu: np.ndarray, mul: np.ndarray, m2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge states stacked along axis 0 (in order): ``(mu, mul, m2)`` of their union.
+
+    The means are taken relative to a pivot ``p`` (the first non-empty state's ``mu``):
+    ``e_i = (mu_i - p) + mul_i`` with ``mu_i - p`` split exactly by TwoSum, so ``e_i`` and
+    the deviations ``e_i - E`` carry full float64 precision whatever the offset; the
+    merged mean is ``p + E``, again kept as two floats. Plain float64 arithmetic, same
+    operations in the same order for every run (results independent of thread timing).
+    """
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        has = n > 0
+        total = n.sum(axis=0)
+        first = np.argmax(has, axis=0)[None]
+        p = np.take_along_axis(mu, first, axis=0)[0]
+        hi, lo = two_sum(mu, -p)
+        e = np.where(has, hi + (lo + mul), 0)
+        E = (n * e).sum(axis=0) / np.maximum(total, 1)
+        dev = e - E
+        dev2 = (dev * np.conj(dev)).real if dev.dtype.kind == "c" else dev * dev
+        terms = np.where(has, n * dev2, 0.0)
+        out_m2 = np.add.reduce(m2, axis=0) + terms.sum(axis=0)
+        hi, lo = two_sum(p, E)
+        hi, lo = two_sum(hi, lo)
+    return hi, lo, out_m2
 
 
 def place(spec: Spec, dense: State, sub: tuple[slice, ...], st: State) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core.jit import LazyKernel
+from .kernels_leaf import two_sum
 
 GROUP_BYTES = 64 * 1024
 
@@ -175,6 +176,8 @@ class RowsCarry:
             st["sum"] = self._s.copy()
         if ops & {"var", "std"}:
             st["m2"] = self._m2.copy()
+            # the mean is the exact pivot plus the small running mean relative to it
+            st["mu"], st["mul"] = two_sum(self._sh.copy(), self._mean.copy())
         return st
 
 
