@@ -44,6 +44,7 @@ from conftest import LZ4_WARNING, BackendCase, assert_same, backend_params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from test_quantiles import no_wrap
 
 import arraystore
 from arraystore.core.errors import (
@@ -621,7 +622,7 @@ QS = st.one_of(
 
 def np_quantile(x: np.ndarray, q: Any, skipna: bool) -> Any:
     fn = np.nanquantile if skipna else np.quantile
-    return quiet(fn, x, q, method="linear")
+    return no_wrap(x.ravel(), q, quiet(fn, x, q, method="linear"))
 
 
 def check_quantile(got: Any, expected: Any) -> None:
@@ -1204,3 +1205,23 @@ def test_var_std_of_offset_data_exact_to_1e12(
         want = sum(vals, Fraction(0)) / len(vals)
         slack = Fraction(1, 10**12) * max(abs(want), max(abs(v) for v in vals) / 10)
         assert abs(Fraction(float(mean.reshape(cols.shape[1:])[idx])) - want) <= slack
+
+
+@pytest.mark.parametrize("dtype", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"])
+@pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
+def test_median_of_extreme_ints_does_not_wrap(
+    store: arraystore.Store, case: BackendCase, dtype: str
+) -> None:
+    """Issue 15: ``median()`` of int8 [-128, 127, 127, -128] gave 127.5 (numpy's quantile
+    wraps ``b - a``); the median is -0.5. Exact Fraction medians, every int dtype."""
+    info = np.iinfo(dtype)
+    lo, hi = int(info.min), int(info.max)
+    for vals in ([lo, hi, hi, lo], [lo, hi], [hi, hi], [lo, lo], [lo, 0, hi], [hi - 1, lo + 1]):
+        x = np.array(vals, dtype=dtype)
+        arr = store.create(fresh(), data=x, chunks=(1,), **case.kwargs)
+        s = sorted(vals)
+        k = len(s) // 2
+        exact = Fraction(s[k]) if len(s) % 2 else Fraction(s[k - 1] + s[k], 2)
+        got = arr.median()
+        assert got == np.float64(float(exact)), (vals, got, float(exact))
+        assert arr.quantile([0.5])[0] == got

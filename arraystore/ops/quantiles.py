@@ -7,8 +7,11 @@ nothing here keeps a reference to a block once the next one is requested.
 
 :func:`exact_quantiles` equals ``np.quantile(data, q)`` (``method="linear"``) -- or
 ``np.nanquantile`` with ``skipna=True`` -- value for value and dtype for dtype, including
-numpy's own quirks (its interpolation formula, its integer wrap-around in ``b - a`` for
-extreme integers, ``nan`` for ``q=1`` when the maximum is ``inf``). Only the sign of a
+numpy's own quirks (its interpolation formula, ``nan`` for ``q=1`` when the maximum is
+``inf``) -- with one deliberate exception: numpy computes ``b - a`` of the two integer
+neighbours in their own dtype, which wraps for extreme values (``np.quantile`` of int8
+``[-128, 127]`` at 0.5 is 127.5); there the result is the exact ``a + (b - a) * gamma``
+rounded once to the result dtype (-0.5), so a median is never wrapped. Only the sign of a
 zero may differ (numpy's partition does not order ``-0.0`` and ``0.0``). Algorithm: a
 radix select over order-preserving unsigned integer keys of the values (floats are
 mapped bit-wise, so ``±inf`` and every float are keys; no bin edge is ever rounded):
@@ -36,6 +39,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -166,6 +170,24 @@ def _lerp(a: Any, b: Any, t: Any) -> Any:
     return lerp_interpolation
 
 
+def _lerp_ints(a: Any, b: Any, t: Any) -> Any:
+    """:func:`_lerp`, except where numpy's ``b - a`` wraps around in the integer dtype:
+    there the exact ``a + (b - a) * t`` (Fractions), rounded once."""
+    res = _lerp(a, b, t)
+    A, B = np.asarray(a), np.asarray(b)
+    if A.dtype.kind not in "iu":
+        return res
+    info = np.iinfo(A.dtype)
+    A, B, T = np.broadcast_arrays(A, B, np.asarray(t))
+    out = np.array(res)
+    for idx in np.ndindex(*A.shape):
+        lo, hi = int(A[idx]), int(B[idx])
+        if not info.min <= hi - lo <= info.max:
+            exact = lo + (hi - lo) * Fraction(float(T[idx]))
+            out[idx] = float(exact)  # int / int: correctly rounded
+    return out[()] if out.ndim == 0 else out
+
+
 def _check_q(q: Any) -> tuple[np.ndarray, bool]:
     weak_q = type(q) in (int, float)
     qa = np.asanyarray(q)
@@ -246,7 +268,7 @@ def exact_quantiles(
             gamma = np.asanyarray(virtual - lo_r)
             gamma = np.asanyarray(gamma, dtype=virtual.dtype)
             g: Any = float(gamma) if weak_q else gamma.reshape(virtual.shape)
-            result = _lerp(pick(lo_r), pick(hi_r), g)
+            result = _lerp_ints(pick(lo_r), pick(hi_r), g)
         if has_nan:
             if np.ndim(result) == 0:
                 return dtype.type(np.nan)
