@@ -81,6 +81,9 @@ def test_normalize_shape(spec, expected):
         (None, "integer"),
         ("x", "bad shape"),
         ("(x)", "bad shape"),
+        ("0x10", "hexadecimal"),  # issue 15 #17: was read as (0, 10)
+        ("(0x10)", "hexadecimal"),
+        ("3, 0X4", "hexadecimal"),
     ],
 )
 def test_normalize_shape_refuses(spec, message):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from .errors import InvalidArgument, InvalidIndex
 
 Region = tuple[slice, ...]
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+_HEX_LIKE = re.compile(r"(?:^|[,(\s])[+-]?0[xX]")  # an entry starting with 0x / 0X
 
 
 def _as_int(value: Any, what: str) -> int:
@@ -37,6 +39,11 @@ def _as_int(value: Any, what: str) -> int:
 def normalize_shape(shape: Any) -> tuple[int, ...]:
     """``1000`` / ``"1000,64"`` / ``(1000, 64)`` -> a tuple of non-negative ints."""
     if isinstance(shape, str):
+        if _HEX_LIKE.search(shape):  # '0x10': hex 16, or (0, 10) in the "AxB" form?
+            raise InvalidArgument(
+                f"bad shape {shape!r}: looks like a hexadecimal number; separate "
+                f"dimensions with commas (e.g. {shape.strip().replace('x', ',').replace('X', ',')})"
+            )
         inner = shape.strip().strip("()").replace("x", ",")
         parts = inner.split(",") if inner.strip() else []
         if parts and not parts[-1].strip():
