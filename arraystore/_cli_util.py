@@ -103,9 +103,13 @@ def _parse_axis(text: str | None) -> Any:
 
 
 def _parse_floats(text: str, what: str) -> list[float]:
+    """Comma-separated numbers; an empty list or an empty item ('0.5,,0.6') is refused."""
     from .core.errors import InvalidArgument
 
+    parts = text.split(",")
+    if not text.strip() or any(not p.strip() for p in parts):
+        raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}")
     try:
-        return [float(p) for p in text.split(",") if p.strip()]
+        return [float(p) for p in parts]
     except ValueError:
         raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}") from None

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backends.base import Handle
+from .core.assign import assigned_block
 from .core.chunks import Region, normalize_index, region_shape
 from .core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
-from .core.errors import FieldNotFound, InvalidArgument, ReadOnlyError
+from .core.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
 from .core.meta import ArrayMeta
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class Array:
 
     def __len__(self) -> int:
         if not self.shape:
-            raise TypeError("len() of a 0-d array")
+            raise InvalidType("len() of a 0-d array")
         return self.shape[0]
 
     def __repr__(self) -> str:
@@ -130,7 +131,12 @@ class Array:
         """Read a region (tuple of step-1 slices; default: everything) into ``out``."""
         if region is None:
             region = tuple(slice(0, n) for n in self.shape)
-        return self._read(tuple(region), out)
+        region = tuple(region)
+        if out is not None:
+            shape = region_shape(region)
+            if out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
+                raise InvalidArgument(f"out must be C-contiguous {self.dtype} of shape {shape}")
+        return self._read(region, out)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self.read()
@@ -156,9 +162,8 @@ class Array:
             raise InvalidArgument(
                 f"writes to field {self.field!r} must cover its whole subarray {self._sub}"
             )
-        target = region_shape(region)
-        kept = tuple(n for n, p in zip(target, post, strict=True) if isinstance(p, slice))
-        block = np.broadcast_to(np.asarray(value), kept).reshape(target)
+        # numpy's own conversion (and errors) into a scratch block, before touching disk
+        block = assigned_block(value, self.dtype, region_shape(region), post, _has_ellipsis(key))
         self.handle.write(logical, block, self.field)
 
     # --------------------------------------------------------------- describe

@@ -339,7 +339,7 @@ def stats(
     from .ops.stats import STATS, hist, quantile, reduce
 
     if expr is not None:
-        if quantiles or bins or fields:
+        if quantiles is not None or bins is not None or fields:
             raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
         from .ops.mapping import reduce_expr
 
@@ -363,12 +363,12 @@ def stats(
         raise InvalidArgument("stats needs an array NAME (or --expr)")
     arr = open_store(store, mode="r")[name]
     ax = _parse_axis(axis)
-    qs = _parse_floats(quantiles, "--quantiles") if quantiles else None
+    qs = _parse_floats(quantiles, "--quantiles") if quantiles is not None else None
     nbins: Any = None
     if bins is not None:
         if bins == "auto":
             nbins = "auto"
-        elif bins.strip().isdigit() and 1 <= int(bins) <= 100_000:
+        elif bins.strip().isascii() and bins.strip().isdecimal() and 1 <= int(bins) <= 100_000:
             nbins = int(bins)
         else:
             raise InvalidArgument(

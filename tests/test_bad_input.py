@@ -485,3 +485,31 @@ def test_bad_attrs(store, attrs):
 def test_create_data_refuses_lossy_cast(store):
     with pytest.raises(ArrayStoreError):
         store.create("cplx", 3, "f8", data=np.array([1j, 2, 3]))
+
+
+@pytest.mark.parametrize("backend", ["memmap", "zarr"])
+def test_python_api_errors_are_arraystore_errors(store, tmp_path, backend):
+    """Issue 15 #17: these were bare ValueError/TypeError/IndexError; each is now an
+    ArrayStoreError that is still the built-in numpy raises, and writes nothing."""
+    from arraystore.core.errors import CastOverflow, InvalidIndex, InvalidType
+
+    arr = store.create("a", shape=(4, 3), dtype="i1", backend=backend, fill="range")
+    zero_d = store.create("z", shape=(), dtype="f8", backend=backend)
+    cases: list[tuple[Callable[[], Any], type[Exception], type[Exception], str]] = [
+        (lambda: arr.read(out=np.zeros(3)), InvalidArgument, ValueError, "out must be"),
+        (lambda: arr.read(out=np.zeros((4, 3), "i1")[::-1]), InvalidArgument, ValueError, "out"),
+        (lambda: len(zero_d), InvalidType, TypeError, "0-d"),
+        (lambda: arr[9], InvalidIndex, IndexError, "out of bounds"),
+        (lambda: arr[0, 0, 0], InvalidIndex, IndexError, "too many indices"),
+        (lambda: arr[[0, 1]], InvalidIndex, IndexError, "only integers"),
+        (lambda: arr.__setitem__(0, 300), CastOverflow, OverflowError, "out of bounds for int8"),
+        (lambda: arr.__setitem__(0, None), InvalidType, TypeError, "cannot store None"),
+        (lambda: arr.__setitem__(0, [1, 2]), ShapeMismatch, ValueError, "broadcast"),
+        (lambda: arr.__setitem__(0, "x"), ArrayStoreError, ValueError, "invalid literal"),
+    ]
+    with untouched(store.path):
+        for call, cls, builtin, match in cases:
+            with pytest.raises(cls, match=match) as info:
+                call()
+            assert isinstance(info.value, builtin) and isinstance(info.value, ArrayStoreError)
+    assert arr[None, 2].shape == (1, 3) and arr[..., None].shape == (4, 3, 1)

@@ -857,3 +857,45 @@ def test_hypothesis_string_parsing_matches_numpy(texts: list[str], kind: str) ->
     assert r.violations == int(bad.sum())
     if bad.any():  # else first_bad lists the values the cast changed (rounded ints)
         assert r.first_bad == np.flatnonzero(bad)[:10].tolist()
+
+
+SIGNED_ZEROS = ["-0", "-0.0", "-0e5", "  -0 ", "-00", "\t-0\n", "+0", "0", "-0.", "-.0", "-0E-3"]
+
+
+@pytest.mark.parametrize("kind", ["U", "S"])
+@pytest.mark.parametrize("dst", ["f2", "f4", "f8", "c8", "c16", "bfloat16"])
+@pytest.mark.parametrize("policy", ["value", "unsafe", "clip"])
+def test_signed_zero_strings(kind: str, dst: str, policy: str) -> None:
+    """Issue 15 #10: ``'-0'`` parsed to +0.0 (the exact int64 parse of integer-looking
+    strings lost the sign); numpy and ``float()`` give -0.0."""
+    from arraystore.core.dtypes import parse_dtype
+
+    x = np.array(SIGNED_ZEROS, dtype=kind)
+    y, r = cast_block(x, parse_dtype(dst), policy)
+    assert r.violations == 0 and r.rounded == 0
+    real = (y.real if y.dtype.kind == "c" else y).astype(np.float64)
+    want = np.array([math.copysign(1.0, float(s)) < 0 for s in SIGNED_ZEROS])
+    np.testing.assert_array_equal(np.signbit(real), want)
+    np.testing.assert_array_equal(real, 0.0)
+    if dst != "bfloat16":
+        np.testing.assert_array_equal(bits(y), bits(x.astype(dst)))  # numpy's own parse
+
+
+def test_integer_strings_beyond_int64_are_checked_exactly() -> None:
+    """Issue 15 #16 (cast side): integer literals beyond int64/uint64 were parsed as
+    float64 and never value-checked, so ``'99999999999999999999999'`` became 1e+23 under
+    the value policy; like any integer -> float cast the rounding is now counted."""
+    x = np.array(["99999999999999999999999", "18446744073709551616", "-36893488147419103232", "7"])
+    with pytest.raises(CastError, match="rounded"):
+        cast_block(x, np.dtype("f8"), "value")
+    y, r = cast_block(x, np.dtype("f8"), "unsafe")
+    np.testing.assert_array_equal(y, x.astype("f8"))  # numpy's values
+    assert (r.rounded, r.first_bad) == (1, [0])  # 2**64 and -2**65 are exact
+    assert r.max_abs_err == float(99999999999999999999999 - int(1e23))
+    _, r = cast_block(x, np.dtype("f8"), "value", rtol=1e-15)  # within the tolerance
+    assert r.violations == 0
+    _, r = cast_block(x, np.dtype("f4"), "value", raise_on_violation=False)
+    assert r.first_bad == [0]  # 2**64 and -2**65 are exact in float32 too
+    huge = np.array(["9" * 100_000, "-0"], dtype="S")  # overflows: out of range, fast
+    _, r = cast_block(huge, np.dtype("f8"), "value", raise_on_violation=False)
+    assert (r.out_of_range, r.violations) == (1, 1)

@@ -29,7 +29,7 @@ from arraystore.core.chunks import (
     region_size,
     relative,
 )
-from arraystore.core.errors import InvalidArgument
+from arraystore.core.errors import InvalidArgument, InvalidIndex
 
 FAST = settings(max_examples=150, deadline=None)
 
@@ -81,6 +81,9 @@ def test_normalize_shape(spec, expected):
         (None, "integer"),
         ("x", "bad shape"),
         ("(x)", "bad shape"),
+        ("0x10", "hexadecimal"),  # issue 15 #17: was read as (0, 10)
+        ("(0x10)", "hexadecimal"),
+        ("3, 0X4", "hexadecimal"),
     ],
 )
 def test_normalize_shape_refuses(spec, message):
@@ -272,7 +275,7 @@ def apply(key: Any, data: np.ndarray) -> Any:
 @given(st.data())
 def test_normalize_index_matches_numpy(data):
     shape = data.draw(shapes)
-    key = data.draw(basic_indices(shape, allow_ellipsis=True))
+    key = data.draw(basic_indices(shape, allow_ellipsis=True, allow_newaxis=True))
     values = np.arange(math.prod(shape)).reshape(shape)
     got, exp = np.asarray(apply(key, values)), np.asarray(values[key])
     assert got.shape == exp.shape
@@ -305,7 +308,7 @@ def test_normalize_index_reads_only_a_tight_box(data):
         (5, "out of bounds"),
         (-6, "out of bounds"),
         ((0, 3), "out of bounds"),
-        (None, "not supported"),
+        ((None, 0, 0, 0), "too many indices"),
         (True, "not supported"),
         (1.5, "only integers"),
         ([0, 1], "only integers"),
@@ -313,7 +316,7 @@ def test_normalize_index_reads_only_a_tight_box(data):
     ],
 )
 def test_normalize_index_refuses(key, message):
-    with pytest.raises(IndexError, match=message):
+    with pytest.raises(InvalidIndex, match=message):
         normalize_index(key, (5, 3))
 
 
@@ -357,3 +360,12 @@ def test_split_rows_covers_the_region_in_order(
         assert p[0].stop == q[0].start  # consecutive, no gap, no overlap
     assert all(0 < p[0].stop - p[0].start <= step for p in pieces) or n == 0
     assert len(pieces) == max(1, -(-n // step))
+
+
+def test_normalize_index_newaxis():
+    """Issue 15 #17: ``arr[None, 5]`` said "too many indices"; None adds a length-1 axis."""
+    values = np.arange(12).reshape(4, 3)
+    for key in [(None, 2), (2, None), (None, ..., None), (None, 1, None, slice(0, 2)), None]:
+        region, post = normalize_index(key, values.shape)
+        assert np.array_equal(values[region][post], values[key])
+        assert values[region][post].shape == values[key].shape

@@ -195,3 +195,55 @@ def test_quickstart_example_runs(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "quickstart ok" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "{s}", "x", "--shape", "0x10", "--dtype", "f8"], "hexadecimal"),
+        (["create", "{s}", "x", "--shape", "4,0X1", "--dtype", "f8"], "hexadecimal"),
+        (["stats", "{s}", "a", "--quantiles", ""], "comma-separated numbers, got ''"),
+        (["stats", "{s}", "a", "--quantiles", "0.5,,0.6"], "comma-separated numbers"),
+        (["stats", "{s}", "a", "--quantiles", "0.5,"], "comma-separated numbers"),
+        (["stats", "{s}", "a", "--quantiles", "nan"], "in [0, 1], got [nan]"),
+        (["stats", "{s}", "a", "--quantiles", "0.2,1.5"], "in [0, 1], got [0.2, 1.5]"),
+        (["stats", "{s}", "a", "--quantiles", "-0.1"], "in [0, 1]"),
+        (["stats", "{s}", "--expr", "a * 2", "--quantiles", ""], "cannot be combined"),
+        (["stats", "{s}", "a", "--hist", "²"], "--hist must be a number of bins"),
+        (["import", "{s}", "x", "{d}"], "is a directory"),
+        (["import", "{s}", "x", "{d}/missing.csv"], "no such file"),
+        (["import", "{s}", "x", "{d}/big.csv"], "line 3: cannot parse '99999"),
+        (
+            [
+                "create",
+                "{s}",
+                "x",
+                "--shape",
+                "3",
+                "--dtype",
+                "f8",
+                "--backend",
+                "zarr",
+                "--codec",
+                "zstd:²",
+            ],
+            "bad codec level",
+        ),
+    ],
+)
+def test_issue15_small_inputs_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """Issue 15 #17 (and #16 on the CLI): each of these was accepted, misread or a
+    traceback; now one ``error:`` line, exit 1, nothing written."""
+    store = tmp_path / "e.store"
+    arraystore.open(store, mode="a").create("a", shape=10, dtype="f8", fill="range")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "big.csv").write_text("a\n1\n" + "9" * 1_000_000 + "\n2\n")
+    before = sorted(os.listdir(store))
+    code, _out, err = run_cli([a.format(s=store, d=tmp_path / "d") for a in args], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0] and len(lines[0]) < 500
+    assert sorted(os.listdir(store)) == before

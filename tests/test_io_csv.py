@@ -180,3 +180,48 @@ def test_fast_pass_equals_the_exact_pass(store, tmp_path, monkeypatch):
         got = {c["column"]: c["nulls"] for c in fast.attrs["import"]["columns"]}
         assert got == {c["column"]: c["nulls"] for c in exact.attrs["import"]["columns"]}
     assert fast_a["price"][9] == np.float32(2.5)
+
+
+def _signbits(values):
+    return np.signbit(np.asarray(values, dtype=np.float64)).tolist()
+
+
+@pytest.mark.parametrize("dtype", ["a:f8", "a:f4", None])
+def test_numbers_a_float_column_cannot_hold_are_bad_cells(store, tmp_path, dtype):
+    """Issue 15 #16: a 1M-digit integer became inf and 99999999999999999999999 became
+    1e+23, silently. Now: overflow to inf (of a number written with digits) and integer
+    literals float64 cannot hold exactly are parse failures; 'inf', -0 and 2**64 are fine."""
+    cells = ["1.5", "-0", "99999999999999999999999", "1e999", "9" * 1_000_000, "inf"]
+    cells += ["18446744073709551616", "-1e400", "0.1", " -0.0 "]
+    lines = ["a,b"] + [f"{c},{i}" for i, c in enumerate(cells)]
+    src = _write(tmp_path / "big.csv", lines)
+    with pytest.raises(arraystore.InvalidArgument) as info:
+        interop.import_file(store, "x", src, dtype=dtype)
+    msg = str(info.value)
+    assert "line 4: cannot parse '99999999999999999999999'" in msg and "column 'a'" in msg
+    assert "line 5 ('1e999')" in msg and "(1000000 characters)" in msg
+    assert "\n" not in msg and len(msg) < 1000
+    arr = interop.import_file(store, "y", src, dtype=dtype, errors="coerce")
+    col = next(c for c in arr.attrs["import"]["columns"] if c["column"] == "a")
+    assert col["coerced"] == 4
+    got = arr["a"][...]
+    bad = [2, 3, 4, 7]
+    assert np.isnan(got[bad]).all()
+    keep = [i for i in range(len(cells)) if i not in bad]
+    want = np.array([float(cells[i]) for i in keep], dtype=got.dtype)
+    np.testing.assert_array_equal(got[keep], want)
+    assert _signbits(got[keep]) == _signbits(want)  # -0 stays -0.0
+
+
+def test_big_integers_keep_the_fast_pass_honest(store, tmp_path, monkeypatch):
+    """The fast pass (pyarrow's float parser) hands any value of magnitude >= 2**53 to the
+    exact pass, so it reports the same bad cells."""
+    from arraystore.ops import io_csv
+
+    src = _write(tmp_path / "b.csv", ["a", "1", "9007199254740993", "2.5"])
+    calls = []
+    real = io_csv._spool_exact
+    monkeypatch.setattr(io_csv, "_spool_exact", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.raises(arraystore.InvalidArgument, match="line 3: cannot parse"):
+        interop.import_file(store, "x", src, dtype="a:f8")
+    assert calls

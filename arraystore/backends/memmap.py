@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.chunks import Region
 from ..core.dtypes import is_bfloat16
-from ..core.errors import CorruptData, MetadataError, ReadOnlyError
+from ..core.errors import CorruptData, InvalidArgument, MetadataError, ReadOnlyError
 from ..core.meta import SIDECAR, ArrayMeta
 from ._io import start_writeback
 from .base import Backend, Handle, check_block
@@ -166,7 +166,7 @@ class MemmapHandle(Handle):
         if out is None:
             out = np.empty(shape, dtype=dtype)
         elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
-            raise ValueError(f"out must be C-contiguous {dtype} of shape {shape}")
+            raise InvalidArgument(f"out must be C-contiguous {dtype} of shape {shape}")
         if out.size == 0:
             return out
         if field is not None:

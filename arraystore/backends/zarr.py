@@ -64,7 +64,8 @@ def parse_codec(spec: str | None) -> tuple[str, int | None]:
         raise UnknownCodec(f"unknown codec {spec!r} (choose from: {', '.join(CODECS)})")
     if not level:
         return name, None
-    if name in ("none", "lz4") or not level.lstrip("-").isdigit():
+    digits = level.lstrip("-")
+    if name in ("none", "lz4") or not (digits.isascii() and digits.isdecimal()):  # not '²'
         raise UnknownCodec(f"bad codec level in {spec!r}")
     lv = int(level)
     limits = {"zstd": (-131072, 22), "gzip": (0, 9), "blosc-lz4": (0, 9), "blosc-zstd": (0, 9)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -366,6 +367,55 @@ def _scatter(full: _Part, idx: np.ndarray, sub: _Part, n: int) -> None:
         target[idx] = v
 
 
+def _negative_zeros(y: np.ndarray, zeros: np.ndarray, codes: np.ndarray) -> None:
+    """``"-0"`` is -0.0 for numpy and ``float()``; the exact int64 parse of the
+    integer-looking strings lost the sign: put it back (float/complex targets)."""
+    if len(zeros):
+        y[zeros[(codes[zeros] == ord("-")).any(axis=1)]] = -0.0
+
+
+def _int_text(raw: bytes) -> int | None:
+    """The integer an integer-looking string writes (None: too long for any float)."""
+    text = raw.strip(_WS.encode() + b"\0")
+    digits = text.lstrip(b"+-").lstrip(b"0") or b"0"
+    if len(digits) > 400:  # beyond every finite float: counted out of range already
+        return None
+    return -int(digits) if text.startswith(b"-") else int(digits)
+
+
+def _exact_big_ints(
+    full: _Part, idx: np.ndarray, codes: np.ndarray, y: np.ndarray, rtol: float
+) -> None:
+    """Integer-looking strings beyond int64/uint64 were parsed as float64; like any
+    integer -> float cast, a value the target holds inexactly is *rounded*
+    (``"99999999999999999999999"`` is not 1e+23): mark them against the exact integer."""
+    if not len(idx):
+        return
+    got = (y[idx].real if y.dtype.kind == "c" else y[idx]).astype(np.float64)
+    rounded = np.zeros(len(idx), bool)
+    diff = np.zeros(len(idx))
+    for k, (raw, v) in enumerate(zip(_ascii(codes, idx), got, strict=True)):
+        exact = _int_text(bytes(raw)) if math.isfinite(v) else None
+        if exact is not None and exact != int(v):
+            rounded[k] = True
+            diff[k] = float(abs(exact - int(v)))
+    n = len(y)
+    rel = diff / np.maximum(np.abs(got), 1.0)
+    for name, sub, kind in (
+        ("rounded", rounded, bool),
+        ("tol_bad", _tol(rounded, rel, rtol), bool),
+        ("diff", diff, np.float64),
+        ("rel", rel, np.float64),
+    ):
+        target = getattr(full, name)
+        if target is None:
+            if not rounded.any():
+                continue
+            target = np.zeros(n, kind)
+            setattr(full, name, target)
+        target[idx] = False if sub is None else sub
+
+
 def _cast_strings(
     xf: np.ndarray, y: np.ndarray, policy: str, rtol: float, nan_to: Any, errors: str, fill: Any
 ) -> tuple[_Part, Mask]:
@@ -423,6 +473,12 @@ def _cast_strings(
     good = nvals[nok]
     put(num_idx[nok], good, _some(~np.isfinite(good)))  # no "inf"/"nan" text in this group
     put(oth_idx[ook], ovals[ook], None)
+    if not _int_like(dst):
+        _negative_zeros(y, ci[iok][ivals[iok] == 0], codes)
+        big = np.zeros(n, bool)
+        big[ci[~iok]] = True
+        big[num_idx[~nok]] = False
+        _exact_big_ints(full, np.flatnonzero(big), codes, y, rtol)
     if bad.any():
         if errors == "coerce":
             value = fill if fill is not None else np.nan

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import InvalidArgument
+import numpy as np
+
+from .errors import InvalidArgument, InvalidIndex
 
 Region = tuple[slice, ...]
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+_HEX_LIKE = re.compile(r"(?:^|[,(\s])[+-]?0[xX]")  # an entry starting with 0x / 0X
 
 
 def _as_int(value: Any, what: str) -> int:
@@ -35,6 +39,11 @@ def _as_int(value: Any, what: str) -> int:
 def normalize_shape(shape: Any) -> tuple[int, ...]:
     """``1000`` / ``"1000,64"`` / ``(1000, 64)`` -> a tuple of non-negative ints."""
     if isinstance(shape, str):
+        if _HEX_LIKE.search(shape):  # '0x10': hex 16, or (0, 10) in the "AxB" form?
+            raise InvalidArgument(
+                f"bad shape {shape!r}: looks like a hexadecimal number; separate "
+                f"dimensions with commas (e.g. {shape.strip().replace('x', ',').replace('X', ',')})"
+            )
         inner = shape.strip().strip("()").replace("x", ",")
         parts = inner.split(",") if inner.strip() else []
         if parts and not parts[-1].strip():
@@ -197,63 +206,68 @@ def relative(inner: Region, outer: Region) -> Region:
 def normalize_index(key: Any, shape: Sequence[int]) -> tuple[Region, tuple[Any, ...]]:
     """Split a basic index into the bounding region to read and the index to apply after.
 
-    Supports integers, slices (any step) and one Ellipsis. Returns ``(region, post)``:
-    read ``region`` (a step-1 box) and apply ``post`` to the block to get exactly what
-    ``numpy_array[key]`` returns.
+    Supports integers, slices (any step), one Ellipsis and ``None`` (``np.newaxis``: a new
+    length-1 axis, as in numpy). Returns ``(region, post)``: read ``region`` (a step-1 box)
+    and apply ``post`` to the block to get exactly what ``numpy_array[key]`` returns.
     """
     shape = tuple(shape)
     if not isinstance(key, tuple):
         key = (key,)
     n_ell = sum(1 for k in key if k is Ellipsis)
+    n_new = sum(1 for k in key if k is None)
     if n_ell > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise InvalidIndex("an index can only have a single ellipsis ('...')")
+    used = len(key) - n_ell - n_new  # entries that consume a dimension
+    if used > len(shape):
+        raise InvalidIndex(
+            f"too many indices for array: array is {len(shape)}-dimensional, "
+            f"but {used} were indexed"
+        )
     if n_ell:
         i = next(j for j, k in enumerate(key) if k is Ellipsis)
-        fill = len(shape) - (len(key) - 1)
-        if fill < 0:
-            raise IndexError(f"too many indices for array with {len(shape)} dimensions")
-        key = key[:i] + (slice(None),) * fill + key[i + 1 :]
-    if len(key) > len(shape):
-        raise IndexError(
-            f"too many indices for array: array is {len(shape)}-dimensional, "
-            f"but {len(key)} were indexed"
-        )
-    key = key + (slice(None),) * (len(shape) - len(key))
+        key = key[:i] + (slice(None),) * (len(shape) - used) + key[i + 1 :]
+    else:
+        key = key + (slice(None),) * (len(shape) - used)
     region: list[slice] = []
     post: list[Any] = []
-    for axis, (k, n) in enumerate(zip(key, shape, strict=True)):
-        if isinstance(k, slice):
-            start, stop, step = k.indices(n)
-            length = len(range(start, stop, step))
-            if length == 0:
-                region.append(slice(0, 0))
-                post.append(slice(None))
-            elif step > 0:
-                last = start + (length - 1) * step
-                region.append(slice(start, last + 1))
-                post.append(slice(None, None, step))
-            else:
-                last = start + (length - 1) * step
-                region.append(slice(last, start + 1))
-                post.append(slice(None, None, step))
+    axis = 0
+    for k in key:
+        if k is None:
+            post.append(None)
             continue
-        if isinstance(k, bool) or k is None:
-            raise IndexError(
-                f"index {k!r} on axis {axis} is not supported: use integers, slices and '...'"
-            )
-        try:
-            i = operator.index(k)
-        except TypeError:
-            raise IndexError(
-                f"only integers, slices and '...' are supported as indices (got "
-                f"{type(k).__name__} on axis {axis}); read a region, then index the numpy result"
-            ) from None
-        if not -n <= i < n:
-            raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
-        i %= n
-        region.append(slice(i, i + 1))
-        post.append(0)
+        r, p = _one_index(k, axis, shape[axis])
+        region.append(r)
+        post.append(p)
+        axis += 1
     return tuple(region), tuple(post)
+
+
+def _one_index(k: Any, axis: int, n: int) -> tuple[slice, Any]:
+    """The region slice of one axis and the index to apply to it after reading."""
+    if isinstance(k, slice):
+        start, stop, step = k.indices(n)
+        length = len(range(start, stop, step))
+        if length == 0:
+            return slice(0, 0), slice(None)
+        last = start + (length - 1) * step
+        if step > 0:
+            return slice(start, last + 1), slice(None, None, step)
+        return slice(last, start + 1), slice(None, None, step)
+    if isinstance(k, bool | np.bool_):
+        raise InvalidIndex(
+            f"index {k!r} on axis {axis} is not supported: use integers, slices, '...' and None"
+        )
+    try:
+        i = operator.index(k)
+    except TypeError:
+        raise InvalidIndex(
+            f"only integers, slices, '...' and None are supported as indices (got "
+            f"{type(k).__name__} on axis {axis}); read a region, then index the numpy result"
+        ) from None
+    if not -n <= i < n:
+        raise InvalidIndex(f"index {i} is out of bounds for axis {axis} with size {n}")
+    i %= n
+    return slice(i, i + 1), 0
 
 
 def split_rows(region: Region, row_bytes: int, target: int) -> list[Region]:

@@ -88,6 +88,20 @@ class CastError(ArrayStoreError, ValueError):
     """A cast was refused by its policy; nothing was written."""
 
 
+class CastOverflow(CastError, OverflowError):
+    """A value does not fit the target dtype where numpy raises ``OverflowError`` (e.g.
+    ``arr[0] = 300`` into int8); nothing was written."""
+
+
+class InvalidType(ArrayStoreError, TypeError):
+    """A value or operand of a type that does not fit where numpy raises ``TypeError``
+    (``None`` or a dict stored into an int array, ``len()`` of a 0-d array)."""
+
+
+class InvalidIndex(ArrayStoreError, IndexError):
+    """An index out of bounds, or of a kind arraystore does not support (lists, masks)."""
+
+
 class ReadOnlyError(ArrayStoreError, PermissionError):
     """A write was attempted on a store or array opened read-only."""
 

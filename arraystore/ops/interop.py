@@ -168,6 +168,10 @@ def import_file(
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
     src = Path(path)
     if not src.is_file():
+        if src.is_dir():
+            raise InvalidArgument(f"{src} is a directory, not a file")
+        if src.exists():
+            raise InvalidArgument(f"{src} is not a regular file")
         raise InvalidArgument(f"no such file: {src}")
     fmt = detect_format(src, format)
     backend = store.default_backend(backend)

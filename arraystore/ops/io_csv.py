@@ -20,6 +20,10 @@ Types (both passes):
 * ``dtype=`` fixes a column's type (``"price:f4,qty:i2,name:U12"``; one plain dtype for
   all columns): the text is parsed as int64/uint64/float64/bool and value-checked into
   that dtype (``300`` as ``i1`` is an error, ``1e39`` as ``f4`` overflows: an error).
+  Float columns: decimal fractions round (``0.1``), but a number written with digits
+  that overflows to inf (``1e999``, a 400-digit integer) and an integer literal that
+  float64 cannot hold exactly (``99999999999999999999999`` is not ``1e+23``) are bad
+  cells (``errors="coerce"`` counts them); only the text ``inf`` is infinite.
 * Other columns are inferred from the *first block*: int64 if every non-missing value
   parses as an integer, else uint64, float64, bool (``true``/``false``...), else text
   (``U<n>``, n = the longest value in the whole file). A column with no value in the
@@ -305,11 +309,15 @@ def _fast_column(arr: pa.Array, col: _Col) -> pa.Array:
         elif longest > dt.itemsize // (4 if dt.kind == "U" else 1) or dt.kind == "S":
             raise _Fallback(col.column)  # too long, or bytes: the exact pass checks them
         return arr
-    if dt.kind == "f" and dt.itemsize == 8:
-        return arr
     if dt.kind == "f" or is_bfloat16(dt):
+        parsed = to_numpy(pc.fill_null(arr, 0.0))
+        with np.errstate(invalid="ignore"):  # inf, or an integer maybe not exact: the
+            if (~(np.abs(parsed) < 2.0**53) & ~np.isnan(parsed)).any():  # exact pass checks
+                raise _Fallback(col.column)
+        if dt.itemsize == 8:
+            return arr
         valid = None if not arr.null_count else to_numpy(arr.is_valid())
-        vals, over = checked_astype(to_numpy(pc.fill_null(arr, 0.0)), dt)
+        vals, over = checked_astype(parsed, dt)
         if over is not None:
             raise _Fallback(col.column)
         if is_bfloat16(dt):

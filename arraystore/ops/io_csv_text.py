@@ -7,6 +7,8 @@ back to this one when anything is off). See :mod:`.io_csv` for the rules.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +161,46 @@ def _cast_text(arr: pa.Array, t: pa.DataType) -> tuple[pa.Array, np.ndarray | No
     return pc.cast(cleaned, t), bad
 
 
+UNFAITHFUL = "beyond its range, or an integer it cannot store exactly"
+_INT_LITERAL = re.compile(r"\s*([+-]?)([0-9]+)\s*")
+_DIGIT_LITERAL = re.compile(r"\s*[+-]?\.?[0-9]")  # a number written with digits
+
+
+def _faithful(cell: str, value: float) -> bool:
+    """Whether the float64 ``value`` parsed from ``cell`` is the number the cell wrote,
+    as far as a float column promises: ``1e999`` or a 400-digit integer overflowing to
+    inf is not (the text ``inf`` is); an integer literal must be exact
+    (``99999999999999999999999`` is not 1e+23); decimal fractions may round."""
+    if math.isnan(value):
+        return True
+    if math.isinf(value):
+        return _DIGIT_LITERAL.match(cell) is None
+    m = _INT_LITERAL.fullmatch(cell)
+    if m is None:
+        return True
+    digits = m.group(2).lstrip("0") or "0"
+    if len(digits) > 400:  # never for a finite float64; keeps int() linear and in limits
+        return False
+    return int(value) == int(m.group(1) + digits)
+
+
+def _unfaithful(text: pa.Array, parsed: pa.Array) -> np.ndarray | None:
+    """Rows of a float64 column whose number is not the one written (see
+    :func:`_faithful`). Only values of magnitude >= 2**53 (or non-finite) can be, so
+    the Python check runs on those rare cells only."""
+    vals = to_numpy(pc.fill_null(parsed, 0.0))
+    with np.errstate(invalid="ignore"):
+        suspect = np.flatnonzero(~(np.abs(vals) < 2.0**53) & ~np.isnan(vals))
+    if not len(suspect):
+        return None
+    bad = np.zeros(len(vals), bool)
+    cells = text.take(pa.array(suspect)).to_pylist()
+    for i, cell in zip(suspect, cells, strict=True):
+        if cell is not None and not _faithful(cell, float(vals[i])):
+            bad[i] = True
+    return bad if bad.any() else None
+
+
 def _infer(arr: pa.Array, nulls: pa.Array) -> np.dtype:
     values = arr.filter(pc.invert(nulls))
     if not len(values):
@@ -209,6 +251,12 @@ def _convert(raw: pa.Array, col: _Col, null_set: pa.Array, errors: str) -> tuple
     text = pc.if_else(isnull, pa.nulls(len(raw), pa.string()), raw) if has_null else raw
     t = _parse_type(dt)
     parsed, bad = _cast_text(text, t)
+    why = ""
+    if t == pa.float64():
+        unfaithful = _unfaithful(text, parsed)
+        if unfaithful is not None:
+            bad = unfaithful if bad is None else np.asarray(bad | unfaithful)
+            why = f"a number {scalar_str(dt)} cannot hold ({UNFAITHFUL})"
     if bad is not None and col.inferred and dt.kind in "iu":
         sub = text.filter(pa.array(bad))
         with_float = _cast_text(sub, pa.float64())[1]
@@ -222,7 +270,7 @@ def _convert(raw: pa.Array, col: _Col, null_set: pa.Array, errors: str) -> tuple
     if over is not None:
         bad = over if bad is None else np.asarray(bad | over)
     if bad is not None:
-        _handle_bad(raw, col, bad, errors, "")
+        _handle_bad(raw, col, bad, errors, why)
     invalid = nulls_np
     if bad is not None:
         invalid = bad if invalid is None else invalid | bad
@@ -304,17 +352,24 @@ def _located(bad: _Bad, row0: int, src: Path, opts: CsvOptions) -> InvalidArgume
     rows = [row0 + int(r) for r in bad.rows]
     where = _Lines(src, opts).describe(rows[:MAX_SHOWN])
     spec = scalar_str(bad.col.dtype) if bad.col.dtype is not None else "?"
-    verb = f"cannot parse {bad.values[0]!r} as {spec}"
+    verb = f"cannot parse {_short(bad.values[0])} as {spec}"
     msg = f"{where(rows[0])}: {verb} in column {bad.col.column!r}"
     if len(rows) > 1:
         more = ", ".join(
-            f"{where(r)} ({v!r})" for r, v in zip(rows[1:], bad.values[1:], strict=False)
+            f"{where(r)} ({_short(v)})" for r, v in zip(rows[1:], bad.values[1:], strict=False)
         )
         tail = ", ..." if len(rows) > MAX_SHOWN else ""
         msg += f" (and {len(rows) - 1} more in the same block: {more}{tail})"
     if bad.hint:
         msg += f"; {bad.hint}"
     return InvalidArgument(msg + "; errors='coerce' (--errors coerce) stores them as missing")
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (a cell can be megabytes)."""
+    if isinstance(value, str | bytes) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    return repr(value)
 
 
 def _parse_error(
