@@ -40,7 +40,7 @@ from ..core.casting import (
 from ..core.casting_rules import parse_targets
 from ..core.casting_rules import target_dtype as _target_dtype
 from ..core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
-from ..core.dtypes import dtype_to_spec, fields_of, parse_dtype, scalar_str
+from ..core.dtypes import check_array_name, dtype_to_spec, fields_of, parse_dtype, scalar_str
 from ..core.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
 from ..core.killpoints import kill_point
 from ..core.meta import SIDECAR, ArrayMeta
@@ -298,9 +298,7 @@ def _cast(
     if not dry_run:
         store._check_writable()
     if out is not None:
-        from ..core.dtypes import check_name
-
-        check_name(out, "array name")
+        check_array_name(out)
         if out in store and out != name:
             raise ArrayExists(f"array {out!r} already exists in {store.path}; choose another --out")
     budget = _budget(memory)
