@@ -45,7 +45,6 @@ from .core.errors import (
 )
 from .core.killpoints import kill_point
 from .core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
-from .ops.journal import recover
 
 ROOT_ATTR = "arraystore"
 MODES = ("r", "r+", "a")
@@ -398,6 +397,8 @@ class Store:
         self._roll_back(name)
         work = self.path / f".{name}.cast"
         if work.is_dir() and not work.is_symlink():
+            from .ops.journal import recover  # (imports the casting machinery: only here)
+
             recover(self, name, work)
             _remove(work)
         for stale in (*self.path.glob(f".{name}.cast.tmp-*"), *self.path.glob(f".{name}.rm-*")):

@@ -528,3 +528,18 @@ def test_mv_rm_random_kills(small: Small, tmp_path: Path, op: str) -> None:
         shutil.rmtree(path)
     print(f"\nrandom kills of {op}: {log}")
     assert len(log) == runs
+
+
+@pytest.mark.parametrize("op", list(MOVES))
+def test_crashed_cast_never_revives_a_removed_name(small: Small, tmp_path: Path, op: str) -> None:
+    """A cast of b killed after its new array was complete (``verify --repair`` would
+    commit it), then ``rm b`` / ``mv a b --overwrite``: the cast must not come back over
+    (or in place of) what the command left -- rm/mv settle it first."""
+    path = small.copy(tmp_path / "s.store")
+    code, _ = run_child(cli_child(["cast", str(path), "b", "--to", "f8"]), kill_at="sidecar")
+    assert code == -signal.SIGKILL and (path / ".b.cast").is_dir()
+    code, _out, err = run_cli(_argv(MOVES[op][0], path))
+    assert code == 0, err
+    verify(arraystore.open(path, mode="r+"), repair=True)
+    assert _state(path, small, op) == "new"
+    assert hidden(path, locks=True) == []
