@@ -268,6 +268,9 @@ def rm(store: str, names: tuple[str, ...]) -> None:
     open_store = store_opener()
 
     s = open_store(store, mode="r+")
+    for n in names:
+        if n not in s:  # an interrupted replacement may have moved it aside: put back
+            s.settle(n)
     missing = [n for n in names if n not in s]
     if missing:
         s.open_handle(missing[0])  # raises the right error (bad name / not found)

@@ -18,11 +18,19 @@ from typing import Any
 import numpy as np
 
 from .backends import get_backend
-from .backends._io import can_exchange, exchange, fsync_dir, read_json, remove_tree, write_json
+from .backends._io import (
+    can_exchange,
+    exchange,
+    fsync_dir,
+    read_json,
+    remove_tree,
+    rename_noreplace,
+    write_json,
+)
 from .backends._remote import is_remote, location
 from .backends.base import Handle
 from .core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
-from .core.dtypes import check_name, parse_dtype
+from .core.dtypes import check_array_name, parse_dtype
 from .core.errors import (
     ArrayExists,
     ArrayNotFound,
@@ -149,14 +157,14 @@ class Store:
         if not isinstance(name, str):
             return False
         try:
-            check_name(name, "array name")
+            check_array_name(name)
         except InvalidName:
             return False
         p = self.path / name
         return p.is_dir() and not p.is_symlink() and (p / SIDECAR).exists()
 
     def _array_path(self, name: str) -> Path:
-        check_name(name, "array name")
+        check_array_name(name)
         return self.path / name
 
     def open_handle(self, name: str, mode: str | None = None) -> Handle:
@@ -355,13 +363,63 @@ class Store:
         for stale in self.path.glob(f".{name}.tmp-*"):
             if not stale.name.startswith(mine) and (keep is None or not keep(stale)):
                 _remove(stale)
+        self._roll_back(name)
+
+    def _roll_back(self, name: str) -> None:
+        """Put back the replaced version ``.NAME.old-*`` of an interrupted two-rename
+        commit (or overwriting rename) when NAME is missing; otherwise (the commit had
+        happened) remove it. Only a complete folder (its sidecar still there: removal
+        deletes it first) comes back."""
         path = self.path / name
         for old in sorted(self.path.glob(f".{name}.old-*")):
-            if not self.remote and old.is_dir() and not (path.exists() or path.is_symlink()):
+            if (
+                not self.remote
+                and old.is_dir()
+                and not old.is_symlink()
+                and (old / SIDECAR).is_file()
+                and not (path.exists() or path.is_symlink())
+            ):
                 os.replace(old, path)  # the interrupted replace never happened
                 fsync_dir(self.path)
             else:
                 _remove(old)
+
+    def _settle(self, name: str) -> None:
+        """Called holding the lock of ``name`` before ``rm``/``mv`` remove, rename or
+        replace it: what interrupted writers of ``name`` left is resolved now, so that
+        nothing can act on the name later (a replaced version put back over the array
+        that took the name, a cast of the old content committed or resumed over it):
+        an interrupted replacement is rolled back, a cast whose data was complete is
+        committed (what ``verify --repair`` does) and an unfinished one dropped (its
+        source is going away), removals of killed ``rm``s are finished."""
+        if self.remote:
+            return
+        self._roll_back(name)
+        work = self.path / f".{name}.cast"
+        if work.is_dir() and not work.is_symlink():
+            from .ops.journal import recover  # (imports the casting machinery: only here)
+
+            recover(self, name, work)
+            _remove(work)
+        for stale in (*self.path.glob(f".{name}.cast.tmp-*"), *self.path.glob(f".{name}.rm-*")):
+            _remove(stale)
+
+    def settle(self, name: str) -> None:
+        """Resolve what interrupted writers of ``name`` left (see ``_settle``), under its
+        lock: ``rm`` calls it for a name it does not find (an interrupted replacement
+        may have moved the array aside)."""
+        with self.lock(name):
+            self._settle(name)
+
+    def _hide(self, path: Path) -> Path:
+        """Move the array at ``path`` to a fresh hidden ``.NAME.old-*`` (the caller holds
+        its lock: older ``.NAME.old-*`` are leftovers from after their commit and go
+        first, so that at most one version can ever be put back)."""
+        for stale in self.path.glob(f".{path.name}.old-*"):
+            _remove(stale)
+        old = self.path / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(path, old)
+        return old
 
     def _commit(self, tmp: Path, path: Path) -> None:
         """Move a finished temp array into place; an old array is removed after the swap.
@@ -384,10 +442,15 @@ class Store:
                 kill_point("remove-old")
                 _remove(tmp)  # now holds the old array
                 return
-            old = self.path / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
+            old = self._hide(path)
             kill_point("swap")
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:  # the new one did not go in: the old one comes back
+                with contextlib.suppress(OSError):
+                    rename_noreplace(old, path)
+            raise
         fsync_dir(self.path)
         if old is not None:
             kill_point("remove-old")
@@ -402,39 +465,69 @@ class Store:
         return import_file(self, name, path, **kwargs)
 
     def delete(self, name: str) -> None:
-        """Remove an array: renamed to a hidden name first (atomic), then deleted."""
+        """Remove an array: renamed to a hidden ``.NAME.rm-*`` first (atomic: it is listed
+        whole or not at all), then deleted. A kill during the deletion leaves only that
+        hidden folder (removed by the next writer of NAME or ``verify --repair``)."""
         self._check_writable()
         path = self._array_path(name)
-        if name not in self:
-            raise ArrayNotFound(f"no array {name!r} in {self.path}")
         if self.remote:
+            if name not in self:
+                raise ArrayNotFound(f"no array {name!r} in {self.path}")
             with self.lock(name):
                 remove_tree(path)  # the sidecar goes first: the array vanishes at once
             return
-        trash = self.path / f".{name}.rm-{uuid.uuid4().hex[:8]}"
         with self.lock(name):
+            self._settle(name)
+            if name not in self:
+                raise ArrayNotFound(f"no array {name!r} in {self.path}")
+            trash = self.path / f".{name}.rm-{uuid.uuid4().hex[:8]}"
             os.replace(path, trash)
             fsync_dir(self.path)
+        kill_point("remove-old")
         _remove(trash)
 
     def rename(self, old: str, new: str, overwrite: bool = False) -> None:
+        """Rename array ``old`` to ``new`` (``overwrite``: replacing an array ``new``).
+
+        Atomic for readers of ``old`` and idempotent: a re-run after the rename happened
+        finds no ``old`` and changes nothing. Replacing ``new``: it is moved to a hidden
+        ``.NEW.old-*``, ``old`` is renamed to ``new`` (never over an existing name), then
+        the hidden one is deleted. Killed in between, ``new`` is missing until the next
+        writer of ``new`` or ``verify --repair`` puts the hidden one back: ``old`` never
+        holds anything but its own data, and no visible array is ever half deleted.
+        """
         self._check_writable()
         src, dst = self._array_path(old), self._array_path(new)
-        if old == new and old in self:
-            return
-        if old not in self:
+        if old == new:
+            if old in self:
+                return
             raise ArrayNotFound(f"no array {old!r} in {self.path}")
-        if dst.exists() and not overwrite:
-            raise ArrayExists(f"array {new!r} already exists in {self.path}")
         with self.lock(old), self.lock(new):
+            self._settle(old)
+            self._settle(new)
+            if old not in self:
+                raise ArrayNotFound(f"no array {old!r} in {self.path}")
+            if (dst.exists() or dst.is_symlink()) and not overwrite:
+                raise ArrayExists(f"array {new!r} already exists in {self.path}")
             self._commit_rename(src, dst)
 
     def _commit_rename(self, src: Path, dst: Path) -> None:
-        if dst.exists() or self.remote:
+        if self.remote:
             self._commit(src, dst)
-        else:
-            os.replace(src, dst)
-            fsync_dir(self.path)
+            return
+        old = self._hide(dst) if dst.exists() or dst.is_symlink() else None
+        kill_point("swap")
+        try:
+            rename_noreplace(src, dst)
+        except BaseException:
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    rename_noreplace(old, dst)
+            raise
+        fsync_dir(self.path)
+        if old is not None:
+            kill_point("remove-old")
+            _remove(old)
 
     def update_meta(self, name: str, meta: ArrayMeta) -> None:
         """Rewrite an array's sidecar (attrs, history) atomically."""
@@ -446,7 +539,7 @@ class Store:
         from .backends._lock import writer_lock
 
         self._check_writable()
-        check_name(name, "array name")
+        check_array_name(name)
         if self.remote:
             from .backends._remote import remote_lock
 
@@ -468,6 +561,14 @@ class Store:
 
 
 def _remove(path: Path) -> None:
+    """Delete a hidden folder (a replaced, removed or abandoned array): its metadata
+    first, so that a kill part-way leaves a folder nothing takes for an array (a
+    ``.NAME.old-*`` without its sidecar is never put back), then the rest."""
+    if isinstance(path, Path) and path.is_dir() and not path.is_symlink():
+        for meta_file in (SIDECAR, "zarr.json"):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                (path / meta_file).unlink()
+        kill_point("remove-part")
     remove_tree(path)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _crash import run_cli
 from conftest import assert_same, listing
 
 import arraystore
@@ -38,6 +39,8 @@ from arraystore import (
     UnknownBackend,
     UnknownCodec,
 )
+from arraystore.core.dtypes import MAX_ARRAY_NAME
+from arraystore.ops.cast import cast
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -176,6 +179,60 @@ def test_bad_array_names(store, name, match):
     fails(store.path, InvalidName, match, lambda: store[name])
     fails(store.path, InvalidName, match, lambda: store.delete(name))
     fails(store.path, InvalidName, match, lambda: store.rename("ex", name))
+
+
+@pytest.mark.parametrize("n", [MAX_ARRAY_NAME + 1, 236, 255])
+def test_too_long_array_names_are_refused_up_front(store, tmp_path, n):
+    """Names the layout cannot derive its hidden names from (``.NAME.tmp-PID-HEX.spool
+    .arrow``, ...: issue 15) are refused before anything is written, by every command."""
+    name = "n" * n
+    match = f"at most {MAX_ARRAY_NAME}"
+    np.save(tmp_path / "in.npy", np.arange(3.0))
+    fails(store.path, InvalidName, match, lambda: store.create(name, 3, "f8"))
+    fails(store.path, InvalidName, match, lambda: store.rename("ex", name))
+    fails(store.path, InvalidName, match, lambda: cast(store, "ex", "f4", out=name))
+    fails(store.path, InvalidName, match, lambda: store["ex"].map("ex*2", out=name))
+    fails(store.path, InvalidName, match, lambda: store.import_file(name, tmp_path / "in.npy"))
+    s = str(store.path)
+    with untouched(store.path):
+        for args in (
+            ["create", s, name, "--shape", "3", "--dtype", "f8"],
+            ["mv", s, "ex", name],
+            ["cast", s, "ex", "--to", "f4", "--out", name],
+            ["import", s, name, str(tmp_path / "in.npy")],
+        ):
+            code, _out, err = run_cli(args)
+            assert code == 1 and len(err.splitlines()) == 1 and match in err, (args, err)
+
+
+@pytest.mark.parametrize("backend", ["memmap", "zarr"])
+def test_longest_array_name_works_for_every_command(tmp_path, backend):
+    """The longest accepted name goes through every command that derives hidden names
+    from it: create (+ overwrite), cast (in place, --out), mv (--overwrite), map --out,
+    import (.npy, CSV: its spool file) and rm."""
+    x, y = "x" * MAX_ARRAY_NAME, "y" * MAX_ARRAY_NAME
+    s, fmt = str(tmp_path / "s.store"), ["--backend", backend]
+    np.save(tmp_path / "in.npy", np.arange(6.0))
+    (tmp_path / "in.csv").write_text("p,q\n1,2.5\n3,4.5\n")
+    steps = [
+        ["create", s, x, "--shape", "6", "--dtype", "f8", "--fill", "range", *fmt],
+        ["create", s, x, "--shape", "6", "--dtype", "f8", "--fill", "ones", "--overwrite", *fmt],
+        ["cast", s, x, "--to", "f4"],
+        ["cast", s, x, "--to", "f8", "--out", y],
+        ["mv", s, y, x, "--overwrite"],
+        ["map", s, x, "--expr", f"{x}*2", "--out", y],
+        ["import", s, y, str(tmp_path / "in.npy"), "--overwrite", *fmt],
+        ["import", s, y, str(tmp_path / "in.csv"), "--overwrite", *fmt],
+        ["rm", s, x],
+        ["mv", s, y, x],
+    ]
+    for args in steps:
+        code, _out, err = run_cli(args)
+        assert code == 0, (args[0], err)
+    st = arraystore.open(s, mode="r")
+    assert st.names() == [x]
+    assert st[x].dtype.names == ("p", "q")
+    assert sorted(os.listdir(s)) == [x, "zarr.json"]
 
 
 def test_non_string_is_not_in_store(store):

@@ -19,6 +19,7 @@ Tests marked ``xfail(strict=True)`` with a reason starting ``BUG`` document open
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import resource
@@ -26,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ import pytest
 import arraystore
 from arraystore.cli import main
 from arraystore.core.errors import ArrayNotFound, CorruptData, LockedError
+from arraystore.core.meta import SIDECAR
 
 CLI = [sys.executable, "-m", "arraystore.cli"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -430,6 +433,114 @@ def test_disk_full_is_a_clean_error(full: Path, backend: str) -> None:
     assert r.returncode == 1
     line = one_error_line(r.stderr)
     assert "File too large" in line or "No space" in line
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MiB tmpfs (needs root: skipped where mounting is not permitted)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def _free(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def test_no_space_left_leaves_nothing_behind(tmpfs: Path, tmp_path: Path) -> None:
+    """ENOSPC on a real (tmpfs) disk, 3 MB left: every writer fails with one error line
+    and leaves the store exactly as it was, with as much free space (a cast used to leave
+    its 3 MB ``.NAME.cast`` behind: the disk stayed full)."""
+    store = tmpfs / "s.store"
+    s = arraystore.open(store, mode="a")
+    s.create("a", (1_000_000,), "f8", fill="range")  # 8 MB each
+    s.create("z", (1_000_000,), "f8", fill="range", backend="zarr", chunks=100_000)
+    npy, csv = tmp_path / "in.npy", tmp_path / "in.csv"
+    np.save(npy, np.arange(2_000_000.0))
+    csv.write_text("x,y\n" + "".join(f"{i}.5,{i}\n" for i in range(500_000)))
+    (tmpfs / "filler").write_bytes(b"\0" * (_free(tmpfs) - 3_000_000))
+    before, free = tree(store), _free(tmpfs)
+    st = str(store)
+    for args in (
+        ["cast", st, "a", "--to", "f4"],
+        ["cast", st, "z", "--to", "f4"],
+        ["cast", st, "a", "--to", "f4", "--out", "n"],
+        ["create", st, "n", "--shape", "1000000", "--dtype", "f8", "--fill", "ones"],
+        ["create", st, "a", "--from", str(npy), "--overwrite", "--backend", "zarr"],
+        ["map", st, "a", "--expr", "a*2", "--out", "n"],
+        ["map", st, "z", "--where", "z>5", "--out", "n"],
+        ["import", st, "n", str(npy)],
+        ["import", st, "n", str(csv), "--backend", "zarr"],
+    ):
+        r = cli_run(*args)
+        assert r.returncode == 1, (args, r.stderr)
+        assert "No space left" in one_error_line(r.stderr), args
+        assert tree(store) == before, (args, top(store))
+        assert _free(tmpfs) == free, args
+
+
+def _enospc(*_args: Any, **_kwargs: Any) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("op", ["cast", "cast-out", "map"])
+def test_no_space_for_the_metadata_leaves_nothing(
+    small: Path, monkeypatch: pytest.MonkeyPatch, op: str
+) -> None:
+    """Every chunk written, then no space for the new array's metadata: the work folder
+    goes (it was kept, resumable, though nothing can resume a clean error)."""
+    from arraystore.ops import cast, map_output
+
+    before = tree(small)
+    module = map_output if op == "map" else cast
+    real = module.write_json
+
+    def write_json(path: Path, doc: object) -> None:
+        if path.name == SIDECAR:  # the last write before the commit
+            _enospc()
+        real(path, doc)
+
+    monkeypatch.setattr(module, "write_json", write_json)
+    s = arraystore.open(small)
+    with pytest.raises(OSError, match="No space left"):
+        if op == "map":
+            s["a"].map("a*2", out="n")
+        else:
+            cast.cast(s, "a", "f4", out="n" if op == "cast-out" else None)
+    assert tree(small) == before
+
+
+def test_failed_two_rename_commit_puts_the_old_array_back(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without renameat2 a commit moves the old array aside, then the new one in: if
+    that second rename fails, the old one is put back (NAME was left missing)."""
+    from arraystore.backends import _io
+
+    monkeypatch.setattr(_io, "_libc_renameat2", lambda: None)
+    before = tree(small)
+    real = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst) == small / "a" and ".tmp-" in Path(src).name:
+            _enospc()
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="No space left"):
+        arraystore.open(small).create("a", data=np.ones(3), overwrite=True)
+    assert tree(small) == before
 
 
 # ----------------------------------------------------------- (e) repair

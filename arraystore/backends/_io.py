@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -29,12 +30,17 @@ def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
         path.write_bytes(data)  # RemotePath
         return
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # e.g. ENOSPC: leave no partial temp file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     if fsync:
         fsync_dir(path.parent)
 
@@ -87,6 +93,7 @@ def move_tree(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
+_RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 _renameat2: object | None = None
 
@@ -118,24 +125,44 @@ def can_exchange() -> bool:
     return _libc_renameat2() is not None
 
 
-def exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported.
-
-    With it, replacing an array never has a moment where its name is missing.
-    """
+def _renameat2_call(a: Path, b: Path, flags: int) -> bool:
+    """``renameat2(a, b, flags)``; False if the system or file system cannot do it."""
     fn = _libc_renameat2()
     if fn is None:
         return False
     import ctypes
 
     AT_FDCWD = -100
-    rc = fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)  # type: ignore[operator]
+    rc = fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), flags)  # type: ignore[operator]
     if rc != 0:
         err = ctypes.get_errno()
-        if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: file system cannot do it
+        if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # cannot do it
             return False
-        raise OSError(err, os.strerror(err), str(a))
+        raise OSError(err, os.strerror(err), str(a), None, str(b))
     return True
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported.
+
+    With it, replacing an array never has a moment where its name is missing.
+    """
+    return _renameat2_call(a, b, _RENAME_EXCHANGE)
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; :class:`FileExistsError` if ``dst`` exists.
+
+    Linux ``renameat2(RENAME_NOREPLACE)`` checks and renames in one step (a plain
+    ``rename`` would silently replace an empty folder at ``dst``). Without it: a check,
+    then ``os.rename`` (callers hold the writer locks of both names: only another
+    program could slip in between).
+    """
+    if _renameat2_call(src, dst, _RENAME_NOREPLACE):
+        return
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(src), None, str(dst))
+    os.rename(src, dst)
 
 
 _SYNC_FILE_RANGE_WRITE = 2

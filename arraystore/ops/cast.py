@@ -40,7 +40,7 @@ from ..core.casting import (
 from ..core.casting_rules import parse_targets
 from ..core.casting_rules import target_dtype as _target_dtype
 from ..core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
-from ..core.dtypes import dtype_to_spec, fields_of, parse_dtype, scalar_str
+from ..core.dtypes import check_array_name, dtype_to_spec, fields_of, parse_dtype, scalar_str
 from ..core.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
 from ..core.killpoints import kill_point
 from ..core.meta import SIDECAR, ArrayMeta
@@ -295,14 +295,14 @@ def _cast(
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
     if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and rtol >= 0):
         raise InvalidArgument(f"rtol must be a finite number >= 0, got {rtol!r}")
+    if out is not None:
+        check_array_name(out)
     if not dry_run:
         store._check_writable()
-    if out is not None:
-        from ..core.dtypes import check_name
-
-        check_name(out, "array name")
-        if out in store and out != name:
-            raise ArrayExists(f"array {out!r} already exists in {store.path}; choose another --out")
+        for n in {name, out or name}:  # we hold their locks: undo interrupted replacements
+            store._roll_back(n)
+    if out is not None and out != name and out in store:
+        raise ArrayExists(f"array {out!r} already exists in {store.path}; choose another --out")
     budget = _budget(memory)
     to = _plain_target(to)
     work = _work_dir(store, name)
@@ -419,40 +419,28 @@ def _cast(
                 Plan(
                     tuple(Task(0, _noop, (), 3 * per_region + TASK_OVERHEAD) for _ in [0]), "cast"
                 ).check(budget, ex.workers)
-                building = store.path / f".{name}.cast.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-                building.mkdir()
-                kill_point("mkdir")
-                _write_header(
-                    building / JOURNAL,
-                    dict(
-                        to=to if not isinstance(to, Mapping) else dict(to),
-                        out=out,
-                        casting=casting,
-                        rtol=rtol,
-                        nan_to=nan_to,
-                        errors=errors,
-                        fill=fill,
-                        allow_half=allow_half,
-                        allow_float_to_int=allow_float_to_int,
-                        chunks=list(chunks),
-                        targets={str(k): dtype_to_spec(v) for k, v in targets.items()},
-                        checksum=out_meta.checksum,
-                    ),
+                header = dict(
+                    to=to if not isinstance(to, Mapping) else dict(to),
+                    out=out,
+                    casting=casting,
+                    rtol=rtol,
+                    nan_to=nan_to,
+                    errors=errors,
+                    fill=fill,
+                    allow_half=allow_half,
+                    allow_float_to_int=allow_float_to_int,
+                    chunks=list(chunks),
+                    targets={str(k): dtype_to_spec(v) for k, v in targets.items()},
+                    checksum=out_meta.checksum,
                 )
-                kill_point("header")
-                (building / "data").mkdir()
-                get_backend(meta.backend).create(building / "data", out_meta).close()
-                if meta.backend == "memmap":
-                    from ..store import _group_doc
-
-                    write_json(
-                        building / "data" / "zarr.json",
-                        _group_doc({"arraystore_backend": "memmap"}),
+                _new_work(store, name, work, header, out_meta)
+                try:
+                    dst = get_backend(meta.backend).open(
+                        work / "data", _sidecar_for_open(out_meta), "r+"
                     )
-                move_tree(building, work)  # the work dir appears complete or not at all
-                dst = get_backend(meta.backend).open(
-                    work / "data", _sidecar_for_open(out_meta), "r+"
-                )
+                except Exception:
+                    remove_tree(work)
+                    raise
         tasks = tuple(
             Task(
                 i,
@@ -479,8 +467,10 @@ def _cast(
         except BaseException as exc:
             if dst is not None:
                 dst.close()
-            if isinstance(exc, ArrayStoreError) and not dry_run:
-                remove_tree(work)  # not resumable: start clean
+            if isinstance(exc, Exception) and not dry_run:
+                # a clean error (a policy violation, a full disk, ...) leaves nothing
+                # behind; an interruption (Ctrl-C; a kill never gets here) stays resumable
+                remove_tree(work)
             raise
     _buffers.release()
     if merged:
@@ -496,6 +486,56 @@ def _cast(
     if dry_run:
         return result
     assert dst is not None
+    try:
+        _finish(store, name, out, work, dst, meta, out_meta, result, casting, rtol)
+    except Exception:
+        remove_tree(work)  # e.g. no space for the metadata: the source is unchanged
+        raise
+    kill_point("committed")
+    remove_tree(work)
+    return result
+
+
+def _new_work(
+    store: Store, name: str, work: Path, header: dict[str, Any], out_meta: ArrayMeta
+) -> None:
+    """Build the work folder (the journal's header, the empty new array) under a temp
+    name, then rename it to ``work``: it appears complete or not at all. A failure
+    (e.g. a full disk) removes what was built."""
+    building = store.path / f".{name}.cast.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    building.mkdir()
+    try:
+        kill_point("mkdir")
+        _write_header(building / JOURNAL, header)
+        kill_point("header")
+        (building / "data").mkdir()
+        get_backend(out_meta.backend).create(building / "data", out_meta).close()
+        if out_meta.backend == "memmap":
+            from ..store import _group_doc
+
+            write_json(
+                building / "data" / "zarr.json",
+                _group_doc({"arraystore_backend": "memmap"}),
+            )
+        move_tree(building, work)  # the work dir appears complete or not at all
+    except BaseException:
+        remove_tree(building)
+        raise
+
+
+def _finish(
+    store: Store,
+    name: str,
+    out: str | None,
+    work: Path,
+    dst: Handle,
+    meta: ArrayMeta,
+    out_meta: ArrayMeta,
+    result: CastResult,
+    casting: str,
+    rtol: float,
+) -> None:
+    """Flush the new array, write its metadata (the audit in its history) and commit it."""
     flush = getattr(dst, "flush", None)
     if flush is not None:
         flush()
@@ -503,7 +543,7 @@ def _cast(
     history = {
         "op": "cast",
         "from": dtype_to_spec(meta.dtype),
-        "to": dtype_to_spec(out_dtype),
+        "to": dtype_to_spec(out_meta.dtype),
         "casting": casting,
         "rtol": rtol,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -517,11 +557,7 @@ def _cast(
     final_meta = out_meta.evolve(history=(*meta.history, history))
     write_json(work / "data" / SIDECAR, final_meta.to_sidecar())
     kill_point("sidecar")
-    target = store.path / (out or name)
-    store._commit(work / "data", target)
-    kill_point("committed")
-    remove_tree(work)
-    return result
+    store._commit(work / "data", store.path / (out or name))
 
 
 def _noop() -> None:

@@ -368,7 +368,8 @@ def import_csv(
         if store.remote:  # the spool is a local scratch file
             import tempfile
 
-            spool = Path(tempfile.gettempdir()) / f"arraystore-{tmp.name}.spool.arrow"
+            tag = tmp.name.rpartition(".tmp-")[2]  # PID-hex: NAME may be near the length limit
+            spool = Path(tempfile.gettempdir()) / f"arraystore-{tag}.spool.arrow"
         else:
             spool = tmp.with_name(tmp.name + ".spool.arrow")
         try:

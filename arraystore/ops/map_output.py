@@ -142,13 +142,17 @@ def _build(
         raise
     finally:
         _buffers.release()
-    write_json(work / "data" / SIDECAR, meta.to_sidecar())  # metadata last
-    kill_point("sidecar")
-    if isinstance(journal, Path):  # not resumable from here on
-        os.replace(journal, work / f"{JOURNAL}.committing")
-    else:  # an object store: no rename; the journal just goes
-        remove_tree(journal)
-    store._commit(work / "data", store.path / out)
+    try:
+        write_json(work / "data" / SIDECAR, meta.to_sidecar())  # metadata last
+        kill_point("sidecar")
+        if isinstance(journal, Path):  # not resumable from here on
+            os.replace(journal, work / f"{JOURNAL}.committing")
+        else:  # an object store: no rename; the journal just goes
+            remove_tree(journal)
+        store._commit(work / "data", store.path / out)
+    except Exception:  # e.g. no space left for the metadata: leave nothing behind
+        remove_tree(work)
+        raise
     kill_point("committed")
     remove_tree(work)
     return store[out]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backends.base import Handle
 from ..core.chunks import normalize_chunks
-from ..core.dtypes import check_name, dtype_to_json, parse_dtype
+from ..core.dtypes import check_array_name, dtype_to_json, parse_dtype
 from ..core.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
 from ..core.meta import ArrayMeta
 from ..engine import Plan, Task, get_executor, run
@@ -139,7 +139,7 @@ def where(
     chunk from the blocks holding its rows (an input block spanning two output chunks is
     read twice; blocks with no selected row are not read again).
     """
-    check_name(out, "array name")
+    check_array_name(out)
     store._check_writable()
     if name is None and expr is None:
         raise InvalidArgument("where() without an array name needs expr= (what to select)")

@@ -64,7 +64,7 @@ from ..core.chunks import (
     region_shape,
     split_rows,
 )
-from ..core.dtypes import check_name, dtype_to_json, parse_dtype
+from ..core.dtypes import check_array_name, dtype_to_json, parse_dtype
 from ..core.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
 from ..core.meta import ArrayMeta
 from ..engine import Plan, Task, get_executor, run
@@ -294,7 +294,7 @@ def _map(
     resume: bool,
     checksum: bool = False,
 ) -> Array:
-    check_name(out, "array name")
+    check_array_name(out)
     store._check_writable()
     try:
         json.dumps(attrs or {}, allow_nan=False)
