@@ -159,7 +159,11 @@ class Array:
         target = region_shape(region)
         kept = tuple(n for n, p in zip(target, post, strict=True) if isinstance(p, slice))
         block = np.broadcast_to(np.asarray(value), kept).reshape(target)
-        self.handle.write(logical, block, self.field)
+        # under the array's writer lock (refused while a cast/map/mv/rm/... runs), and
+        # only into the array this handle was opened on (not one that replaced it)
+        with self.store.write_lock(self.name):
+            self.handle.check_current()
+            self.handle.write(logical, block, self.field)
 
     # --------------------------------------------------------------- describe
     def info(self) -> dict[str, Any]:
