@@ -212,7 +212,8 @@ def _write_identity(fd: int) -> None:
     """Best effort: a full disk (or quota) leaves the file empty, the lock still held."""
     data = my_identity().encode()
     try:
-        os.ftruncate(fd, 0)
+        if os.fstat(fd).st_size:  # (a new file: no truncate, which makes ext4 flush on close)
+            os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
