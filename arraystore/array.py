@@ -164,7 +164,11 @@ class Array:
             )
         # numpy's own conversion (and errors) into a scratch block, before touching disk
         block = assigned_block(value, self.dtype, region_shape(region), post, _has_ellipsis(key))
-        self.handle.write(logical, block, self.field)
+        # under the array's writer lock (refused while a cast/map/mv/rm/... runs), and
+        # only into the array this handle was opened on (not one that replaced it)
+        with self.store.write_lock(self.name):
+            self.handle.check_current()
+            self.handle.write(logical, block, self.field)
 
     # --------------------------------------------------------------- describe
     def info(self) -> dict[str, Any]:

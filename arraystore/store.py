@@ -532,19 +532,40 @@ class Store:
     def update_meta(self, name: str, meta: ArrayMeta) -> None:
         """Rewrite an array's sidecar (attrs, history) atomically."""
         self._check_writable()
-        write_json(self._array_path(name) / SIDECAR, meta.to_sidecar())
+        with self.write_lock(name):  # not while a cast/mv/rm/... of it runs
+            with self.open_handle(name) as handle:
+                now = handle.meta
+            if now.evolve(attrs=meta.attrs, history=meta.history) != meta:
+                raise ArrayNotFound(
+                    f"array {name!r} is not the array these metadata describe (replaced "
+                    "since it was opened? open it again); update_meta changes attrs and "
+                    "history only"
+                )
+            write_json(self._array_path(name) / SIDECAR, meta.to_sidecar())
 
     def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
-        """The writer lock of array ``name`` (fails fast when another process holds it)."""
-        from .backends._lock import writer_lock
+        """The writer lock of array ``name`` for an operation (fails fast when another
+        process, or another operation of this one, holds it)."""
+        return self._lock(name, shared=False)
+
+    def write_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """The writer lock of array ``name`` for one region write (``arr[...] = x``):
+        shared with the region writes of this process, refused while an operation (or
+        another process) holds it. See :mod:`arraystore.backends._lock`."""
+        return self._lock(name, shared=True)
+
+    def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
+        from .backends._lock import hold, writer_lock
 
         self._check_writable()
         check_array_name(name)
         if self.remote:
             from .backends._remote import remote_lock
 
-            return remote_lock(self.path, name)  # type: ignore[arg-type]
-        return writer_lock(self.path, name)
+            key = str(self.path / f".{name}.lock")
+            return hold(key, name, shared, lambda: remote_lock(self.path, name))  # type: ignore[arg-type]
+        key = os.path.abspath(self.path / f".{name}.lock")
+        return hold(key, name, shared, lambda: writer_lock(self.path, name))
 
     def default_backend(self, backend: str | None) -> str:
         """``backend`` checked against the store: memmap needs a local store."""

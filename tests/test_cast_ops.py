@@ -510,8 +510,7 @@ def test_interrupted_cast_resumes(
 def test_resume_takes_the_lock_of_out(
     store: arraystore.Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
+    from test_reliability import lock_holder
 
     from arraystore.core.errors import LockedError
 
@@ -521,9 +520,8 @@ def test_resume_takes_the_lock_of_out(
         _interrupt_after(m, 1)
         with pytest.raises(KeyboardInterrupt):
             cast(store, "x", "f4", out="y", executor="serial", memory="32MiB")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = lock_holder(store.path, "y")  # another live writer of y
     try:
-        (store.path / ".y.lock").write_text(str(other.pid))  # another live writer of y
         with pytest.raises(LockedError):  # as a fresh cast with out="y" does
             cast(store, "x", "f4", out="y")
         try:
@@ -533,7 +531,7 @@ def test_resume_takes_the_lock_of_out(
         raise AssertionError("resume committed 'y' while another process held its lock")
     finally:
         other.kill()
-        other.wait()
+        other.communicate()
 
 
 @pytest.mark.parametrize("casting", ["value", "clip", "unsafe"])

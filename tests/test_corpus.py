@@ -19,6 +19,7 @@ drop the mark then.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -178,8 +179,17 @@ def _garbage_chunk(ws: Path) -> None:
     (ws / "s.store" / "zex" / "id" / "c" / "0").write_bytes(b"garbage!")
 
 
+_LOCK_FDS: list[int] = []  # closed by test_bad_input
+
+
 def _live_lock(ws: Path) -> None:
-    (ws / "s.store" / ".ex.lock").write_text("1")  # PID 1 always runs
+    """A held lock (flock-ed, as a live writer holds it) naming PID 1 (always runs). A
+    lock file nobody flocks is stale whatever PID it names (issue 15)."""
+    lock = ws / "s.store" / ".ex.lock"
+    lock.write_text("1")
+    fd = os.open(lock, os.O_RDONLY)
+    _LOCK_FDS.append(fd)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _zero_size_field(ws: Path) -> None:
@@ -798,10 +808,14 @@ def test_bad_input(ws: Path, capsys: pytest.CaptureFixture[str], case: Case) -> 
     if case.setup is not None:
         case.setup(ws)
     args = [a.replace("{s}", str(ws / "s.store")).replace("{w}", str(ws)) for a in case.args]
-    before = tree_hash(ws)
-    code, _, err = run_cli(args, capsys)
-    assert_one_line_error(code, err, case.match)
-    assert_same_tree(before, tree_hash(ws))
+    try:
+        before = tree_hash(ws)
+        code, _, err = run_cli(args, capsys)
+        assert_one_line_error(code, err, case.match)
+        assert_same_tree(before, tree_hash(ws))
+    finally:
+        while _LOCK_FDS:
+            os.close(_LOCK_FDS.pop())
 
 
 # ------------------------------------------------------------- read-only

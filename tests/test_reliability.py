@@ -188,12 +188,33 @@ def test_stale_lock_subprocess_cast(small: Path) -> None:
     assert top(small) == ["a", "zarr.json"]
 
 
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from arraystore.backends._lock import writer_lock
+with writer_lock(Path(sys.argv[1]), sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def lock_holder(root: Path, name: str) -> subprocess.Popen[str]:
+    """A process holding the writer lock of ``name`` (as a CLI writer does) until killed."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(root), name],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert p.stdout is not None and p.stdout.readline() == "held\n"
+    return p
+
+
 def test_live_lock_is_respected_until_its_process_ends(
     small: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = lock_holder(small, "a")
     try:
-        (small / ".a.lock").write_text(str(holder.pid))
         before = tree(small)
         for args in (
             ["cast", str(small), "a", "--to", "f4"],
@@ -213,12 +234,73 @@ def test_live_lock_is_respected_until_its_process_ends(
             pass
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()
     code, out, err = run_cli(["verify", str(small)], capsys)
     assert "stale lock .a.lock" in out and (small / ".a.lock").exists()  # reported only
     code, _, err = run_cli(["cast", str(small), "a", "--to", "f4", "--quiet"], capsys)
     assert code == 0, err
     assert top(small) == ["a", "zarr.json"]
+
+
+def test_lock_file_nobody_flocks_is_stale_whatever_pid_it_names(
+    small: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: a lock file naming a live but unrelated PID blocked every writer forever and
+    ``verify --repair`` neither reported nor cleared it. The flock is the lock: a file
+    nobody flocks is stale, whatever PID (live, reused, ours) it names."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    lock = small / ".a.lock"
+    try:
+        for text in (str(other.pid), f"{other.pid} 1", str(os.getpid())):
+            lock.write_text(text)
+            code, out, _ = run_cli(["verify", str(small)], capsys)
+            assert code == 0 and "leftover: a: stale lock .a.lock" in out, out
+            if text == str(other.pid):
+                assert f"names PID {other.pid}, a live process that does not hold it" in out
+            code, out, _ = run_cli(["verify", str(small), "--repair"], capsys)
+            assert code == 0 and "stale lock .a.lock" in out and "(removed)" in out, out
+            assert top(small) == ["a", "zarr.json"]
+            lock.write_text(text)
+            arr = arraystore.open(small)["a"]
+            arr[0:2] = [7.0, 8.0]  # a Python write takes it over too
+            code, _, err = run_cli(["cast", str(small), "a", "--to", "f8", "--quiet"], capsys)
+            assert code == 0, err
+            assert top(small) == ["a", "zarr.json"]
+            np.testing.assert_array_equal(arraystore.open(small)["a"][0:3], [7.0, 8.0, 2.0])
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_lock_identity_survives_pid_reuse() -> None:
+    """The lock records PID and start time: a live process with another start time (a
+    reused PID) is not its writer."""
+    from arraystore.backends import _lock
+
+    ident = _lock.parse_identity(_lock.my_identity())
+    assert ident is not None and ident[0] == os.getpid() and ident[1] is not None
+    assert _lock._alive(*ident)
+    assert not _lock._alive(os.getpid(), str(int(ident[1]) + 1))
+    assert _lock.parse_identity("12 34") == (12, "34") and _lock.parse_identity("x") is None
+
+
+def test_lock_that_is_a_directory(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Was: a directory in place of the lock aborted ``verify --repair`` (and writers
+    printed a traceback). Writers give one line, verify reports it, --repair removes it."""
+    (small / ".a.lock").mkdir()
+    (small / ".a.lock" / "junk").write_text("x")
+    code, _, err = run_cli(["cast", str(small), "a", "--to", "f4"], capsys)
+    assert code == 1 and ".a.lock is a directory" in one_error_line(err)
+    with pytest.raises(LockedError, match="is a directory"):
+        arraystore.open(small)["a"][0:1] = 5.0
+    code, out, _ = run_cli(["verify", str(small)], capsys)
+    assert code == 0 and "lock .a.lock is a directory" in out
+    assert (small / ".a.lock").is_dir()
+    code, out, _ = run_cli(["verify", str(small), "--repair"], capsys)
+    assert code == 0 and "lock .a.lock is a directory" in out and "(removed)" in out
+    assert top(small) == ["a", "zarr.json"]
+    code, _, err = run_cli(["cast", str(small), "a", "--to", "f4", "--quiet"], capsys)
+    assert code == 0, err
 
 
 def test_verify_repair_removes_stale_lock(small: Path, capsys: pytest.CaptureFixture[str]):
@@ -750,6 +832,8 @@ for _ in range(n):
             os.unlink(marker)
     except LockedError:
         pass
+    time.sleep(0.0002)  # (a fail-fast lock is not fair: a holder re-taking it at once
+    # beats the others, whose open file was unlinked under them, every time)
 print(held, clashes)
 """
 

@@ -11,6 +11,7 @@ import json
 import pickle
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -177,10 +178,18 @@ def test_memory_lock_object(mem_url: str) -> None:
     s.create("x", data=np.arange(10.0))
     with s.lock("x"):
         assert ".x.lock" in _keys(mem_url)
-        with pytest.raises(LockedError, match="locked by a writer"):
+        with pytest.raises(LockedError, match="already locked by this process"):
             s.delete("x")
         with pytest.raises(LockedError):
             cast(s, "x", "f4")
+        with ThreadPoolExecutor(1) as ex, pytest.raises(LockedError, match="locked by a writer"):
+            ex.submit(s["x"].__setitem__, slice(0, 1), 5.0).result()  # from another thread
+        s["x"][0:1] = 5.0  # the holding thread may write
+    s["x"][1:2] = 6.0  # a region write takes (and drops) the lock object itself
+    assert ".x.lock" not in _keys(mem_url)
+    np.testing.assert_array_equal(s["x"][0:3], [5.0, 6.0, 2.0])
+    with s.lock("x"):
+        pass
     assert ".x.lock" not in _keys(mem_url)
     s.delete("x")
 

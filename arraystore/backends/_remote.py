@@ -264,7 +264,10 @@ def remote_lock(root: RemotePath, name: str) -> Iterator[None]:
     """A writer lock object ``.NAME.lock`` created with a conditional (exclusive) put."""
     lock = root / f".{name}.lock"
     token = uuid.uuid4().hex
-    doc = {"host": socket.gethostname(), "pid": os.getpid(), "token": token}
+    from ._lock import my_identity
+
+    start = my_identity().partition(" ")[2] or None  # tells a reused PID from ours
+    doc = {"host": socket.gethostname(), "pid": os.getpid(), "start": start, "token": token}
     fs = lock.fs
     try:
         try:
@@ -312,8 +315,9 @@ def _stale(lock: RemotePath) -> bool:
     doc = _read(lock)
     if doc is None or doc.get("host") != socket.gethostname():
         return False
-    pid = doc.get("pid")
-    return isinstance(pid, int) and pid != os.getpid() and not _alive(pid)
+    pid, start = doc.get("pid"), doc.get("start")
+    start = start if isinstance(start, str) else None
+    return isinstance(pid, int) and pid != os.getpid() and not _alive(pid, start)
 
 
 def _read(lock: RemotePath) -> dict[str, Any] | None:

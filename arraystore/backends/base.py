@@ -53,6 +53,11 @@ class Handle(ABC):
     def stored_bytes(self) -> int:
         """Bytes the array's data occupies on disk."""
 
+    def check_current(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`ArrayNotFound` if the array this handle was opened on is no
+        longer the one at ``path`` (a commit replaced it, or it was removed or moved).
+        Region writes call it under the array's writer lock, before writing."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file descriptors (the handle stays usable: it reopens lazily)."""
 

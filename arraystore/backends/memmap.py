@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.chunks import Region
 from ..core.dtypes import is_bfloat16
-from ..core.errors import CorruptData, InvalidArgument, MetadataError, ReadOnlyError
+from ..core.errors import ArrayNotFound, CorruptData, InvalidArgument, MetadataError, ReadOnlyError
 from ..core.meta import SIDECAR, ArrayMeta
 from ._io import start_writeback
 from .base import Backend, Handle, check_block
@@ -98,6 +98,16 @@ def check_npy_size(
         )
 
 
+def _ident(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _replaced(path: Path) -> ArrayNotFound:
+    return ArrayNotFound(
+        f"array {path.name!r} was replaced or removed after it was opened (open it again)"
+    )
+
+
 def _bytes_view(arr: np.ndarray) -> memoryview:
     """A writable/readable byte view of a C-contiguous array (no copy)."""
     return memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
@@ -119,13 +129,31 @@ class MemmapHandle(Handle):
         #: writes update ``data.crc32c`` in place (a committed checksummed array, see
         #: memmap_crc); a new array's checksums are computed by ``flush`` instead
         self.crc_live = False
+        #: (st_dev, st_ino) of the data file this handle was opened on (None: not known)
+        self.ident: tuple[int, int] | None = None
 
     def fd(self) -> int:
         if self._fd is None:
             with _OPEN_LOCK:  # threads share one descriptor (pread/pwrite need no seek)
                 if self._fd is None:
-                    self._fd = os.open(self.file, os.O_RDWR if self.writable else os.O_RDONLY)
+                    fd = os.open(self.file, os.O_RDWR if self.writable else os.O_RDONLY)
+                    # reopened by name (after close, or in another process): is it
+                    # still that file? (the inode only: st_dev differs across NFS clients)
+                    if self.ident is not None and os.fstat(fd).st_ino != self.ident[1]:
+                        os.close(fd)
+                        raise _replaced(self.path)
+                    self._fd = fd
         return self._fd
+
+    def check_current(self) -> None:
+        if self.ident is None:
+            return
+        try:
+            now = _ident(os.stat(self.file))
+        except (FileNotFoundError, NotADirectoryError):
+            now = None
+        if now != self.ident:
+            raise _replaced(self.path)
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
@@ -268,7 +296,10 @@ class MemmapBackend(Backend):
         with open(path / DATA, "wb") as f:
             offset = write_header(f, meta.dtype, meta.shape)
             f.truncate(offset + meta.nbytes)
-        return MemmapHandle(path, meta, offset, writable=True)
+            ident = _ident(os.fstat(f.fileno()))
+        handle = MemmapHandle(path, meta, offset, writable=True)
+        handle.ident = ident
+        return handle
 
     def open(
         self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None
@@ -299,6 +330,7 @@ class MemmapBackend(Backend):
             raise
         handle = MemmapHandle(path, meta, offset, writable=(mode != "r"))
         handle._fd = fd
+        handle.ident = _ident(os.fstat(fd))
         # a committed checksummed array: writes keep data.crc32c up to date
         handle.crc_live = meta.checksum and handle.writable and (path / SIDECAR).exists()
         return handle

@@ -28,7 +28,13 @@ import numpy as np
 
 from ..core.chunks import Region, chunk_region, chunks_touching, intersect, relative
 from ..core.dtypes import Field, fields_of, is_bfloat16
-from ..core.errors import CorruptData, MetadataError, ReadOnlyError, UnknownCodec
+from ..core.errors import (
+    ArrayNotFound,
+    CorruptData,
+    MetadataError,
+    ReadOnlyError,
+    UnknownCodec,
+)
 from ..core.meta import ArrayMeta
 from ._io import read_json
 from .base import Backend, Handle, check_block
@@ -146,6 +152,11 @@ class ZarrHandle(Handle):
         # the array folder as opened: chunk files are read relative to it (a commit that
         # replaces the array cannot pair these metadata with the new array's chunks)
         self._dir_fd = None if dir_fd is None else os.dup(dir_fd)
+        #: (st_dev, st_ino) of that folder (kept when the handle is pickled)
+        self._home: tuple[int, int] | None = None
+        if dir_fd is not None:
+            st = os.fstat(dir_fd)
+            self._home = (st.st_dev, st.st_ino)
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
@@ -153,6 +164,20 @@ class ZarrHandle(Handle):
         state["_cio"] = {}
         state["_dir_fd"] = None  # file descriptors do not travel to other processes
         return state
+
+    def check_current(self) -> None:
+        if self._home is None or not isinstance(self.path, Path):
+            return
+        try:
+            st = os.stat(self.path)
+            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except (FileNotFoundError, NotADirectoryError):
+            now = None
+        if now != self._home:
+            raise ArrayNotFound(
+                f"array {self.path.name!r} was replaced or removed after it was opened "
+                "(open it again)"
+            )
 
     def close(self) -> None:
         fd, self._dir_fd = getattr(self, "_dir_fd", None), None

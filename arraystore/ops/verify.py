@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..backends import _lock
 from ..backends._io import move_tree, remove_tree
-from ..backends._lock import holder
 from ..core.errors import ArrayStoreError
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def _busy(store: Store, owner: str) -> bool:
     lock = store.path / f".{owner}.lock"
     if store.remote:  # a lock object: its holder may be on another machine
         return lock.exists()
-    return holder(lock) is not None
+    return _lock.state(lock) == "held"  # the flock decides, not the PID written in it
 
 
 def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
@@ -168,7 +168,7 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
             report.findings.append(Finding("leftover", owner, msg, done))
             continue
         m = SPOOL.match(entry)
-        if m and path.is_file() and holder(store.path / f".{m.group('name')}.lock") is None:
+        if m and path.is_file() and not _busy(store, m.group("name")):
             if repair:
                 path.unlink(missing_ok=True)
             msg = f"leftover of an interrupted import of {m.group('name')!r}: {entry}"
@@ -184,11 +184,32 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
                 )
             )
             continue
-        if m and holder(path) is None:
-            done = False
-            if repair:
-                path.unlink(missing_ok=True)
-                done = True
-            report.findings.append(
-                Finding("leftover", m.group("name"), f"stale lock {entry}", done)
-            )
+        if m:
+            found = _lock_finding(path, m.group("name"), repair)
+            if found is not None:
+                report.findings.append(found)
+
+
+def _lock_finding(path: Any, owner: str, repair: bool) -> Finding | None:
+    """A lock file nobody holds (its flock is free) is stale whatever PID it names: a
+    dead writer's, or one a PID reuse or another tool made look alive; a directory or
+    symlink in its place blocks every writer. ``repair`` removes them (never a held one)."""
+    entry, kind = path.name, _lock.state(path)
+    if kind in ("held", "absent"):
+        return None  # a writer is running (or it just went)
+    if kind == "stale":
+        msg = f"stale lock {entry}"
+        ident = _lock.recorded(path)
+        if ident is not None and _lock._alive(*ident):
+            msg += f" (names PID {ident[0]}, a live process that does not hold it)"
+        done = repair and _lock.remove_stale(path)
+    elif kind == "directory":
+        msg = f"lock {entry} is a directory (blocks every writer of {owner!r})"
+        done = repair and _lock.remove_stale(path)
+    else:
+        msg = f"lock {entry} is not a regular file (blocks every writer of {owner!r})"
+        done = False
+        if repair and os.path.islink(path):
+            os.unlink(path)  # the link itself, never what it points to
+            done = True
+    return Finding("leftover", owner, msg, done)
