@@ -428,6 +428,8 @@ def compare_table(rows: list[dict], threshold: float) -> list[str]:
             f"{r['new_ratio']:.2f}x | {r['worse']:+.0%} | {'REGRESSION' if r['flag'] else ''} |"
         )
     flagged = sum(r["flag"] for r in rows)
+    if not rows:
+        lines.append("(no scenario, cache and format with arraystore and an anchor in both)")
     lines += [
         "",
         f"{flagged} regression(s): arraystore more than {threshold:.0%} slower relative to "
