@@ -17,12 +17,29 @@ Child kinds (each measured run is a fresh process started by ``common.measure``)
   (``blosc2.astype(b, "f4", urlpath=...)``) and map (the lazy expression ``a * 2 + b``
   ``.compute(urlpath=...)``).
 
+* ``tensorstore-stats``: tensorstore on a zarr v3 array (``{"driver": "zarr3",
+  "kvstore": {"driver": "file", ...}}``, context limits ``data_copy_concurrency`` and
+  ``file_io_concurrency`` = ``--workers``), read the way a user writes it: ``--workers``
+  threads, each looping over its share of chunk-aligned row blocks with
+  ``x[lo:hi].read().result()`` and reducing each block with numpy (``b.sum(0)``,
+  ``b.var(0)``, ``b.min(0)``, ``b.max(0)``); the blocks' (count, mean, M2) are merged
+  with Chan's formula. tensorstore reads the standard codecs (bytes, blosc, zstd,
+  gzip, crc32c, ...) but not ``numcodecs.lz4`` (arraystore's ``lz4``).
+* ``dask-zarrs-stats``: ``bench_stats``'s dask-on-zarr anchor with the zarrs codec
+  pipeline (Rust; PyPI ``zarrs``) set in the process: ``zarr.config.set({
+  "codec_pipeline.path": "zarrs.ZarrsCodecPipeline", "codec_pipeline.strict": True,
+  "threading.max_workers": --workers})`` (strict: an unsupported codec fails instead of
+  silently falling back to zarr-python's pipeline; zarrs has no ``numcodecs.lz4``).
+
 ``ensure_b2nd`` writes the ``.b2nd`` copy of a ``.npy`` (same values) once and reuses it.
+``zarr_stats_anchors`` builds the tensorstore, dask+zarrs and ``dd iflag=direct``
+candidates of the suite's ``stats`` scenario for its zarr formats.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 import warnings
@@ -38,6 +55,13 @@ import bench_stats
 import common
 
 BLOCK = 64 * common.MiB
+# (system, format) pairs that cannot run: recorded under "skipped" in the suite JSON
+UNREADABLE = {
+    ("tensorstore", "zarr-lz4"): "arraystore's lz4 is numcodecs.lz4 (not in the zarr v3 "
+    "spec): tensorstore cannot read it",
+    ("dask-zarrs", "zarr-lz4"): "arraystore's lz4 is numcodecs.lz4: the zarrs pipeline has "
+    "no such codec (non-strict, it would silently fall back to zarr-python's = dask/)",
+}
 
 
 # ------------------------------------------------------------------- datasets
@@ -203,6 +227,115 @@ def run_blosc2_map(spec: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "check": bench_map._sample(dst)}
 
 
+# ---------------------------------------------------------------- tensorstore
+def use_zarrs(workers: int) -> None:
+    """Make the zarrs (Rust) codec pipeline zarr-python's, for this process."""
+    import zarr
+
+    zarr.config.set(
+        {
+            "codec_pipeline.path": "zarrs.ZarrsCodecPipeline",
+            "codec_pipeline.strict": True,
+            "threading.max_workers": workers,
+        }
+    )
+
+
+def ts_open(path: str, workers: int) -> Any:
+    import tensorstore as ts
+
+    limits = {"limit": workers}
+    ctx = ts.Context({"data_copy_concurrency": limits, "file_io_concurrency": limits})
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": path}}
+    return ts.open(spec, read=True, context=ctx).result()
+
+
+def ts_reduce(x: Any, workers: int) -> dict[str, np.ndarray]:
+    """sum/mean/std/min/max over axis 0 of a tensorstore array: ``workers`` threads,
+    each reading its chunk-aligned row blocks (interleaved) and reducing them with numpy;
+    the partial (count, mean, M2) merge with Chan's formula."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = x.shape[0]
+    step = int(x.chunk_layout.read_chunk.shape[0])
+    blocks = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+    def work(mine: list[tuple[int, int]]) -> list[tuple[Any, ...]]:
+        parts = []
+        for lo, hi in mine:
+            b = x[lo:hi].read().result()
+            s = b.sum(axis=0)
+            parts.append((hi - lo, s, s / (hi - lo), b.var(axis=0) * (hi - lo), b.min(0), b.max(0)))
+        return parts
+
+    with ThreadPoolExecutor(workers) as ex:
+        parts = [p for ps in ex.map(work, [blocks[k::workers] for k in range(workers)]) for p in ps]
+    cnt, total, mean, m2, mn, mx = parts[0]
+    for nb, sb, mb, m2b, mnb, mxb in parts[1:]:
+        both = cnt + nb
+        delta = mb - mean
+        mean = mean + delta * (nb / both)
+        m2 = m2 + m2b + delta * delta * (cnt * nb / both)
+        total, cnt = total + sb, both
+        mn, mx = np.minimum(mn, mnb), np.maximum(mx, mxb)
+    return {"sum": total, "mean": mean, "std": np.sqrt(m2 / cnt), "min": mn, "max": mx}
+
+
+def run_tensorstore_stats(spec: dict[str, Any]) -> dict[str, Any]:
+    import tensorstore  # noqa: F401
+
+    t0 = time.perf_counter()
+    out = ts_reduce(ts_open(spec["zarr"], spec["workers"]), spec["workers"])
+    return {"seconds": time.perf_counter() - t0, "values": _values(out)}
+
+
+def run_dask_zarrs_stats(spec: dict[str, Any]) -> dict[str, Any]:
+    import zarrs  # noqa: F401
+
+    use_zarrs(spec["workers"])
+    return bench_stats.run_dask_zarr(spec)
+
+
+def zarr_stats_anchors(
+    args: Any, paths: dict[str, Path], systems: list[str], groups: dict[str, str], nbytes: int
+) -> tuple[list[common.Candidate], list[dict[str, str]]]:
+    """tensorstore, dask+zarrs and ``dd iflag=direct`` on each zarr format in ``groups``
+    (format name -> the table group of arraystore's row); returns the candidates and
+    the (system, format) pairs skipped because the system cannot read the format."""
+    cands, skipped = [], []
+    for fmt, group in groups.items():
+        files = common.data_files(paths[fmt])
+        base: dict[str, Any] = dict(group=group, nbytes=nbytes, warm_files=files)
+        child = dict(zarr=str(paths[fmt]), workers=args.workers)
+        for system, kind, label in (
+            ("tensorstore", "tensorstore-stats", f"tensorstore {args.workers}-thread read loop"),
+            ("dask-zarrs", "dask-zarrs-stats", f"dask from_zarr + zarrs, {args.workers} thr"),
+        ):
+            if system not in systems:
+                continue
+            if (system, fmt) in UNREADABLE:
+                skipped.append({"system": system, "format": fmt, "reason": UNREADABLE[system, fmt]})
+                continue
+            cands.append(
+                common.Candidate(f"{system}/{fmt}", label, child=dict(kind=kind, **child), **base)
+            )
+        loop = " ".join(shlex.quote(str(f)) for f in files)
+        direct = (
+            f'for f in {loop}; do dd if="$f" of=/dev/null bs=16M iflag=direct status=none '
+            "|| exit 1; done"
+        )
+        cands.append(
+            common.Candidate(
+                f"dd-direct/{fmt}",
+                "dd bs=16M iflag=direct, chunk files",
+                cmd=["sh", "-c", direct],
+                read_bytes=common.file_bytes(files),
+                **base,
+            )
+        )
+    return cands, skipped
+
+
 KINDS = {
     "numpy-naive": run_numpy_naive,
     "cubed-stats": run_cubed_stats,
@@ -211,6 +344,8 @@ KINDS = {
     "blosc2-stats": run_blosc2_stats,
     "blosc2-cast": run_blosc2_cast,
     "blosc2-map": run_blosc2_map,
+    "tensorstore-stats": run_tensorstore_stats,
+    "dask-zarrs-stats": run_dask_zarrs_stats,
 }
 
 

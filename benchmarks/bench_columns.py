@@ -10,8 +10,10 @@ Scenarios and child kinds:
 
 * ``field-stats``: count/sum/mean/std/min/max of the field. arraystore
   ``reduce(arr, ops, fields="f3")``; numpy ``m = np.load(npy, mmap_mode="r")["f3"]``
-  then ``m.sum()``, ``m.mean()``, ``m.std()``, ``m.min()``, ``m.max()``; dask and
-  cubed on the field's zarr array (``STORE/NAME/f3``, a plain zarr v3 array).
+  then ``m.sum()``, ``m.mean()``, ``m.std()``, ``m.min()``, ``m.max()``; dask (with
+  zarr-python's codec pipeline and with zarrs'), cubed and tensorstore (a 2-thread read
+  loop, ``bench_anchors.ts_reduce``) on the field's zarr array (``STORE/NAME/f3``, a
+  plain zarr v3 array).
 * ``median``: arraystore ``quantile(arr, 0.5, fields="f3")`` (exact); numpy
   ``np.median(m)`` (copies the column into RAM); dask ``da.median(x, axis=0)`` (exact:
   rechunks the column into one chunk).
@@ -135,6 +137,10 @@ def run_dask(spec: dict[str, Any]) -> dict[str, Any]:
 
     warnings.simplefilter("ignore")
     what = spec["what"]
+    if spec.get("zarrs"):
+        import bench_anchors
+
+        bench_anchors.use_zarrs(spec["workers"])
     with dask.config.set(scheduler="threads", num_workers=spec["workers"]):
         t0 = time.perf_counter()
         x = da.from_zarr(spec["zarr"])
@@ -168,7 +174,24 @@ def run_cubed(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-KINDS = {"arraystore": run_arraystore, "numpy": run_numpy, "dask": run_dask, "cubed": run_cubed}
+def run_tensorstore(spec: dict[str, Any]) -> dict[str, Any]:
+    import bench_anchors
+    import tensorstore  # noqa: F401
+
+    t0 = time.perf_counter()
+    x = bench_anchors.ts_open(spec["zarr"], spec["workers"])
+    out = bench_anchors.ts_reduce(x, spec["workers"])
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "answer": {k: float(out[k]) for k in STAT_KEYS}}
+
+
+KINDS = {
+    "arraystore": run_arraystore,
+    "numpy": run_numpy,
+    "dask": run_dask,
+    "cubed": run_cubed,
+    "tensorstore": run_tensorstore,
+}
 
 
 # ---------------------------------------------------------------- candidates
@@ -226,6 +249,18 @@ def candidates(
             )
         )
         if what == "field-stats":
+            zarrs = dict(kind="dask", what=what, zarr=str(col), workers=args.workers, zarrs=True)
+            cands.append(
+                Candidate("dask-zarrs/zarr", "dask + zarrs pipeline", child=zarrs, **z_base)
+            )
+            cands.append(
+                Candidate(
+                    "tensorstore/zarr",
+                    f"tensorstore {args.workers}-thread loop",
+                    child=dict(kind="tensorstore", zarr=str(col), workers=args.workers),
+                    **z_base,
+                )
+            )
             cands.append(
                 Candidate(
                     "cubed/zarr",

@@ -340,6 +340,18 @@ def candidates(
 
 
 # ---------------------------------------------------------------- analysis
+def reference(results: list[Result]) -> Result | None:
+    """The result the others are checked against: the 2-thread numpy loop, else another
+    numpy one; without memmap, dask's (zarr-python's decoder); else the first with values."""
+
+    def rank(r: Result) -> int:
+        heads = ("numpy/memmap/2t", "numpy", "dask/")
+        return next((i for i, h in enumerate(heads) if r.key.startswith(h)), len(heads))
+
+    done = [r for r in results if r.runs and r.runs[-1].payload.get("values")]
+    return min(done, key=rank, default=None)
+
+
 def check_values(results: list[Result], ref: dict[str, np.ndarray], rows: int) -> None:
     """Candidates agree with the reference (numpy 1 thread, else the first) within
     1e-9 std (mean, std; sum: 1e-9 std x N) and exactly for min/max."""

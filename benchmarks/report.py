@@ -4,12 +4,17 @@
     .venv/bin/python benchmarks/report.py results/suite-8GiB-...json
     .venv/bin/python benchmarks/report.py --scaling        # + scaling-<host>.png/.md
     .venv/bin/python benchmarks/report.py --estimate 8GiB A.json B.json   # suite time
+    .venv/bin/python benchmarks/report.py --compare OLD.json NEW.json     # regressions
 
 For ``X.json`` writes ``X.md`` (a summary table: best GB/s of each system per scenario
 and format, warm and cold page cache; then every candidate's row) and ``X.png`` (one bar
 chart per scenario, warm and cold). ``--scaling`` reads every ``suite-*.json`` of the
 host in the directory and plots arraystore's time and peak RSS against the array size
 (one line per scenario/format; of several runs of one size the latest is used).
+``--compare OLD NEW`` prints, for every (scenario, cache, format, system) in both,
+arraystore's median time and its speed ratio to that anchor (and to the best anchor,
+``dd`` excluded) in each, flagging the rows where the ratio got more than
+``--threshold`` (10 %) worse; it always exits 0 (a report, not a gate).
 Nothing here measures anything.
 """
 
@@ -26,11 +31,24 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SYSTEMS = ("arraystore", "numpy", "dask", "cubed", "blosc2", "dd", "pyarrow")
+SYSTEMS = (
+    "arraystore",
+    "numpy",
+    "dask",
+    "dask-zarrs",
+    "tensorstore",
+    "cubed",
+    "blosc2",
+    "dd",
+    "pyarrow",
+)
+LIMITS = ("dd",)  # dd/cat: reading the bytes, not an anchor doing the work
 COLORS = {
     "arraystore": "#d62728",
     "numpy": "#1f77b4",
     "dask": "#ff7f0e",
+    "dask-zarrs": "#bcbd22",
+    "tensorstore": "#17becf",
     "cubed": "#2ca02c",
     "blosc2": "#9467bd",
     "dd": "#7f7f7f",
@@ -146,7 +164,9 @@ def markdown(doc: dict[str, Any], name: str) -> str:
         out += [
             "Skipped: "
             + "; ".join(
-                f"{s.get('system') or s.get('scenario')} ({s['reason']})" for s in doc["skipped"]
+                f"{'/'.join(s[k] for k in ('system', 'scenario', 'format') if k in s)} "
+                f"({s['reason']})"
+                for s in doc["skipped"]
             ),
             "",
         ]
@@ -343,13 +363,103 @@ def estimate(docs: list[dict[str, Any]], size: int) -> dict[str, float]:
     return out
 
 
+# ------------------------------------------------------------------- compare
+def _best_times(doc: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, float]]:
+    """(scenario, cache, format) -> system -> its fastest candidate's median seconds.
+    arraystore's variants (``arraystore-2nd``, ``arraystore-cli``) are left out: the
+    fresh-process call is the one compared."""
+    out: dict[tuple[str, str, str], dict[str, float]] = {}
+    for r in doc["results"]:
+        if not _ok(r) or (r["system"] == "arraystore" and r["key"].split("/")[0] != "arraystore"):
+            continue
+        d = out.setdefault((r["scenario"], r["cache"], _group_key(r)), {})
+        d[r["system"]] = min(d.get(r["system"], math.inf), r["median_s"])
+    return out
+
+
+def compare(old: dict[str, Any], new: dict[str, Any], threshold: float = 0.10) -> list[dict]:
+    """Rows of arraystore's speed relative to each anchor (and to the best anchor, dd
+    excluded) in two suite documents, for every (scenario, cache, format, system) in both.
+
+    ratio = anchor's median s / arraystore's (2.0: arraystore twice as fast). A row is
+    flagged when ``old ratio / new ratio - 1 > threshold``: arraystore lost more than
+    ``threshold`` against that anchor."""
+    o, n = _best_times(old), _best_times(new)
+    rows = []
+    for key in [k for k in n if k in o]:
+        a0, a1 = o[key].get("arraystore"), n[key].get("arraystore")
+        if a0 is None or a1 is None:
+            continue
+        both = [s for s in n[key] if s in o[key] and s != "arraystore"]
+        anchors = [(s, o[key][s], n[key][s]) for s in sorted(both, key=_rank)]
+        real = [(o[key][s], n[key][s]) for s in both if s not in LIMITS]
+        if real:
+            anchors.append(("best anchor", min(t for t, _ in real), min(t for _, t in real)))
+        for system, t0, t1 in anchors:
+            r0, r1 = t0 / a0, t1 / a1
+            worse = r0 / r1 - 1
+            rows.append(
+                dict(
+                    scenario=key[0],
+                    cache=key[1],
+                    format=key[2],
+                    system=system,
+                    old_s=a0,
+                    new_s=a1,
+                    old_ratio=r0,
+                    new_ratio=r1,
+                    worse=worse,
+                    flag=worse > threshold,
+                )
+            )
+    return rows
+
+
+def compare_table(rows: list[dict], threshold: float) -> list[str]:
+    lines = [
+        "| scenario | cache | format | vs | arraystore s old | new | ratio old | new | "
+        "slowdown vs it | |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scenario']} | {r['cache']} | {r['format']} | {r['system']} | "
+            f"{r['old_s']:.3f} | {r['new_s']:.3f} | {r['old_ratio']:.2f}x | "
+            f"{r['new_ratio']:.2f}x | {r['worse']:+.0%} | {'REGRESSION' if r['flag'] else ''} |"
+        )
+    flagged = sum(r["flag"] for r in rows)
+    if not rows:
+        lines.append("(no scenario, cache and format with arraystore and an anchor in both)")
+    lines += [
+        "",
+        f"{flagged} regression(s): arraystore more than {threshold:.0%} slower relative to "
+        "an anchor (ratio = anchor's median time / arraystore's, > 1: arraystore faster; "
+        "slowdown = old ratio / new ratio - 1). Timings on a shared machine are noisy: "
+        "check the runs' bg column before believing one.",
+    ]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("json", nargs="*", type=Path, help="suite results (default: the latest)")
     ap.add_argument("--scaling", action="store_true", help="also the scaling plot")
     ap.add_argument("--dir", type=Path, default=RESULTS)
     ap.add_argument("--estimate", default="", help="print the suite's time at this size, e.g. 8GiB")
+    ap.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("OLD", "NEW"),
+        help="compare two suite JSONs: arraystore's ratio to each anchor, regressions flagged",
+    )
+    ap.add_argument("--threshold", type=float, default=0.10, help="--compare: flag above this")
     args = ap.parse_args()
+    if args.compare:
+        old, new = (json.loads(p.read_text()) for p in args.compare)
+        print(f"old: {args.compare[0]}\nnew: {args.compare[1]}\n")
+        print("\n".join(compare_table(compare(old, new, args.threshold), args.threshold)))
+        return
     paths = args.json or sorted(args.dir.glob("suite-*.json"), key=lambda p: p.stat().st_mtime)[-1:]
     if not paths and not args.scaling:
         sys.exit(f"error: no suite-*.json in {args.dir}")

@@ -10,19 +10,17 @@ absent one is reported as skipped), each measured run in a fresh process (see
 arraystore, ``--anchor-repeats`` runs of each anchor), first on a warm page cache,
 then ``--cold-repeats`` runs with the inputs evicted before each run
 (``posix_fadvise(POSIX_FADV_DONTNEED)``) of the ``--cold-systems`` (default arraystore,
-numpy and dd: the anchors that are CPU-bound far below the disk's speed gain little
-information from a cold run, and they are the slow ones). Writes
+numpy and dd); ``--cold`` skips the warm runs and runs every system cold instead. Writes
 ``<out>/suite-<size>-<date>-<host>.json`` and, through ``report.py``, the Markdown
 table and the PNG chart beside it.
 
 Scenarios (``--scenarios``) and the candidates of each (``--systems`` filters them):
 
 * ``stats``: count/sum/mean/std/min/max per column of an (N, 64) float64 array stored
-  as ``.npy`` memmap, zarr v3 without codec, with ``lz4`` and with ``zstd``
-  (``bench_stats.py``): arraystore; numpy (tuned 2-thread loop, and the naive
-  ``x.sum(0)``, ... on ``np.load(mmap_mode="r")``); dask; cubed (zarr none and lz4);
-  python-blosc2 on its own ``.b2nd`` copy of the same values; ``dd``/``cat`` of the
-  files and ``dd iflag=direct`` (the disk itself).
+  as ``.npy`` memmap and zarr v3 none / ``lz4`` (numcodecs) / ``zstd`` / ``blosc-lz4``
+  (``bench_stats.py``): arraystore; numpy (tuned 2-thread loop, naive ``x.sum(0)``);
+  dask (zarr-python, and with the zarrs pipeline); tensorstore; cubed (zarr none,
+  lz4); python-blosc2 on its own ``.b2nd`` copy; ``dd``/``cat`` and ``dd iflag=direct``.
 * ``cast``: float64 -> float32 with the value audit (``bench_cast.py``) from memmap
   and zarr lz4, against numpy, dask, cubed, blosc2 and ``dd`` writing the output.
 * ``map``: ``a * 2 + b`` over two arrays of ``--size / 2`` each (``bench_map.py``),
@@ -66,6 +64,7 @@ FORMATS = (
     ArraySpec("zarr-none", "zarr", "none"),
     ArraySpec("zarr-lz4", "zarr", "lz4"),
     ArraySpec("zarr-zstd", "zarr", "zstd"),
+    ArraySpec("zarr-blosc-lz4", "zarr", "blosc-lz4"),
 )
 # bench_stats candidates the suite keeps (the rest are variants of the issue-3 script)
 STATS_KEEP = (
@@ -119,16 +118,18 @@ class Suite:
         cargs.repeat, cargs.retries = args.cold_repeats, 0
         aargs = copy.copy(args)
         aargs.repeat = args.anchor_repeats
+        # --cold: only cold runs, as many as the warm ones would be
+        caches = ("cold",) if args.cold else ("warm", "cold")[: 1 + (args.cold_repeats > 0)]
         groups: list[list[Result]] = [[], []]
-        for cache in ("warm", "cold"):
+        for cache in caches:
             if cache == "cold":
-                if args.cold_repeats <= 0:
-                    break
                 print(f"-- {scenario}: cold page cache", flush=True)
             for script, c in cands:
                 if cache == "cold" and system_of(c.key) not in args.cold_systems:
                     continue
-                a = cargs if cache == "cold" else args if c.key.startswith("arraystore") else aargs
+                a = args if c.key.startswith("arraystore") else aargs
+                if cache == "cold" and not args.cold:
+                    a = cargs
                 groups[cache == "cold"].append(common.measure(script, c, a, cold=cache == "cold"))
                 if after is not None:
                     after()
@@ -229,6 +230,12 @@ class Suite:
         nbytes = rows * 512
         if "memmap" in paths:
             cands += self.memmap_stats_anchors(paths, nbytes, cands)
+        zgroups = {
+            c.key.split("/")[1]: c.group for _, c in cands if c.key.startswith("arraystore/zarr")
+        }
+        more, skipped = bench_anchors.zarr_stats_anchors(args, paths, self.systems, zgroups, nbytes)
+        cands += [(anchors, c) for c in more]
+        self.skipped += skipped
         for fmt in FORMATS[1:3]:  # cubed: zarr none and lz4 (zstd left out: suite time)
             if fmt not in self.formats:
                 continue
@@ -268,12 +275,11 @@ class Suite:
                     ),
                 )
             )
-        cands = self.wanted(cands)
+        order = list(dict.fromkeys(c.group for _, c in cands))  # each format's rows together
+        cands = self.wanted(sorted(cands, key=lambda sc: order.index(sc[1].group)))
         groups = self.measure("stats", cands)
         for results in groups:
-            ref = next((r for r in results if r.key == "numpy/memmap/2t" and r.runs), None) or next(
-                (r for r in results if r.key.startswith("numpy") and r.runs), None
-            )
+            ref = bench_stats.reference(results)
             if ref is not None:
                 import numpy as np
 

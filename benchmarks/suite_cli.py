@@ -9,10 +9,28 @@ import common
 from common import GiB
 
 SCENARIOS = ("stats", "median", "hist", "cast", "map", "field-stats", "import")
-SYSTEMS = ("arraystore", "numpy", "dask", "cubed", "blosc2", "dd", "pyarrow")
+SYSTEMS = (
+    "arraystore",
+    "numpy",
+    "dask",
+    "dask-zarrs",
+    "tensorstore",
+    "cubed",
+    "blosc2",
+    "dd",
+    "pyarrow",
+)
 COLUMN_SCENARIOS = ("field-stats", "median", "hist")
-FORMATS = ("memmap", "zarr-none", "zarr-lz4", "zarr-zstd")  # run.FORMATS, by name
-PACKAGES = {"dask": "dask", "cubed": "cubed", "blosc2": "blosc2", "pyarrow": "pandas"}
+# run.FORMATS, by name
+FORMATS = ("memmap", "zarr-none", "zarr-lz4", "zarr-zstd", "zarr-blosc-lz4")
+PACKAGES = {
+    "dask": "dask",
+    "dask-zarrs": "zarrs",
+    "tensorstore": "tensorstore",
+    "cubed": "cubed",
+    "blosc2": "blosc2",
+    "pyarrow": "pandas",
+}
 
 
 def system_of(key: str) -> str:
@@ -62,7 +80,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="warm timed runs of the anchors (default: 1, or --repeats if smaller)",
     )
-    ap.add_argument("--cold-repeats", type=int, default=1, help="cold runs per candidate (0: none)")
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="cold mode: no warm runs; every run of every system starts with its inputs "
+        "evicted from the page cache (--repeats runs of arraystore, --anchor-repeats of "
+        "the anchors; --cold-repeats and --cold-systems are ignored)",
+    )
+    ap.add_argument(
+        "--cold-repeats",
+        type=int,
+        default=1,
+        help="after the warm runs, cold runs per candidate of the --cold-systems (0: none)",
+    )
     ap.add_argument(
         "--cold-systems",
         default="arraystore,numpy,dd",
@@ -86,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.formats = words(args.formats, FORMATS, "format")
     cold = "" if args.cold_systems == "all" else args.cold_systems
     args.cold_systems = words(cold, SYSTEMS, "system")
+    if args.cold:
+        args.cold_systems = SYSTEMS
     # names the issue scripts' candidate builders and common.measure expect
     args.repeat, args.warmup, args.variants = args.repeats, 0, False
     if args.anchor_repeats is None:
