@@ -155,6 +155,15 @@ class Store:
         p = self.path / name
         return p.is_dir() and not p.is_symlink() and (p / SIDECAR).exists()
 
+    def is_folder(self, name: str) -> bool:
+        """``name`` is a valid array name and a folder in the store (an array or not:
+        e.g. one whose metadata was lost, which ``delete`` still removes)."""
+        try:
+            p = self._array_path(name)
+        except InvalidName:
+            return False
+        return p.is_dir() and not p.is_symlink()
+
     def _array_path(self, name: str) -> Path:
         check_name(name, "array name")
         return self.path / name
@@ -405,7 +414,7 @@ class Store:
         """Remove an array: renamed to a hidden name first (atomic), then deleted."""
         self._check_writable()
         path = self._array_path(name)
-        if name not in self:
+        if name not in self and not self.is_folder(name):  # a folder without metadata goes too
             raise ArrayNotFound(f"no array {name!r} in {self.path}")
         if self.remote:
             with self.lock(name):
