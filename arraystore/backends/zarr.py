@@ -424,7 +424,7 @@ class ZarrBackend(Backend):
         meta = ArrayMeta.from_sidecar(
             sidecar, shape=logical[0], chunks=logical[1], codec=codec, all_chunks=complete
         )
-        committed = os.path.exists(path / SIDECAR) if dir_fd is None else _has_sidecar(dir_fd)
+        committed = (path / SIDECAR).exists() if dir_fd is None else _has_sidecar(dir_fd)
         handle = ZarrHandle(path, meta, writable=(mode != "r"), dir_fd=dir_fd, committed=committed)
         grid = grid_shape(meta.shape, meta.chunks)
         if committed and meta.all_chunks and 0 not in grid:
