@@ -1,4 +1,8 @@
-"""Rich tables the command line (:mod:`arraystore.cli`) prints: stats and cast reports."""
+"""Rich tables the command line (:mod:`arraystore.cli`) prints: ls, stats and cast reports.
+
+``ls`` lists what it can: an array whose metadata or data cannot be opened is one flagged
+row (JSON: an ``"error"`` field) instead of failing the listing of the whole store.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,71 @@ def _checksum_label(doc: dict[str, Any]) -> str:
     if doc["backend"] == "zarr":
         return "crc32c per chunk (zarr codec)"
     return "crc32c per 1 MiB block (data.crc32c)"
+
+
+def ls_rows(store: Any) -> list[dict[str, Any]]:
+    """One row per array of ``store``; a broken array's row holds ``name`` and ``error``."""
+    from .core.dtypes import dtype_to_spec
+    from .core.errors import ArrayStoreError
+
+    rows: list[dict[str, Any]] = []
+    for name in store.names():
+        try:
+            arr = store[name]
+            row = {
+                "name": name,
+                "shape": list(arr.shape),
+                "dtype": dtype_to_spec(arr.dtype),
+                "backend": arr.backend,
+                "codec": arr.codec,
+                "nbytes": arr.nbytes,
+            }
+        except (ArrayStoreError, OSError) as exc:
+            row = {"name": name, "error": " ".join(str(exc).split()) or type(exc).__name__}
+        rows.append(row)
+    return rows
+
+
+def print_ls(rows: list[dict[str, Any]], store: str) -> None:
+    import click
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .engine.memory import format_size
+
+    if not rows:
+        click.echo(f"{store}: no arrays")
+        return
+    table = Table("name", "shape", "dtype", "backend", "codec", "size", box=None)
+    for r in rows:
+        if "error" in r:
+            short = r["error"] if len(r["error"]) <= 70 else r["error"][:67] + "..."
+            table.add_row(f"{escape(r['name'])} (!)", f"BROKEN: {escape(short)}", "", "", "", "")
+            continue
+        table.add_row(
+            escape(r["name"]),
+            "×".join(map(str, r["shape"])) or "()",
+            r["dtype"],
+            r["backend"],
+            escape(r["codec"]),
+            format_size(r["nbytes"]),
+        )
+    Console().print(table)
+
+
+def warn_broken(rows: list[dict[str, Any]]) -> None:
+    """One stderr line naming the arrays ``ls`` could not open (its exit status stays 0:
+    the listing itself worked; ``verify`` is the command whose status reports damage)."""
+    import click
+
+    broken = [r["name"] for r in rows if "error" in r]
+    if broken:
+        click.echo(
+            f"warning: {len(broken)} array(s) could not be opened: {', '.join(broken)} "
+            "(see 'arraystore info' / 'arraystore verify')",
+            err=True,
+        )
 
 
 def _fmt(v: Any) -> str:

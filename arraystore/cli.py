@@ -14,7 +14,7 @@ import click
 
 from ._cli_io import export_cmd, import_cmd
 from ._cli_options import scheduler_option, storage_option, store_opener
-from ._cli_print import _checksum_label, _print_cast, _print_stats
+from ._cli_print import _checksum_label, _print_cast, _print_stats, ls_rows, print_ls, warn_broken
 from ._cli_util import (
     _executor,
     _one_line,
@@ -179,46 +179,14 @@ def create(
 @storage_option
 @json_option
 def ls_cmd(store: str, as_json: bool) -> None:
-    """List the arrays of STORE (reads metadata only)."""
+    """List the arrays of STORE (reads metadata only); a broken array is flagged."""
     open_store = store_opener()
-    from .engine.memory import format_size
-
-    s = open_store(store, mode="r")
-    rows: list[dict[str, Any]] = []
-    for name in s.names():
-        arr = s[name]
-        from .core.dtypes import dtype_to_spec
-
-        rows.append(
-            {
-                "name": name,
-                "shape": list(arr.shape),
-                "dtype": dtype_to_spec(arr.dtype),
-                "backend": arr.backend,
-                "codec": arr.codec,
-                "nbytes": arr.nbytes,
-            }
-        )
+    rows = ls_rows(open_store(store, mode="r"))
     if as_json:
         _print_json(rows)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("name", "shape", "dtype", "backend", "codec", "size", box=None)
-    for r in rows:
-        table.add_row(
-            r["name"],
-            "×".join(map(str, r["shape"])) or "()",
-            r["dtype"],
-            r["backend"],
-            r["codec"],
-            format_size(r["nbytes"]),
-        )
-    if not rows:
-        click.echo(f"{store}: no arrays")
-        return
-    Console().print(table)
+    else:
+        print_ls(rows, store)
+    warn_broken(rows)
 
 
 @main.command()
@@ -271,7 +239,7 @@ def rm(store: str, names: tuple[str, ...]) -> None:
     for n in names:
         if n not in s:  # an interrupted replacement may have moved it aside: put back
             s.settle(n)
-    missing = [n for n in names if n not in s]
+    missing = [n for n in names if n not in s and not s.is_folder(n)]
     if missing:
         s.open_handle(missing[0])  # raises the right error (bad name / not found)
     for name in names:
@@ -531,7 +499,9 @@ def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
         _print_json(report.to_dict())
     else:
         for f in report.findings:
-            tag = {"corrupt": "CORRUPT", "leftover": "leftover", "unchecked": "note"}[f.kind]
+            tag = {"corrupt": "CORRUPT", "leftover": "leftover", "warning": "warning"}.get(
+                f.kind, "note"
+            )
             fixed = " (removed)" if f.repaired else ""
             click.echo(f"{tag}: {f.name}: {f.message}{fixed}")
         click.echo(

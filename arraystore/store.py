@@ -163,6 +163,15 @@ class Store:
         p = self.path / name
         return p.is_dir() and not p.is_symlink() and (p / SIDECAR).exists()
 
+    def is_folder(self, name: str) -> bool:
+        """``name`` is a valid array name and a folder in the store (an array or not:
+        e.g. one whose metadata was lost, which ``delete`` still removes)."""
+        try:
+            p = self._array_path(name)
+        except InvalidName:
+            return False
+        return p.is_dir() and not p.is_symlink()
+
     def _array_path(self, name: str) -> Path:
         check_array_name(name)
         return self.path / name
@@ -478,7 +487,7 @@ class Store:
             return
         with self.lock(name):
             self._settle(name)
-            if name not in self:
+            if name not in self and not self.is_folder(name):  # no metadata: it goes too
                 raise ArrayNotFound(f"no array {name!r} in {self.path}")
             trash = self.path / f".{name}.rm-{uuid.uuid4().hex[:8]}"
             os.replace(path, trash)

@@ -570,3 +570,36 @@ def test_python_api_errors_are_arraystore_errors(store, tmp_path, backend):
                 call()
             assert isinstance(info.value, builtin) and isinstance(info.value, ArrayStoreError)
     assert arr[None, 2].shape == (1, 3) and arr[..., None].shape == (4, 3, 1)
+
+
+# ------------------------------------- numpy dtype aliases on zarr (issue 15, item 11)
+ALIASES = [np.longlong, np.ulonglong, np.intc, np.uintc, np.int_, np.uint, np.short, np.byte]
+
+
+@pytest.mark.parametrize("alias", ALIASES, ids=lambda t: np.dtype(t).char)
+def test_zarr_stores_numpy_aliases(store: arraystore.Store, tmp_path: Path, alias: Any) -> None:
+    """``q``/``Q`` (longlong) gave zarr's raw 'No Zarr data type found': they are int64."""
+    data = np.arange(-3 if np.dtype(alias).kind == "i" else 0, 3, dtype=alias)
+    canonical = np.dtype(np.dtype(alias).str)
+    for arr in (
+        store.create("d", data=data, backend="zarr"),
+        store.create("sd", (3,), [("a", alias), ("b", alias, (2,))], backend="zarr"),
+        store.create("t", (4,), alias, backend="zarr", fill="range"),
+    ):
+        assert arr.dtype.str == canonical.str or arr.dtype.names
+    assert_same(store["d"][...], data.astype(canonical))
+    npy = tmp_path / "alias.npy"
+    np.save(npy, data)
+    assert_same(store.import_file("i", npy, backend="zarr")[...], data.astype(canonical))
+    assert_same(store.create("f", from_npy=npy, backend="zarr")[...], data.astype(canonical))
+
+
+@pytest.mark.parametrize("spec", ["f16", "G", "longdouble", "a:U3,b:f16", "bfloat16"])
+def test_zarr_refuses_what_it_cannot_store(store: arraystore.Store, spec: str) -> None:
+    before = listing(store.path)
+    with pytest.raises(DTypeError, match="zarr"):
+        store.create("n", (3,), spec, backend="zarr")
+    with pytest.raises(DTypeError, match="zarr"):
+        store.create("n", data=np.zeros(3, np.longdouble), backend="zarr")
+    assert listing(store.path) == before
+    store.create("m", (3,), spec)  # memmap stores them

@@ -15,6 +15,7 @@ import json
 import os
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import arraystore
+import arraystore.core.dtypes
 from arraystore.backends import memmap_crc
 from arraystore.backends.memmap import read_header
 from arraystore.core.errors import CorruptData
+from arraystore.ops.cast import cast
 from arraystore.ops.verify import verify
 
 BS = memmap_crc.BLOCK_SIZE
@@ -500,3 +503,130 @@ def test_resumed_map_keeps_the_checksum_setting(tmp_path: Path, backend: str) ->
     map_expr(s, "x + 1", "x", resume=True, **kw)  # checksum comes from the journal
     assert_same(s["m"][...], data + 1)
     _assert_checksummed(s, "m")
+
+
+# ------------------------------------------- lost zarr chunks (issue 15, item 4)
+def _chunk_files(array_dir: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(array_dir))
+        for p in array_dir.rglob("*")
+        if p.is_file() and p.name not in ("zarr.json", "arraystore.json")
+    )
+
+
+def _expected_chunks(arr: arraystore.Array) -> list[str]:
+    grid = [range(-(-s // c)) for s, c in zip(arr.shape, arr.chunks, strict=True)]
+    import itertools
+
+    out = []
+    for f in arraystore.core.dtypes.fields_of(arr.dtype) or [None]:
+        trail = (0,) * (len(f.subshape) if f else 0)
+        prefix = f"{f.name}/" if f else ""
+        for idx in itertools.product(*grid):
+            out.append(prefix + "/".join(["c", *map(str, idx + trail)]))
+    return sorted(out)
+
+
+def _zarr(s: arraystore.Store, d: str, fill: str | None = None) -> arraystore.Array:
+    return s.create("a", (10, 3), d, chunks=(4, 3), backend="zarr", fill=fill)
+
+
+def _cast(s: arraystore.Store, d: str) -> arraystore.Array:
+    _zarr(s, d, "ones")
+    cast(s, "a", "f4" if np.dtype(arraystore.parse_dtype(d)).names is None else {"x": "f4"})
+    return s["a"]
+
+
+def _map(s: arraystore.Store, d: str) -> arraystore.Array:
+    s.create("src", (10, 3), "f8", chunks=(4, 3), backend="zarr", fill="range")
+    return s["src"].map("src * 0", out="a")
+
+
+def _import(s: arraystore.Store, d: str) -> arraystore.Array:
+    npy = s.path.parent / "zeros.npy"
+    np.save(npy, np.zeros((10, 3), arraystore.parse_dtype(d)))
+    return s.import_file("a", npy, backend="zarr", chunks=(4, 3))
+
+
+def _region_write(s: arraystore.Store, d: str) -> arraystore.Array:
+    arr = _zarr(s, d, "ones")
+    arr[0:10] = np.zeros((10, 3), arr.dtype)
+    return s["a"]
+
+
+WRITERS: dict[str, Callable[[arraystore.Store, str], arraystore.Array]] = {
+    "create-default": _zarr,
+    "create-zeros": lambda s, d: _zarr(s, d, "zeros"),
+    "create-empty": lambda s, d: _zarr(s, d, "empty"),
+    "create-data": lambda s, d: s.create(
+        "a", data=np.zeros((10, 3), arraystore.parse_dtype(d)), chunks=(4, 3), backend="zarr"
+    ),
+    "cast": _cast,
+    "map": _map,
+    "import": _import,
+    "region-write": _region_write,
+}
+
+
+@pytest.mark.parametrize("dtype", ["f8", "x:f8,y:2i2,s:S3"])
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_every_zarr_write_path_writes_every_chunk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], writer: str, dtype: str
+) -> None:
+    """A chunk equal to the fill value is written too, so that a missing chunk file of
+    an array arraystore wrote means lost data: verify reports it, reads refuse it."""
+    s = arraystore.open(tmp_path / "s.store", mode="a")
+    arr = WRITERS[writer](s, dtype)
+    home = tmp_path / "s.store" / "a"
+    assert _chunk_files(home) == _expected_chunks(arr)
+    before = arr[...]
+    assert not verify(s).corrupt
+    for lost in (_expected_chunks(arr)[0], _expected_chunks(arr)[-1]):
+        data = (home / lost).read_bytes()
+        (home / lost).unlink()
+        report = verify(s, "a")
+        assert report.corrupt
+        assert [f.message for f in report.findings if f.kind == "corrupt"] == [
+            f"chunk {lost!r} missing"
+        ]
+        with pytest.raises(CorruptData, match=f"chunk '{lost}' missing"):
+            s["a"][...]
+        code, out, _ = run_cli(["verify", str(tmp_path / "s.store")], capsys)
+        assert code == 1 and f"CORRUPT: a: chunk '{lost}' missing" in out, out
+        (home / lost).mkdir()  # a directory in place of the chunk: as lost
+        assert verify(s, "a").corrupt
+        (home / lost).rmdir()
+        (home / lost).write_bytes(data)
+    assert_same(s["a"][...], before)
+
+
+@pytest.mark.filterwarnings(LZ4_WARNING)
+def test_lost_checksummed_lz4_chunk_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's reproduction: verify (with --checksum) said ok and stats read zeros."""
+    store = str(tmp_path / "r")
+    code, _, err = run_cli(
+        [
+            *("create", store, "zz", "--shape", "1000,4", "--chunks", "100,4", "--dtype"),
+            *("f8", "--fill", "range", "--backend", "zarr", "--codec", "lz4", "--checksum"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    (tmp_path / "r" / "zz" / "c" / "3" / "0").unlink()
+    code, out, _ = run_cli(["verify", store], capsys)
+    assert code == 1 and "CORRUPT: zz: chunk 'c/3/0' missing" in out, out
+    code, out, err = run_cli(["stats", store, "zz"], capsys)
+    assert code == 1 and err == "error: chunk 'c/3/0' missing\n", (out, err)
+
+
+def test_chunk_written_while_building_may_be_partial(tmp_path: Path) -> None:
+    """Writers that fill a new array in pieces smaller than a chunk (imports, from_dask)
+    still work: before the array is committed a missing chunk is not yet written."""
+    s = arraystore.open(tmp_path / "s.store", mode="a")
+    arraystore.from_dask(
+        __import__("dask.array").array.arange(10, chunks=3), s, "d", backend="zarr", chunks=4
+    )
+    assert_same(s["d"][...], np.arange(10))
+    assert _chunk_files(tmp_path / "s.store" / "d") == ["c/0", "c/1", "c/2"]

@@ -247,3 +247,69 @@ def test_issue15_small_inputs_are_one_line_errors(
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert message in lines[0] and len(lines[0]) < 500
     assert sorted(os.listdir(store)) == before
+
+
+def test_ls_flags_a_broken_array_and_lists_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One corrupt array used to fail ``ls`` for the whole store (issue 15, item 12)."""
+    store = tmp_path / "s.store"
+    s = arraystore.open(store, mode="a")
+    s.create("good", (3,), "f8")
+    s.create("meta", (3,), "f8", backend="zarr")
+    s.create("zdtype", (3,), "f8", backend="zarr")
+    (store / "meta" / "arraystore.json").write_bytes(b"\x00 not json")
+    doc = json.loads((store / "zdtype" / "zarr.json").read_text())
+    doc["data_type"] = "int64"
+    (store / "zdtype" / "zarr.json").write_text(json.dumps(doc))
+    code, out, err = run_cli(["ls", str(store), "--json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["good", "meta", "zdtype"]
+    assert "error" not in rows[0] and rows[0]["shape"] == [3]
+    assert "arraystore.json is not valid JSON" in rows[1]["error"]
+    assert "data_type int64 disagrees" in rows[2]["error"]
+    assert err.count("\n") == 1 and "meta, zdtype" in err
+    code, out, err = run_cli(["ls", str(store)], capsys)
+    assert code == 0 and "good" in out and "meta (!)" in out and "zdtype (!)" in out, out
+    assert "BROKEN" in out
+    for name, match in (("meta", "not valid JSON"), ("zdtype", "disagrees")):
+        code, _, err = run_cli(["info", str(store), name], capsys)
+        assert code == 1 and err.startswith("error: ") and match in err
+        assert err.count("\n") == 1
+
+
+def test_verify_reports_and_rm_removes_folders_without_metadata(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder without arraystore.json was skipped by verify (ok) and rm refused it."""
+    store = tmp_path / "s.store"
+    s = arraystore.open(store, mode="a")
+    s.create("good", (3,), "f8")
+    s.create("lostmeta", (3,), "f8", backend="zarr")
+    s.create("lostnpy", (3,), "f8")
+    (store / "lostmeta" / "arraystore.json").unlink()
+    (store / "lostnpy" / "arraystore.json").unlink()
+    (store / "junk").mkdir()
+    code, out, _ = run_cli(["verify", str(store)], capsys)
+    assert code == 1, out
+    assert "CORRUPT: lostmeta: not an array: its arraystore.json is missing" in out
+    assert "CORRUPT: lostnpy: not an array" in out
+    assert "warning: junk: a folder that is not an array" in out
+    for name in ("lostmeta", "lostnpy"):
+        code, out, err = run_cli(["rm", str(store), name], capsys)
+        assert code == 0 and f"removed {name}" in out, err
+    code, out, _ = run_cli(["verify", str(store)], capsys)
+    assert code == 0 and "warning: junk" in out, out  # only a warning: nothing lost
+    code, out, _ = run_cli(["rm", str(store), "junk"], capsys)
+    assert code == 0 and not (store / "junk").exists()
+    (tmp_path / "outside").mkdir()
+    (store / "link").symlink_to(tmp_path / "outside")
+    for bad, match in (("link", "no array 'link'"), ("../outside", "must not contain")):
+        code, _, err = run_cli(["rm", str(store), bad], capsys)
+        assert code == 1 and match in err, err
+    assert (tmp_path / "outside").is_dir() and sorted(os.listdir(store)) == [
+        "good",
+        "link",
+        "zarr.json",
+    ]

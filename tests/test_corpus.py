@@ -105,6 +105,7 @@ def _build_workspace(root: Path) -> None:
     files = root / "files"
     files.mkdir()
     np.save(files / "f8.npy", np.arange(10.0))
+    np.save(files / "f16.npy", np.arange(3, dtype=np.longdouble))
     np.save(files / "object.npy", np.array([1, "a", None], dtype=object), allow_pickle=True)
     (files / "pickle.npy").write_bytes(pickle.dumps([1, 2, 3]))
     np.save(files / "truncated.npy", np.arange(100.0))
@@ -180,6 +181,42 @@ def _garbage_chunk(ws: Path) -> None:
 
 
 _LOCK_FDS: list[int] = []  # closed by test_bad_input
+
+
+def _zarr_doc(*edits: tuple[str, Callable[[dict[str, Any]], None]]) -> Setup:
+    """Edit zarr.json files of the zarr array ``zex`` (paths relative to it)."""
+
+    def setup(ws: Path) -> None:
+        for rel, change in edits:
+            p = ws / "s.store" / "zex" / rel / "zarr.json"
+            doc = json.loads(p.read_text())
+            change(doc)
+            p.write_text(json.dumps(doc))
+
+    return setup
+
+
+def _zex_shape(n: Any, chunk: Any = 2) -> Setup:
+    """Both field arrays of ``zex`` (id: (n,), v: (n, 2)) get shape n and chunk ``chunk``."""
+
+    def edit(sub: list[int]) -> Callable[[dict[str, Any]], None]:
+        def change(doc: dict[str, Any]) -> None:
+            doc["shape"] = [n, *sub]
+            doc["chunk_grid"]["configuration"]["chunk_shape"] = [chunk, *sub]
+
+        return change
+
+    return _zarr_doc(("id", edit([])), ("v", edit([2])))
+
+
+def _zex_chunk(rel: str, as_dir: bool = False) -> Setup:
+    def setup(ws: Path) -> None:
+        p = ws / "s.store" / "zex" / rel
+        p.unlink()
+        if as_dir:
+            p.mkdir()
+
+    return setup
 
 
 def _live_lock(ws: Path) -> None:
@@ -281,6 +318,41 @@ CASES += [
         "unknown dtype 'q9'",
     ),
     Case("dtype-object", ["create", "{s}", "n", "--shape", "3", "--dtype", "O"], "object dtype"),
+    *[
+        Case(
+            f"dtype-zarr-{i}",
+            ["create", "{s}", "n", "--shape", "3", "--dtype", spec, "--backend", "zarr"],
+            rf"dtype '{bad}'{where} \(\w+\) has no zarr data type",
+        )
+        for i, (spec, bad, where) in enumerate(
+            [
+                ("f16", "<f16", ""),
+                ("G", "<c32", ""),
+                ("longdouble", "<f16", ""),
+                ("a:U3,b:f16", "<f16", " \\(field 'b'\\)"),
+            ]
+        )
+    ],
+    Case(
+        "dtype-zarr-bfloat16",
+        ["create", "{s}", "n", "--shape", "3", "--dtype", "bfloat16", "--backend", "zarr"],
+        "bfloat16 cannot be stored by the zarr backend",
+    ),
+    Case(
+        "dtype-zarr-cast",
+        ["cast", "{s}", "zex", "--to", "id:f16"],
+        r"dtype '<f16' \(field 'id'\) \(float128\) has no zarr data type",
+    ),
+    Case(
+        "dtype-zarr-map",
+        ["map", "{s}", "ex", "--expr", "ex", "--out", "n", "--dtype", "G", "--backend", "zarr"],
+        r"dtype '<c32' \(complex256\) has no zarr data type",
+    ),
+    Case(
+        "dtype-zarr-import",
+        ["import", "{s}", "n", "{w}/files/f16.npy", "--backend", "zarr"],
+        r"dtype '<f16' \(float128\) has no zarr data type",
+    ),
     Case(
         "dtype-object-field",
         ["create", "{s}", "n", "--shape", "3", "--dtype", "a:i8,b:O"],
@@ -667,12 +739,6 @@ CASES += [
         setup=_sidecar("ex", b"\x00\xff garbage {{"),
     ),
     Case(
-        "sidecar-garbage-ls",
-        ["ls", "{s}"],
-        "zex/arraystore.json is not valid JSON",
-        setup=_sidecar("zex", b"\x00\xff garbage {{"),
-    ),
-    Case(
         "sidecar-garbage-cast",
         ["cast", "{s}", "ex", "--to", "f4"],
         "ex/arraystore.json is not valid JSON",
@@ -726,6 +792,63 @@ CASES += [
     ),
     Case("npy-missing", ["stats", "{s}", "ex"], "data.npy is missing", setup=_no_npy),
     Case("zarr-chunk-garbage", ["stats", "{s}", "zex"], "c/0", setup=_garbage_chunk),
+    # zarr metadata / chunks that disagree with ours (issue 15, items 4-6)
+    Case(
+        "zarr-chunk-missing",
+        ["stats", "{s}", "zex"],
+        "chunk 'v/c/0/0' missing",
+        setup=_zex_chunk("v/c/0/0"),
+    ),
+    Case(
+        "zarr-chunk-is-dir",
+        ["stats", "{s}", "zex", "--field", "id"],
+        "chunk 'id/c/0' missing",
+        setup=_zex_chunk("id/c/0", as_dir=True),
+    ),
+    Case(
+        "zarr-last-chunk-missing",
+        ["info", "{s}", "zex"],
+        "chunk 'id/c/1' missing",
+        setup=_zex_chunk("id/c/1"),
+    ),
+    *[
+        Case(
+            f"zarr-data-type-{cmd[0]}",
+            [cmd[0], "{s}", "zex", *cmd[1:]],
+            r"zex/id/zarr.json: data_type int32 disagrees with arraystore.json \(dtype int64\)",
+            setup=_zarr_doc(("id", _update(data_type="int32"))),
+        )
+        for cmd in (["stats"], ["info"], ["cast", "--to", "id:i4"])
+    ],
+    Case(
+        "zarr-data-type-unknown",
+        ["stats", "{s}", "zex"],
+        "zex/v/zarr.json: unknown zarr data_type 'float128'",
+        setup=_zarr_doc(("v", _update(data_type="float128"))),
+    ),
+    Case(
+        "zarr-checksum-disagrees",
+        ["stats", "{s}", "zex"],
+        "codecs disagree with arraystore.json, which says checksums",
+        setup=_sidecar("zex", _update(checksum=True)),
+    ),
+    *[
+        Case(
+            f"zarr-shape-{cmd[0]}-{tag}",
+            [cmd[0], "{s}", "zex", *cmd[1:]],
+            match,
+            setup=_zex_shape(n, chunk),
+        )
+        for cmd in (["stats"], ["cast", "--to", "id:i4"], ["info"])
+        for tag, n, chunk, match in (
+            ("1e15", 10**15, 2, r"has over 2\*\*32 chunks"),
+            ("1e30", 10**30, 10**29, "impossibly large"),
+            ("float", 4.0, 2, r"shape \[4.0\] must be a list of integers >= 0"),
+            ("negative", -4, 2, "must be a list of integers >= 0"),
+            ("chunk-zero", 4, 0, r"chunk shape \[0\] must be a list of integers >= 1"),
+            ("grown", 10**9, 1, "chunk 'id/c/999999999' missing"),
+        )
+    ],
     # ------------------------------------------------------------ --from
     Case(
         "from-object",

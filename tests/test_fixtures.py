@@ -10,6 +10,7 @@ changed and old stores would break.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,22 @@ def test_golden_metadata_format():
     field = json.loads((GOLDEN / "zarr_struct" / "m" / "zarr.json").read_text())
     assert field["shape"] == [5, 2, 3]
     assert field["chunk_grid"]["configuration"]["chunk_shape"] == [2, 2, 3]
+
+
+def test_golden_store_verifies_and_missing_chunks_stay_fill(golden, tmp_path):
+    """Arrays written before the 'every chunk written' flag (issue 15, item 4) open and
+    verify as before; a chunk missing there still reads as the fill value (those writers
+    skipped chunks equal to it), while a new array treats it as lost data."""
+    from arraystore.ops.verify import verify
+
+    report = verify(golden)
+    assert not report.corrupt, report.to_dict()
+    assert sorted(report.checked) == sorted(EXPECTED)
+    copy = tmp_path / "golden.store"
+    shutil.copytree(GOLDEN, copy)
+    (copy / "zarr_plain" / "c" / "0" / "0").unlink()
+    s = arraystore.open(copy, mode="r")
+    assert not verify(s).corrupt
+    expected = EXPECTED["zarr_plain"]["values"].copy()
+    expected[:4, :3] = 0
+    assert_same(s["zarr_plain"][...], expected)

@@ -599,3 +599,20 @@ def test_memory_cast_crash_in_commit_is_finished_by_repair(
     assert s.names() == ["x"] and s["x"].dtype == np.dtype("f4")
     np.testing.assert_array_equal(s["x"][...], x.astype("f4"))
     assert not [k for k in _keys(mem_url) if k.startswith(".")]
+
+
+def test_memory_lost_chunk_is_corrupt(mem_url: str) -> None:
+    """Remote arrays go through zarr-python, which reads a missing chunk as the fill
+    value: arraystore checks the chunk keys of arrays it wrote completely (issue 15)."""
+    import fsspec
+
+    from arraystore.ops.verify import verify
+
+    s = arraystore.open(mem_url, mode="a")
+    s.create("z", (10,), "f8", chunks=4, fill="zeros")
+    fs, root = fsspec.core.url_to_fs(mem_url)
+    assert sorted(p.rsplit("/", 2)[-1] for p in fs.find(f"{root}/z/c")) == ["0", "1", "2"]
+    fs.rm(f"{root}/z/c/1")
+    assert [f.message for f in verify(s).findings if f.kind == "corrupt"] == ["chunk 'c/1' missing"]
+    with pytest.raises(arraystore.CorruptData, match="chunk 'c/1' missing"):
+        s["z"][...]

@@ -17,6 +17,7 @@ touches only that field's chunk files. Codecs come from zarr / numcodecs:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import warnings
@@ -26,23 +27,32 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.chunks import Region, chunk_region, chunks_touching, intersect, relative
-from ..core.dtypes import Field, fields_of, is_bfloat16
-from ..core.errors import (
-    ArrayNotFound,
-    CorruptData,
-    MetadataError,
-    ReadOnlyError,
-    UnknownCodec,
+from ..core.chunks import (
+    Region,
+    chunk_region,
+    chunks_touching,
+    grid_shape,
+    intersect,
+    relative,
 )
-from ..core.meta import ArrayMeta
+from ..core.dtypes import Field, check_zarr_dtype, field_dtype, fields_of
+from ..core.errors import ArrayNotFound, CorruptData, MetadataError, ReadOnlyError, UnknownCodec
+from ..core.meta import SIDECAR, ArrayMeta
 from ._io import read_json
 from .base import Backend, Handle, check_block
+from .zarr_chunks import ALL_CHUNKS
 
 if TYPE_CHECKING:
     from .zarr_chunks import ChunkIO
 
 CODECS = ("none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4")
+#: ALL_CHUNKS: zarr.json attribute of every zarr array arraystore creates: each chunk is
+#: written (also one equal to the fill value), so a missing chunk file is lost data, not
+#: fill value. Arrays written before this flag existed may lack chunks (zeros were never
+#: written), so for them a missing chunk still reads as the fill value.
+#: refused on open: more chunks than files could exist, or more bytes than create allows
+MAX_CHUNKS = 2**32
+MAX_NBYTES = 2**62
 
 
 _QUIET = threading.RLock()
@@ -124,9 +134,8 @@ def codec_from_json(codecs: list[dict[str, Any]]) -> str:
 
 
 def _zarr_dtype(dtype: np.dtype) -> Any:
-    if is_bfloat16(dtype):
-        raise MetadataError("bfloat16 is not supported by the zarr backend yet; use memmap")
-    return dtype
+    check_zarr_dtype(dtype)
+    return np.dtype(dtype.str)  # the canonical sized dtype (zarr has no `longlong`)
 
 
 def _dims(ndim: int, prefix: str = "", extra: int = 0) -> list[str]:
@@ -141,7 +150,12 @@ def _ix(region: Region) -> Any:
 
 class ZarrHandle(Handle):
     def __init__(
-        self, path: Path, meta: ArrayMeta, writable: bool, dir_fd: int | None = None
+        self,
+        path: Path,
+        meta: ArrayMeta,
+        writable: bool,
+        dir_fd: int | None = None,
+        committed: bool = True,
     ) -> None:
         self.path = path
         self.meta = meta
@@ -149,6 +163,8 @@ class ZarrHandle(Handle):
         self.columnar = meta.dtype.names is not None
         self._arrays: dict[str | None, Any] = {}
         self._cio: dict[str | None, ChunkIO | None] = {}
+        #: the array has its arraystore.json (False while a create/cast/map builds it)
+        self.committed = committed
         # the array folder as opened: chunk files are read relative to it (a commit that
         # replaces the array cannot pair these metadata with the new array's chunks)
         self._dir_fd = None if dir_fd is None else os.dup(dir_fd)
@@ -202,6 +218,8 @@ class ZarrHandle(Handle):
                         mode="r+" if self.writable else "r",
                         zarr_format=3,
                     )
+                    if self.meta.all_chunks:  # a chunk equal to the fill value is data too
+                        arr = arr.with_config({"write_empty_chunks": True})
             except (KeyError, TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
                 raise CorruptData(f"{where}: zarr cannot open it: {exc}") from exc
             self._arrays[field] = arr
@@ -227,6 +245,8 @@ class ZarrHandle(Handle):
             from .zarr_chunks import check_same_folder
 
             check_same_folder(self._dir_fd, self.path)
+        if self.meta.all_chunks:
+            self._check_chunks_exist(region, field)
         try:
             out[...] = self.array(field)[region]
         except (ValueError, RuntimeError, TypeError) as exc:
@@ -237,6 +257,15 @@ class ZarrHandle(Handle):
             shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
             raise CorruptData(f"cannot decode chunk(s) {shown}: {exc}") from exc
         return out
+
+    def _check_chunks_exist(self, region: Region, field: str | None) -> None:
+        """Every chunk of an array arraystore wrote completely is a file: zarr-python would
+        read a missing one as the fill value, so it is corruption, reported here."""
+        trail = (0,) * (0 if field is None else len(field_dtype(self.meta.dtype, field).subshape))
+        for idx in chunks_touching(region, self.meta.shape, self.meta.chunks):
+            key = self.chunk_key(idx + trail, field)
+            if not key.is_file():
+                raise CorruptData(f"chunk {str(key.relative_to(self.path))!r} missing")
 
     def write(self, region: Region, block: np.ndarray, field: str | None = None) -> None:
         if not self.writable:
@@ -304,7 +333,8 @@ class ZarrHandle(Handle):
             if inter == creg:
                 cio.write_chunk(full_idx, part if part.flags.c_contiguous else part.copy())
                 continue
-            buf = cio.read_chunk(full_idx)
+            # a new array's chunks are written as it is built: a missing one is fill then
+            buf = cio.read_chunk(full_idx, fill_missing=not self.committed)
             buf[_ix(relative(inter, creg))] = part
             cio.write_chunk(full_idx, buf)
 
@@ -349,6 +379,7 @@ class ZarrBackend(Backend):
                     zarr_format=3,
                     overwrite=True,
                     write_data=False,
+                    attributes={ALL_CHUNKS: True},
                 )
             else:
                 group = zarr.open_group(
@@ -356,7 +387,7 @@ class ZarrBackend(Backend):
                 )
                 for f in fields_of(meta.dtype):
                     self._create_field(group, meta, f, compressors)
-        return ZarrHandle(path, meta, writable=True)
+        return ZarrHandle(path, meta.evolve(all_chunks=True), writable=True, committed=False)
 
     @staticmethod
     def _create_field(group: Any, meta: ArrayMeta, f: Field, compressors: list[Any]) -> None:
@@ -370,6 +401,7 @@ class ZarrBackend(Backend):
             fill_value=fill,
             dimension_names=_dims(meta.ndim, f"{f.name}_", len(f.subshape)),
             write_data=False,
+            attributes={ALL_CHUNKS: True},
         )
 
     def open(
@@ -388,24 +420,39 @@ class ZarrBackend(Backend):
             where = path if f is None else path / f.name
             label = f"{path.name}/zarr.json" if f is None else f"{path.name}/{f.name}/zarr.json"
             docs.append((f, label, _read_doc(where, label, dir_fd, f)))
+        checksum = sidecar.get("checksum") is True
         logical: tuple[tuple[int, ...], tuple[int, ...]] | None = None
-        codec = "none"
+        codec, complete = "none", True
         for f, label, doc in docs:
+            expected = dtype if f is None else f.dtype
             try:
-                shape, chunks, this_codec = _check_array_doc(doc, dtype if f is None else f.dtype)
+                shape, chunks, this_codec = _check_array_doc(doc, expected, label, checksum)
+            except MetadataError:
+                raise
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 raise CorruptData(f"{label} is not a valid zarr v3 array: {exc}") from None
             sub = () if f is None else f.subshape
             nd = len(shape) - len(sub)
             if nd < 0 or shape[nd:] != sub or chunks[nd:] != sub:
-                raise CorruptData(f"{label}: shape {shape} does not end with subarray {sub}")
+                raise MetadataError(f"{label}: shape {shape} does not end with subarray {sub}")
             if logical is None:
                 logical, codec = (shape[:nd], chunks[:nd]), this_codec
             elif logical != (shape[:nd], chunks[:nd]):
-                raise CorruptData(f"{label}: shape/chunks differ from the other fields")
+                raise MetadataError(f"{label}: shape/chunks differ from the other fields")
+            complete = complete and (doc.get("attributes") or {}).get(ALL_CHUNKS) is True
         assert logical is not None
-        meta = ArrayMeta.from_sidecar(sidecar, shape=logical[0], chunks=logical[1], codec=codec)
-        return ZarrHandle(path, meta, writable=(mode != "r"), dir_fd=dir_fd)
+        meta = ArrayMeta.from_sidecar(
+            sidecar, shape=logical[0], chunks=logical[1], codec=codec, all_chunks=complete
+        )
+        committed = (path / SIDECAR).exists() if dir_fd is None else _has_sidecar(dir_fd)
+        handle = ZarrHandle(path, meta, writable=(mode != "r"), dir_fd=dir_fd, committed=committed)
+        grid = grid_shape(meta.shape, meta.chunks)
+        if committed and meta.all_chunks and 0 not in grid:
+            # a grown shape (or lost tail) is caught here, before a plan over the grid
+            last = chunk_region(tuple(n - 1 for n in grid), meta.shape, meta.chunks)
+            for name in meta.dtype.names or (None,):
+                handle._check_chunks_exist(last, name)
+        return handle
 
 
 def _read_doc(where: Path, label: str, dir_fd: int | None, f: Field | None) -> Any:
@@ -437,19 +484,64 @@ def _zarr_store(where: Path, read_only: bool) -> Any:
     )
 
 
-def _check_array_doc(doc: Any, dtype: np.dtype) -> tuple[tuple[int, ...], tuple[int, ...], str]:
-    """Shape, chunks and codec of a zarr.json array document, validated."""
+def _has_sidecar(dir_fd: int) -> bool:
+    try:
+        os.stat(SIDECAR, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _ints(doc: Any, what: str, low: int) -> tuple[int, ...]:
+    """A JSON list of integers >= ``low`` (no floats, bools or strings)."""
+    if not isinstance(doc, list) or not all(type(v) is int and v >= low for v in doc):
+        raise MetadataError(f"{what} {repr(doc)[:60]} must be a list of integers >= {low}")
+    return tuple(doc)
+
+
+def _check_array_doc(
+    doc: Any, dtype: np.dtype, label: str, checksum: bool
+) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    """Shape, chunks and codec of a zarr.json array document, validated and checked
+    against our metadata: the data type must be ``dtype`` (the logical dtype or the
+    field's), a crc32c codec must be there exactly when ``checksum``, and the shape must
+    be possible (at most MAX_NBYTES bytes in at most MAX_CHUNKS chunks)."""
     if not isinstance(doc, dict) or doc.get("node_type") != "array":
         raise ValueError("not a zarr array node")
     if doc.get("zarr_format") != 3:
         raise ValueError(f"zarr_format {doc.get('zarr_format')!r} is not 3")
-    shape = tuple(int(s) for s in doc["shape"])
-    chunks = tuple(int(c) for c in doc["chunk_grid"]["configuration"]["chunk_shape"])
-    if len(chunks) != len(shape) or any(s < 0 for s in shape) or any(c < 1 for c in chunks):
-        raise ValueError(f"bad shape {shape} / chunk shape {chunks}")
+    shape = _ints(doc["shape"], f"{label}: shape", 0)
+    grid = doc["chunk_grid"]
+    if grid.get("name") != "regular":
+        raise ValueError(f"chunk grid {grid.get('name')!r} is not regular")
+    chunks = _ints(grid["configuration"]["chunk_shape"], f"{label}: chunk shape", 1)
+    if len(chunks) != len(shape):
+        raise MetadataError(f"{label}: chunk shape {chunks} does not match shape {shape}")
+    if math.prod(shape) * dtype.itemsize > MAX_NBYTES:
+        raise MetadataError(f"{label}: shape {shape} of {dtype} is impossibly large")
+    if math.prod(-(-s // c) for s, c in zip(shape, chunks, strict=True)) > MAX_CHUNKS:
+        raise MetadataError(f"{label}: shape {shape} in chunks {chunks} has over 2**32 chunks")
     codecs = doc["codecs"]
     if not isinstance(codecs, list) or not all(isinstance(c, dict) for c in codecs):
         raise ValueError("codecs must be a list of objects")
     if "data_type" not in doc or "fill_value" not in doc:
         raise KeyError("data_type/fill_value")
+    stored = _native_dtype(doc["data_type"], label)
+    if stored.str.replace(">", "<") != dtype.str:
+        raise MetadataError(
+            f"{label}: data_type {stored.name} disagrees with {SIDECAR} (dtype {dtype.name})"
+        )
+    if any(c.get("name") == "crc32c" for c in codecs) != checksum:
+        says = "checksums" if checksum else "no checksums"
+        raise MetadataError(f"{label}: codecs disagree with {SIDECAR}, which says {says}")
     return shape, chunks, codec_from_json(codecs)
+
+
+def _native_dtype(data_type: Any, label: str) -> np.dtype:
+    from zarr.core.dtype import get_data_type_from_json
+
+    try:
+        with _quiet():
+            return np.dtype(get_data_type_from_json(data_type, zarr_format=3).to_native_dtype())
+    except (ValueError, TypeError, KeyError) as exc:
+        raise MetadataError(f"{label}: unknown zarr data_type {data_type!r} ({exc})") from None

@@ -69,7 +69,9 @@ from ..core.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMism
 from ._direct import write_new_file
 from ._encode_into import encoder
 
-__all__ = ["ChunkIO"]
+__all__ = ["ALL_CHUNKS", "ChunkIO"]
+
+ALL_CHUNKS = "arraystore_all_chunks"  # see backends/zarr.py
 
 _DATA_TYPES = frozenset(
     ["bool"]
@@ -258,6 +260,8 @@ class ChunkIO:
         self._bitwise_fill = bool(dtype.kind == "f" and fill_value == 0)
         self._local = threading.local()
         self._dir: tuple[int, str, Path] | None = None  # see from_dir
+        #: every chunk was written (zarr.json attribute ALL_CHUNKS): a missing one is lost
+        self.complete = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -361,12 +365,16 @@ class ChunkIO:
         prefix = "c" if enc_name == "default" else ""
 
         compressor, codec, checksum = cls._parse_codecs(doc.get("codecs"), dtype)
+        attrs = doc.get("attributes")
+        complete = isinstance(attrs, dict) and attrs.get(ALL_CHUNKS) is True
         if write_empty is None:
-            write_empty = _zarr_write_empty_chunks()
-        return cls(
+            write_empty = complete or _zarr_write_empty_chunks()
+        cio = cls(
             path, shape, chunks, dtype, fill_value, prefix, separator,
             compressor, codec, checksum, bool(write_empty),
         )  # fmt: skip
+        cio.complete = complete
+        return cio
 
     @staticmethod
     def _parse_codecs(codecs: Any, dtype: np.dtype) -> tuple[Compressor, Any, bool]:
@@ -461,21 +469,24 @@ class ChunkIO:
             self._local.buf = buf
         return buf[:nbytes]
 
-    def read_chunk(self, index: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
+    def read_chunk(
+        self, index: Sequence[int], out: np.ndarray | None = None, fill_missing: bool = False
+    ) -> np.ndarray:
         """Decode one chunk into ``out`` (allocated if None) and return it.
 
         ``out``: C-contiguous, writeable, of the array's dtype and the full chunk shape
         (an edge chunk's padding is read too) or, for an edge chunk, its clipped
         :meth:`valid_shape` (decoded through a temporary full-size buffer). A missing
-        chunk file fills ``out`` with the fill value. Raises :class:`CorruptData`
-        naming the chunk key on a bad checksum, size or encoding.
+        chunk file (or a directory in its place) fills ``out`` with the fill value, unless
+        the array is :attr:`complete` and not ``fill_missing``: then it is corrupt. Raises
+        :class:`CorruptData` naming the chunk key on a bad checksum, size or encoding.
         """
         key = self.chunk_key(index)
         if out is None:
             out = np.empty(self.chunks, dtype=self.dtype)
         elif out.shape != self.chunks and out.shape == self.valid_shape(index):
             self._check_buffer(out, out.shape, "out")
-            full = self.read_chunk(index)
+            full = self.read_chunk(index, fill_missing=fill_missing)
             out[...] = full[tuple(slice(0, n) for n in out.shape)]
             return out
         self._check_buffer(out, self.chunks, "out")
@@ -485,13 +496,11 @@ class ChunkIO:
         try:
             fd = self._open_chunk(key)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            out.fill(self.fill_value)
-            return out
+            return self._missing(key, out, fill_missing, "missing")
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):  # zarr's LocalStore: a directory is no chunk
-                out.fill(self.fill_value)
-                return out
+                return self._missing(key, out, fill_missing, "missing (not a file)")
             size = info.st_size
             if self.compressor == "none":
                 crc = np.empty(4 if self.checksum else 0, dtype=np.uint8)
@@ -512,6 +521,12 @@ class ChunkIO:
             data, crc = data[:-4], data[-4:]
             self._verify_crc(key, data, crc)
         self._decode(key, data, flat)
+        return out
+
+    def _missing(self, key: str, out: np.ndarray, fill_missing: bool, why: str) -> np.ndarray:
+        if self.complete and not fill_missing:  # named as in its array folder
+            raise CorruptData(f"chunk {(self._dir[1] if self._dir else '') + key!r} {why}")
+        out.fill(self.fill_value)
         return out
 
     def _verify_crc(self, key: str, data: np.ndarray, stored: np.ndarray) -> None:

@@ -264,9 +264,32 @@ def normalize(dt: np.dtype) -> np.dtype:
 
 
 def _le(dt: np.dtype) -> np.dtype:
-    if is_bfloat16(dt) or dt.byteorder in ("|", "<", "="):
-        return dt.newbyteorder("<") if dt.byteorder == "=" and dt.itemsize > 1 else dt
-    return dt.newbyteorder("<")
+    """Little-endian and canonical: numpy's aliases (``q``/``longlong``, ``Q``, ``l``...)
+    become the one sized dtype of their ``str`` (``<i8``), so every library that looks
+    dtypes up by scalar type (zarr does) sees ``int64``, not ``longlong``."""
+    if is_bfloat16(dt):
+        return dt
+    canonical = np.dtype(dt.str.replace(">", "<"))
+    return canonical.newbyteorder("<") if canonical.itemsize > 1 else canonical
+
+
+#: zarr v3 data types arraystore stores (zarr-python 3.1 has no float128/complex256 type)
+_ZARR_SIZES = {"b": (1,), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "f": (2, 4, 8), "c": (8, 16)}
+
+
+def check_zarr_dtype(dt: np.dtype) -> None:
+    """Raise DTypeError unless every (field) dtype of ``dt`` has a zarr v3 data type."""
+    for f in fields_of(dt) or [Field("", dt)]:
+        where = f" (field {f.name!r})" if f.name else ""
+        base = f.dtype
+        if is_bfloat16(base):
+            raise DTypeError(f"bfloat16{where} cannot be stored by the zarr backend; use memmap")
+        if base.kind in "SU" or base.itemsize in _ZARR_SIZES.get(base.kind, ()):
+            continue
+        raise DTypeError(
+            f"dtype {base.str!r}{where} ({base.name}) has no zarr data type: the zarr backend "
+            "cannot store it (use --backend memmap or a smaller dtype)"
+        )
 
 
 def fields_of_unchecked(dt: np.dtype) -> list[Field]:

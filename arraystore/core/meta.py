@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .dtypes import dtype_from_json, dtype_to_json, fields_of
+from .dtypes import check_zarr_dtype, dtype_from_json, dtype_to_json, fields_of
 from .errors import ArrayStoreError, MetadataError
 
 FORMAT_VERSION = 1
@@ -48,6 +48,9 @@ class ArrayMeta:
     attrs: dict[str, Any] = field(default_factory=dict)
     history: tuple[dict[str, Any], ...] = ()
     checksum: bool = False
+    #: zarr: every chunk was written (zarr.json attribute ``arraystore_all_chunks``; a
+    #: missing chunk file is then corruption, not fill value). Not stored in the sidecar.
+    all_chunks: bool = False
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.shape):
@@ -56,6 +59,8 @@ class ArrayMeta:
             raise MetadataError(f"chunks {self.chunks} must all be >= 1")
         if self.backend not in BACKENDS:
             raise MetadataError(f"unknown backend {self.backend!r} in metadata")
+        if self.backend == "zarr":  # before anything is written (create, cast, map, import)
+            check_zarr_dtype(self.dtype)
 
     @property
     def size(self) -> int:

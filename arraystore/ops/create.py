@@ -131,12 +131,10 @@ def fill_array(
         make = lambda i, r: Task(i, _copy_task, (handle, source, r), 3 * chunk_bytes)  # noqa: E731
     elif data is not None:
         make = lambda i, r: Task(i, _array_task, (handle, data, r), 2 * chunk_bytes)  # noqa: E731
-    elif fill in (None, "zeros", "empty") and meta.backend == "zarr":
-        return  # zarr's fill value is 0: unwritten chunks read as zeros
-    elif fill in (None, "zeros", "empty"):
+    elif fill in (None, "zeros", "empty") and meta.backend != "zarr":
         return  # a new .npy file is sparse zeros already
-    else:
-        f = fill
+    else:  # zarr: every chunk is written, zeros too (a missing chunk is then corruption)
+        f = fill or "zeros"
         make = lambda i, r: Task(i, _fill_task, (handle, f, seed, i, r), 4 * chunk_bytes)  # noqa: E731
     if math.prod(grid_shape(meta.shape, meta.chunks)) == 0:
         return

@@ -29,7 +29,8 @@ LOCK = re.compile(r"^\.(?P<name>.+)\.lock$")
 
 @dataclass
 class Finding:
-    """One problem: ``kind`` is "corrupt", "leftover" or "unchecked"."""
+    """One problem: ``kind`` is "corrupt", "leftover", "unchecked" or "warning" (an entry
+    of the store that is no array)."""
 
     kind: str
     name: str
@@ -112,6 +113,7 @@ def verify(store: Store, name: str | None = None, repair: bool = False) -> Verif
     for n in names:
         verify_array(store, n, report)
     if name is None:
+        _strangers(store, report, set(names))
         _leftovers(store, report, repair)
     return report
 
@@ -127,6 +129,30 @@ def _busy(store: Store, owner: str) -> bool:
     if store.remote:  # a lock object: its holder may be on another machine
         return lock.exists()
     return _lock.state(lock) == "held"  # the flock decides, not the PID written in it
+
+
+#: what a folder of an array holds (a zarr array/group, a memmap .npy, chunk folders)
+_ARRAY_MARKS = ("zarr.json", "data.npy", "c")
+
+
+def _strangers(store: Store, report: VerifyReport, names: set[str]) -> None:
+    """Visible entries that are not arrays: a folder that holds array files but no
+    arraystore.json is a damaged array (corrupt); anything else is reported (a warning):
+    arraystore ignores it, 'arraystore rm STORE NAME' removes such a folder."""
+    for entry in _entries(store):
+        if entry.startswith(".") or entry == "zarr.json" or entry in names:
+            continue
+        path = store.path / entry
+        if path.is_dir() and not path.is_symlink():
+            if any((path / mark).exists() for mark in _ARRAY_MARKS):
+                msg = "not an array: its arraystore.json is missing (metadata lost)"
+                report.findings.append(Finding("corrupt", entry, msg))
+                continue
+            what = "a folder that is not an array (no arraystore.json)"
+        else:
+            what = "a symlink" if path.is_symlink() else "a file"
+            what += ", not an array (ignored)"
+        report.findings.append(Finding("warning", entry, what))
 
 
 def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
