@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .array import Array
-from .core.dtypes import parse_dtype
-from .core.errors import (
+from arraystore.array import Array
+from arraystore.core.dtypes import parse_dtype
+from arraystore.core.errors import (
     ArrayExists,
     ArrayNotFound,
     ArrayStoreError,
@@ -33,20 +33,20 @@ from .core.errors import (
     UnknownBackend,
     UnknownCodec,
 )
-from .store import Store, open
+from arraystore.store import Store, open
 
 
 def map_blocks(fn: Any, *arrays: Any, **kwargs: Any) -> Array:
     """Apply ``fn`` to aligned numpy blocks of ``arrays`` into a new array (``out=NAME``);
     see :func:`arraystore.ops.mapping.map_blocks`."""
-    from .ops.mapping import map_blocks as _map_blocks
+    from arraystore.ops.mapping import map_blocks as _map_blocks
 
     return _map_blocks(fn, *arrays, **kwargs)
 
 
 def from_dask(darr: Any, store: Store, name: str, **kwargs: Any) -> Array:
     """Store a dask array chunk by chunk as array ``name``."""
-    from .ops.interop import from_dask as _from_dask
+    from arraystore.ops.interop import from_dask as _from_dask
 
     return _from_dask(darr, store, name, **kwargs)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._cli_options import storage_option, store_opener
-from ._cli_util import progress_bar, quiet_option
+from arraystore._cli_options import storage_option, store_opener
+from arraystore._cli_util import progress_bar, quiet_option
 
 
 @click.command(name="import")
@@ -42,7 +42,7 @@ def import_cmd(
     import os
 
     open_store = store_opener()
-    from .ops.interop import import_file
+    from arraystore.ops.interop import import_file
 
     s = open_store(store, mode="a")
     with progress_bar(
@@ -62,7 +62,7 @@ def import_cmd(
             progress=adv,
             checksum=checksum,
         )
-    from .core.dtypes import dtype_to_spec
+    from arraystore.core.dtypes import dtype_to_spec
 
     click.echo(f"imported {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
 
@@ -80,7 +80,7 @@ def export_cmd(
 ) -> None:
     """Export array NAME to a .npy, CSV, Parquet or Arrow file, chunk by chunk."""
     open_store = store_opener()
-    from .ops.interop import export_file
+    from arraystore.ops.interop import export_file
 
     arr = open_store(store, mode="r")[name]
     with progress_bar(arr.nbytes, f"export {name}", quiet) as adv:

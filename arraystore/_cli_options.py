@@ -18,7 +18,7 @@ _SCHED = "arraystore.scheduler"
 
 def parse_storage_option(text: str) -> tuple[str, Any]:
     """``key=value``; the value is JSON when it parses (true, 3, {"a": 1}), else a string."""
-    from .core.errors import InvalidArgument
+    from arraystore.core.errors import InvalidArgument
 
     key, sep, value = text.partition("=")
     key = key.strip()
@@ -74,7 +74,7 @@ def storage_options() -> dict[str, Any] | None:
 
 def store_opener() -> Callable[..., Any]:
     """``arraystore.open`` with this command's ``--storage-option`` values."""
-    from . import open as open_store
+    from arraystore import open as open_store
 
     opts = storage_options()
 
@@ -91,7 +91,7 @@ def scheduler(executor: str | None) -> tuple[str | None, dict[str, Any]]:
     if address is None:
         return executor, {}
     if executor not in (None, "dask"):
-        from .core.errors import InvalidArgument
+        from arraystore.core.errors import InvalidArgument
 
         raise InvalidArgument(f"--scheduler needs the dask executor, not --executor {executor}")
     return "dask", {"address": address}

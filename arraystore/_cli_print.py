@@ -19,8 +19,8 @@ def _checksum_label(doc: dict[str, Any]) -> str:
 
 def ls_rows(store: Any) -> list[dict[str, Any]]:
     """One row per array of ``store``; a broken array's row holds ``name`` and ``error``."""
-    from .core.dtypes import dtype_to_spec
-    from .core.errors import ArrayStoreError
+    from arraystore.core.dtypes import dtype_to_spec
+    from arraystore.core.errors import ArrayStoreError
 
     rows: list[dict[str, Any]] = []
     for name in store.names():
@@ -46,7 +46,7 @@ def print_ls(rows: list[dict[str, Any]], store: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .engine.memory import format_size
+    from arraystore.engine.memory import format_size
 
     if not rows:
         click.echo(f"{store}: no arrays")
@@ -112,7 +112,7 @@ def _print_stats(doc: dict[str, Any]) -> None:
         console.print(t)
     gbps = doc.get("gb_per_s")
     if gbps:
-        from .engine.memory import format_size
+        from arraystore.engine.memory import format_size
 
         console.print(
             f"read {format_size(doc['bytes_read'])} in {doc['seconds']:.2f} s ({gbps:.2f} GB/s)",
@@ -124,7 +124,7 @@ def _print_cast(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .engine.memory import format_size
+    from arraystore.engine.memory import format_size
 
     title = f"{'plan (dry run)' if doc['dry_run'] else 'cast'}: {doc['array']}"
     if doc["out"] != doc["array"]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ._cli_options import scheduler
+from arraystore._cli_options import scheduler
 
 
 def _one_line(text: str) -> str:
@@ -20,14 +20,14 @@ def _one_line(text: str) -> str:
 def _size(value: str | None) -> int | None:
     if value is None:
         return None
-    from .engine.memory import parse_size
+    from arraystore.engine.memory import parse_size
 
     return parse_size(value)
 
 
 def _print_json(doc: Any) -> None:
-    from .core.meta import dumps
-    from .ops.stats import json_safe  # NaN/inf -> "nan", "inf", "-inf"
+    from arraystore.core.meta import dumps
+    from arraystore.ops.stats import json_safe  # NaN/inf -> "nan", "inf", "-inf"
 
     click.echo(dumps(json_safe(doc)), nl=False)
 
@@ -78,10 +78,10 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar
 
 
 def _executor(workers: int | None, name: str | None = None) -> Any:
-    from .engine import get_executor
+    from arraystore.engine import get_executor
 
     if workers is not None and workers < 1:
-        from .core.errors import InvalidArgument
+        from arraystore.core.errors import InvalidArgument
 
         raise InvalidArgument("--workers must be >= 1")
     name, options = scheduler(name)
@@ -89,7 +89,7 @@ def _executor(workers: int | None, name: str | None = None) -> Any:
 
 
 def _parse_axis(text: str | None) -> Any:
-    from .core.errors import InvalidArgument
+    from arraystore.core.errors import InvalidArgument
 
     if text is None or text.strip().lower() in ("", "none", "all"):
         return None
@@ -104,7 +104,7 @@ def _parse_axis(text: str | None) -> Any:
 
 def _parse_floats(text: str, what: str) -> list[float]:
     """Comma-separated numbers; an empty list or an empty item ('0.5,,0.6') is refused."""
-    from .core.errors import InvalidArgument
+    from arraystore.core.errors import InvalidArgument
 
     parts = text.split(",")
     if not text.strip() or any(not p.strip() for p in parts):

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backends.base import Handle
-from .core.assign import assigned_block
-from .core.chunks import Region, normalize_index, region_shape
-from .core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
-from .core.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
-from .core.meta import ArrayMeta
+from arraystore.backends.base import Handle
+from arraystore.core.assign import assigned_block
+from arraystore.core.chunks import Region, normalize_index, region_shape
+from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
+from arraystore.core.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
+from arraystore.core.meta import ArrayMeta
 
 if TYPE_CHECKING:
-    from .store import Store
+    from arraystore.store import Store
 
 
 def _has_ellipsis(key: Any) -> bool:
@@ -197,31 +197,31 @@ class Array:
     def map(self, fn: Any, *others: Any, **kwargs: Any) -> Array:
         """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
         chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.mapping`)."""
-        from .ops.mapping import map_array
+        from arraystore.ops.mapping import map_array
 
         return map_array(self, fn, *others, **kwargs)
 
     def to_dask(self, fields: Any = None) -> Any:
         """A dask array over the storage chunks (a dict per field for records)."""
-        from .ops.interop import to_dask
+        from arraystore.ops.interop import to_dask
 
         return to_dask(self, fields)
 
     def to_xarray(self, fields: Any = None) -> Any:
-        from .ops.interop import to_xarray
+        from arraystore.ops.interop import to_xarray
 
         return to_xarray(self, fields)
 
     def export(self, path: Any, **kwargs: Any) -> Any:
         """Write this array to a ``.npy``, CSV, Parquet or Arrow IPC file, chunk by chunk
         (see :func:`arraystore.ops.interop.export_file`); returns the path written."""
-        from .ops.interop import export_file
+        from arraystore.ops.interop import export_file
 
         return export_file(self, path, **kwargs)
 
     def batches(self, batch_size: int, **kwargs: Any) -> Any:
         """numpy (or torch with ``to_torch=True``) batches, read chunk-wise with read-ahead."""
-        from .ops.interop import batches
+        from arraystore.ops.interop import batches
 
         return batches(self, batch_size, **kwargs)
 
@@ -242,7 +242,7 @@ class Array:
         ``skipna=True`` by default here (a data summary); the single reductions below
         follow numpy (``skipna=False``).
         """
-        from .ops.stats import STATS, reduce
+        from arraystore.ops.stats import STATS, reduce
 
         return reduce(
             self,
@@ -257,7 +257,7 @@ class Array:
         )
 
     def _one(self, op: str, axis: Any, fields: Any, skipna: bool, ddof: int = 0, **kw: Any) -> Any:
-        from .ops.stats import reduce
+        from arraystore.ops.stats import reduce
 
         res = reduce(self, (op,), axis=axis, fields=fields, skipna=skipna, ddof=ddof, **kw)
         values = {name: d[op] for name, d in res.fields.items()}
@@ -306,7 +306,7 @@ class Array:
         self, q: Any, fields: Any = None, skipna: bool = False, axis: Any = None, memory: Any = None
     ) -> Any:
         """Exact quantiles, equal to ``np.quantile(data, q, method="linear")``."""
-        from .ops.stats import quantile
+        from arraystore.ops.stats import quantile
 
         res = quantile(self, q, fields=fields, skipna=skipna, memory=memory, axis=axis)
         if self.meta.fields and self.field is None and not isinstance(fields, str):
@@ -320,7 +320,7 @@ class Array:
         self, bins: Any = 10, range: Any = None, fields: Any = None, memory: Any = None
     ) -> Any:
         """``(counts, edges)`` like ``np.histogram`` (NaN skipped)."""
-        from .ops.stats import hist
+        from arraystore.ops.stats import hist
 
         res = hist(self, bins=bins, range=range, fields=fields, memory=memory)
         if self.meta.fields and self.field is None and not isinstance(fields, str):

@@ -12,10 +12,17 @@ from typing import Any
 
 import click
 
-from ._cli_io import export_cmd, import_cmd
-from ._cli_options import scheduler_option, storage_option, store_opener
-from ._cli_print import _checksum_label, _print_cast, _print_stats, ls_rows, print_ls, warn_broken
-from ._cli_util import (
+from arraystore._cli_io import export_cmd, import_cmd
+from arraystore._cli_options import scheduler_option, storage_option, store_opener
+from arraystore._cli_print import (
+    _checksum_label,
+    _print_cast,
+    _print_stats,
+    ls_rows,
+    print_ls,
+    warn_broken,
+)
+from arraystore._cli_util import (
     _executor,
     _one_line,
     _parse_axis,
@@ -34,7 +41,7 @@ class _Group(click.Group):
     """Turns user errors into one line on stderr and exit status 1."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        from .core.errors import ArrayStoreError
+        from arraystore.core.errors import ArrayStoreError
 
         kwargs["standalone_mode"] = False
         try:
@@ -60,7 +67,7 @@ class _Group(click.Group):
         except BrokenPipeError:
             sys.exit(1)
         except Exception as exc:
-            from ._cli_options import remote_error
+            from arraystore._cli_options import remote_error
 
             msg = remote_error(exc)
             if msg is None:
@@ -130,9 +137,9 @@ def create(
     import math
 
     open_store = store_opener()
-    from .core.chunks import normalize_shape
-    from .core.dtypes import parse_dtype
-    from .core.errors import InvalidArgument
+    from arraystore.core.chunks import normalize_shape
+    from arraystore.core.dtypes import parse_dtype
+    from arraystore.core.errors import InvalidArgument
 
     if from_npy is None and (shape is None or dtype is None):
         raise InvalidArgument("create needs --shape and --dtype (or --from FILE.npy)")
@@ -165,8 +172,8 @@ def create(
     if as_json:
         _print_json(arr.info())
     else:
-        from .core.dtypes import dtype_to_spec
-        from .engine.memory import format_size
+        from arraystore.core.dtypes import dtype_to_spec
+        from arraystore.engine.memory import format_size
 
         click.echo(
             f"created {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)} "
@@ -197,7 +204,7 @@ def ls_cmd(store: str, as_json: bool) -> None:
 def info(store: str, name: str, as_json: bool) -> None:
     """Shape, dtype and fields, chunks, codec, logical vs stored bytes of array NAME."""
     open_store = store_opener()
-    from .engine.memory import format_size
+    from arraystore.engine.memory import format_size
 
     doc = open_store(store, mode="r").info(name)
     if as_json:
@@ -306,13 +313,13 @@ def stats(
 ) -> None:
     """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
     open_store = store_opener()
-    from .core.errors import InvalidArgument
-    from .ops.stats import STATS, hist, quantile, reduce
+    from arraystore.core.errors import InvalidArgument
+    from arraystore.ops.stats import STATS, hist, quantile, reduce
 
     if expr is not None:
         if quantiles is not None or bins is not None or fields:
             raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
-        from .ops.mapping import reduce_expr
+        from arraystore.ops.mapping import reduce_expr
 
         res_expr = reduce_expr(
             open_store(store, mode="r"),
@@ -444,8 +451,8 @@ def cast_cmd(
 ) -> None:
     """Cast NAME chunk by chunk with a value audit (atomic; the source stays intact until done)."""
     open_store = store_opener()
-    from .core.errors import InvalidArgument
-    from .ops.cast import cast
+    from arraystore.core.errors import InvalidArgument
+    from arraystore.ops.cast import cast
 
     if auto:
         if to not in (None, "auto"):
@@ -491,7 +498,7 @@ def cast_cmd(
 def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
     """Check metadata, file sizes, that every chunk decodes, and checksums; exit 1 if corrupt."""
     open_store = store_opener()
-    from .ops.verify import verify as run_verify
+    from arraystore.ops.verify import verify as run_verify
 
     s = open_store(store, mode="r+" if repair else "r")
     report = run_verify(s, name, repair=repair)
@@ -554,8 +561,8 @@ def map_cmd(
     """Evaluate --expr chunk by chunk into a new array (bare names: fields of NAME or
     arrays of STORE); --where selects rows. Never Python eval: a safe expression language."""
     open_store = store_opener()
-    from .core.errors import InvalidArgument
-    from .ops.mapping import map_expr, where
+    from arraystore.core.errors import InvalidArgument
+    from arraystore.ops.mapping import map_expr, where
 
     if expr is None and cond is None:
         raise InvalidArgument("map needs --expr and/or --where")
@@ -577,7 +584,7 @@ def map_cmd(
         else:
             assert expr is not None
             arr = map_expr(s, expr, name, out=out, progress=adv, **kw)
-    from .core.dtypes import dtype_to_spec
+    from arraystore.core.dtypes import dtype_to_spec
 
     click.echo(f"wrote {out}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
 

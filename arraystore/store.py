@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .backends import get_backend
-from .backends._io import (
+from arraystore.backends import get_backend
+from arraystore.backends._io import (
     can_exchange,
     exchange,
     fsync_dir,
@@ -27,11 +27,11 @@ from .backends._io import (
     rename_noreplace,
     write_json,
 )
-from .backends._remote import is_remote, location
-from .backends.base import Handle
-from .core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
-from .core.dtypes import check_array_name, parse_dtype
-from .core.errors import (
+from arraystore.backends._remote import is_remote, location
+from arraystore.backends.base import Handle
+from arraystore.core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
+from arraystore.core.dtypes import check_array_name, parse_dtype
+from arraystore.core.errors import (
     ArrayExists,
     ArrayNotFound,
     ArrayStoreError,
@@ -43,8 +43,8 @@ from .core.errors import (
     ShapeMismatch,
     StoreNotFound,
 )
-from .core.killpoints import kill_point
-from .core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
+from arraystore.core.killpoints import kill_point
+from arraystore.core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
 
 ROOT_ATTR = "arraystore"
 MODES = ("r", "r+", "a")
@@ -272,7 +272,7 @@ class Store:
         if sum(x is not None for x in (fill, data, from_npy)) > 1:
             raise InvalidArgument("give only one of fill, data and from_npy")
         if from_npy is not None:
-            from .backends.memmap import open_npy
+            from arraystore.backends.memmap import open_npy
 
             source = open_npy(Path(from_npy))
             src_shape, src_dtype = source.meta.shape, parse_dtype(source.meta.dtype)
@@ -335,7 +335,7 @@ class Store:
                 handle = get_backend(backend).create(tmp, meta)
                 if backend == "memmap":  # keep the store a valid zarr hierarchy
                     write_json(tmp / "zarr.json", _group_doc({"arraystore_backend": "memmap"}))
-                from .ops.create import fill_array
+                from arraystore.ops.create import fill_array
 
                 fill_array(
                     handle,
@@ -406,7 +406,7 @@ class Store:
         self._roll_back(name)
         work = self.path / f".{name}.cast"
         if work.is_dir() and not work.is_symlink():
-            from .ops.journal import recover  # (imports the casting machinery: only here)
+            from arraystore.ops.journal import recover  # (imports the casting machinery: only here)
 
             recover(self, name, work)
             _remove(work)
@@ -437,7 +437,7 @@ class Store:
         (sidecar last) -- not atomic, see :mod:`arraystore.backends._remote`.
         """
         if self.remote:
-            from .backends._remote import commit
+            from arraystore.backends._remote import commit
 
             commit(tmp, path)  # type: ignore[arg-type]
             return
@@ -469,7 +469,7 @@ class Store:
     def import_file(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Array:
         """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name``, streamed and
         committed atomically (see :func:`arraystore.ops.interop.import_file`)."""
-        from .ops.interop import import_file
+        from arraystore.ops.interop import import_file
 
         return import_file(self, name, path, **kwargs)
 
@@ -564,12 +564,12 @@ class Store:
         return self._lock(name, shared=True)
 
     def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
-        from .backends._lock import hold, writer_lock
+        from arraystore.backends._lock import hold, writer_lock
 
         self._check_writable()
         check_array_name(name)
         if self.remote:
-            from .backends._remote import remote_lock
+            from arraystore.backends._remote import remote_lock
 
             key = str(self.path / f".{name}.lock")
             return hold(key, name, shared, lambda: remote_lock(self.path, name))  # type: ignore[arg-type]
@@ -614,6 +614,6 @@ def open(
     return Store(path, mode, storage_options)
 
 
-from .array import Array  # noqa: E402
+from arraystore.array import Array  # noqa: E402
 
 __all__ = ["Array", "Store", "open"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Backend, Handle
+from arraystore.backends.base import Backend, Handle
 
 __all__ = ["Backend", "Handle", "available_backends", "get_backend"]
 
@@ -15,14 +15,14 @@ def available_backends() -> tuple[str, ...]:
 
 def get_backend(name: str) -> Backend:
     """The backend called ``name``; its module (and zarr) is imported only when asked for."""
-    from ..core.errors import UnknownBackend
+    from arraystore.core.errors import UnknownBackend
 
     if name == "memmap":
-        from .memmap import MemmapBackend
+        from arraystore.backends.memmap import MemmapBackend
 
         return MemmapBackend()
     if name == "zarr":
-        from .zarr import ZarrBackend
+        from arraystore.backends.zarr import ZarrBackend
 
         return ZarrBackend()
     raise UnknownBackend(f"unknown backend {name!r} (choose from: {', '.join(_NAMES)})")

@@ -8,8 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
-from ..core import meta as _meta
-from ..core.errors import MetadataError
+from arraystore.core import meta as _meta
+from arraystore.core.errors import MetadataError
 
 
 def fsync_dir(path: Path) -> None:
@@ -72,7 +72,7 @@ def read_json(path: Path, what: str | None = None, dir_fd: int | None = None) ->
 def remove_tree(path: Path) -> None:
     """Remove a folder (or file) and everything in it, local or remote; missing is fine."""
     if not isinstance(path, Path):
-        from ._remote import remove_tree as remote_remove
+        from arraystore.backends._remote import remove_tree as remote_remove
 
         remote_remove(path)
         return
@@ -86,7 +86,7 @@ def remove_tree(path: Path) -> None:
 def move_tree(src: Path, dst: Path) -> None:
     """Rename a folder (``os.replace``); on an object store, copy its keys then delete them."""
     if not isinstance(src, Path):
-        from ._remote import move_tree as remote_move
+        from arraystore.backends._remote import move_tree as remote_move
 
         remote_move(src, dst)
         return

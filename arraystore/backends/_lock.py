@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import LockedError
+from arraystore.core.errors import LockedError
 
 
 def lock_path(root: Path, name: str) -> Path:
@@ -149,7 +149,7 @@ def remove_stale(path: Path) -> bool:
         if not _same_file(fd, path):
             return False
         if os.path.isdir(path):
-            from ._io import remove_tree
+            from arraystore.backends._io import remove_tree
 
             remove_tree(path)
         else:

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
-from ..core.errors import ArrayStoreError, InvalidArgument, LockedError
+from arraystore.core.errors import ArrayStoreError, InvalidArgument, LockedError
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://(.*)$")
 SIDECAR = "arraystore.json"
@@ -264,7 +264,7 @@ def remote_lock(root: RemotePath, name: str) -> Iterator[None]:
     """A writer lock object ``.NAME.lock`` created with a conditional (exclusive) put."""
     lock = root / f".{name}.lock"
     token = uuid.uuid4().hex
-    from ._lock import my_identity
+    from arraystore.backends._lock import my_identity
 
     start = my_identity().partition(" ")[2] or None  # tells a reused PID from ours
     doc = {"host": socket.gethostname(), "pid": os.getpid(), "start": start, "token": token}
@@ -310,7 +310,7 @@ def _create(fs: Any, lock: RemotePath, data: bytes) -> None:
 
 def _stale(lock: RemotePath) -> bool:
     """True for a lock object of a process of this host that no longer runs."""
-    from ._lock import _alive
+    from arraystore.backends._lock import _alive
 
     doc = _read(lock)
     if doc is None or doc.get("host") != socket.gethostname():

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.chunks import Region, iter_chunk_regions, region_shape
-from ..core.dtypes import field_dtype
-from ..core.meta import ArrayMeta
+from arraystore.core.chunks import Region, iter_chunk_regions, region_shape
+from arraystore.core.dtypes import field_dtype
+from arraystore.core.meta import ArrayMeta
 
 
 class Handle(ABC):
@@ -95,7 +95,7 @@ class Backend(ABC):
 
 def check_block(block: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """Return ``block`` as a C-contiguous array of ``dtype`` and ``shape`` or raise."""
-    from ..core.errors import ShapeMismatch
+    from arraystore.core.errors import ShapeMismatch
 
     arr = np.asarray(block)
     if arr.dtype != dtype:

@@ -16,12 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from ..core.chunks import Region
-from ..core.dtypes import is_bfloat16
-from ..core.errors import ArrayNotFound, CorruptData, InvalidArgument, MetadataError, ReadOnlyError
-from ..core.meta import SIDECAR, ArrayMeta
-from ._io import start_writeback
-from .base import Backend, Handle, check_block
+from arraystore.backends._io import start_writeback
+from arraystore.backends.base import Backend, Handle, check_block
+from arraystore.core.chunks import Region
+from arraystore.core.dtypes import is_bfloat16
+from arraystore.core.errors import (
+    ArrayNotFound,
+    CorruptData,
+    InvalidArgument,
+    MetadataError,
+    ReadOnlyError,
+)
+from arraystore.core.meta import SIDECAR, ArrayMeta
 
 DATA = "data.npy"
 _OPEN_LOCK = threading.Lock()
@@ -77,7 +83,7 @@ def read_header(path: Path, fd: int | None = None) -> tuple[tuple[int, ...], np.
 
 def open_npy(file: Path) -> MemmapHandle:
     """A read-only handle on any .npy file (e.g. ``create --from``); never unpickles."""
-    from ..core.chunks import auto_chunks
+    from arraystore.core.chunks import auto_chunks
 
     shape, dtype, offset = read_header(file)
     check_npy_size(file, shape, dtype, offset)
@@ -228,7 +234,7 @@ class MemmapHandle(Handle):
         if block.size == 0:
             return
         if self.crc_live:  # refuse before writing when the checksums cannot follow
-            from .memmap_crc import precheck
+            from arraystore.backends.memmap_crc import precheck
 
             precheck(self.path, self.offset, self.meta.nbytes)
         if field is None and (self.meta.ndim == 0 or self._contiguous(region)):
@@ -253,7 +259,7 @@ class MemmapHandle(Handle):
 
     def _update_crcs(self, region: Region) -> None:
         """Recompute the checksums of the blocks under the rows ``region`` touched."""
-        from . import memmap_crc
+        from arraystore.backends import memmap_crc
 
         if self.meta.ndim == 0 or not region:
             start, stop = 0, self.meta.nbytes
@@ -273,7 +279,7 @@ class MemmapHandle(Handle):
         os.fsync(self.fd())
         if not (self.meta.checksum and self.writable and self.file == self.path / DATA):
             return
-        from . import memmap_crc
+        from arraystore.backends import memmap_crc
 
         crc_path = self.path / memmap_crc.CRC_FILE
         if self.crc_live:
@@ -338,7 +344,7 @@ class MemmapBackend(Backend):
 
 def _check_local(path: Path) -> None:
     if not isinstance(path, Path):
-        from ..core.errors import InvalidArgument
+        from arraystore.core.errors import InvalidArgument
 
         raise InvalidArgument(
             f"the memmap backend needs a local store, not {path}: use the zarr backend"

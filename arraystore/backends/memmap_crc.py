@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import CorruptData
-from ._io import write_atomic
+from arraystore.backends._io import write_atomic
+from arraystore.core.errors import CorruptData
 
 CRC_FILE = "data.crc32c"
 BLOCK_SIZE = 1 << 20

@@ -27,7 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.chunks import (
+from arraystore.backends._io import read_json
+from arraystore.backends.base import Backend, Handle, check_block
+from arraystore.backends.zarr_chunks import ALL_CHUNKS
+from arraystore.core.chunks import (
     Region,
     chunk_region,
     chunks_touching,
@@ -35,15 +38,18 @@ from ..core.chunks import (
     intersect,
     relative,
 )
-from ..core.dtypes import Field, check_zarr_dtype, field_dtype, fields_of
-from ..core.errors import ArrayNotFound, CorruptData, MetadataError, ReadOnlyError, UnknownCodec
-from ..core.meta import SIDECAR, ArrayMeta
-from ._io import read_json
-from .base import Backend, Handle, check_block
-from .zarr_chunks import ALL_CHUNKS
+from arraystore.core.dtypes import Field, check_zarr_dtype, field_dtype, fields_of
+from arraystore.core.errors import (
+    ArrayNotFound,
+    CorruptData,
+    MetadataError,
+    ReadOnlyError,
+    UnknownCodec,
+)
+from arraystore.core.meta import SIDECAR, ArrayMeta
 
 if TYPE_CHECKING:
-    from .zarr_chunks import ChunkIO
+    from arraystore.backends.zarr_chunks import ChunkIO
 
 CODECS = ("none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4")
 #: ALL_CHUNKS: zarr.json attribute of every zarr array arraystore creates: each chunk is
@@ -242,7 +248,7 @@ class ZarrHandle(Handle):
             self._fast_read(cio, region, out)
             return out
         if self._dir_fd is not None:  # zarr-python reads by path: is it still our folder?
-            from .zarr_chunks import check_same_folder
+            from arraystore.backends.zarr_chunks import check_same_folder
 
             check_same_folder(self._dir_fd, self.path)
         if self.meta.all_chunks:
@@ -288,7 +294,7 @@ class ZarrHandle(Handle):
     def chunk_io(self, field: str | None) -> ChunkIO | None:
         """Direct chunk-file reader/writer (numcodecs) or None for zarr-python's path."""
         if field not in self._cio:
-            from .zarr_chunks import ChunkIO
+            from arraystore.backends.zarr_chunks import ChunkIO
 
             if not isinstance(self.path, Path):  # remote: zarr-python's own I/O
                 self._cio[field] = None
@@ -407,8 +413,8 @@ class ZarrBackend(Backend):
     def open(
         self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None
     ) -> ZarrHandle:
-        from ..core.dtypes import dtype_from_json
-        from ..core.errors import ArrayStoreError
+        from arraystore.core.dtypes import dtype_from_json
+        from arraystore.core.errors import ArrayStoreError
 
         try:
             dtype = dtype_from_json(sidecar.get("dtype"))  # validates field names first

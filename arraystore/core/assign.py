@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .dtypes import dtype_to_spec
-from .errors import CastError, CastOverflow, InvalidType, ShapeMismatch
+from arraystore.core.dtypes import dtype_to_spec
+from arraystore.core.errors import CastError, CastOverflow, InvalidType, ShapeMismatch
 
 
 def _describe(value: Any) -> str:

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .casting_auto import ValueSummary, smallest_dtype
-from .casting_report import CastReport, _fmt
-from .casting_rules import (
+from arraystore.core.casting_auto import ValueSummary, smallest_dtype
+from arraystore.core.casting_report import CastReport, _fmt
+from arraystore.core.casting_rules import (
     ERRORS,
     MAX_FIRST_BAD,
     POLICIES,
@@ -51,8 +51,17 @@ from .casting_rules import (
     _is_numeric,
     check_type_rule,
 )
-from .casting_values import Mask, _andnot, _cast_strings, _cnt, _convert, _or, _Part, _some
-from .errors import CastError, InvalidArgument
+from arraystore.core.casting_values import (
+    Mask,
+    _andnot,
+    _cast_strings,
+    _cnt,
+    _convert,
+    _or,
+    _Part,
+    _some,
+)
+from arraystore.core.errors import CastError, InvalidArgument
 
 __all__ = [
     "POLICIES",
@@ -193,7 +202,7 @@ def cast_block(
         if strings and _is_numeric(dst):
             part, parse_bad = _cast_strings(xf, yf, policy, rtol, nan_to, errors, fill)
         elif _is_numeric(src) and _is_numeric(dst):
-            from .casting_fast import float_narrow
+            from arraystore.core.casting_fast import float_narrow
 
             fast = float_narrow(xf, yf, policy, rtol)
             if fast is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .casting_rules import (
+from arraystore.core.casting_rules import (
     _INT_ORDER,
     _as_dtype,
     _component,
@@ -19,9 +19,9 @@ from .casting_rules import (
     _superset,
     _wide,
 )
-from .casting_values import _convert
-from .dtypes import bfloat16
-from .errors import DTypeError, InvalidArgument
+from arraystore.core.casting_values import _convert
+from arraystore.core.dtypes import bfloat16
+from arraystore.core.errors import DTypeError, InvalidArgument
 
 # --------------------------------------------------------------------------- smallest_dtype
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .jit import LazyKernel
+from arraystore.core.jit import LazyKernel
 
 MAX_FIRST = 10
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from .casting_rules import (
+from arraystore.core.casting_rules import (
     MAX_EXAMPLES,
     MAX_FIRST_BAD,
     _as_dtype,
     _dtname,
 )
-from .errors import CastError, InvalidArgument
+from arraystore.core.errors import CastError, InvalidArgument
 
 # ------------------------------------------------------------------------------- reports
 

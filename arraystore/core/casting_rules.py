@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .dtypes import fields_of, is_bfloat16, is_numeric, parse_dtype
-from .errors import CastError, InvalidArgument
+from arraystore.core.dtypes import fields_of, is_bfloat16, is_numeric, parse_dtype
+from arraystore.core.errors import CastError, InvalidArgument
 
 POLICIES = ("unsafe", "same_kind", "safe", "value", "clip")
 ERRORS = ("raise", "coerce")
@@ -156,7 +156,7 @@ def parse_targets(src: np.dtype, to: Any) -> dict[str | None, str]:
         mapping = {str(k): str(v) for k, v in to.items()}
     elif isinstance(to, str) and ":" in to:
         mapping = {}
-        from .dtypes import _split_top
+        from arraystore.core.dtypes import _split_top
 
         for part in _split_top(to.strip()):
             if not part:
@@ -179,7 +179,7 @@ def parse_targets(src: np.dtype, to: Any) -> dict[str | None, str]:
     known = {f.name: f for f in fields}
     for key, val in mapping.items():
         if key not in known:
-            from .errors import FieldNotFound
+            from arraystore.core.errors import FieldNotFound
 
             raise FieldNotFound(f"no field {key!r} (fields: {', '.join(known)})")
         sub = known[key].subshape

@@ -8,7 +8,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from .casting_rules import (
+from arraystore.core.casting_rules import (
     _BAD_PARSE,
     _PARSE_BLOCK,
     _PARSE_LEAF,
@@ -19,7 +19,7 @@ from .casting_rules import (
     _superset,
     _wide,
 )
-from .dtypes import is_bfloat16
+from arraystore.core.dtypes import is_bfloat16
 
 # ------------------------------------------------------------------------ per-value masks
 

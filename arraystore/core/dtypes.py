@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DTypeError
+from arraystore.core.errors import DTypeError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _PLAIN_KINDS = {"b": "bool", "i": "int", "u": "uint", "f": "float", "c": "complex"}
@@ -104,7 +104,7 @@ def check_array_name(name: str) -> str:
 
 
 def raise_name(message: str) -> None:
-    from .errors import InvalidName
+    from arraystore.core.errors import InvalidName
 
     raise InvalidName(message)
 
@@ -311,7 +311,7 @@ def fields_of(dt: np.dtype) -> list[Field]:
 
 def field_dtype(dt: np.dtype, name: str) -> Field:
     """Look up one field; raises FieldNotFound with the list of fields."""
-    from .errors import FieldNotFound
+    from arraystore.core.errors import FieldNotFound
 
     for f in fields_of(dt):
         if f.name == name:

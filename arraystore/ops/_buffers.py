@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from ..core.alloc import raw_buffer
+from arraystore.core.alloc import raw_buffer
 
 _local = threading.local()
 

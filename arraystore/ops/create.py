@@ -14,12 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Handle
-from ..core.chunks import Region, chunk_region, grid_shape, iter_chunk_indices, region_shape
-from ..core.dtypes import fields_of, is_bfloat16
-from ..core.errors import InvalidArgument, ShapeMismatch
-from ..core.killpoints import kill_point
-from ..engine import Plan, Task, get_executor, run
+from arraystore.backends.base import Handle
+from arraystore.core.chunks import (
+    Region,
+    chunk_region,
+    grid_shape,
+    iter_chunk_indices,
+    region_shape,
+)
+from arraystore.core.dtypes import fields_of, is_bfloat16
+from arraystore.core.errors import InvalidArgument, ShapeMismatch
+from arraystore.core.killpoints import kill_point
+from arraystore.engine import Plan, Task, get_executor, run
 
 FILLS = ("zeros", "ones", "range", "random", "empty")
 
@@ -142,7 +148,7 @@ def fill_array(
         make(i, chunk_region(idx, meta.shape, meta.chunks))
         for i, idx in enumerate(iter_chunk_indices(meta.shape, meta.chunks))
     )
-    from ..engine import default_budget
+    from arraystore.engine import default_budget
 
     budget = memory if memory is not None else default_budget()
     with get_executor(executor) as ex:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import InvalidArgument
+from arraystore.core.errors import InvalidArgument
 
 __all__ = ["CONSTANTS", "FUNCTIONS", "Expr", "compile_expr", "evaluate", "names"]
 

@@ -56,10 +56,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backends._io import fsync_dir
-from ..core.chunks import Region
-from ..core.errors import ArrayExists, InvalidArgument
-from .io_common import (
+from arraystore.backends._io import fsync_dir
+from arraystore.core.chunks import Region
+from arraystore.core.errors import ArrayExists, InvalidArgument
+from arraystore.ops.io_common import (
     MissingDependency,
     check_target,
     read_ahead,
@@ -69,8 +69,8 @@ from .io_common import (
 )
 
 if TYPE_CHECKING:
-    from ..array import Array
-    from ..store import Store
+    from arraystore.array import Array
+    from arraystore.store import Store
 
 __all__ = [
     "FORMATS",
@@ -209,11 +209,11 @@ def import_file(
     )
     with store.lock(name):
         if fmt == "csv":
-            from .io_csv import import_csv
+            from arraystore.ops.io_csv import import_csv
 
             import_csv(store, name, src, options=options, **common)
         else:
-            from .io_arrow import import_table
+            from arraystore.ops.io_arrow import import_table
 
             import_table(store, name, src, fmt, options=options, **common)
     return store[name]
@@ -289,7 +289,7 @@ def export_file(
         if fmt == "npy":
             _export_npy(arr, tmp, progress)
         else:
-            from .io_arrow_export import export_table
+            from arraystore.ops.io_arrow_export import export_table
 
             suffix = dst.suffix.lower()
             stream = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}.get(suffix)
@@ -312,7 +312,7 @@ def export_file(
 
 def _export_npy(arr: Array, tmp: Path, progress: Any) -> None:
     """Header, then each row block ``pwrite`` at its offset (bounded memory, no mmap)."""
-    from ..backends.memmap import _bytes_view, write_header
+    from arraystore.backends.memmap import _bytes_view, write_header
 
     dtype, shape = arr.dtype, arr.shape
     names: list[str | None] = [arr.field]
@@ -343,21 +343,21 @@ def _export_npy(arr: Array, tmp: Path, progress: Any) -> None:
 # ------------------------------------------------------------- dask, xarray
 def to_dask(arr: Array, fields: str | list[str] | None = None) -> Any:
     """A dask array per field, chunked like the storage; see :func:`.io_dask.to_dask`."""
-    from .io_dask import to_dask as _to_dask
+    from arraystore.ops.io_dask import to_dask as _to_dask
 
     return _to_dask(arr, fields)
 
 
 def from_dask(darr: Any, store: Store, name: str, **kwargs: Any) -> Array:
     """Store a dask array (or ``{field: dask array}``); see :func:`.io_dask.from_dask`."""
-    from .io_dask import from_dask as _from_dask
+    from arraystore.ops.io_dask import from_dask as _from_dask
 
     return _from_dask(darr, store, name, **kwargs)
 
 
 def to_xarray(arr: Array, fields: str | list[str] | None = None) -> Any:
     """An xarray DataArray / Dataset view; see :func:`.io_dask.to_xarray`."""
-    from .io_dask import to_xarray as _to_xarray
+    from arraystore.ops.io_dask import to_xarray as _to_xarray
 
     return _to_xarray(arr, fields)
 
@@ -365,7 +365,7 @@ def to_xarray(arr: Array, fields: str | list[str] | None = None) -> Any:
 # -------------------------------------------------------------------- torch
 def batches(arr: Array, batch_size: int, **kwargs: Any) -> Any:
     """Numpy (or torch) batches of rows; see :class:`.torch_batches.Batches`."""
-    from .torch_batches import Batches
+    from arraystore.ops.torch_batches import Batches
 
     return Batches(arr, batch_size, **kwargs)
 
@@ -373,6 +373,6 @@ def batches(arr: Array, batch_size: int, **kwargs: Any) -> Any:
 def to_torch(batch: Any, torch_dtype: Any = None) -> Any:
     """A numpy batch (array or dict of arrays) as torch tensors, zero-copy where the
     dtype maps; see :func:`.torch_batches.to_torch`."""
-    from .torch_batches import to_torch as _to_torch
+    from arraystore.ops.torch_batches import to_torch as _to_torch
 
     return _to_torch(batch, torch_dtype)

@@ -63,9 +63,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.dtypes import fields_of, parse_dtype, scalar_str
-from ..core.errors import CorruptData, DTypeError, FieldNotFound, InvalidArgument
-from .io_arrow_convert import (
+from arraystore.core.dtypes import fields_of, parse_dtype, scalar_str
+from arraystore.core.errors import CorruptData, DTypeError, FieldNotFound, InvalidArgument
+from arraystore.ops.io_arrow_convert import (
     MASK_SUFFIX,
     META_KEY,
     BadValues,
@@ -80,7 +80,7 @@ from .io_arrow_convert import (
     natural_dtype,
     parse_overrides,
 )
-from .io_common import ChunkSink, NewArray, new_meta, prefetch, require
+from arraystore.ops.io_common import ChunkSink, NewArray, new_meta, prefetch, require
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -90,7 +90,7 @@ else:
     pc = require("pyarrow.compute", "CSV/Parquet/Arrow files")
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from arraystore.store import Store
 
 
 # ------------------------------------------------------------------- plans

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.dtypes import fields_of, is_bfloat16, parse_dtype, scalar_str
-from ..core.errors import DTypeError
-from .io_common import require
+from arraystore.core.dtypes import fields_of, is_bfloat16, parse_dtype, scalar_str
+from arraystore.core.errors import DTypeError
+from arraystore.ops.io_common import require
 
 if TYPE_CHECKING:
     import pyarrow as pa

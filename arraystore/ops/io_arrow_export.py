@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.dtypes import dtype_to_json, fields_of, is_bfloat16, scalar_str
-from ..core.errors import InvalidArgument
-from .io_arrow_convert import MASK_SUFFIX, META_KEY
-from .io_common import read_ahead, read_fields, require, row_regions
+from arraystore.core.dtypes import dtype_to_json, fields_of, is_bfloat16, scalar_str
+from arraystore.core.errors import InvalidArgument
+from arraystore.ops.io_arrow_convert import MASK_SUFFIX, META_KEY
+from arraystore.ops.io_common import read_ahead, read_fields, require, row_regions
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,7 +32,7 @@ else:
     pc = require("pyarrow.compute", "CSV/Parquet/Arrow files")
 
 if TYPE_CHECKING:
-    from ..array import Array
+    from arraystore.array import Array
 
 
 # ------------------------------------------------------------------ export

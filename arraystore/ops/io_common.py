@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..backends import get_backend
-from ..backends._io import remove_tree, write_json
-from ..backends.base import Handle
-from ..core.chunks import Region, normalize_chunks
-from ..core.dtypes import fields_of
-from ..core.errors import ArrayExists, InvalidArgument, MissingDependency
-from ..core.killpoints import kill_point
-from ..core.meta import SIDECAR, ArrayMeta
+from arraystore.backends import get_backend
+from arraystore.backends._io import remove_tree, write_json
+from arraystore.backends.base import Handle
+from arraystore.core.chunks import Region, normalize_chunks
+from arraystore.core.dtypes import fields_of
+from arraystore.core.errors import ArrayExists, InvalidArgument, MissingDependency
+from arraystore.core.killpoints import kill_point
+from arraystore.core.meta import SIDECAR, ArrayMeta
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from arraystore.store import Store
 
 EXTRAS = {
     "pyarrow": "arrow",
@@ -78,7 +78,7 @@ class NewArray:
         self.handle: Handle | None = None
 
     def __enter__(self) -> NewArray:
-        from ..store import _group_doc
+        from arraystore.store import _group_doc
 
         self.store._clean_stale(self.name)  # what writers that died left
         check_target(self.store, self.name, self.overwrite)  # again, under the lock

@@ -61,11 +61,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.dtypes import is_bfloat16
-from ..core.errors import DTypeError, FieldNotFound, InvalidArgument
-from ..core.killpoints import kill_point
-from .io_arrow import Layout, write_batches
-from .io_arrow_convert import (
+from arraystore.core.dtypes import is_bfloat16
+from arraystore.core.errors import DTypeError, FieldNotFound, InvalidArgument
+from arraystore.core.killpoints import kill_point
+from arraystore.ops.io_arrow import Layout, write_batches
+from arraystore.ops.io_arrow_convert import (
     MASK_SUFFIX,
     ColPlan,
     checked_astype,
@@ -73,8 +73,8 @@ from .io_arrow_convert import (
     parse_overrides,
     to_numpy,
 )
-from .io_common import prefetch, require
-from .io_csv_text import (
+from arraystore.ops.io_common import prefetch, require
+from arraystore.ops.io_csv_text import (
     CsvOptions,
     _Bad,
     _Col,
@@ -96,7 +96,7 @@ else:
     pacsv = require("pyarrow.csv", "CSV files")
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from arraystore.store import Store
 
 
 def _open(

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.dtypes import is_bfloat16, scalar_str
-from ..core.errors import DTypeError, InvalidArgument
-from .io_arrow_convert import MAX_SHOWN, checked_astype, to_numpy
-from .io_common import require
+from arraystore.core.dtypes import is_bfloat16, scalar_str
+from arraystore.core.errors import DTypeError, InvalidArgument
+from arraystore.ops.io_arrow_convert import MAX_SHOWN, checked_astype, to_numpy
+from arraystore.ops.io_common import require
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backends import get_backend
-from ..core.dtypes import parse_dtype
-from ..core.errors import InvalidArgument
-from ..core.meta import SIDECAR
-from .io_common import NewArray, check_target, new_meta, require
+from arraystore.backends import get_backend
+from arraystore.core.dtypes import parse_dtype
+from arraystore.core.errors import InvalidArgument
+from arraystore.core.meta import SIDECAR
+from arraystore.ops.io_common import NewArray, check_target, new_meta, require
 
 if TYPE_CHECKING:
-    from ..array import Array
-    from ..store import Store
+    from arraystore.array import Array
+    from arraystore.store import Store
 
 
 # --------------------------------------------------------------------- dask
@@ -63,7 +63,7 @@ class _Source:
     def _open(self) -> Array:
         with self._lock:  # dask's threads share this object: open once
             if self._arr is None:
-                from ..store import Store
+                from arraystore.store import Store
 
                 arr = Store(self.store_path, mode="r")[self.name]
                 fd = getattr(arr.handle, "fd", None)
@@ -128,7 +128,7 @@ def _field_list(arr: Array, fields: str | list[str] | None) -> list[str | None]:
     chosen = [fields] if isinstance(fields, str) else list(fields)
     for f in chosen:
         if f not in arr.meta.fields:
-            from ..core.errors import FieldNotFound
+            from arraystore.core.errors import FieldNotFound
 
             raise FieldNotFound(f"no field {f!r} (fields: {', '.join(arr.meta.fields)})")
     return list(chosen)

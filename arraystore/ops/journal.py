@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backends._io import remove_tree
-from ..core.casting import CastReport
-from ..core.errors import ArrayStoreError
-from ..core.meta import SIDECAR
+from arraystore.backends._io import remove_tree
+from arraystore.core.casting import CastReport
+from arraystore.core.errors import ArrayStoreError
+from arraystore.core.meta import SIDECAR
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from arraystore.store import Store
 
 CAST_JOURNAL = "journal.jsonl"
 
@@ -58,7 +58,7 @@ def merge_done(done: dict[int, dict[str, Any]]) -> dict[str | None, CastReport] 
 
 
 def history_len(path: Path) -> int:
-    from ..backends._io import read_json
+    from arraystore.backends._io import read_json
 
     doc = read_json(path / SIDECAR)
     return len(doc.get("history", [])) if isinstance(doc, dict) else -1

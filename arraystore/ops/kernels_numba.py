@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.jit import LazyKernel
-from .kernels_leaf import two_sum
+from arraystore.core.jit import LazyKernel
+from arraystore.ops.kernels_leaf import two_sum
 
 GROUP_BYTES = 64 * 1024
 

@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backends.base import Handle
-from ..core.chunks import Region, region_shape
-from ..core.dtypes import dtype_to_json, field_dtype
-from ..core.errors import InvalidArgument, ShapeMismatch
-from . import _buffers
-from .expr import Expr, compile_expr
+from arraystore.backends.base import Handle
+from arraystore.core.chunks import Region, region_shape
+from arraystore.core.dtypes import dtype_to_json, field_dtype
+from arraystore.core.errors import InvalidArgument, ShapeMismatch
+from arraystore.ops import _buffers
+from arraystore.ops.expr import Expr, compile_expr
 
 if TYPE_CHECKING:
-    from ..array import Array
-    from ..store import Store
+    from arraystore.array import Array
+    from arraystore.store import Store
 
 SUB_ELEMS = 1 << 15  # elements per expression sub-block (256 KiB of float64: L2-sized)
 _SLOT = 1000  # reusable buffer slots: inputs from here up; output and mask just below
@@ -58,7 +58,7 @@ class Source:
 
 
 def _source(obj: Any, store: Store | None) -> Source:
-    from ..array import Array
+    from arraystore.array import Array
 
     if isinstance(obj, str):
         if store is None:

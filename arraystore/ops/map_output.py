@@ -11,21 +11,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backends import get_backend
-from ..backends._io import remove_tree, write_json
-from ..core.errors import ArrayExists, InvalidArgument
-from ..core.killpoints import kill_point
-from ..core.meta import SIDECAR, ArrayMeta
-from ..engine import Plan, Task, run
-from ..engine.memory import max_in_flight
-from . import _buffers
-from .journal import read_journal as _read_journal
-from .journal import write_header as _write_header
-from .map_inputs import Source
+from arraystore.backends import get_backend
+from arraystore.backends._io import remove_tree, write_json
+from arraystore.core.errors import ArrayExists, InvalidArgument
+from arraystore.core.killpoints import kill_point
+from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.engine import Plan, Task, run
+from arraystore.engine.memory import max_in_flight
+from arraystore.ops import _buffers
+from arraystore.ops.journal import read_journal as _read_journal
+from arraystore.ops.journal import write_header as _write_header
+from arraystore.ops.map_inputs import Source
 
 if TYPE_CHECKING:
-    from ..array import Array
-    from ..store import Store
+    from arraystore.array import Array
+    from arraystore.store import Store
 
 JOURNAL = "map-journal.jsonl"
 
@@ -118,7 +118,7 @@ def _build(
             (work / "data").mkdir()
             dst = get_backend(meta.backend).create(work / "data", meta)
             if meta.backend == "memmap":  # keep the store a valid zarr hierarchy
-                from ..store import _group_doc
+                from arraystore.store import _group_doc
 
                 write_json(
                     work / "data" / "zarr.json", _group_doc({"arraystore_backend": "memmap"})

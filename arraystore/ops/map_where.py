@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backends.base import Handle
-from ..core.chunks import normalize_chunks
-from ..core.dtypes import check_array_name, dtype_to_json, parse_dtype
-from ..core.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
-from ..core.meta import ArrayMeta
-from ..engine import Plan, Task, get_executor, run
-from ..engine.memory import READ_AHEAD
-from . import _buffers
-from .expr import Expr
-from .map_inputs import (
+from arraystore.backends.base import Handle
+from arraystore.core.chunks import normalize_chunks
+from arraystore.core.dtypes import check_array_name, dtype_to_json, parse_dtype
+from arraystore.core.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
+from arraystore.core.meta import ArrayMeta
+from arraystore.engine import Plan, Task, get_executor, run
+from arraystore.engine.memory import READ_AHEAD
+from arraystore.ops import _buffers
+from arraystore.ops.expr import Expr
+from arraystore.ops.map_inputs import (
     _SLOT,
     Source,
     _eval_into,
@@ -32,7 +32,7 @@ from .map_inputs import (
     _row_region,
     _Scope,
 )
-from .map_output import (
+from arraystore.ops.map_output import (
     TaskSpec,
     _build,
     _history,
@@ -42,11 +42,11 @@ from .map_output import (
     _out_format,
     _start,
 )
-from .stats import _budget
+from arraystore.ops.stats import _budget
 
 if TYPE_CHECKING:
-    from ..array import Array
-    from ..store import Store
+    from arraystore.array import Array
+    from arraystore.store import Store
 
 MAX_BLOCK = 8 * 2**20  # largest output block per task (streamed: bigger gains nothing)
 MIN_BLOCK = 256 * 2**10  # smallest (a smaller budget share fails the budget check)

@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backends.base import Handle
-from ..core.chunks import (
+from arraystore.backends.base import Handle
+from arraystore.core.chunks import (
     Region,
     auto_chunks,
     iter_chunk_regions,
@@ -64,14 +64,14 @@ from ..core.chunks import (
     region_shape,
     split_rows,
 )
-from ..core.dtypes import check_array_name, dtype_to_json, parse_dtype
-from ..core.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
-from ..core.meta import ArrayMeta
-from ..engine import Plan, Task, get_executor, run
-from ..engine.memory import READ_AHEAD
-from . import _buffers, kernels
-from .expr import Expr
-from .map_inputs import (
+from arraystore.core.dtypes import check_array_name, dtype_to_json, parse_dtype
+from arraystore.core.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
+from arraystore.core.meta import ArrayMeta
+from arraystore.engine import Plan, Task, get_executor, run
+from arraystore.engine.memory import READ_AHEAD
+from arraystore.ops import _buffers, kernels
+from arraystore.ops.expr import Expr
+from arraystore.ops.map_inputs import (
     _SLOT,
     Source,
     _bcast_region,
@@ -84,7 +84,7 @@ from .map_inputs import (
     _Scope,
     _source,
 )
-from .map_output import (
+from arraystore.ops.map_output import (
     TaskSpec,
     _build,
     _history,
@@ -94,12 +94,12 @@ from .map_output import (
     _out_format,
     _start,
 )
-from .map_where import MAX_BLOCK, MIN_BLOCK, where
-from .stats import ALL_OPS, STATS, SUB_BLOCK, StatsResult, _budget
+from arraystore.ops.map_where import MAX_BLOCK, MIN_BLOCK, where
+from arraystore.ops.stats import ALL_OPS, STATS, SUB_BLOCK, StatsResult, _budget
 
 if TYPE_CHECKING:
-    from ..array import Array
-    from ..store import Store
+    from arraystore.array import Array
+    from arraystore.store import Store
 
 __all__ = ["Source", "map_array", "map_blocks", "map_expr", "reduce_expr", "where"]
 
@@ -359,7 +359,7 @@ def map_blocks(
     run keeps the setting of the interrupted one).
     See the module docstring for the contract of ``fn``.
     """
-    from ..array import Array
+    from arraystore.array import Array
 
     if not callable(fn):
         raise InvalidArgument(f"fn must be callable, got {type(fn).__name__}")

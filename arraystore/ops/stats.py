@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backends.base import Handle
-from ..core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape, split_rows
-from ..core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
-from ..core.errors import InvalidArgument
-from ..engine import Plan, Task, default_budget, get_executor, run
-from . import _buffers, kernels
-from .quantiles import exact_quantiles, histogram
+from arraystore.backends.base import Handle
+from arraystore.core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape, split_rows
+from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
+from arraystore.core.errors import InvalidArgument
+from arraystore.engine import Plan, Task, default_budget, get_executor, run
+from arraystore.ops import _buffers, kernels
+from arraystore.ops.quantiles import exact_quantiles, histogram
 
 if TYPE_CHECKING:
-    from ..array import Array
+    from arraystore.array import Array
 
 STATS = ("count", "nan_count", "sum", "mean", "std", "min", "max")
 ALL_OPS = (*STATS, "var", "argmin", "argmax", "any", "all", "count_nonzero")
@@ -257,7 +257,7 @@ def reduce(
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:
         if ex.name != "dask":  # blocks are reduced here: load the kernel while reading
-            from . import kernels_numba
+            from arraystore.ops import kernels_numba
 
             kernels_numba.prewarm(f.dtype for _, f in chosen)
         regions = task_regions(handle, budget, ex.workers)
@@ -295,7 +295,7 @@ def reduce(
 
 
 def _budget(memory: int | str | None) -> int:
-    from ..engine.memory import parse_size
+    from arraystore.engine.memory import parse_size
 
     if memory is None:
         return default_budget()
@@ -315,7 +315,7 @@ def _iter_blocks(handle: Handle, name: str | None, budget: int) -> Iterator[np.n
 
 def _check_pass_budget(arr: Array, name: str | None, budget: int) -> None:
     """Refuse a multi-pass op before reading when one block cannot fit the budget."""
-    from ..engine.memory import max_in_flight
+    from arraystore.engine.memory import max_in_flight
 
     regions = task_regions(arr.handle, budget, 1)
     if regions:

@@ -49,12 +49,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.dtypes import is_bfloat16, scalar_str
-from ..core.errors import DTypeError, InvalidArgument
-from .io_common import read_ahead, read_fields, require, row_regions
+from arraystore.core.dtypes import is_bfloat16, scalar_str
+from arraystore.core.errors import DTypeError, InvalidArgument
+from arraystore.ops.io_common import read_ahead, read_fields, require, row_regions
 
 if TYPE_CHECKING:
-    from ..array import Array
+    from arraystore.array import Array
 
 #: numpy dtype (scalar_str) -> torch dtype name; see the module table
 TORCH_DTYPES = {
@@ -204,7 +204,7 @@ def _select(arr: Array, fields: str | list[str] | None) -> tuple[list[str | None
         chosen = list(fields) if fields else list(arr.meta.fields)
     for f in chosen:
         if f not in arr.meta.fields:
-            from ..core.errors import FieldNotFound
+            from arraystore.core.errors import FieldNotFound
 
             raise FieldNotFound(f"no field {f!r} (fields: {', '.join(arr.meta.fields)})")
     return list(chosen), isinstance(fields, str)

@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..backends import _lock
-from ..backends._io import move_tree, remove_tree
-from ..core.errors import ArrayStoreError
+from arraystore.backends import _lock
+from arraystore.backends._io import move_tree, remove_tree
+from arraystore.core.errors import ArrayStoreError
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from arraystore.store import Store
 
 LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp-\d+-[0-9a-f]+|old-[0-9a-f]+|rm-[0-9a-f]+|cast)$")
 #: the typed spool file of an interrupted CSV import (ops/io_csv.py)
@@ -96,7 +96,7 @@ def verify_array(store: Store, name: str, report: VerifyReport) -> None:
 
 def _check_memmap_crcs(handle: Any, name: str, report: VerifyReport) -> None:
     """Recompute the block checksums of a memmap array; one finding per bad block."""
-    from ..backends import memmap_crc
+    from arraystore.backends import memmap_crc
 
     table = memmap_crc.load(handle.path, handle.offset, handle.meta.nbytes)
     for m in memmap_crc.check(handle.file, table):
@@ -166,7 +166,7 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
             msg = f"leftover of an interrupted write of {owner!r}: {entry}"
             if entry.endswith(".cast"):
                 if repair:
-                    from .journal import recover as _recover
+                    from arraystore.ops.journal import recover as _recover
 
                     if _recover(store, owner, path):  # its data was complete: finish it
                         report.findings.append(
