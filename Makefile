@@ -21,9 +21,11 @@ test: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: venv
-	$(BIN)/ruff check arraystore tests benchmarks examples
-	$(BIN)/ruff format --check arraystore tests benchmarks examples
+	$(BIN)/ruff check arraystore tests benchmarks examples tools
+	$(BIN)/ruff format --check arraystore tests benchmarks examples tools
 	$(BIN)/mypy arraystore
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/check_sizes.py
 
 clean:
 	rm -rf $(VENV) demo.store demo.store.stats.json

@@ -13,7 +13,7 @@ from typing import Any
 
 from arraystore.array import Array
 from arraystore.core.dtypes import parse_dtype
-from arraystore.core.errors import (
+from arraystore.errors import (
     ArrayExists,
     ArrayNotFound,
     ArrayStoreError,
@@ -38,8 +38,8 @@ from arraystore.store import Store, open
 
 def map_blocks(fn: Any, *arrays: Any, **kwargs: Any) -> Array:
     """Apply ``fn`` to aligned numpy blocks of ``arrays`` into a new array (``out=NAME``);
-    see :func:`arraystore.ops.mapping.map_blocks`."""
-    from arraystore.ops.mapping import map_blocks as _map_blocks
+    see :func:`arraystore.ops.map.blocks.map_blocks`."""
+    from arraystore.ops.map.blocks import map_blocks as _map_blocks
 
     return _map_blocks(fn, *arrays, **kwargs)
 

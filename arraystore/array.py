@@ -16,8 +16,8 @@ from arraystore.backends.base import Handle
 from arraystore.core.assign import assigned_block
 from arraystore.core.chunks import Region, normalize_index, region_shape
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
-from arraystore.core.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
 from arraystore.core.meta import ArrayMeta
+from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
 
 if TYPE_CHECKING:
     from arraystore.store import Store
@@ -196,8 +196,8 @@ class Array:
     # ------------------------------------------------------------- map, interop
     def map(self, fn: Any, *others: Any, **kwargs: Any) -> Array:
         """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
-        chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.mapping`)."""
-        from arraystore.ops.mapping import map_array
+        chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.map.blocks`)."""
+        from arraystore.ops.map.blocks import map_array
 
         return map_array(self, fn, *others, **kwargs)
 
@@ -242,7 +242,7 @@ class Array:
         ``skipna=True`` by default here (a data summary); the single reductions below
         follow numpy (``skipna=False``).
         """
-        from arraystore.ops.stats import STATS, reduce
+        from arraystore.ops.reduce.stats import STATS, reduce
 
         return reduce(
             self,
@@ -257,7 +257,7 @@ class Array:
         )
 
     def _one(self, op: str, axis: Any, fields: Any, skipna: bool, ddof: int = 0, **kw: Any) -> Any:
-        from arraystore.ops.stats import reduce
+        from arraystore.ops.reduce.stats import reduce
 
         res = reduce(self, (op,), axis=axis, fields=fields, skipna=skipna, ddof=ddof, **kw)
         values = {name: d[op] for name, d in res.fields.items()}
@@ -306,7 +306,7 @@ class Array:
         self, q: Any, fields: Any = None, skipna: bool = False, axis: Any = None, memory: Any = None
     ) -> Any:
         """Exact quantiles, equal to ``np.quantile(data, q, method="linear")``."""
-        from arraystore.ops.stats import quantile
+        from arraystore.ops.reduce.stats import quantile
 
         res = quantile(self, q, fields=fields, skipna=skipna, memory=memory, axis=axis)
         if self.meta.fields and self.field is None and not isinstance(fields, str):
@@ -320,7 +320,7 @@ class Array:
         self, bins: Any = 10, range: Any = None, fields: Any = None, memory: Any = None
     ) -> Any:
         """``(counts, edges)`` like ``np.histogram`` (NaN skipped)."""
-        from arraystore.ops.stats import hist
+        from arraystore.ops.reduce.stats import hist
 
         res = hist(self, bins=bins, range=range, fields=fields, memory=memory)
         if self.meta.fields and self.field is None and not isinstance(fields, str):

@@ -18,20 +18,11 @@ from typing import Any
 import numpy as np
 
 from arraystore.backends import get_backend
-from arraystore.backends._io import (
-    can_exchange,
-    exchange,
-    fsync_dir,
-    read_json,
-    remove_tree,
-    rename_noreplace,
-    write_json,
-)
-from arraystore.backends._remote import is_remote, location
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
 from arraystore.core.dtypes import check_array_name, parse_dtype
-from arraystore.core.errors import (
+from arraystore.core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
+from arraystore.errors import (
     ArrayExists,
     ArrayNotFound,
     ArrayStoreError,
@@ -43,8 +34,17 @@ from arraystore.core.errors import (
     ShapeMismatch,
     StoreNotFound,
 )
-from arraystore.core.killpoints import kill_point
-from arraystore.core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
+from arraystore.fs.local import (
+    can_exchange,
+    exchange,
+    fsync_dir,
+    read_json,
+    remove_tree,
+    rename_noreplace,
+    write_json,
+)
+from arraystore.fs.remote import is_remote, location
+from arraystore.storage.killpoints import kill_point
 
 ROOT_ATTR = "arraystore"
 MODES = ("r", "r+", "a")
@@ -434,10 +434,10 @@ class Store:
         """Move a finished temp array into place; an old array is removed after the swap.
 
         On an object store: the old array is deleted, then the new keys are moved in
-        (sidecar last) -- not atomic, see :mod:`arraystore.backends._remote`.
+        (sidecar last) -- not atomic, see :mod:`arraystore.fs.remote`.
         """
         if self.remote:
-            from arraystore.backends._remote import commit
+            from arraystore.fs.remote import commit
 
             commit(tmp, path)  # type: ignore[arg-type]
             return
@@ -560,16 +560,16 @@ class Store:
     def write_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         """The writer lock of array ``name`` for one region write (``arr[...] = x``):
         shared with the region writes of this process, refused while an operation (or
-        another process) holds it. See :mod:`arraystore.backends._lock`."""
+        another process) holds it. See :mod:`arraystore.fs.lock`."""
         return self._lock(name, shared=True)
 
     def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
-        from arraystore.backends._lock import hold, writer_lock
+        from arraystore.fs.lock import hold, writer_lock
 
         self._check_writable()
         check_array_name(name)
         if self.remote:
-            from arraystore.backends._remote import remote_lock
+            from arraystore.fs.remote import remote_lock
 
             key = str(self.path / f".{name}.lock")
             return hold(key, name, shared, lambda: remote_lock(self.path, name))  # type: ignore[arg-type]

@@ -100,7 +100,7 @@ def run_arraystore(spec: dict[str, Any]) -> dict[str, Any]:
     import zarr  # noqa: F401
 
     import arraystore
-    from arraystore.ops.stats import hist, quantile, reduce
+    from arraystore.ops.reduce.stats import hist, quantile, reduce
 
     what = spec["what"]
     t0 = time.perf_counter()

@@ -80,7 +80,8 @@ def run_arraystore(spec: dict[str, Any]) -> dict[str, Any]:
     import zarr  # noqa: F401
 
     import arraystore
-    from arraystore.ops import interop, io_arrow  # noqa: F401
+    from arraystore.ops import interop
+    from arraystore.ops.io import arrow  # noqa: F401
 
     store = arraystore.open(spec["store"], mode="a")
     name = spec["name"]

@@ -60,7 +60,7 @@ def run_arraystore(spec: dict[str, Any]) -> dict[str, Any]:
     import zarr  # noqa: F401
 
     import arraystore
-    from arraystore.ops.mapping import map_expr
+    from arraystore.ops.map.blocks import map_expr
 
     store = arraystore.open(spec["store"], mode="r+")
     if spec["out"] in store:
@@ -300,7 +300,7 @@ def main() -> None:
         flush=True,
     )
     base = {
-        "arraystore": common.baseline_rss(Path(__file__), ["arraystore.ops.mapping", "zarr"]),
+        "arraystore": common.baseline_rss(Path(__file__), ["arraystore.ops.map.blocks", "zarr"]),
         "dask": common.baseline_rss(Path(__file__), ["dask.array", "zarr"]),
     }
     print("peak RSS of a child that only imports: " + ", ".join(

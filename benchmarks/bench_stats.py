@@ -6,7 +6,7 @@ One array, stored three ways with the same chunks and the same values (arraystor
 count, sum, mean, std, min, max. Candidates, each run in a fresh subprocess on a warm
 page cache (median of ``--repeat`` runs; see ``common.py``):
 
-* ``arraystore``: ``arraystore.ops.stats.reduce(arr, ops, axis=0, memory=--memory,
+* ``arraystore``: ``arraystore.ops.reduce.stats.reduce(arr, ops, axis=0, memory=--memory,
   workers=--workers)`` on each format; for memmap also the CLI (``arraystore stats
   --axis 0 --json``: process wall time including start-up; the CLI skips NaN).
 * ``numpy``: a tuned np.memmap block loop (memmap only): 16 MiB windows mapped with
@@ -65,7 +65,7 @@ def run_arraystore(spec: dict[str, Any]) -> dict[str, Any]:
 
     import arraystore
     import arraystore.backends.zarr
-    from arraystore.ops.stats import reduce
+    from arraystore.ops.reduce.stats import reduce
 
     times = []
     for _ in range(spec.get("calls", 1)):  # calls=2: time the second call in this process
@@ -508,7 +508,7 @@ def main() -> None:
     )
     base = {
         "arraystore": common.baseline_rss(
-            Path(__file__), ["arraystore", "arraystore.ops.stats", "zarr"]
+            Path(__file__), ["arraystore", "arraystore.ops.reduce.stats", "zarr"]
         ),
         "dask": common.baseline_rss(Path(__file__), ["dask.array", "zarr"]),
     }

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 import arraystore
-from arraystore.ops.mapping import map_blocks, map_expr, reduce_expr, where
+from arraystore.ops.map.blocks import map_blocks, map_expr, reduce_expr, where
 
 
 def step(label: str, t0: float) -> float:

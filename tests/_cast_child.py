@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import arraystore
 import arraystore.store as _store_mod
-from arraystore.core.errors import ArrayStoreError
+from arraystore.errors import ArrayStoreError
 from arraystore.ops import cast as _cast_mod
 
 

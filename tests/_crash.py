@@ -1,7 +1,7 @@
 """Shared machinery of the crash tests (tests/test_cast_crash.py, tests/test_crash_points.py).
 
 Subprocesses are SIGKILLed either by the library's own test hook
-(``ARRAYSTORE_TEST_KILL_AT=PHASE[:N]``, arraystore/core/killpoints.py) or after a delay;
+(``ARRAYSTORE_TEST_KILL_AT=PHASE[:N]``, arraystore/storage/killpoints.py) or after a delay;
 these helpers run them, checksum trees and list what a killed writer left behind.
 """
 
@@ -28,7 +28,7 @@ KILL_ENV = "ARRAYSTORE_TEST_KILL_AT"
 CLI_CHILD = (
     "import sys\n"
     "if sys.argv[1:2] == ['--no-exchange']:\n"
-    "    import arraystore.backends._io as io\n"
+    "    import arraystore.fs.local as io\n"
     "    io._libc_renameat2 = lambda: None\n"
     "    del sys.argv[1]\n"
     "from arraystore.cli import main\n"

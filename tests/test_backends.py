@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import basic_indices
 
 import arraystore
-from arraystore.core.errors import (
+from arraystore.errors import (
     ArrayStoreError,
     CastOverflow,
     FieldNotFound,

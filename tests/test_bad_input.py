@@ -548,7 +548,7 @@ def test_create_data_refuses_lossy_cast(store):
 def test_python_api_errors_are_arraystore_errors(store, tmp_path, backend):
     """Issue 15 #17: these were bare ValueError/TypeError/IndexError; each is now an
     ArrayStoreError that is still the built-in numpy raises, and writes nothing."""
-    from arraystore.core.errors import CastOverflow, InvalidIndex, InvalidType
+    from arraystore.errors import CastOverflow, InvalidIndex, InvalidType
 
     arr = store.create("a", shape=(4, 3), dtype="i1", backend=backend, fill="range")
     zero_d = store.create("z", shape=(), dtype="f8", backend=backend)

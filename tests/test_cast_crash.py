@@ -48,7 +48,7 @@ from _crash import PY, ROOT, crc_file, crc_tree, hidden, link_tree, pattern, run
 from conftest import LZ4_WARNING, assert_same
 
 import arraystore
-from arraystore.core.errors import CorruptData, InvalidArgument, MetadataError
+from arraystore.errors import CorruptData, InvalidArgument, MetadataError
 from arraystore.ops.cast import cast
 from arraystore.ops.verify import verify
 

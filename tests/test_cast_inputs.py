@@ -13,7 +13,7 @@ from conftest import BackendCase, assert_same, run_cli, tree_hash
 from test_cast_ops import _interrupt_after, auto_data, hidden, plain_data, rec_data, zarr_chunks
 
 import arraystore
-from arraystore.core.errors import (
+from arraystore.errors import (
     ArrayExists,
     ArrayNotFound,
     ArrayStoreError,

@@ -22,8 +22,8 @@ import pytest
 from conftest import LZ4_WARNING, BackendCase, assert_same, run_cli, tree_hash
 
 import arraystore
-from arraystore.core import casting_fast as _casting_fast
-from arraystore.core.errors import (
+from arraystore.core.casting import fast as _casting_fast
+from arraystore.errors import (
     CastError,
     InvalidArgument,
     ReadOnlyError,
@@ -512,7 +512,7 @@ def test_resume_takes_the_lock_of_out(
 ) -> None:
     from test_reliability import lock_holder
 
-    from arraystore.core.errors import LockedError
+    from arraystore.errors import LockedError
 
     data = np.tile(plain_data(50_000), (16, 1))
     store.create("x", data=data)
@@ -540,7 +540,7 @@ def test_memmap_cast_in_cache_sized_pieces(
 ) -> None:
     """A memmap task reads, casts and writes its row block in pieces (``SUB_BLOCK``):
     same values and the same audit (counts, errors, first indices) as one piece."""
-    from arraystore.ops import stats as stats_mod
+    from arraystore.ops.reduce import stats as stats_mod
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3_000, 7)) * 1e3

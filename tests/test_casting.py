@@ -27,7 +27,7 @@ from arraystore.core.casting import (
     check_type_rule,
     smallest_dtype,
 )
-from arraystore.core.errors import CastError, InvalidArgument
+from arraystore.errors import CastError, InvalidArgument
 
 NAMES = ["?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16"]
 DTYPES = [np.dtype(n) for n in NAMES]

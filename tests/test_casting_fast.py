@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from arraystore.core import casting, casting_fast
+from arraystore.core import casting
+from arraystore.core.casting import fast as casting_fast
 
 pytestmark = pytest.mark.skipif(casting_fast._load() is None, reason="numba not installed")
 

@@ -28,7 +28,7 @@ import arraystore
 import arraystore.core.dtypes
 from arraystore.backends import memmap_crc
 from arraystore.backends.memmap import read_header
-from arraystore.core.errors import CorruptData
+from arraystore.errors import CorruptData
 from arraystore.ops.cast import cast
 from arraystore.ops.verify import verify
 
@@ -484,7 +484,7 @@ def test_resumed_cast_keeps_the_checksum_setting_of_its_journal(tmp_path: Path) 
 
 @pytest.mark.parametrize("backend", ["memmap", "zarr"])
 def test_resumed_map_keeps_the_checksum_setting(tmp_path: Path, backend: str) -> None:
-    from arraystore.ops.mapping import map_expr
+    from arraystore.ops.map.blocks import map_expr
 
     s = arraystore.open(tmp_path / "c.store", mode="a")
     data = np.arange(400_000, dtype="f8")

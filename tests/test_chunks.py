@@ -29,7 +29,7 @@ from arraystore.core.chunks import (
     region_size,
     relative,
 )
-from arraystore.core.errors import InvalidArgument, InvalidIndex
+from arraystore.errors import InvalidArgument, InvalidIndex
 
 FAST = settings(max_examples=150, deadline=None)
 

@@ -6,7 +6,7 @@ Each command runs through the CLI in a subprocess (tests/_crash.py) that is SIGK
 
 * at a named point of the write path: ``ARRAYSTORE_TEST_KILL_AT=PHASE[:N]`` makes the
   library kill itself the N-th time it reaches ``kill_point(PHASE)``
-  (arraystore/core/killpoints.py lists the phases: work folder made, mid-chunks, metadata
+  (arraystore/storage/killpoints.py lists the phases: work folder made, mid-chunks, metadata
   written, inside the commit's exchange, after the commit before the cleanup, ...);
 * or after a delay drawn from a seeded RNG (a fraction of the command's measured duration).
 

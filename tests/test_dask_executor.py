@@ -37,11 +37,11 @@ from conftest import LZ4_WARNING, BackendCase, assert_same, tree_hash
 distributed = pytest.importorskip("distributed")
 
 import arraystore  # noqa: E402
-from arraystore.core.errors import ArrayStoreError, CastError, InvalidArgument  # noqa: E402
 from arraystore.engine import get_executor  # noqa: E402
 from arraystore.engine.executors.dask import DaskExecutor  # noqa: E402
+from arraystore.errors import ArrayStoreError, CastError, InvalidArgument  # noqa: E402
 from arraystore.ops.cast import CastResult, cast  # noqa: E402
-from arraystore.ops.stats import ALL_OPS  # noqa: E402
+from arraystore.ops.reduce.stats import ALL_OPS  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 
@@ -286,7 +286,7 @@ def test_task_count_and_in_flight_on_the_cluster(
     ref = arr.stats(ops=("sum", "argmax", "count"), axis=0, skipna=True, executor="serial")
     for op in ("sum", "argmax", "count"):
         bits_equal(res["x"][op], ref["x"][op], op)
-    from arraystore.ops.stats import reduce
+    from arraystore.ops.reduce.stats import reduce
 
     reduce(arr, ("count",), memory="12MiB", executor=ex, progress=lambda t, r: seen.append(t.key))
     assert sorted(seen) == list(range(40))
@@ -386,7 +386,7 @@ def test_stats_survive_a_killed_worker(
     x = float_data()
     arr = store.create("x", data=x, **case.kwargs, **chunks_for(case, 7))
     ref = arr.stats(ops=ALL_OPS, axis=0, memory=MEMORY, executor="serial")
-    patch_workers(client, "arraystore.ops.stats", "_read_fields", 0.4)
+    patch_workers(client, "arraystore.ops.reduce.stats", "_read_fields", 0.4)
     try:
         got = with_kill(
             client,
@@ -394,7 +394,7 @@ def test_stats_survive_a_killed_worker(
             lambda: arr.stats(ops=ALL_OPS, axis=0, memory=MEMORY, executor=dask_ex),
         )
     finally:
-        unpatch_workers(client, "arraystore.ops.stats", "_read_fields")
+        unpatch_workers(client, "arraystore.ops.reduce.stats", "_read_fields")
     for op in ALL_OPS:
         bits_equal(got["x"][op], ref["x"][op], op)
 

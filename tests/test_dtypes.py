@@ -23,7 +23,7 @@ from arraystore.core.dtypes import (
     kind_name,
     parse_dtype,
 )
-from arraystore.core.errors import DTypeError, FieldNotFound, InvalidName
+from arraystore.errors import DTypeError, FieldNotFound, InvalidName
 
 FAST = settings(max_examples=100, deadline=None)
 

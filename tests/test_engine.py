@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arraystore.core.errors import InvalidArgument, MemoryBudgetError, UnknownExecutorError
 from arraystore.engine import (
     Executor,
     Plan,
@@ -27,6 +26,7 @@ from arraystore.engine import (
     run,
 )
 from arraystore.engine import executors as executors_module
+from arraystore.errors import InvalidArgument, MemoryBudgetError, UnknownExecutorError
 
 MiB, GiB = 1024**2, 1024**3
 EXECUTORS = ["serial", "threads"]
@@ -329,7 +329,7 @@ def test_plans_run_without_numpy_huge_pages_and_restore_the_setting() -> None:
     when a task fails."""
     from numpy._core.multiarray import _set_madvise_hugepage
 
-    from arraystore.core.alloc import raw_buffer
+    from arraystore._native.alloc import raw_buffer
 
     before = _set_madvise_hugepage(True)
     try:

@@ -1,4 +1,4 @@
-"""The safe expression evaluator (``arraystore.ops.expr``), without any store.
+"""The safe expression evaluator (``arraystore.core.expr``), without any store.
 
 * Safety: everything outside the whitelist (attributes, subscripts, lambdas,
   comprehensions, strings, dunder names, unknown names and functions, keywords...) is
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arraystore.core.errors import InvalidArgument
-from arraystore.ops.expr import FUNCTIONS, Expr, compile_expr, evaluate, names
+from arraystore.core.expr import FUNCTIONS, Expr, compile_expr, evaluate, names
+from arraystore.errors import InvalidArgument
 
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIELDS = ["price", "qty", "flags"]

@@ -109,7 +109,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "ddof": KnownBug(
         (OverflowError,),
-        "arraystore/ops/kernels.py",
+        "arraystore/ops/reduce/kernels/__init__.py",
         (),
         "BUG arraystore/cli.py:440 stats --ddof beyond int64 raises OverflowError",
     ),
@@ -121,7 +121,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "zero-size-field": KnownBug(
         (ValueError,),
-        "arraystore/ops/_buffers.py",
+        "arraystore/_native/buffers.py",
         ("buffer",),
         "BUG arraystore/core/dtypes.py:194 zero-size subarray fields ('a:(0)f4') are accepted "
         "and break stats/cast",

@@ -61,7 +61,7 @@ def test_formats_and_missing_files(store, tmp_path):
 
 def test_core_import_never_imports_optional_packages():
     code = (
-        "import sys, arraystore, arraystore.ops.interop, arraystore.ops.torch_batches\n"
+        "import sys, arraystore, arraystore.ops.interop, arraystore.ops.interop.batching\n"
         "bad = [m for m in ('pyarrow', 'dask', 'torch', 'xarray', 'pandas') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

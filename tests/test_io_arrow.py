@@ -1,4 +1,4 @@
-"""Parquet / Arrow IPC import and export (arraystore.ops.io_arrow via interop)."""
+"""Parquet / Arrow IPC import and export (arraystore.ops.io.arrow via interop)."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def test_unsupported_types_are_refused_clearly(store, tmp_path):
 
 
 def test_failed_import_leaves_nothing_and_keeps_the_old_array(store, tmp_path, monkeypatch):
-    from arraystore.ops import io_arrow
+    from arraystore.ops.io import arrow as io_arrow
 
     src = tmp_path / "t.parquet"
     pq.write_table(_table(1000), src, row_group_size=100)

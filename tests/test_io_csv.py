@@ -157,7 +157,7 @@ def test_compressed_csv_export_and_unknown_options(store, tmp_path):
 
 
 def test_fast_pass_equals_the_exact_pass(store, tmp_path, monkeypatch):
-    from arraystore.ops import io_csv
+    from arraystore.ops.io import csv as io_csv
 
     lines = _lines(3000)
     lines[10] = "9, 2.5 ,7,x,true,3"  # blanks around numbers: the fast pass falls back
@@ -216,7 +216,7 @@ def test_numbers_a_float_column_cannot_hold_are_bad_cells(store, tmp_path, dtype
 def test_big_integers_keep_the_fast_pass_honest(store, tmp_path, monkeypatch):
     """The fast pass (pyarrow's float parser) hands any value of magnitude >= 2**53 to the
     exact pass, so it reports the same bad cells."""
-    from arraystore.ops import io_csv
+    from arraystore.ops.io import csv as io_csv
 
     src = _write(tmp_path / "b.csv", ["a", "1", "9007199254740993", "2.5"])
     calls = []

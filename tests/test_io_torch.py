@@ -8,7 +8,7 @@ from conftest import backend_params
 
 import arraystore
 from arraystore.ops import interop
-from arraystore.ops.torch_batches import TORCH_DTYPES, Batches
+from arraystore.ops.interop.batching import TORCH_DTYPES, Batches
 
 CASES = backend_params(lambda c: c.codec in (None, "none"))
 

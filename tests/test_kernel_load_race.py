@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from arraystore.core import casting_fast
-from arraystore.ops import kernels_numba
+from arraystore.core.casting import fast as casting_fast
+from arraystore.ops.reduce.kernels import numba as kernels_numba
 
 
 @pytest.mark.parametrize("mod", [kernels_numba, casting_fast], ids=["stats", "cast"])
@@ -36,7 +36,7 @@ def test_concurrent_first_load_sees_one_kernel(mod) -> None:
 
 
 def test_disabled_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from arraystore.core.jit import LazyKernel
+    from arraystore._native.jit import LazyKernel
 
     built: list[int] = []
     k = LazyKernel(lambda: built.append(1) or "kernel")
@@ -48,7 +48,7 @@ def test_disabled_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_prewarm_builds_in_the_background() -> None:
-    from arraystore.core.jit import LazyKernel
+    from arraystore._native.jit import LazyKernel
 
     started = threading.Event()
     calls: list[tuple[int, ...]] = []

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from arraystore.core.errors import ArrayStoreError, InvalidArgument
-from arraystore.ops import kernels as K
-from arraystore.ops import kernels_leaf
+from arraystore.errors import ArrayStoreError, InvalidArgument
+from arraystore.ops.reduce import kernels as K
+from arraystore.ops.reduce.kernels import leaf as kernels_leaf
 
 ALL = set(K.OPS)
 DTYPES = ["?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16"]

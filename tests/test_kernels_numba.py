@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arraystore.ops import kernels, kernels_numba
+from arraystore.ops.reduce import kernels
+from arraystore.ops.reduce.kernels import numba as kernels_numba
 
 pytestmark = pytest.mark.skipif(not kernels_numba.available(), reason="numba not installed")
 OPS = ("count", "nan_count", "sum", "mean", "std", "var", "min", "max")

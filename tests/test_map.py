@@ -1,4 +1,4 @@
-"""Issue 5: chunk-wise map over stored arrays (``arraystore.ops.mapping``).
+"""Issue 5: chunk-wise map over stored arrays (``arraystore.ops.map.blocks``).
 
 Every result is compared with the same computation done by numpy in memory, on every
 backend case: ``map_blocks`` (functions; broadcasting incl. (3, 3) with (3,); inputs of
@@ -25,16 +25,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import arraystore
-from arraystore.core.errors import (
+from arraystore.core.expr import evaluate
+from arraystore.errors import (
     ArrayExists,
     ArrayStoreError,
     InvalidArgument,
     MemoryBudgetError,
     ShapeMismatch,
 )
-from arraystore.ops import map_output, map_where, mapping
-from arraystore.ops.expr import evaluate
-from arraystore.ops.mapping import map_array, map_blocks, map_expr, reduce_expr, where
+from arraystore.ops.map import blocks as mapping
+from arraystore.ops.map import output as map_output
+from arraystore.ops.map import where as map_where
+from arraystore.ops.map.blocks import map_array, map_blocks, map_expr, reduce_expr, where
 from arraystore.ops.verify import verify
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arraystore.core.errors import ArrayStoreError, InvalidArgument, MemoryBudgetError
 from arraystore.engine import memory
 from arraystore.engine.memory import (
     available_memory,
@@ -17,6 +16,7 @@ from arraystore.engine.memory import (
     max_in_flight,
     parse_size,
 )
+from arraystore.errors import ArrayStoreError, InvalidArgument, MemoryBudgetError
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 BINARY = {"K": KiB, "M": MiB, "G": GiB, "T": TiB, "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": TiB}

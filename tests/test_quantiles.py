@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from arraystore.core.errors import InvalidArgument
-from arraystore.ops.quantiles import MAX_BINS, exact_quantiles, histogram
+from arraystore.errors import InvalidArgument
+from arraystore.ops.reduce.quantiles import MAX_BINS, exact_quantiles, histogram
 
 REALS = ["f8", "f4", "f2", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"]
 

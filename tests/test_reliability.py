@@ -36,8 +36,8 @@ import pytest
 
 import arraystore
 from arraystore.cli import main
-from arraystore.core.errors import ArrayNotFound, CorruptData, LockedError
 from arraystore.core.meta import SIDECAR
+from arraystore.errors import ArrayNotFound, CorruptData, LockedError
 
 CLI = [sys.executable, "-m", "arraystore.cli"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,7 +191,7 @@ def test_stale_lock_subprocess_cast(small: Path) -> None:
 _HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from arraystore.backends._lock import writer_lock
+from arraystore.fs.lock import writer_lock
 with writer_lock(Path(sys.argv[1]), sys.argv[2]):
     print("held", flush=True)
     time.sleep(120)
@@ -275,7 +275,7 @@ def test_lock_file_nobody_flocks_is_stale_whatever_pid_it_names(
 def test_lock_identity_survives_pid_reuse() -> None:
     """The lock records PID and start time: a live process with another start time (a
     reused PID) is not its writer."""
-    from arraystore.backends import _lock
+    from arraystore.fs import lock as _lock
 
     ident = _lock.parse_identity(_lock.my_identity())
     assert ident is not None and ident[0] == os.getpid() and ident[1] is not None
@@ -582,7 +582,8 @@ def test_no_space_for_the_metadata_leaves_nothing(
 ) -> None:
     """Every chunk written, then no space for the new array's metadata: the work folder
     goes (it was kept, resumable, though nothing can resume a clean error)."""
-    from arraystore.ops import cast, map_output
+    from arraystore.ops import cast
+    from arraystore.ops.map import output as map_output
 
     before = tree(small)
     module = map_output if op == "map" else cast
@@ -608,7 +609,7 @@ def test_failed_two_rename_commit_puts_the_old_array_back(
 ) -> None:
     """Without renameat2 a commit moves the old array aside, then the new one in: if
     that second rename fails, the old one is put back (NAME was left missing)."""
-    from arraystore.backends import _io
+    from arraystore.fs import local as _io
 
     monkeypatch.setattr(_io, "_libc_renameat2", lambda: None)
     before = tree(small)
@@ -768,7 +769,7 @@ def test_handle_opened_before_a_commit_reads_old_data(
 def test_handle_reads_the_folder_it_opened(tmp_path: Path, backend: str) -> None:
     """Between a commit's exchange and the removal of the old folder, a handle opened
     before keeps reading its own (old) array, chunk files included."""
-    from arraystore.backends._io import exchange
+    from arraystore.fs.local import exchange
 
     store = tmp_path / "x.store"
     s = arraystore.open(store, mode="a")
@@ -788,7 +789,7 @@ def test_open_racing_a_commit_is_consistent(
     between paired the old sidecar with the new data). The folder is opened once and
     every file read relative to it."""
     import arraystore.store as store_mod
-    from arraystore.backends._io import exchange
+    from arraystore.fs.local import exchange
 
     store = tmp_path / "o.store"
     s = arraystore.open(store, mode="a")
@@ -813,8 +814,8 @@ def test_open_racing_a_commit_is_consistent(
 _LOCK_CONTENDER = """
 import os, sys, time
 from pathlib import Path
-from arraystore.backends._lock import writer_lock
-from arraystore.core.errors import LockedError
+from arraystore.fs.lock import writer_lock
+from arraystore.errors import LockedError
 root, marker, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 held = clashes = 0
 while time.time() < float(sys.argv[4]):

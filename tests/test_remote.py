@@ -19,7 +19,7 @@ import pytest
 
 import arraystore
 from arraystore.cli import main
-from arraystore.core.errors import (
+from arraystore.errors import (
     ArrayExists,
     ArrayNotFound,
     InvalidArgument,
@@ -256,7 +256,7 @@ def test_cli_bad_storage_option(mem_url: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_parse_storage_option() -> None:
-    from arraystore._cli_options import parse_storage_option
+    from arraystore.cli.options import parse_storage_option
 
     assert parse_storage_option("anon=true") == ("anon", True)
     assert parse_storage_option("endpoint_url=http://h:9000") == ("endpoint_url", "http://h:9000")
@@ -524,8 +524,8 @@ def test_memory_interrupted_cast_and_map_resume(
 ) -> None:
     """Object stores keep no per-chunk journal: resume redoes every chunk, correctly."""
     from arraystore.ops import cast as cast_mod
-    from arraystore.ops import mapping
-    from arraystore.ops.mapping import map_expr
+    from arraystore.ops.map import blocks as mapping
+    from arraystore.ops.map.blocks import map_expr
 
     s = arraystore.open(mem_url, mode="a")
     x = _data((64, 3), 6)
@@ -558,7 +558,7 @@ def test_memory_interrupted_cast_and_map_resume(
 
 
 def test_memory_where_quantile_xarray(mem_url: str) -> None:
-    from arraystore.ops.mapping import where
+    from arraystore.ops.map.blocks import where
 
     s = arraystore.open(mem_url, mode="a")
     dt = np.dtype([("a", "f8"), ("b", "i4")])
@@ -578,7 +578,7 @@ def test_memory_cast_crash_in_commit_is_finished_by_repair(
     mem_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The non-atomic replace: a crash after the old array is deleted loses no data."""
-    from arraystore.backends import _remote
+    from arraystore.fs import remote as _remote
     from arraystore.ops.verify import verify
 
     s = arraystore.open(mem_url, mode="a")

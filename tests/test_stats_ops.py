@@ -47,16 +47,17 @@ from hypothesis.extra import numpy as hnp
 from test_quantiles import no_wrap
 
 import arraystore
-from arraystore.core.errors import (
+from arraystore.engine.memory import format_size
+from arraystore.errors import (
     FieldNotFound,
     InvalidArgument,
     MemoryBudgetError,
 )
-from arraystore.engine.memory import format_size
-from arraystore.ops import kernels, kernels_numba
-from arraystore.ops import stats as stats_mod
-from arraystore.ops.quantiles import MAX_BINS
-from arraystore.ops.stats import KERNEL_OVERHEAD, StatsResult
+from arraystore.ops.reduce import kernels
+from arraystore.ops.reduce import stats as stats_mod
+from arraystore.ops.reduce.kernels import numba as kernels_numba
+from arraystore.ops.reduce.quantiles import MAX_BINS
+from arraystore.ops.reduce.stats import KERNEL_OVERHEAD, StatsResult
 
 SETTINGS = settings(
     deadline=None,

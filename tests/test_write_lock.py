@@ -27,7 +27,7 @@ import pytest
 from test_reliability import _env, cli_run, lock_holder, one_error_line, run_cli, top
 
 import arraystore
-from arraystore.core.errors import ArrayNotFound, LockedError
+from arraystore.errors import ArrayNotFound, LockedError
 from arraystore.ops.verify import verify
 
 BACKENDS = ["memmap", "zarr"]
@@ -150,7 +150,7 @@ _WRITER = """
 import json, sys, time
 from pathlib import Path
 import arraystore
-from arraystore.core.errors import ArrayNotFound, LockedError
+from arraystore.errors import ArrayNotFound, LockedError
 root, stop = sys.argv[1], Path(sys.argv[2])
 s = arraystore.open(root)
 arr = s["a"]

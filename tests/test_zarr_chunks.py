@@ -22,7 +22,7 @@ from zarr.errors import UnstableSpecificationWarning, ZarrUserWarning
 
 from arraystore.backends.zarr import make_compressors
 from arraystore.backends.zarr_chunks import ChunkIO
-from arraystore.core.errors import CorruptData, InvalidArgument, ShapeMismatch
+from arraystore.errors import CorruptData, InvalidArgument, ShapeMismatch
 
 CODECS = ["none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4"]
 DTYPES = ["bool", "int8", "uint16", "int64", "float16", "float32", "float64", "complex128"]

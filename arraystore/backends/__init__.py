@@ -15,7 +15,7 @@ def available_backends() -> tuple[str, ...]:
 
 def get_backend(name: str) -> Backend:
     """The backend called ``name``; its module (and zarr) is imported only when asked for."""
-    from arraystore.core.errors import UnknownBackend
+    from arraystore.errors import UnknownBackend
 
     if name == "memmap":
         from arraystore.backends.memmap import MemmapBackend

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.core.alloc import raw_buffer
+from arraystore._native.alloc import raw_buffer
 
 __all__ = ["DIRECT_MIN_BYTES", "enabled", "write_new_file"]
 

@@ -95,7 +95,7 @@ class Backend(ABC):
 
 def check_block(block: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """Return ``block`` as a C-contiguous array of ``dtype`` and ``shape`` or raise."""
-    from arraystore.core.errors import ShapeMismatch
+    from arraystore.errors import ShapeMismatch
 
     arr = np.asarray(block)
     if arr.dtype != dtype:

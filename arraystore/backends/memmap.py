@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.backends._io import start_writeback
 from arraystore.backends.base import Backend, Handle, check_block
 from arraystore.core.chunks import Region
 from arraystore.core.dtypes import is_bfloat16
-from arraystore.core.errors import (
+from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.errors import (
     ArrayNotFound,
     CorruptData,
     InvalidArgument,
     MetadataError,
     ReadOnlyError,
 )
-from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.fs.local import start_writeback
 
 DATA = "data.npy"
 _OPEN_LOCK = threading.Lock()
@@ -344,7 +344,7 @@ class MemmapBackend(Backend):
 
 def _check_local(path: Path) -> None:
     if not isinstance(path, Path):
-        from arraystore.core.errors import InvalidArgument
+        from arraystore.errors import InvalidArgument
 
         raise InvalidArgument(
             f"the memmap backend needs a local store, not {path}: use the zarr backend"

@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arraystore.backends._io import write_atomic
-from arraystore.core.errors import CorruptData
+from arraystore.errors import CorruptData
+from arraystore.fs.local import write_atomic
 
 CRC_FILE = "data.crc32c"
 BLOCK_SIZE = 1 << 20

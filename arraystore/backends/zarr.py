@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from arraystore.backends._io import read_json
 from arraystore.backends.base import Backend, Handle, check_block
 from arraystore.backends.zarr_chunks import ALL_CHUNKS
 from arraystore.core.chunks import (
@@ -39,14 +38,15 @@ from arraystore.core.chunks import (
     relative,
 )
 from arraystore.core.dtypes import Field, check_zarr_dtype, field_dtype, fields_of
-from arraystore.core.errors import (
+from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.errors import (
     ArrayNotFound,
     CorruptData,
     MetadataError,
     ReadOnlyError,
     UnknownCodec,
 )
-from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.fs.local import read_json
 
 if TYPE_CHECKING:
     from arraystore.backends.zarr_chunks import ChunkIO
@@ -414,7 +414,7 @@ class ZarrBackend(Backend):
         self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None
     ) -> ZarrHandle:
         from arraystore.core.dtypes import dtype_from_json
-        from arraystore.core.errors import ArrayStoreError
+        from arraystore.errors import ArrayStoreError
 
         try:
             dtype = dtype_from_json(sidecar.get("dtype"))  # validates field names first

@@ -64,10 +64,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from arraystore._native.alloc import raw_buffer
 from arraystore.backends._direct import write_new_file
 from arraystore.backends._encode_into import encoder
-from arraystore.core.alloc import raw_buffer
-from arraystore.core.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMismatch
+from arraystore.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMismatch
 
 __all__ = ["ALL_CHUNKS", "ChunkIO"]
 

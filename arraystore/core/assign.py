@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from arraystore.core.dtypes import dtype_to_spec
-from arraystore.core.errors import CastError, CastOverflow, InvalidType, ShapeMismatch
+from arraystore.errors import CastError, CastOverflow, InvalidType, ShapeMismatch
 
 
 def _describe(value: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.core.errors import InvalidArgument, InvalidIndex
+from arraystore.errors import InvalidArgument, InvalidIndex
 
 Region = tuple[slice, ...]
 DEFAULT_CHUNK_BYTES = 64 * 2**20

@@ -8,7 +8,7 @@ Accepted specs (all normalised to little-endian, packed numpy dtypes):
 * JSON lists as numpy accepts them: ``[["id", "<i8"], ["vec", "<f4", [3]]]``;
 * ``numpy.dtype`` objects and scalar types.
 
-Refused with :class:`~arraystore.core.errors.DTypeError`: object dtypes, unsized strings
+Refused with :class:`~arraystore.errors.DTypeError`: object dtypes, unsized strings
 (``S``, ``U``, ``V``), datetimes, nested structured fields and bad field names.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.core.errors import DTypeError
+from arraystore.errors import DTypeError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _PLAIN_KINDS = {"b": "bool", "i": "int", "u": "uint", "f": "float", "c": "complex"}
@@ -79,7 +79,7 @@ def check_name(name: str, what: str = "name") -> str:
 #: NAME itself must leave room for the longest of them in a 255-byte file name.
 DERIVED_NAMES = (
     "{}",  # the array folder
-    ".{}.lock",  # its writer lock (backends/_lock.py, backends/_remote.py)
+    ".{}.lock",  # its writer lock (fs/lock.py, fs/remote.py)
     ".{}.tmp-4194304-ffffffff",  # a new array being built (Store._temp_path)
     ".{}.tmp-4194304-ffffffff.spool.arrow",  # the typed spool of a CSV import
     ".{}.old-ffffffff",  # the replaced array of a two-rename commit / an overwriting mv
@@ -104,7 +104,7 @@ def check_array_name(name: str) -> str:
 
 
 def raise_name(message: str) -> None:
-    from arraystore.core.errors import InvalidName
+    from arraystore.errors import InvalidName
 
     raise InvalidName(message)
 
@@ -311,7 +311,7 @@ def fields_of(dt: np.dtype) -> list[Field]:
 
 def field_dtype(dt: np.dtype, name: str) -> Field:
     """Look up one field; raises FieldNotFound with the list of fields."""
-    from arraystore.core.errors import FieldNotFound
+    from arraystore.errors import FieldNotFound
 
     for f in fields_of(dt):
         if f.name == name:

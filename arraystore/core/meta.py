@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from arraystore.core.dtypes import check_zarr_dtype, dtype_from_json, dtype_to_json, fields_of
-from arraystore.core.errors import ArrayStoreError, MetadataError
+from arraystore.errors import ArrayStoreError, MetadataError
 
 FORMAT_VERSION = 1
 SIDECAR = "arraystore.json"

@@ -3,7 +3,7 @@
 The engine's contract (DESIGN.md §4) is *in-flight tasks * bytes per task <= budget*.
 :func:`max_in_flight` turns a budget, a task's projected peak memory and a worker count
 into how many tasks may be submitted at once, or refuses with
-:class:`~arraystore.core.errors.MemoryBudgetError` before anything runs.
+:class:`~arraystore.errors.MemoryBudgetError` before anything runs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import re
 from decimal import Decimal
 
-from arraystore.core.errors import InvalidArgument, MemoryBudgetError
+from arraystore.errors import InvalidArgument, MemoryBudgetError
 
 __all__ = [
     "READ_AHEAD",

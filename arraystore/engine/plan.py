@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from arraystore.core.alloc import small_pages
-from arraystore.core.errors import InvalidArgument
+from arraystore._native.alloc import small_pages
 from arraystore.engine.executors.base import Executor
 from arraystore.engine.memory import default_budget, max_in_flight, parse_size
+from arraystore.errors import InvalidArgument
 
 __all__ = ["Plan", "Task", "run"]
 
@@ -95,7 +95,7 @@ def run(
     elif isinstance(budget, str):
         budget = parse_size(budget)
     in_flight = plan.check(budget, executor.workers)
-    with small_pages():  # see arraystore.core.alloc: huge pages cost more than they give
+    with small_pages():  # see arraystore._native.alloc: huge pages cost more than they give
         return _collect(plan, executor, in_flight, merge, init, progress)
 
 

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arraystore._native import buffers as _buffers
 from arraystore.backends import get_backend
-from arraystore.backends._io import move_tree, remove_tree, write_json
 from arraystore.backends.base import Handle
 from arraystore.core.casting import (
     POLICIES,
@@ -37,8 +37,8 @@ from arraystore.core.casting import (
     check_type_rule,
     smallest_dtype,
 )
-from arraystore.core.casting_rules import parse_targets
-from arraystore.core.casting_rules import target_dtype as _target_dtype
+from arraystore.core.casting.rules import parse_targets
+from arraystore.core.casting.rules import target_dtype as _target_dtype
 from arraystore.core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
 from arraystore.core.dtypes import (
     check_array_name,
@@ -47,17 +47,17 @@ from arraystore.core.dtypes import (
     parse_dtype,
     scalar_str,
 )
-from arraystore.core.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
-from arraystore.core.killpoints import kill_point
 from arraystore.core.meta import SIDECAR, ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
-from arraystore.ops import _buffers
+from arraystore.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
+from arraystore.fs.local import move_tree, remove_tree, write_json
 from arraystore.ops.journal import CAST_JOURNAL as JOURNAL
 from arraystore.ops.journal import merge_done as _merge_done
 from arraystore.ops.journal import read_journal as _read_journal
 from arraystore.ops.journal import recover as _recover
 from arraystore.ops.journal import write_header as _write_header
-from arraystore.ops.stats import _budget, _sub_regions
+from arraystore.ops.reduce.stats import _budget, _sub_regions
+from arraystore.storage.killpoints import kill_point
 
 if TYPE_CHECKING:
     from arraystore.store import Store
@@ -114,7 +114,7 @@ def _fields_of(handle: Handle) -> list[tuple[str | None, np.dtype, tuple[int, ..
 def _summary_task(
     handle: Handle, region: Region, names: list[str | None], rtol: float, allow_half: bool
 ) -> dict[str | None, ValueSummary]:
-    from arraystore.ops.stats import _read_fields
+    from arraystore.ops.reduce.stats import _read_fields
 
     blocks = _read_fields(handle, region, names)
     return {
@@ -240,7 +240,7 @@ def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
     meta = src.meta
     if meta.backend != "memmap":
         return meta.chunks
-    from arraystore.ops.stats import TASKS_PER_BUDGET
+    from arraystore.ops.reduce.stats import TASKS_PER_BUDGET
 
     per_task = max(1, budget // (TASKS_PER_BUDGET * 3) - TASK_OVERHEAD)  # source + output
     target = max(min(2**20, budget // (TASKS_PER_BUDGET * 3)), min(64 * 2**20, per_task))
@@ -341,7 +341,7 @@ def _cast(
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:
         if ex.name != "dask" and any(dt == np.float64 for _, dt, _ in _fields_of(src)):
-            from arraystore.core import casting_fast
+            from arraystore.core.casting import fast as casting_fast
 
             casting_fast.prewarm()  # load the f8 -> f4 kernel while the first blocks are read
         chunks = (

@@ -23,9 +23,9 @@ from arraystore.core.chunks import (
     region_shape,
 )
 from arraystore.core.dtypes import fields_of, is_bfloat16
-from arraystore.core.errors import InvalidArgument, ShapeMismatch
-from arraystore.core.killpoints import kill_point
 from arraystore.engine import Plan, Task, get_executor, run
+from arraystore.errors import InvalidArgument, ShapeMismatch
+from arraystore.storage.killpoints import kill_point
 
 FILLS = ("zeros", "ones", "range", "random", "empty")
 

@@ -14,15 +14,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from arraystore.backends import _lock
-from arraystore.backends._io import move_tree, remove_tree
-from arraystore.core.errors import ArrayStoreError
+from arraystore.errors import ArrayStoreError
+from arraystore.fs import lock as _lock
+from arraystore.fs.local import move_tree, remove_tree
 
 if TYPE_CHECKING:
     from arraystore.store import Store
 
 LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp-\d+-[0-9a-f]+|old-[0-9a-f]+|rm-[0-9a-f]+|cast)$")
-#: the typed spool file of an interrupted CSV import (ops/io_csv.py)
+#: the typed spool file of an interrupted CSV import (ops/io/csv.py)
 SPOOL = re.compile(r"^\.(?P<name>.+)\.tmp-\d+-[0-9a-f]+\.spool\.arrow$")
 LOCK = re.compile(r"^\.(?P<name>.+)\.lock$")
 

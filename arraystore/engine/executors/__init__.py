@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from arraystore.core.errors import InvalidArgument, UnknownExecutorError
 from arraystore.engine.executors.base import Executor
 from arraystore.engine.executors.serial import SerialExecutor
 from arraystore.engine.executors.threads import ThreadExecutor
+from arraystore.errors import InvalidArgument, UnknownExecutorError
 
 __all__ = [
     "Executor",

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from arraystore.core.errors import InvalidArgument
+from arraystore.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from arraystore.engine.plan import Task

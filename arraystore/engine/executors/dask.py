@@ -29,9 +29,9 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from arraystore.core.alloc import small_pages
-from arraystore.core.errors import ArrayStoreError, InvalidArgument
+from arraystore._native.alloc import small_pages
 from arraystore.engine.executors.base import Executor, check_in_flight
+from arraystore.errors import ArrayStoreError, InvalidArgument
 
 if TYPE_CHECKING:
     from arraystore.engine.plan import Task
@@ -147,6 +147,6 @@ def _check_address(address: str) -> None:
 
 def _on_worker(fn: Any, *args: Any) -> Any:
     """A task in a worker process, with numpy's huge pages off (see
-    :mod:`arraystore.core.alloc`), as local executors run it."""
+    :mod:`arraystore._native.alloc`), as local executors run it."""
     with small_pages():
         return fn(*args)

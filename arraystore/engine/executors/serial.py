@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from arraystore.core.errors import InvalidArgument
 from arraystore.engine.executors.base import Executor, check_in_flight
+from arraystore.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from arraystore.engine.plan import Task

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
-from arraystore.core.errors import InvalidArgument
 from arraystore.engine.executors.base import Executor, check_in_flight
+from arraystore.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from arraystore.engine.plan import Task

@@ -1,0 +1,1 @@
+"""_native: see the modules of this package."""

@@ -1,0 +1,114 @@
+"""Shared CLI options: ``--storage-option KEY=VALUE`` (URL stores) and ``--scheduler ADDRESS``.
+
+Both are stored in the click context (``expose_value=False``) so the commands keep their
+signatures: :func:`store_opener` and :func:`scheduler` read them back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+_OPTS = "arraystore.storage_options"
+_SCHED = "arraystore.scheduler"
+
+
+def parse_storage_option(text: str) -> tuple[str, Any]:
+    """``key=value``; the value is JSON when it parses (true, 3, {"a": 1}), else a string."""
+    from arraystore.errors import InvalidArgument
+
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise InvalidArgument(f"--storage-option needs KEY=VALUE, got {text!r}")
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    if isinstance(parsed, float) and value.strip().lower() in ("nan", "infinity", "-infinity"):
+        parsed = value
+    return key, parsed
+
+
+def _keep_options(ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> None:
+    if value:
+        opts = ctx.meta.setdefault(_OPTS, {})
+        for text in value:
+            k, v = parse_storage_option(text)
+            opts[k] = v
+
+
+def _keep_scheduler(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[_SCHED] = value
+
+
+storage_option = click.option(
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    expose_value=False,
+    callback=_keep_options,
+    help="fsspec option for a URL store (s3://...), e.g. endpoint_url=http://host:9000; "
+    "repeatable.",
+)
+
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    expose_value=False,
+    callback=_keep_scheduler,
+    help="dask scheduler, e.g. tcp://host:8786 (implies --executor dask).",
+)
+
+
+def storage_options() -> dict[str, Any] | None:
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(_OPTS)
+
+
+def store_opener() -> Callable[..., Any]:
+    """``arraystore.open`` with this command's ``--storage-option`` values."""
+    from arraystore import open as open_store
+
+    opts = storage_options()
+
+    def opener(path: str, mode: str = "r+") -> Any:
+        return open_store(path, mode=mode, storage_options=opts)
+
+    return opener
+
+
+def scheduler(executor: str | None) -> tuple[str | None, dict[str, Any]]:
+    """The executor name and its options once ``--scheduler`` is taken into account."""
+    ctx = click.get_current_context(silent=True)
+    address = None if ctx is None else ctx.meta.get(_SCHED)
+    if address is None:
+        return executor, {}
+    if executor not in (None, "dask"):
+        from arraystore.errors import InvalidArgument
+
+        raise InvalidArgument(f"--scheduler needs the dask executor, not --executor {executor}")
+    return "dask", {"address": address}
+
+
+#: packages whose exceptions are remote storage failures (network, credentials, service)
+_REMOTE_ERROR_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google", "adlfs")
+
+
+def remote_error(exc: BaseException) -> str | None:
+    """A one-line message for an object-store client error, None for anything else."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        root = type(cur).__module__.split(".")[0]
+        if root in _REMOTE_ERROR_MODULES:
+            return f"remote storage: {type(cur).__name__}: {cur}"
+        cur = cur.__cause__ or cur.__context__
+    return None

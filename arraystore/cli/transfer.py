@@ -1,0 +1,88 @@
+"""``arraystore import`` and ``arraystore export`` (registered on :data:`arraystore.cli.main`)."""
+
+from __future__ import annotations
+
+import click
+
+from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.util import progress_bar, quiet_option
+
+
+@click.command(name="import")
+@click.argument("store")
+@storage_option
+@click.argument("name")
+@click.argument("file")
+@click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
+@click.option("--dtype", default=None, help="Column types, e.g. 'price:f4,qty:i4'.")
+@click.option(
+    "--errors", default="raise", show_default=True, help="CSV parse errors: raise|coerce."
+)
+@click.option("--backend", default=None, help="memmap (default) or zarr (default for URL stores).")
+@click.option("--codec", default=None)
+@click.option("--chunks", default=None)
+@click.option("--overwrite", is_flag=True)
+@click.option("--checksum", is_flag=True, help="Store checksums in the new array.")
+@quiet_option
+def import_cmd(
+    store: str,
+    name: str,
+    file: str,
+    fmt: str | None,
+    dtype: str | None,
+    errors: str,
+    backend: str | None,
+    codec: str | None,
+    chunks: str | None,
+    overwrite: bool,
+    checksum: bool,
+    quiet: bool,
+) -> None:
+    """Import a .npy, CSV, Parquet or Arrow file (streamed, atomic) as array NAME."""
+    import os
+
+    open_store = store_opener()
+    from arraystore.ops.interop import import_file
+
+    s = open_store(store, mode="a")
+    with progress_bar(
+        os.path.getsize(file) if os.path.exists(file) else 0, f"import {name}", quiet
+    ) as adv:
+        arr = import_file(
+            s,
+            name,
+            file,
+            format=fmt,
+            dtype=dtype,
+            errors=errors,
+            backend=backend,
+            codec=codec,
+            chunks=chunks,
+            overwrite=overwrite,
+            progress=adv,
+            checksum=checksum,
+        )
+    from arraystore.core.dtypes import dtype_to_spec
+
+    click.echo(f"imported {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
+
+
+@click.command(name="export")
+@click.argument("store")
+@storage_option
+@click.argument("name")
+@click.argument("file")
+@click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
+@click.option("--overwrite", is_flag=True)
+@quiet_option
+def export_cmd(
+    store: str, name: str, file: str, fmt: str | None, overwrite: bool, quiet: bool
+) -> None:
+    """Export array NAME to a .npy, CSV, Parquet or Arrow file, chunk by chunk."""
+    open_store = store_opener()
+    from arraystore.ops.interop import export_file
+
+    arr = open_store(store, mode="r")[name]
+    with progress_bar(arr.nbytes, f"export {name}", quiet) as adv:
+        path = export_file(arr, file, format=fmt, overwrite=overwrite, progress=adv)
+    click.echo(f"exported {name} to {path}")

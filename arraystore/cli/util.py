@@ -1,0 +1,115 @@
+"""Helpers of the command line (:mod:`arraystore.cli`): shared options, sizes, JSON
+output, the progress bar, the executor from --workers/--executor, axis and number lists."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from arraystore.cli.options import scheduler
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n"))
+
+
+def _size(value: str | None) -> int | None:
+    if value is None:
+        return None
+    from arraystore.engine.memory import parse_size
+
+    return parse_size(value)
+
+
+def _print_json(doc: Any) -> None:
+    from arraystore.core.meta import dumps
+    from arraystore.ops.reduce.stats import json_safe  # NaN/inf -> "nan", "inf", "-inf"
+
+    click.echo(dumps(json_safe(doc)), nl=False)
+
+
+@contextlib.contextmanager
+def progress_bar(
+    total_bytes: int, label: str, quiet: bool
+) -> Iterator[Callable[[Any, Any], None] | None]:
+    """A rich progress bar with bytes/s and ETA on a terminal; nothing otherwise."""
+    if quiet or not sys.stdout.isatty() or total_bytes <= 0:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        tid = bar.add_task(label, total=total_bytes)
+
+        def advance(_task: Any, nbytes: Any) -> None:
+            bar.advance(tid, int(nbytes) if isinstance(nbytes, (int, float)) else 0)
+
+        yield advance
+
+
+memory_option = click.option(
+    "--memory",
+    default=None,
+    metavar="SIZE",
+    help="Memory budget, e.g. 512MiB (default: min(1GiB, RAM/4)).",
+)
+workers_option = click.option(
+    "--workers", type=int, default=None, help="Worker threads (default: cores)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+
+def _executor(workers: int | None, name: str | None = None) -> Any:
+    from arraystore.engine import get_executor
+
+    if workers is not None and workers < 1:
+        from arraystore.errors import InvalidArgument
+
+        raise InvalidArgument("--workers must be >= 1")
+    name, options = scheduler(name)
+    return get_executor(name, workers=workers, **options)
+
+
+def _parse_axis(text: str | None) -> Any:
+    from arraystore.errors import InvalidArgument
+
+    if text is None or text.strip().lower() in ("", "none", "all"):
+        return None
+    try:
+        parts = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise InvalidArgument(
+            f"--axis must be an integer or comma-separated integers, got {text!r}"
+        ) from None
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _parse_floats(text: str, what: str) -> list[float]:
+    """Comma-separated numbers; an empty list or an empty item ('0.5,,0.6') is refused."""
+    from arraystore.errors import InvalidArgument
+
+    parts = text.split(",")
+    if not text.strip() or any(not p.strip() for p in parts):
+        raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}")
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}") from None

@@ -1,0 +1,1 @@
+"""fs: see the modules of this package."""

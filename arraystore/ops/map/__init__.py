@@ -1,0 +1,1 @@
+"""map: see the modules of this package."""

@@ -1,0 +1,1 @@
+"""reduce: see the modules of this package."""

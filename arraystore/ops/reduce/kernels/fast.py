@@ -1,0 +1,215 @@
+"""Fast paths of :func:`arraystore.ops.reduce.kernels.partial` for the common float layouts.
+
+The generic path (:mod:`kernels_leaf` + :mod:`kernels_merge`) builds and merges one
+state dict per ~1 MiB leaf; its Python overhead per leaf is a sizeable part of the time.
+These loops do the same in-cache passes (sum, min, max, centred M2 of one leaf while it
+is hot) but write per-leaf results into preallocated arrays and merge all leaves of a
+block at once, vectorised. They cover bool/int/float data, ops among :data:`FAST_OPS`,
+no NaN/inf in a float block (checked via the sums) and 64-bit integer sums that provably
+fit in 64 bits (otherwise they return ``None`` and the generic path takes over, with
+NaN counting and exact Python-int sums), and two layouts of a C-contiguous block:
+
+* :func:`rows_state` -- ``X (R, K)`` reduced along axis 0 (``axis=None``, or leading
+  axes, e.g. per-column stats of a table);
+* :func:`cols_state` -- ``X (K, r)`` reduced along axis 1 (trailing axes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arraystore.ops.reduce.kernels import leaf as _kl
+from arraystore.ops.reduce.kernels.leaf import Spec, buffer, leaf_state, two_sum
+from arraystore.ops.reduce.kernels.merge import State, chan, combine
+
+FAST_OPS = frozenset({"count", "nan_count", "sum", "mean", "var", "std", "min", "max"})
+#: Widest regrouped row the rows kernel keeps per-leaf results for.
+_MAX_ROW = 4096
+
+
+def _applies(spec: Spec) -> bool:
+    return spec.kind in "fbiu" and spec.ops <= FAST_OPS
+
+
+def _int_sums_fit(X: np.ndarray, spec: Spec, r: int, lo: object, hi: object) -> bool:
+    """Can int64/uint64 partial sums of up to ``r`` values of X not overflow?"""
+    if spec.kind not in "iu" or X.dtype.itemsize < 8:
+        return True  # |x| < 2**32 and r < 2**31
+    if lo is None or hi is None:
+        lo, hi = X.min(), X.max()
+    bound = max(abs(int(lo)), abs(int(hi))) * r  # type: ignore[call-overload]
+    return bound < (1 << 63 if spec.kind == "i" else 1 << 64)
+
+
+def rows_state(X: np.ndarray, spec: Spec) -> State | None:
+    """State of ``X (R, K)`` reduced along axis 0, or ``None`` if not applicable."""
+    if not _applies(spec) or not X.flags.c_contiguous:
+        return None
+    if spec.kind == "f":
+        from arraystore.ops.reduce.kernels import numba as kernels_numba
+
+        fused = kernels_numba.rows_state(X, spec.ops)
+        if fused is not None:
+            return fused
+    R, K = X.shape
+    flat = K == 1
+    k = 1
+    while not flat and K * k * 2 <= 1024:
+        k *= 2
+    W = K * k
+    if W > _MAX_ROW:
+        return None
+    g = max(k, (_kl.LEAF_BYTES // (K * X.dtype.itemsize)) // k * k)
+    L = R // g
+    if L < 2:
+        return None
+    is_int = spec.kind != "f"
+    need_s = spec.need_sum or spec.track_nan
+    m2 = spec.need_m2
+    lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
+    shape = (L,) if flat else (L, W)
+    S = np.empty(shape, spec.sum_dtype) if need_s else None
+    Q = np.empty(shape) if m2 else None
+    C = np.empty(shape) if m2 else None  # sums of the deviations (the mean's low digits)
+    M0 = np.empty((L, K)) if m2 else None  # each leaf's rounded mean (the centre)
+    MN = np.empty(shape, X.dtype) if "min" in spec.ops else None
+    MX = np.empty(shape, X.dtype) if "max" in spec.ops else None
+    conv = X.dtype != np.float64 and (m2 or not is_int)
+    T = np.empty((k, K))
+    vshape = (g,) if flat else (g // k, W)
+    D = buffer(vshape, np.dtype(np.float64), "d")
+    F = buffer(vshape, np.dtype(np.float64), "x") if conv else None
+    for i in range(L):
+        v = X[i * g : (i + 1) * g].reshape(vshape)
+        xf = v
+        if F is not None:
+            np.copyto(F, v)
+            xf = F
+        if flat:
+            if MN is not None:
+                MN[i] = lo_op.reduce(v)
+            if MX is not None:
+                MX[i] = hi_op.reduce(v)
+        else:
+            if MN is not None:
+                lo_op.reduce(v, axis=0, out=MN[i])
+            if MX is not None:
+                hi_op.reduce(v, axis=0, out=MX[i])
+        if S is None:
+            continue
+        if is_int:
+            if flat:
+                S[i] = np.add.reduce(v, dtype=S.dtype)
+            else:
+                np.add.reduce(v, axis=0, dtype=S.dtype, out=S[i])
+        elif flat:
+            S[i] = np.add.reduce(xf)
+        else:
+            np.einsum("ij->j", xf, out=S[i])
+        if Q is not None:
+            assert C is not None and M0 is not None
+            if flat:
+                M0[i] = S[i] / g
+                np.subtract(xf, M0[i], out=D)
+                Q[i] = np.einsum("i,i->", D, D)
+                C[i] = np.einsum("i->", D)
+            else:
+                np.divide(np.add.reduce(S[i].reshape(k, K), axis=0), g, out=M0[i])
+                T[:] = M0[i]
+                np.subtract(xf, T.reshape(W), out=D)
+                np.einsum("ij,ij->j", D, D, out=Q[i])
+                np.einsum("ij->j", D, out=C[i])
+    if S is not None and not is_int and not np.isfinite(S).all():
+        return None  # NaN or inf somewhere: the generic path counts and handles them
+    if S is not None and not _int_sums_fit(
+        X, spec, L * g, None if MN is None else MN.min(), None if MX is None else MX.max()
+    ):
+        return None  # exact sums need the generic path's Python ints
+    if M0 is not None and is_int and (np.abs(M0) > _kl.BIG_MEAN).any():
+        return None  # 64-bit ints beyond 2**52: the generic path centres them exactly
+    st: State = {"size": np.full(K, L * g, np.int64)}
+    st["n"] = st["size"].copy()
+    st["nan"] = np.zeros(K, np.int64)
+    if MN is not None:
+        st["min"] = lo_op.reduce(MN.reshape(-1, K), axis=0)
+    if MX is not None:
+        st["max"] = hi_op.reduce(MX.reshape(-1, K), axis=0)
+    if S is not None:
+        s_leaf = S.reshape(L, K) if flat else np.add.reduce(S.reshape(L, k, K), axis=1)
+        total = np.add.reduce(s_leaf, axis=0)
+        if spec.need_sum:
+            st["sum"] = total
+        if Q is not None:
+            assert C is not None and M0 is not None
+            q_leaf = Q.reshape(L, K) if flat else np.add.reduce(Q.reshape(L, k, K), axis=1)
+            c_leaf = C.reshape(L, K) if flat else np.add.reduce(C.reshape(L, k, K), axis=1)
+            m2_leaf = np.maximum(q_leaf - c_leaf * c_leaf / g, 0.0)
+            mu, mul = two_sum(M0, c_leaf / g)
+            n_leaf = np.full((L, K), g, np.int64)
+            st["mu"], st["mul"], st["m2"] = chan(n_leaf, mu, mul, m2_leaf)
+    if L * g < R:
+        st = combine(spec, [st, leaf_state(X[L * g :], 0, spec)])
+    return st
+
+
+def cols_state(X: np.ndarray, spec: Spec) -> State | None:
+    """State of ``X (K, r)`` reduced along axis 1, or ``None`` if not applicable."""
+    if not _applies(spec) or not X.flags.c_contiguous:
+        return None
+    K, r = X.shape
+    if r * X.dtype.itemsize > _kl.LEAF_BYTES // 4 or r == 0 or K == 0:
+        return None
+    g = max(1, _kl.LEAF_BYTES // (r * X.dtype.itemsize))
+    is_int = spec.kind != "f"
+    need_s = spec.need_sum or spec.track_nan
+    lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
+    st: State = {"size": np.full(K, r, np.int64)}
+    st["n"] = st["size"].copy()
+    st["nan"] = np.zeros(K, np.int64)
+    S = np.empty(K, spec.sum_dtype) if need_s else None
+    Q = np.empty(K) if spec.need_m2 else None
+    C = np.empty(K) if spec.need_m2 else None
+    MN = np.empty(K, X.dtype) if "min" in spec.ops else None
+    MX = np.empty(K, X.dtype) if "max" in spec.ops else None
+    conv = X.dtype != np.float64 and (spec.need_m2 or not is_int)
+    for i in range(0, K, g):
+        v = X[i : i + g]
+        xf = v
+        if conv:
+            xf = buffer(v.shape, np.dtype(np.float64), "x")
+            np.copyto(xf, v)
+        if MN is not None:
+            lo_op.reduce(v, axis=1, out=MN[i : i + g])
+        if MX is not None:
+            hi_op.reduce(v, axis=1, out=MX[i : i + g])
+        if S is None:
+            continue
+        s = S[i : i + g]
+        if is_int:
+            np.add.reduce(v, axis=1, dtype=S.dtype, out=s)
+        else:
+            np.einsum("ij->i", xf, out=s)
+        if Q is not None:
+            assert C is not None
+            d = np.subtract(xf, (s / r)[:, None], out=buffer(v.shape, np.dtype(np.float64), "d"))
+            np.einsum("ij,ij->i", d, d, out=Q[i : i + g])
+            np.einsum("ij->i", d, out=C[i : i + g])
+    if S is not None:
+        if not is_int and not np.isfinite(S).all():
+            return None
+        lo = None if MN is None else MN.min()
+        if not _int_sums_fit(X, spec, r, lo, None if MX is None else MX.max()):
+            return None
+        if spec.need_sum:
+            st["sum"] = S
+    if Q is not None:
+        assert C is not None and S is not None
+        if is_int and (np.abs(S / r) > _kl.BIG_MEAN).any():
+            return None  # see rows_state
+        st["m2"] = np.maximum(Q - C * C / r, 0.0)
+        st["mu"], st["mul"] = two_sum(S / r, C / r)
+    if MN is not None:
+        st["min"] = MN
+    if MX is not None:
+        st["max"] = MX
+    return st

@@ -1,0 +1,381 @@
+"""Out-of-core reductions over stored arrays: one engine plan, mergeable kernel states.
+
+Each task reads one region (a storage chunk for zarr; a row block sized from the memory
+budget for memmap) into a reusable per-thread buffer and computes partial states for
+every requested field; partial states are merged in chunk order (deterministic whatever
+the thread timing) and finalised. Exact quantiles and histograms make a few more passes
+(see :mod:`.quantiles`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from arraystore._native import buffers as _buffers
+from arraystore.backends.base import Handle
+from arraystore.core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape, split_rows
+from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
+from arraystore.engine import Plan, Task, default_budget, get_executor, run
+from arraystore.errors import InvalidArgument
+from arraystore.ops.reduce import kernels
+from arraystore.ops.reduce.quantiles import exact_quantiles, histogram
+
+if TYPE_CHECKING:
+    from arraystore.array import Array
+
+STATS = ("count", "nan_count", "sum", "mean", "std", "min", "max")
+ALL_OPS = (*STATS, "var", "argmin", "argmax", "any", "all", "count_nonzero")
+#: kernel temporaries per task beyond the block (cache-blocked kernels need little)
+KERNEL_OVERHEAD = 4 * 2**20
+#: tasks a budget is split into for memmap row blocks (independent of the worker count,
+#: so the tiling -- and float results -- are the same for every executor)
+TASKS_PER_BUDGET = 4
+#: largest memmap row block per task
+MAX_BLOCK = 128 * 2**20
+#: bytes a memmap task reads at a time: the copy out of the page cache and the kernel
+#: that reduces it meet in the CPU cache instead of main memory (a 128 MiB block read at
+#: once is written to RAM, then read back)
+SUB_BLOCK = 4 * 2**20
+
+
+@dataclass
+class StatsResult:
+    """Per-field results of :func:`stats` / ``Array.stats``; ``to_dict`` / ``to_json``."""
+
+    array: str
+    axis: Any
+    fields: dict[str, dict[str, Any]]
+    nbytes: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return self.fields[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "array": self.array,
+            "axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis,
+            "fields": {k: {n: to_python(v) for n, v in d.items()} for k, d in self.fields.items()},
+            "bytes_read": self.nbytes,
+            "seconds": self.seconds,
+            "gb_per_s": (self.nbytes / self.seconds / 1e9) if self.seconds else None,
+        }
+
+    def to_json(self) -> str:
+        """JSON text; NaN/inf become the strings "nan", "inf", "-inf"."""
+        return json.dumps(json_safe(self.to_dict()), indent=2)
+
+    def __repr__(self) -> str:
+        lines = [f"StatsResult({self.array}, axis={self.axis})"]
+        for name, d in self.fields.items():
+            vals = ", ".join(f"{k}={_short(v)}" for k, v in d.items())
+            lines.append(f"  {name}: {vals}")
+        return "\n".join(lines)
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, np.ndarray) and v.size > 6:
+        return f"array(shape={v.shape}, dtype={v.dtype})"
+    return repr(to_python(v))
+
+
+def to_python(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist() if v.size <= 10_000 else v
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple):
+        return [to_python(x) for x in v]
+    return v
+
+
+def json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "nan"
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+        return obj
+    if isinstance(obj, complex):
+        return {"real": json_safe(obj.real), "imag": json_safe(obj.imag)}
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    return obj
+
+
+# ------------------------------------------------------------------ planning
+def select_fields(arr: Array, fields: Sequence[str] | str | None) -> list[tuple[str | None, Field]]:
+    """(storage field or None, Field) pairs to reduce; numeric fields only."""
+    if isinstance(fields, str):
+        fields = [fields]
+    if arr.field is not None:
+        if fields and list(fields) != [arr.field]:
+            raise InvalidArgument(f"{arr.name}[{arr.field!r}] is a field view; no other fields")
+        return [(arr.field, field_dtype(arr.meta.dtype, arr.field))]
+    if not arr.meta.fields:
+        if fields:
+            raise InvalidArgument(f"{arr.name} has a plain dtype: no fields to select")
+        if not is_numeric(arr.dtype):
+            raise InvalidArgument(f"{arr.name} has non-numeric dtype {dtype_to_spec(arr.dtype)}")
+        return [(None, Field(arr.name, arr.dtype, ()))]
+    chosen = list(fields) if fields else [f for f in arr.meta.fields]
+    out: list[tuple[str | None, Field]] = []
+    for name in chosen:
+        f = field_dtype(arr.meta.dtype, name)
+        if not is_numeric(f.dtype):
+            if fields:
+                raise InvalidArgument(
+                    f"field {name!r} has non-numeric dtype {dtype_to_spec(f.dtype)}; "
+                    "cast it to a number first"
+                )
+            continue
+        out.append((name, f))
+    if not out:
+        raise InvalidArgument(f"{arr.name} has no numeric fields")
+    return out
+
+
+def task_regions(handle: Handle, budget: int, workers: int) -> list[Region]:
+    """Zarr: the storage chunks. Memmap: row blocks sized from the budget."""
+    meta = handle.meta
+    if meta.backend != "memmap":
+        return list(handle.chunk_regions())
+    per_task = max(1, budget // TASKS_PER_BUDGET - KERNEL_OVERHEAD)
+    target = max(min(2**20, budget // TASKS_PER_BUDGET), min(MAX_BLOCK, per_task))
+    chunks = auto_chunks(meta.shape, meta.dtype.itemsize, target)
+    return list(iter_chunk_regions(meta.shape, chunks))
+
+
+def _read_fields(
+    handle: Handle, region: Region, names: list[str | None]
+) -> dict[str | None, np.ndarray]:
+    """Read the needed fields of a region into reusable buffers (records once for memmap)."""
+    shape = region_shape(region)
+    meta = handle.meta
+    if meta.dtype.names is None or not handle.columnar:
+        block = handle.read(region, None, _buffers.buffer(shape, meta.dtype))
+        if meta.dtype.names is None:
+            return {None: block}
+        return {n: block[n] for n in names}
+    out = {}
+    for slot, n in enumerate(names):
+        f = field_dtype(meta.dtype, n)  # type: ignore[arg-type]
+        out[n] = handle.read(region, n, _buffers.buffer(shape + f.subshape, f.dtype, slot))
+    return out
+
+
+def _reduce_task(
+    handle: Handle,
+    region: Region,
+    names: list[str | None],
+    axis: Any,
+    ops: tuple[str, ...],
+    skipna: bool,
+) -> dict[str | None, Any]:
+    shape = handle.meta.shape
+    subs = _sub_regions(handle, region)
+    # finite float pieces: one running kernel state per task (else a state per piece)
+    if len(subs) > 1 and names == [None] and not handle.meta.dtype.names:
+        folded = kernels.rows_partial(
+            lambda sub: _read_fields(handle, sub, names)[None],
+            subs, shape, axis, ops, handle.meta.dtype, skipna,
+        )  # fmt: skip
+        if folded is not None:
+            return {None: folded}
+    acc: dict[str | None, Any] | None = None
+    for sub in subs:
+        blocks = _read_fields(handle, sub, names)
+        part = {n: kernels.partial(b, sub, shape, axis, ops, skipna) for n, b in blocks.items()}
+        acc = _merge(acc, part)
+    assert acc is not None
+    return acc
+
+
+def _sub_regions(handle: Handle, region: Region) -> list[Region]:
+    """A memmap task's row block in cache-sized pieces (:data:`SUB_BLOCK`), each copied
+    from the page cache and reduced while it is still in cache; zarr: the chunk itself
+    (it is decoded whole)."""
+    meta = handle.meta
+    if meta.backend != "memmap" or meta.ndim == 0:
+        return [region]
+    row = math.prod(region_shape(region[1:])) * meta.dtype.itemsize
+    return split_rows(region, row, SUB_BLOCK)
+
+
+def _merge(a: dict[str | None, Any] | None, b: dict[str | None, Any]) -> dict[str | None, Any]:
+    if a is None:
+        return b
+    return {k: kernels.merge(a[k], b[k]) for k in a}
+
+
+def _task_bytes(handle: Handle, region: Region, names: list[str | None]) -> int:
+    meta = handle.meta
+    rows = math.prod(region_shape(region))
+    if meta.dtype.names is None or not handle.columnar:
+        nbytes = rows * meta.dtype.itemsize
+    else:
+        nbytes = sum(rows * field_dtype(meta.dtype, str(n)).itemsize for n in names)
+    return nbytes + KERNEL_OVERHEAD
+
+
+def reduce(
+    arr: Array,
+    ops: Iterable[str] = STATS,
+    axis: Any = None,
+    fields: Sequence[str] | str | None = None,
+    skipna: bool = False,
+    ddof: int = 0,
+    memory: int | str | None = None,
+    executor: Any = None,
+    workers: int | None = None,
+    progress: Callable[[Any, Any], None] | None = None,
+) -> StatsResult:
+    """Compute ``ops`` over ``axis`` for every selected field in one pass of the data."""
+    ops = tuple(dict.fromkeys(ops))
+    bad = [o for o in ops if o not in ALL_OPS]
+    if bad:
+        raise InvalidArgument(f"unknown reduction {bad[0]!r} (choose from: {', '.join(ALL_OPS)})")
+    if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
+        raise InvalidArgument(f"ddof must be a non-negative integer, got {ddof!r}")
+    budget = _budget(memory)
+    chosen = select_fields(arr, fields)
+    names = [n for n, _ in chosen]
+    handle = arr.handle
+    t0 = time.perf_counter()
+    with get_executor(executor, workers=workers) as ex:
+        if ex.name != "dask":  # blocks are reduced here: load the kernel while reading
+            from arraystore.ops.reduce.kernels import numba as kernels_numba
+
+            kernels_numba.prewarm(f.dtype for _, f in chosen)
+        regions = task_regions(handle, budget, ex.workers)
+        tasks = tuple(
+            Task(
+                i,
+                _reduce_task,
+                (handle, r, names, axis, ops, skipna),
+                _task_bytes(handle, r, names),
+            )
+            for i, r in enumerate(regions)
+        )
+        if not tasks:  # an empty array: reduce one empty block so numpy's rules apply
+            empty = tuple(slice(0, n) for n in handle.meta.shape)
+            merged = _reduce_task(handle, empty, names, axis, ops, skipna)
+        else:
+            merged = run(
+                Plan(tasks, name="stats"), ex, budget, merge=_merge, init=None, progress=progress
+            )
+    _buffers.release()
+    results = {}
+    for name, f in chosen:
+        values = kernels.finalize(merged[name], ops, ddof)
+        results[f.name] = {op: values[op] for op in ops}
+    nbytes = sum(
+        math.prod(arr.meta.shape)
+        * (
+            f.itemsize
+            if arr.meta.dtype.names is None or handle.columnar
+            else arr.meta.dtype.itemsize
+        )
+        for _, f in chosen[: (len(chosen) if handle.columnar else 1)]
+    )
+    return StatsResult(arr.name, axis, results, nbytes, time.perf_counter() - t0)
+
+
+def _budget(memory: int | str | None) -> int:
+    from arraystore.engine.memory import parse_size
+
+    if memory is None:
+        return default_budget()
+    budget = parse_size(memory) if isinstance(memory, str) else int(memory)
+    if budget <= 0:
+        raise InvalidArgument("memory budget must be positive (e.g. --memory 512MiB)")
+    return budget
+
+
+# ------------------------------------------------------ quantiles, histograms
+def _iter_blocks(handle: Handle, name: str | None, budget: int) -> Iterator[np.ndarray]:
+    regions = task_regions(handle, budget, 1)
+    for region in regions:
+        blocks = _read_fields(handle, region, [name])
+        yield blocks[name]
+
+
+def _check_pass_budget(arr: Array, name: str | None, budget: int) -> None:
+    """Refuse a multi-pass op before reading when one block cannot fit the budget."""
+    from arraystore.engine.memory import max_in_flight
+
+    regions = task_regions(arr.handle, budget, 1)
+    if regions:
+        block = max(_task_bytes(arr.handle, r, [name]) for r in regions) - KERNEL_OVERHEAD
+        max_in_flight(budget, block, 1)
+
+
+def field_blocks(arr: Array, name: str | None, budget: int) -> Callable[[], Iterator[np.ndarray]]:
+    handle = arr.handle
+    return lambda: _iter_blocks(handle, name, budget)
+
+
+def quantile(
+    arr: Array,
+    q: Any,
+    fields: Sequence[str] | str | None = None,
+    skipna: bool = False,
+    memory: int | str | None = None,
+    axis: Any = None,
+) -> dict[str, Any]:
+    """Exact quantiles (numpy's ``method="linear"``) per field, in bounded memory."""
+    if axis is not None:
+        raise InvalidArgument("quantiles are computed over the whole array (axis=None) only")
+    qs = np.asarray(q)
+    if qs.dtype.kind not in "iuf":
+        raise InvalidArgument(f"quantiles must be numbers in [0, 1], got {q!r}")
+    if qs.size == 0 or np.any(~np.isfinite(qs)) or np.any((qs < 0) | (qs > 1)):
+        raise InvalidArgument(f"quantiles must be in [0, 1], got {q!r}")
+    budget = _budget(memory)
+    max_select = max(1024, budget // 64)
+    out = {}
+    for name, f in select_fields(arr, fields):
+        if f.dtype.kind == "c":
+            raise InvalidArgument(f"quantiles are not defined for complex field {f.name!r}")
+        _check_pass_budget(arr, name, budget)
+        res = exact_quantiles(
+            field_blocks(arr, name, budget), q, skipna=skipna, max_select=max_select
+        )
+        out[f.name] = res
+    _buffers.release()
+    return out
+
+
+def hist(
+    arr: Array,
+    bins: Any = 10,
+    range: tuple[float, float] | None = None,
+    fields: Sequence[str] | str | None = None,
+    memory: int | str | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Histogram per field (``np.histogram`` semantics, NaN skipped)."""
+    budget = _budget(memory)
+    out = {}
+    for name, f in select_fields(arr, fields):
+        if f.dtype.kind == "c":
+            raise InvalidArgument(f"histograms are not defined for complex field {f.name!r}")
+        _check_pass_budget(arr, name, budget)
+        out[f.name] = histogram(
+            field_blocks(arr, name, budget), bins=bins, range=range, dtype=f.dtype
+        )
+    _buffers.release()
+    return out

@@ -1,0 +1,1 @@
+"""storage: see the modules of this package."""
