@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 from typing import Any
 
 from arraystore.array import Array
@@ -18,12 +20,16 @@ from arraystore.errors import (
     ArrayNotFound,
     ArrayStoreError,
     CastError,
+    CastOverflow,
     CorruptData,
     DTypeError,
     FieldNotFound,
     InvalidArgument,
+    InvalidIndex,
     InvalidName,
     InvalidStore,
+    InvalidType,
+    LockedError,
     MemoryBudgetError,
     MetadataError,
     MissingDependency,
@@ -32,6 +38,7 @@ from arraystore.errors import (
     StoreNotFound,
     UnknownBackend,
     UnknownCodec,
+    UnknownExecutorError,
 )
 from arraystore.store import Store, open
 
@@ -51,7 +58,10 @@ def from_dask(darr: Any, store: Store, name: str, **kwargs: Any) -> Array:
     return _from_dask(darr, store, name, **kwargs)
 
 
-__version__ = "0.1.0"
+try:
+    __version__: str = _version("arraystore")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
 
 __all__ = [
     "Array",
@@ -59,12 +69,16 @@ __all__ = [
     "ArrayNotFound",
     "ArrayStoreError",
     "CastError",
+    "CastOverflow",
     "CorruptData",
     "DTypeError",
     "FieldNotFound",
     "InvalidArgument",
+    "InvalidIndex",
     "InvalidName",
     "InvalidStore",
+    "InvalidType",
+    "LockedError",
     "MemoryBudgetError",
     "MetadataError",
     "MissingDependency",
@@ -74,8 +88,14 @@ __all__ = [
     "StoreNotFound",
     "UnknownBackend",
     "UnknownCodec",
+    "UnknownExecutorError",
     "from_dask",
     "map_blocks",
     "open",
     "parse_dtype",
 ]
+
+
+def __dir__() -> list[str]:
+    """``dir(arraystore)``: the public API only (no submodules or typing helpers)."""
+    return [*__all__, "__version__"]

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import zarr
 import zarr.storage._local as zarr_local
-from conftest import LZ4_WARNING, assert_same, backend_params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import basic_indices
@@ -38,6 +37,7 @@ from arraystore.errors import (
     InvalidType,
     ShapeMismatch,
 )
+from arraystore.testing import LZ4_WARNING, assert_same, backend_params
 
 HYPOTHESIS = settings(
     max_examples=15,

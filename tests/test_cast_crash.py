@@ -45,12 +45,12 @@ from typing import Any
 import numpy as np
 import pytest
 from _crash import PY, ROOT, crc_file, crc_tree, hidden, link_tree, pattern, run_child
-from conftest import LZ4_WARNING, assert_same
 
 import arraystore
 from arraystore.errors import CorruptData, InvalidArgument, MetadataError
 from arraystore.ops.cast import cast
 from arraystore.ops.verify import verify
+from arraystore.testing import LZ4_WARNING, assert_same
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import LZ4_WARNING, BackendCase, assert_same, run_cli, tree_hash
 
 import arraystore
 from arraystore.core.casting import fast as _casting_fast
@@ -30,6 +29,7 @@ from arraystore.errors import (
 )
 from arraystore.ops import cast as cast_mod
 from arraystore.ops.cast import CastResult, cast
+from arraystore.testing import LZ4_WARNING, BackendCase, assert_same, run_cli, tree_hash
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 

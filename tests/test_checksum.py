@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LZ4_WARNING, assert_same, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +30,7 @@ from arraystore.backends.memmap import read_header
 from arraystore.errors import CorruptData
 from arraystore.ops.cast import cast
 from arraystore.ops.verify import verify
+from arraystore.testing import LZ4_WARNING, assert_same, run_cli
 
 BS = memmap_crc.BLOCK_SIZE
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
 import arraystore
+from arraystore.testing import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

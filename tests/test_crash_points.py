@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import pytest
 from _crash import cli_child, crc_tree, hidden, link_tree, run_child, run_cli
-from conftest import LZ4_WARNING
 
 import arraystore
 from arraystore.ops.verify import verify
+from arraystore.testing import LZ4_WARNING
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import LZ4_WARNING, BackendCase, assert_same, tree_hash
+
+from arraystore.testing import LZ4_WARNING, BackendCase, assert_same, tree_hash
 
 distributed = pytest.importorskip("distributed")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import assert_same, listing
 
 import arraystore
+from arraystore.testing import assert_same, listing
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden.store"
 

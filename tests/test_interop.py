@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_same, backend_params, listing
 
 import arraystore
 from arraystore.ops import interop
+from arraystore.testing import assert_same, backend_params, listing
 
 REPO = Path(__file__).resolve().parent.parent
 ZARR_WARNING = (

@@ -6,10 +6,10 @@ import gzip
 
 import numpy as np
 import pytest
-from conftest import backend_params, listing
 
 import arraystore
 from arraystore.ops import interop
+from arraystore.testing import backend_params, listing
 
 pa = pytest.importorskip("pyarrow")
 pcsv = pytest.importorskip("pyarrow.csv")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import backend_params
 
 import arraystore
 from arraystore.ops import interop
 from arraystore.ops.interop.batching import TORCH_DTYPES, Batches
+from arraystore.testing import backend_params
 
 CASES = backend_params(lambda c: c.codec in (None, "none"))
 

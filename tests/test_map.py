@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import LZ4_WARNING, BackendCase, assert_same, backend_params, listing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +37,7 @@ from arraystore.ops.map import output as map_output
 from arraystore.ops.map import where as map_where
 from arraystore.ops.map.blocks import map_array, map_blocks, map_expr, reduce_expr, where
 from arraystore.ops.verify import verify
+from arraystore.testing import LZ4_WARNING, BackendCase, assert_same, backend_params, listing
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import run_cli, tree_hash
 
 import arraystore
+from arraystore.testing import run_cli, tree_hash
 
 DT = np.dtype([("price", "<f8"), ("qty", "<i4"), ("flag", "?")])
 

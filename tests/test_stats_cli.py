@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
 import arraystore
+from arraystore.testing import run_cli
 
 
 def strict_json(text: str) -> Any:

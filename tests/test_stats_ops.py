@@ -1,7 +1,7 @@
 """Reductions, exact quantiles and histograms of *stored* arrays vs numpy (issue 3).
 
 Everything goes through the public API (``Array.sum`` ... ``Array.histogram``,
-``Array.stats``) on arrays written to every backend case of ``conftest.BACKEND_CASES``.
+``Array.stats``) on arrays written to every backend case of ``arraystore.testing.BACKEND_CASES``.
 
 How results are compared with numpy (the reference always runs on the in-RAM copy):
 
@@ -40,7 +40,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pytest
-from conftest import LZ4_WARNING, BackendCase, assert_same, backend_params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -58,6 +57,7 @@ from arraystore.ops.reduce import stats as stats_mod
 from arraystore.ops.reduce.kernels import numba as kernels_numba
 from arraystore.ops.reduce.quantiles import MAX_BINS
 from arraystore.ops.reduce.stats import KERNEL_OVERHEAD, StatsResult
+from arraystore.testing import LZ4_WARNING, BackendCase, assert_same, backend_params
 
 SETTINGS = settings(
     deadline=None,

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_same, listing
 
 import arraystore
 from arraystore.core.chunks import iter_chunk_regions
+from arraystore.testing import assert_same, listing
 
 STRUCT = "id:i8,price:f8,vec:3f4"
 
