@@ -34,16 +34,17 @@ from arraystore.errors import (
     ShapeMismatch,
     StoreNotFound,
 )
-from arraystore.fs.local import (
+from arraystore.fs import (
     can_exchange,
     exchange,
     fsync_dir,
+    is_remote,
+    location,
     read_json,
     remove_tree,
     rename_noreplace,
     write_json,
 )
-from arraystore.fs.remote import is_remote, location
 from arraystore.storage.killpoints import kill_point
 
 ROOT_ATTR = "arraystore"
@@ -564,12 +565,12 @@ class Store:
         return self._lock(name, shared=True)
 
     def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
-        from arraystore.fs.lock import hold, writer_lock
+        from arraystore.fs import hold, writer_lock
 
         self._check_writable()
         check_array_name(name)
         if self.remote:
-            from arraystore.fs.remote import remote_lock
+            from arraystore.fs import remote_lock
 
             key = str(self.path / f".{name}.lock")
             return hold(key, name, shared, lambda: remote_lock(self.path, name))  # type: ignore[arg-type]

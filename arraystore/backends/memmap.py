@@ -27,7 +27,7 @@ from arraystore.errors import (
     MetadataError,
     ReadOnlyError,
 )
-from arraystore.fs.local import start_writeback
+from arraystore.fs import start_writeback
 
 DATA = "data.npy"
 _OPEN_LOCK = threading.Lock()

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from arraystore.errors import CorruptData
-from arraystore.fs.local import write_atomic
+from arraystore.fs import write_atomic
 
 CRC_FILE = "data.crc32c"
 BLOCK_SIZE = 1 << 20

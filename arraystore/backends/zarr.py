@@ -46,7 +46,7 @@ from arraystore.errors import (
     ReadOnlyError,
     UnknownCodec,
 )
-from arraystore.fs.local import read_json
+from arraystore.fs import read_json
 
 if TYPE_CHECKING:
     from arraystore.backends.zarr_chunks import ChunkIO

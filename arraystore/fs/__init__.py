@@ -1,1 +1,46 @@
-"""fs: see the modules of this package."""
+"""fs: the file-system layer — local and remote (fsspec) paths, atomic writes, locks.
+
+Everything above it imports from here (``from arraystore.fs import write_json``); the
+modules behind it are ``local`` (POSIX: atomic replace, renameat2 exchange, fsync),
+``lock`` (the per-array writer lock: flock + PID/start-time identity) and ``remote``
+(fsspec URLs, their lock objects and non-atomic commits). Imports only ``core`` and
+``errors`` (contract R2 in ``.importlinter``).
+"""
+
+from arraystore.fs.local import (
+    WRITEBACK_MIN_BYTES,
+    can_exchange,
+    exchange,
+    fsync_dir,
+    move_tree,
+    read_json,
+    remove_tree,
+    rename_noreplace,
+    start_writeback,
+    write_atomic,
+    write_json,
+)
+from arraystore.fs.lock import hold, my_identity, writer_lock
+from arraystore.fs.remote import RemotePath, is_remote, location, remote_lock, split_url
+
+__all__ = [
+    "WRITEBACK_MIN_BYTES",
+    "RemotePath",
+    "can_exchange",
+    "exchange",
+    "fsync_dir",
+    "hold",
+    "is_remote",
+    "location",
+    "move_tree",
+    "my_identity",
+    "read_json",
+    "remote_lock",
+    "remove_tree",
+    "rename_noreplace",
+    "split_url",
+    "start_writeback",
+    "write_atomic",
+    "write_json",
+    "writer_lock",
+]

@@ -50,7 +50,7 @@ from arraystore.core.dtypes import (
 from arraystore.core.meta import SIDECAR, ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
 from arraystore.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
-from arraystore.fs.local import move_tree, remove_tree, write_json
+from arraystore.fs import move_tree, remove_tree, write_json
 from arraystore.ops.journal import CAST_JOURNAL as JOURNAL
 from arraystore.ops.journal import merge_done as _merge_done
 from arraystore.ops.journal import read_journal as _read_journal

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from arraystore.core.casting import CastReport
 from arraystore.core.meta import SIDECAR
 from arraystore.errors import ArrayStoreError
-from arraystore.fs.local import remove_tree
+from arraystore.fs import remove_tree
 
 if TYPE_CHECKING:
     from arraystore.store import Store
@@ -58,7 +58,7 @@ def merge_done(done: dict[int, dict[str, Any]]) -> dict[str | None, CastReport] 
 
 
 def history_len(path: Path) -> int:
-    from arraystore.fs.local import read_json
+    from arraystore.fs import read_json
 
     doc = read_json(path / SIDECAR)
     return len(doc.get("history", [])) if isinstance(doc, dict) else -1

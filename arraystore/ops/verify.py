@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from arraystore.errors import ArrayStoreError
 from arraystore.fs import lock as _lock
-from arraystore.fs.local import move_tree, remove_tree
+from arraystore.fs import move_tree, remove_tree
 
 if TYPE_CHECKING:
     from arraystore.store import Store

@@ -58,7 +58,7 @@ import numpy as np
 
 from arraystore.core.chunks import Region
 from arraystore.errors import ArrayExists, InvalidArgument
-from arraystore.fs.local import fsync_dir
+from arraystore.fs import fsync_dir
 from arraystore.ops.io.common import (
     MissingDependency,
     check_target,

@@ -23,7 +23,7 @@ from arraystore.core.chunks import Region, normalize_chunks
 from arraystore.core.dtypes import fields_of
 from arraystore.core.meta import SIDECAR, ArrayMeta
 from arraystore.errors import ArrayExists, InvalidArgument, MissingDependency
-from arraystore.fs.local import remove_tree, write_json
+from arraystore.fs import remove_tree, write_json
 from arraystore.storage.killpoints import kill_point
 
 if TYPE_CHECKING:

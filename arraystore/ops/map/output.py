@@ -17,7 +17,7 @@ from arraystore.core.meta import SIDECAR, ArrayMeta
 from arraystore.engine import Plan, Task, run
 from arraystore.engine.memory import max_in_flight
 from arraystore.errors import ArrayExists, InvalidArgument
-from arraystore.fs.local import remove_tree, write_json
+from arraystore.fs import remove_tree, write_json
 from arraystore.ops.journal import read_journal as _read_journal
 from arraystore.ops.journal import write_header as _write_header
 from arraystore.ops.map.inputs import Source
