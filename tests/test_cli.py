@@ -313,3 +313,17 @@ def test_verify_reports_and_rm_removes_folders_without_metadata(
         "link",
         "zarr.json",
     ]
+
+
+def test_create_dtype_defaults_to_float64_and_the_lost_chunk_repro(tmp_path, capsys):
+    """Issue 15 item 4's command (no --dtype): f8 like numpy; a removed chunk is corrupt."""
+    r = str(tmp_path / "r")
+    args = ["create", r, "zz", "--shape", "1000,4", "--chunks", "100,4", "--fill", "range"]
+    code, _, err = run_cli([*args, "--backend", "zarr", "--codec", "lz4", "--checksum"], capsys)
+    assert code == 0, err
+    assert arraystore.open(r)["zz"].dtype == np.dtype("f8")
+    (tmp_path / "r" / "zz" / "c" / "3" / "0").unlink()
+    code, out, err = run_cli(["verify", r], capsys)
+    assert code == 1 and "chunk 'c/3/0' missing" in out + err
+    code, _, err = run_cli(["stats", r, "zz"], capsys)
+    assert code == 1 and err.startswith("error:") and "c/3/0" in err

@@ -90,7 +90,11 @@ def main() -> None:
 @storage_option
 @click.argument("name")
 @click.option("--shape", default=None, help="Comma-separated shape, e.g. 1000000,64.")
-@click.option("--dtype", default=None, help="f8, i4, ... or structured 'id:i8,price:f8,vec:3f4'.")
+@click.option(
+    "--dtype",
+    default=None,
+    help="f8, i4, ... or structured 'id:i8,price:f8,vec:3f4' (default f8, as numpy's).",
+)
 @click.option(
     "--chunks", default=None, help="Chunk shape, e.g. 65536,64 (default: ~64 MiB row blocks)."
 )
@@ -141,8 +145,10 @@ def create(
     from arraystore.core.dtypes import parse_dtype
     from arraystore.errors import InvalidArgument
 
-    if from_npy is None and (shape is None or dtype is None):
-        raise InvalidArgument("create needs --shape and --dtype (or --from FILE.npy)")
+    if from_npy is None and shape is None:
+        raise InvalidArgument("create needs --shape (or --from FILE.npy)")
+    if from_npy is None and dtype is None:
+        dtype = "f8"  # numpy's default (np.zeros(shape))
     budget = _size(memory)
     if budget is not None and budget <= 0:
         raise InvalidArgument("--memory must be positive")
