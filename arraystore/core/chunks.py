@@ -165,6 +165,32 @@ def region_shape(region: Region) -> tuple[int, ...]:
     return tuple(s.stop - s.start for s in region)
 
 
+def check_region(region: Any, shape: Sequence[int]) -> Region:
+    """A user's region (one slice per dimension, numpy's slice rules: ``None`` ends,
+    negative and past-the-end bounds) as the step-1 box it selects; anything else --
+    a step other than 1, a non-slice, a wrong count -- is :class:`InvalidArgument`
+    (backends trust regions: unchecked, one past the end read garbage or past EOF)."""
+    shape = tuple(shape)
+    if not isinstance(region, tuple | list) or not all(isinstance(s, slice) for s in region):
+        raise InvalidArgument(f"region must be a tuple of slices, got {region!r}")
+    if len(region) != len(shape):
+        raise InvalidArgument(
+            f"region {tuple(region)!r} must have one slice per dimension of shape {shape}"
+        )
+    out: list[slice] = []
+    for s, n in zip(region, shape, strict=True):
+        try:
+            start, stop, step = s.indices(n)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"bad region slice {s!r}: {exc}") from None
+        if step != 1:
+            raise InvalidArgument(
+                f"region slices must have step 1, got {s!r} (index the array for strides)"
+            )
+        out.append(slice(start, max(start, stop)))
+    return tuple(out)
+
+
 def region_size(region: Region) -> int:
     return math.prod(region_shape(region))
 
