@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidArgument, InvalidIndex
+from .errors import InvalidArgument, InvalidIndex, InvalidType
 
 Region = tuple[slice, ...]
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -271,7 +271,12 @@ def normalize_index(key: Any, shape: Sequence[int]) -> tuple[Region, tuple[Any, 
 def _one_index(k: Any, axis: int, n: int) -> tuple[slice, Any]:
     """The region slice of one axis and the index to apply to it after reading."""
     if isinstance(k, slice):
-        start, stop, step = k.indices(n)
+        try:
+            start, stop, step = k.indices(n)
+        except TypeError as exc:  # slice(1.0, 3): numpy raises TypeError too
+            raise InvalidType(f"bad slice {k!r} on axis {axis}: {exc}") from None
+        except ValueError as exc:  # step 0
+            raise InvalidArgument(f"bad slice {k!r} on axis {axis}: {exc}") from None
         length = len(range(start, stop, step))
         if length == 0:
             return slice(0, 0), slice(None)
