@@ -4,6 +4,7 @@ output, the progress bar, the executor from --workers/--executor, axis and numbe
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -93,12 +94,15 @@ def _parse_axis(text: str | None) -> Any:
 
     if text is None or text.strip().lower() in ("", "none", "all"):
         return None
-    try:
-        parts = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
+    items = [p.strip() for p in text.split(",")]
+    if items[-1] == "" and len(items) > 1:
+        items.pop()  # '0,' is the tuple (0,), as in Python
+    # an empty item (',' reduced over no axis at all, '0,,1') or non-ASCII digits: refused
+    if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in items):
         raise InvalidArgument(
             f"--axis must be an integer or comma-separated integers, got {text!r}"
-        ) from None
+        )
+    parts = [int(p) for p in items]
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
@@ -107,7 +111,7 @@ def _parse_floats(text: str, what: str) -> list[float]:
     from .core.errors import InvalidArgument
 
     parts = text.split(",")
-    if not text.strip() or any(not p.strip() for p in parts):
+    if not text.strip() or any(not p.strip() or not p.isascii() for p in parts):
         raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}")
     try:
         return [float(p) for p in parts]
