@@ -14,7 +14,7 @@ import numpy as np
 
 from arraystore.backends.base import Handle
 from arraystore.core.assign import assigned_block
-from arraystore.core.chunks import Region, normalize_index, region_shape
+from arraystore.core.chunks import Region, check_region, normalize_index, region_shape
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
 from arraystore.core.meta import ArrayMeta
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
@@ -128,10 +128,11 @@ class Array:
         return self.handle.read(logical, self.field, out)
 
     def read(self, region: Region | None = None, out: np.ndarray | None = None) -> np.ndarray:
-        """Read a region (tuple of step-1 slices; default: everything) into ``out``."""
+        """Read a region (one step-1 slice per dimension, bounds as numpy's slices;
+        default: everything) into ``out``."""
         if region is None:
             region = tuple(slice(0, n) for n in self.shape)
-        region = tuple(region)
+        region = check_region(region, self.shape)
         if out is not None:
             shape = region_shape(region)
             if out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:

@@ -6,7 +6,6 @@ Opening a store or listing it reads small JSON files only, never array data.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -20,6 +19,7 @@ import numpy as np
 from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
+from arraystore.core.create_args import as_data, check_create_args
 from arraystore.core.dtypes import check_array_name, parse_dtype
 from arraystore.core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
 from arraystore.errors import (
@@ -258,12 +258,7 @@ class Store:
         self._check_writable()
         backend = self.default_backend(backend)
         path = self._array_path(name)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidArgument(f"seed must be a non-negative integer, got {seed!r}")
-        try:
-            json.dumps(attrs or {}, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"attrs must be JSON-serialisable (no NaN): {exc}") from None
+        check_create_args(seed, attrs, from_npy)
         if (path.exists() or path.is_symlink()) and not overwrite:
             raise ArrayExists(
                 f"array {name!r} already exists in {self.path} (use overwrite / --overwrite)"
@@ -285,9 +280,7 @@ class Store:
                 raise ShapeMismatch(f"--from file has dtype {src_dtype}, not {parse_dtype(dtype)}")
             shape, dtype = src_shape, src_dtype
         elif data is not None:
-            data = np.asarray(data)
-            if data.dtype.hasobject:
-                raise InvalidArgument("object arrays cannot be stored; convert to a numeric dtype")
+            data = as_data(data)
             if dtype is None:
                 dtype = data.dtype
             if shape is None:

@@ -563,6 +563,21 @@ def test_python_api_errors_are_arraystore_errors(store, tmp_path, backend):
         (lambda: arr.__setitem__(0, None), InvalidType, TypeError, "cannot store None"),
         (lambda: arr.__setitem__(0, [1, 2]), ShapeMismatch, ValueError, "broadcast"),
         (lambda: arr.__setitem__(0, "x"), ArrayStoreError, ValueError, "invalid literal"),
+        # probe 2: these were the raw built-ins (or AttributeError) from deeper down
+        (lambda: arr[::0], InvalidArgument, ValueError, "step cannot be zero"),
+        (lambda: arr[1.0:3], InvalidType, TypeError, "slice indices must be integers"),
+        (lambda: arr.__setitem__(slice(0, 2, 0), 1), InvalidArgument, ValueError, "zero"),
+        (lambda: arr.stats(executor=5), InvalidArgument, ValueError, "executor must be"),
+        (lambda: arr.stats(workers="2"), InvalidArgument, ValueError, "workers must be"),
+        (lambda: arr.stats(fields=5), InvalidArgument, ValueError, "fields must be"),
+        (lambda: arr.histogram(range="ab"), InvalidArgument, ValueError, "range must be"),
+        (lambda: arr.histogram(range=(0, None)), InvalidArgument, ValueError, "range must"),
+        (lambda: store.create("b", 3, "f8", codec=5), ArrayStoreError, ValueError, "codec"),
+        (lambda: store.create("b", 3, "f8", attrs=[1]), InvalidArgument, ValueError, "dict"),
+        (lambda: store.create("b", from_npy=5), InvalidArgument, ValueError, "from_npy"),
+        (lambda: store.create("b", data=[[1], [1, 2]]), InvalidArgument, ValueError, "not an"),
+        (lambda: arraystore.open(5), InvalidArgument, ValueError, "store path must be"),
+        (lambda: arraystore.open(None), InvalidArgument, ValueError, "store path must be"),
     ]
     with untouched(store.path):
         for call, cls, builtin, match in cases:

@@ -899,3 +899,13 @@ def test_integer_strings_beyond_int64_are_checked_exactly() -> None:
     huge = np.array(["9" * 100_000, "-0"], dtype="S")  # overflows: out of range, fast
     _, r = cast_block(huge, np.dtype("f8"), "value", raise_on_violation=False)
     assert (r.out_of_range, r.violations) == (1, 1)
+    # clip saturates an overflowing literal (309..400 digits reached a float() of the
+    # exact integer: OverflowError); it is clipped, not also "rounded"
+    big = np.array(["1" * 400, "-" + "9" * 330, "1" * 50, "-0"])
+    for dst in ("f8", "f4", "c16"):
+        y, r = cast_block(big, np.dtype(dst), "clip", raise_on_violation=False)
+        top = np.finfo(dst).max
+        real = y.real if dst == "c16" else y
+        np.testing.assert_array_equal(real[:2], [top, -top])
+        # '1' * 50 is rounded in float64 (1.111e49), clipped in float32
+        assert (r.clipped, r.rounded) == ((3, 0) if dst == "f4" else (2, 1))

@@ -210,6 +210,13 @@ def test_quickstart_example_runs(tmp_path: Path) -> None:
         (["stats", "{s}", "a", "--quantiles", "-0.1"], "in [0, 1]"),
         (["stats", "{s}", "--expr", "a * 2", "--quantiles", ""], "cannot be combined"),
         (["stats", "{s}", "a", "--hist", "²"], "--hist must be a number of bins"),
+        # probe 2: ',' reduced over no axis at all (per-element stats), '0,,1' dropped the
+        # empty item, '--1' was a traceback; non-ASCII digits as --shape refuses them
+        (["stats", "{s}", "a", "--axis", ","], "--axis must be an integer"),
+        (["stats", "{s}", "a", "--axis", "0,,1"], "--axis must be an integer"),
+        (["stats", "{s}", "a", "--axis", "--1"], "--axis must be an integer"),
+        (["stats", "{s}", "a", "--axis", "\u0660"], "--axis must be an integer"),
+        (["stats", "{s}", "a", "--quantiles", "\u0660.5"], "comma-separated numbers"),
         (["import", "{s}", "x", "{d}"], "is a directory"),
         (["import", "{s}", "x", "{d}/missing.csv"], "no such file"),
         (["import", "{s}", "x", "{d}/big.csv"], "line 3: cannot parse '99999"),

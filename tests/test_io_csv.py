@@ -144,6 +144,18 @@ def test_empty_and_header_only_files(store, tmp_path):
     assert h.shape == (0,) and h.dtype == np.dtype([("a", "f8"), ("b", "i4")])
 
 
+def test_a_header_that_is_not_utf8_is_a_one_line_error(store, tmp_path):
+    """A UTF-16 CSV (or latin-1 names) raised pyarrow's raw UnicodeDecodeError (a
+    traceback from 'arraystore import'); the store is left unchanged."""
+    (tmp_path / "u16.csv").write_bytes("x,y\n1,2\n".encode("utf-16"))
+    (tmp_path / "l1.csv").write_bytes("pr\xe9,y\n1,2\n".encode("latin-1"))
+    before = listing(store.path)
+    for src in ("u16.csv", "l1.csv"):
+        with pytest.raises(arraystore.InvalidArgument, match="header line is not UTF-8"):
+            interop.import_file(store, "u", tmp_path / src)
+    assert listing(store.path) == before
+
+
 def test_compressed_csv_export_and_unknown_options(store, tmp_path):
     arr = store.create("x", 50, "a:i4,b:f8", fill="range")
     out = interop.export_file(arr, tmp_path / "x.csv.gz", delimiter=";")

@@ -18,6 +18,7 @@ import pytest
 
 import arraystore
 from arraystore.core.chunks import iter_chunk_regions
+from arraystore.errors import InvalidArgument
 from arraystore.testing import assert_same, listing
 
 STRUCT = "id:i8,price:f8,vec:3f4"
@@ -260,6 +261,41 @@ def test_read_into_out(store, backend_case):
     assert arr.read((slice(1, 3), slice(2, 5)), out=out) is out
     assert_same(out, data[1:3, 2:5])
     assert_same(arr.read(), data)
+
+
+def test_read_region_follows_slice_rules(store, backend_case):
+    """Array.read(region) passed the region to the backend unchecked: a step was ignored
+    (rows 0..3 for slice(0, 4, 2)), slice(0, 20) of 10 rows read 10 rows of garbage
+    (zarr) or raised CorruptData (memmap), slice(-1, 2) read from offset -1, None
+    bounds and extra slices were TypeErrors or ignored. Now: numpy's slice bounds,
+    step 1 only, one slice per dimension."""
+    data = np.arange(40.0).reshape(10, 4)
+    arr = store.create("rr", data=data, chunks=(3, 3), **backend_case.kwargs)
+    for region in [
+        (slice(0, 20), slice(0, 4)),
+        (slice(None, 5), slice(1, None)),
+        (slice(-3, None), slice(-2, 99)),
+        (slice(-1, 2), slice(0, 4)),
+        (slice(5, 2), slice(0, 4)),
+        [slice(2, 4), slice(0, 1)],
+    ]:
+        assert_same(arr.read(region), data[tuple(region)])
+    zeros = np.zeros(5, arraystore.parse_dtype("x:i4,v:3f4"))
+    vec = store.create("rv", data=zeros, **backend_case.kwargs)
+    assert vec["v"].read((slice(0, 2), slice(1, 9))).shape == (2, 2)
+    for bad in [
+        (slice(0, 4, 2), slice(0, 4)),
+        (slice(4, 0, -1), slice(0, 4)),
+        (slice(0, 2),),
+        (slice(0, 2), slice(0, 4), slice(0, 1)),
+        (1, 2),
+        5,
+        (slice(0.0, 2), slice(0, 4)),
+    ]:
+        with pytest.raises(InvalidArgument):
+            arr.read(bad)
+    with pytest.raises(InvalidArgument):
+        vec["v"].read((slice(0, 2), slice(0, 3, 2)))
 
 
 def test_concurrent_chunk_writes(store, reopen, backend_case):

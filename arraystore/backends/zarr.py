@@ -80,6 +80,8 @@ def _quiet() -> Iterator[None]:
 
 def parse_codec(spec: str | None) -> tuple[str, int | None]:
     """``"zstd:5"`` -> ``("zstd", 5)``; validates the name and level."""
+    if spec is not None and not isinstance(spec, str):
+        raise UnknownCodec(f"codec must be a string like 'zstd:3', got {spec!r}")
     text = (spec or "none").strip().lower()
     name, _, level = text.partition(":")
     if name not in CODECS:

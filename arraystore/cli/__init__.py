@@ -29,12 +29,15 @@ from arraystore.cli.util import (
     _parse_floats,
     _print_json,
     _size,
+    create_inputs,
     json_option,
     memory_option,
     progress_bar,
     quiet_option,
     workers_option,
 )
+from arraystore.core.dtypes import dtype_to_spec
+from arraystore.engine.memory import format_size
 
 
 class _Group(click.Group):
@@ -138,23 +141,8 @@ def create(
     as_json: bool,
 ) -> None:
     """Create array NAME in STORE (the store is created if missing)."""
-    import math
-
     open_store = store_opener()
-    from arraystore.core.chunks import normalize_shape
-    from arraystore.core.dtypes import parse_dtype
-    from arraystore.errors import InvalidArgument
-
-    if from_npy is None and shape is None:
-        raise InvalidArgument("create needs --shape (or --from FILE.npy)")
-    if from_npy is None and dtype is None:
-        dtype = "f8"  # numpy's default (np.zeros(shape))
-    budget = _size(memory)
-    if budget is not None and budget <= 0:
-        raise InvalidArgument("--memory must be positive")
-    total = 0
-    if shape is not None and dtype is not None:
-        total = math.prod(normalize_shape(shape)) * parse_dtype(dtype).itemsize
+    dtype, budget, total = create_inputs(shape, dtype, from_npy, memory)
     s = open_store(store, mode="a")
     with progress_bar(
         total if fill not in (None, "zeros") or from_npy else 0, f"create {name}", quiet
@@ -178,9 +166,6 @@ def create(
     if as_json:
         _print_json(arr.info())
     else:
-        from arraystore.core.dtypes import dtype_to_spec
-        from arraystore.engine.memory import format_size
-
         click.echo(
             f"created {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)} "
             f"({format_size(arr.nbytes)}), backend {arr.backend}, chunks {arr.chunks}"

@@ -4,6 +4,7 @@ output, the progress bar, the executor from --workers/--executor, axis and numbe
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -93,12 +94,15 @@ def _parse_axis(text: str | None) -> Any:
 
     if text is None or text.strip().lower() in ("", "none", "all"):
         return None
-    try:
-        parts = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
+    items = [p.strip() for p in text.split(",")]
+    if items[-1] == "" and len(items) > 1:
+        items.pop()  # '0,' is the tuple (0,), as in Python
+    # an empty item (',' reduced over no axis at all, '0,,1') or non-ASCII digits: refused
+    if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in items):
         raise InvalidArgument(
             f"--axis must be an integer or comma-separated integers, got {text!r}"
-        ) from None
+        )
+    parts = [int(p) for p in items]
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
@@ -107,9 +111,33 @@ def _parse_floats(text: str, what: str) -> list[float]:
     from arraystore.errors import InvalidArgument
 
     parts = text.split(",")
-    if not text.strip() or any(not p.strip() for p in parts):
+    if not text.strip() or any(not p.strip() or not p.isascii() for p in parts):
         raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}")
     try:
         return [float(p) for p in parts]
     except ValueError:
         raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def create_inputs(
+    shape: str | None, dtype: str | None, from_npy: str | None, memory: str | None
+) -> tuple[str | None, int | None, int]:
+    """``create``'s checked inputs: the dtype (f8 by default, as numpy's), the memory
+    budget and the logical bytes to write (for the progress bar)."""
+    import math
+
+    from arraystore.core.chunks import normalize_shape
+    from arraystore.core.dtypes import parse_dtype
+    from arraystore.errors import InvalidArgument
+
+    if from_npy is None and shape is None:
+        raise InvalidArgument("create needs --shape (or --from FILE.npy)")
+    if from_npy is None and dtype is None:
+        dtype = "f8"  # numpy's default (np.zeros(shape))
+    budget = _size(memory)
+    if budget is not None and budget <= 0:
+        raise InvalidArgument("--memory must be positive")
+    total = 0
+    if shape is not None and dtype is not None:
+        total = math.prod(normalize_shape(shape)) * parse_dtype(dtype).itemsize
+    return dtype, budget, total

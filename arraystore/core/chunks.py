@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.errors import InvalidArgument, InvalidIndex
+from arraystore.errors import InvalidArgument, InvalidIndex, InvalidType
 
 Region = tuple[slice, ...]
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -165,6 +165,32 @@ def region_shape(region: Region) -> tuple[int, ...]:
     return tuple(s.stop - s.start for s in region)
 
 
+def check_region(region: Any, shape: Sequence[int]) -> Region:
+    """A user's region (one slice per dimension, numpy's slice rules: ``None`` ends,
+    negative and past-the-end bounds) as the step-1 box it selects; anything else --
+    a step other than 1, a non-slice, a wrong count -- is :class:`InvalidArgument`
+    (backends trust regions: unchecked, one past the end read garbage or past EOF)."""
+    shape = tuple(shape)
+    if not isinstance(region, tuple | list) or not all(isinstance(s, slice) for s in region):
+        raise InvalidArgument(f"region must be a tuple of slices, got {region!r}")
+    if len(region) != len(shape):
+        raise InvalidArgument(
+            f"region {tuple(region)!r} must have one slice per dimension of shape {shape}"
+        )
+    out: list[slice] = []
+    for s, n in zip(region, shape, strict=True):
+        try:
+            start, stop, step = s.indices(n)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"bad region slice {s!r}: {exc}") from None
+        if step != 1:
+            raise InvalidArgument(
+                f"region slices must have step 1, got {s!r} (index the array for strides)"
+            )
+        out.append(slice(start, max(start, stop)))
+    return tuple(out)
+
+
 def region_size(region: Region) -> int:
     return math.prod(region_shape(region))
 
@@ -245,7 +271,12 @@ def normalize_index(key: Any, shape: Sequence[int]) -> tuple[Region, tuple[Any, 
 def _one_index(k: Any, axis: int, n: int) -> tuple[slice, Any]:
     """The region slice of one axis and the index to apply to it after reading."""
     if isinstance(k, slice):
-        start, stop, step = k.indices(n)
+        try:
+            start, stop, step = k.indices(n)
+        except TypeError as exc:  # slice(1.0, 3): numpy raises TypeError too
+            raise InvalidType(f"bad slice {k!r} on axis {axis}: {exc}") from None
+        except ValueError as exc:  # step 0
+            raise InvalidArgument(f"bad slice {k!r} on axis {axis}: {exc}") from None
         length = len(range(start, stop, step))
         if length == 0:
             return slice(0, 0), slice(None)

@@ -58,6 +58,8 @@ def location(path: Any, storage_options: dict[str, Any] | None = None) -> Any:
 
     if isinstance(path, RemotePath):
         return path
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidArgument(f"a store path must be a string or a path, got {path!r}")
     text = os.fspath(path)
     parts = split_url(text) if isinstance(text, str) else None
     if parts is None or parts[0] == "file":

@@ -478,6 +478,8 @@ def _cast_strings(
         big = np.zeros(n, bool)
         big[ci[~iok]] = True
         big[num_idx[~nok]] = False
+        if full.oor is not None:  # overflowed (clip: saturated): counted, not "rounded"
+            big &= ~full.oor
         _exact_big_ints(full, np.flatnonzero(big), codes, y, rtol)
     if bad.any():
         if errors == "coerce":

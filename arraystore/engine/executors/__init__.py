@@ -66,6 +66,10 @@ def get_executor(
         if workers is not None or kwargs:
             raise InvalidArgument("workers and options apply only to an executor given by name")
         return name_or_instance
+    if name_or_instance is not None and not isinstance(name_or_instance, str):
+        raise InvalidArgument(f"executor must be a name or an Executor, got {name_or_instance!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+        raise InvalidArgument(f"workers must be an integer, got {workers!r}")
     name = (name_or_instance or DEFAULT_EXECUTOR).strip().lower()
     try:
         factory = _FACTORIES[name]

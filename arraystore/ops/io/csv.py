@@ -138,8 +138,15 @@ def _header(src: Path, opts: CsvOptions) -> list[str]:
         if "Empty CSV file" in str(exc):
             raise InvalidArgument(f"{src} is empty (no header line)") from None
         raise InvalidArgument(f"{src}: {exc}") from None
-    names = list(reader.schema.names)
-    reader.close()
+    try:
+        names = list(reader.schema.names)
+    except UnicodeDecodeError:  # pyarrow decodes the names lazily (a UTF-16 file...)
+        raise InvalidArgument(
+            f"{src}: the header line is not UTF-8 text (CSV files must be UTF-8; "
+            "convert e.g. a UTF-16 file with iconv -f UTF-16 -t UTF-8)"
+        ) from None
+    finally:
+        reader.close()
     if len(set(names)) != len(names):
         raise InvalidArgument(f"{src}: duplicate column names in {names}")
     return names

@@ -466,10 +466,14 @@ def _min_max(blocks: Callable[[], Iterator[np.ndarray]]) -> tuple[Any, Any, int,
 def _outer_edges(lo: Any, hi: Any, n: int, range: Any) -> tuple[Any, Any]:
     """numpy's ``_get_outer_edges`` on data whose min/max/size are lo/hi/n."""
     if range is not None:
-        first_edge, last_edge = range
+        try:  # values kept as given: their type sets the edges' dtype, as in numpy
+            first_edge, last_edge = range
+            finite = bool(np.isfinite(first_edge) and np.isfinite(last_edge))
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"range must be two numbers (min, max), got {range!r}") from None
         if first_edge > last_edge:
             raise InvalidArgument("max must be larger than min in range parameter.")
-        if not (np.isfinite(first_edge) and np.isfinite(last_edge)):
+        if not finite:
             raise InvalidArgument(f"supplied range of [{first_edge}, {last_edge}] is not finite")
     elif n == 0:
         first_edge, last_edge = 0, 1

@@ -122,6 +122,10 @@ def select_fields(arr: Array, fields: Sequence[str] | str | None) -> list[tuple[
     """(storage field or None, Field) pairs to reduce; numeric fields only."""
     if isinstance(fields, str):
         fields = [fields]
+    elif fields is not None and (
+        not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields)
+    ):
+        raise InvalidArgument(f"fields must be a field name or a list of names, got {fields!r}")
     if arr.field is not None:
         if fields and list(fields) != [arr.field]:
             raise InvalidArgument(f"{arr.name}[{arr.field!r}] is a field view; no other fields")
