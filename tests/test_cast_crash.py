@@ -48,7 +48,7 @@ from _crash import PY, ROOT, crc_file, crc_tree, hidden, link_tree, pattern, run
 from conftest import LZ4_WARNING, assert_same
 
 import arraystore
-from arraystore.core.errors import CorruptData, InvalidArgument, MetadataError
+from arraystore.core.errors import ArrayExists, CorruptData, InvalidArgument, MetadataError
 from arraystore.ops.cast import cast
 from arraystore.ops.verify import verify
 
@@ -472,6 +472,32 @@ def test_second_crash_during_resume(tmp_path: Path, zarr: bool) -> None:
     assert res.reports["a"].count == data.size and res.reports["a"].ok
     assert_same(s["a"][...], data.astype("f4"))
     assert hidden(s.path) == []
+
+
+@pytest.mark.parametrize("zarr", [False, True], ids=["memmap", "zarr-lz4"])
+@pytest.mark.parametrize("how", ["mv", "create"])
+def test_resume_never_replaces_an_out_made_after_the_crash(
+    tmp_path: Path, zarr: bool, how: str
+) -> None:
+    """``cast a --out n`` killed half-way, then ``n`` made by another writer (``mv y n``:
+    y's data lives only there now; or ``create n``): ``--resume`` must refuse instead of
+    replacing n with the cast, and ``verify --repair`` drops the cast; a, n unchanged."""
+    s, _data, src_crc = _small_store(tmp_path, zarr)
+    _kill_at(s, "chunks:2", "--to", "f4", "--out", "n")
+    s = arraystore.open(s.path, mode="r+")
+    mine = np.arange(11.0) - 5
+    if how == "mv":
+        s.create("y", data=mine)
+        s.rename("y", "n")
+    else:
+        s.create("n", data=mine)
+    with pytest.raises(ArrayExists, match="'n' was made after the interrupted cast"):
+        cast(s, "a", None, resume=True, memory="32MiB")
+    assert_same(s["n"][...], mine)
+    verify(s, repair=True)
+    assert hidden(s.path) == [] and sorted(s.names()) == ["a", "n"]
+    assert_same(s["n"][...], mine)
+    assert crc_tree(s.path / "a") == src_crc
 
 
 def test_torn_journal_line_is_redone(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from ..core.meta import SIDECAR, ArrayMeta
 from ..engine import Plan, Task, get_executor, run
 from . import _buffers
 from .journal import CAST_JOURNAL as JOURNAL
+from .journal import check_resume_out
 from .journal import merge_done as _merge_done
 from .journal import read_journal as _read_journal
 from .journal import recover as _recover
@@ -321,6 +322,7 @@ def _cast(
             raise InvalidArgument(f"nothing to resume: no interrupted cast of {name!r}")
         header, done = _read_journal(journal_path)
         to, out = header["to"], header["out"]
+        check_resume_out(store, name, out)
         casting, rtol, nan_to, errors, fill = (
             header[k] for k in ("casting", "rtol", "nan_to", "errors", "fill")
         )
