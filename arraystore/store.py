@@ -27,6 +27,7 @@ from .backends._io import (
     rename_noreplace,
     write_json,
 )
+from .backends._lock import refuse_pending_cast
 from .backends._remote import is_remote, location
 from .backends.base import Handle
 from .core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normalize_shape
@@ -358,12 +359,12 @@ class Store:
         died left behind goes. Temp folders / spool files ``.NAME.tmp-PID-*`` of other
         processes are removed (except those ``keep(path)`` accepts: a resumable job); a
         ``.NAME.old-*`` (killed inside a two-rename commit) is put back when NAME is
-        missing, else removed."""
+        missing, else removed; a crashed cast of NAME is settled (``_settle``)."""
         mine = f".{name}.tmp-{os.getpid()}-"  # this process's own (e.g. a CSV spool)
         for stale in self.path.glob(f".{name}.tmp-*"):
             if not stale.name.startswith(mine) and (keep is None or not keep(stale)):
                 _remove(stale)
-        self._roll_back(name)
+        self._settle(name)  # (a crashed cast of NAME must not come back over our content)
 
     def _roll_back(self, name: str) -> None:
         """Put back the replaced version ``.NAME.old-*`` of an interrupted two-rename
@@ -548,11 +549,16 @@ class Store:
         process, or another operation of this one, holds it)."""
         return self._lock(name, shared=False)
 
-    def write_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def write_lock(self, name: str) -> Iterator[None]:
         """The writer lock of array ``name`` for one region write (``arr[...] = x``):
         shared with the region writes of this process, refused while an operation (or
-        another process) holds it. See :mod:`arraystore.backends._lock`."""
-        return self._lock(name, shared=True)
+        another process) holds it, or a crashed cast of it waits (see
+        :mod:`arraystore.backends._lock`)."""
+        with self._lock(name, shared=True):
+            if not self.remote:
+                refuse_pending_cast(self.path, name)
+            yield
 
     def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
         from .backends._lock import hold, writer_lock
