@@ -113,3 +113,12 @@ def _parse_floats(text: str, what: str) -> list[float]:
         return [float(p) for p in parts]
     except ValueError:
         raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def source_bytes(s: Any, name: str, writing: bool) -> int:
+    """Bytes of array ``name`` (for a progress bar) before a command that rewrites it
+    (cast): a kill inside a two-rename commit may have moved it aside; the writer puts
+    it back (``Store.settle``) instead of reporting it missing."""
+    if writing and name not in s:
+        s.settle(name)
+    return int(s[name].nbytes)
