@@ -143,6 +143,12 @@ class MemmapHandle(Handle):
                     self._fd = fd
         return self._fd
 
+    def identity(self) -> list[int | None] | None:
+        if self.ident is None:
+            return None
+        # the data file (inode, generation) and when it was last written
+        return [*self.ident[1:], os.fstat(self.fd()).st_mtime_ns]
+
     def check_current(self) -> None:
         if self.ident is None:
             return

@@ -164,6 +164,11 @@ class ZarrHandle(Handle):
         state["_dir_fd"] = None  # file descriptors do not travel to other processes
         return state
 
+    def identity(self) -> list[int | None] | None:
+        # the array folder (inode, generation): a replaced array is told apart; a write
+        # in place (a chunk file replaced in c/...) is not
+        return None if self._home is None else list(self._home[1:])
+
     def check_current(self) -> None:
         if self._home is None or not isinstance(self.path, Path):
             return
