@@ -35,17 +35,16 @@ from arraystore.errors import (
     StoreNotFound,
 )
 from arraystore.fs import (
-    can_exchange,
-    exchange,
     fsync_dir,
     is_remote,
     location,
     read_json,
+    refuse_pending_cast,
     remove_tree,
-    rename_noreplace,
     write_json,
 )
 from arraystore.storage.killpoints import kill_point
+from arraystore.storage.layout import Layout, remove_hidden
 
 ROOT_ATTR = "arraystore"
 MODES = ("r", "r+", "a")
@@ -71,6 +70,8 @@ class Store:
         self.mode = mode
         #: True for an fsspec URL (s3://, gs://, memory://...): zarr backend only
         self.remote = is_remote(self.path)
+        #: the store's hidden names and commits (arraystore.storage.layout)
+        self.layout = Layout(self.path, self.remote)
         if self.remote:
             self._init_remote()
             return
@@ -224,8 +225,15 @@ class Store:
         return self[name].info()
 
     # ---------------------------------------------------------------- creating
+    # -------------------------------------------- hidden names and commits (storage)
     def _temp_path(self, name: str) -> Path:
-        return self.path / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        return self.layout.temp_path(name)
+
+    def _roll_back(self, name: str) -> None:
+        self.layout.roll_back(name)
+
+    def _commit(self, tmp: Path, path: Path) -> None:
+        self.layout.commit(tmp, path)
 
     def create(
         self,
@@ -361,31 +369,12 @@ class Store:
         died left behind goes. Temp folders / spool files ``.NAME.tmp-PID-*`` of other
         processes are removed (except those ``keep(path)`` accepts: a resumable job); a
         ``.NAME.old-*`` (killed inside a two-rename commit) is put back when NAME is
-        missing, else removed."""
+        missing, else removed; a crashed cast of NAME is settled (``_settle``)."""
         mine = f".{name}.tmp-{os.getpid()}-"  # this process's own (e.g. a CSV spool)
         for stale in self.path.glob(f".{name}.tmp-*"):
             if not stale.name.startswith(mine) and (keep is None or not keep(stale)):
-                _remove(stale)
-        self._roll_back(name)
-
-    def _roll_back(self, name: str) -> None:
-        """Put back the replaced version ``.NAME.old-*`` of an interrupted two-rename
-        commit (or overwriting rename) when NAME is missing; otherwise (the commit had
-        happened) remove it. Only a complete folder (its sidecar still there: removal
-        deletes it first) comes back."""
-        path = self.path / name
-        for old in sorted(self.path.glob(f".{name}.old-*")):
-            if (
-                not self.remote
-                and old.is_dir()
-                and not old.is_symlink()
-                and (old / SIDECAR).is_file()
-                and not (path.exists() or path.is_symlink())
-            ):
-                os.replace(old, path)  # the interrupted replace never happened
-                fsync_dir(self.path)
-            else:
-                _remove(old)
+                remove_hidden(stale)
+        self._settle(name)  # (a crashed cast of NAME must not come back over our content)
 
     def _settle(self, name: str) -> None:
         """Called holding the lock of ``name`` before ``rm``/``mv`` remove, rename or
@@ -403,9 +392,9 @@ class Store:
             from arraystore.ops.journal import recover  # (imports the casting machinery: only here)
 
             recover(self, name, work)
-            _remove(work)
+            remove_hidden(work)
         for stale in (*self.path.glob(f".{name}.cast.tmp-*"), *self.path.glob(f".{name}.rm-*")):
-            _remove(stale)
+            remove_hidden(stale)
 
     def settle(self, name: str) -> None:
         """Resolve what interrupted writers of ``name`` left (see ``_settle``), under its
@@ -413,51 +402,6 @@ class Store:
         may have moved the array aside)."""
         with self.lock(name):
             self._settle(name)
-
-    def _hide(self, path: Path) -> Path:
-        """Move the array at ``path`` to a fresh hidden ``.NAME.old-*`` (the caller holds
-        its lock: older ``.NAME.old-*`` are leftovers from after their commit and go
-        first, so that at most one version can ever be put back)."""
-        for stale in self.path.glob(f".{path.name}.old-*"):
-            _remove(stale)
-        old = self.path / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(path, old)
-        return old
-
-    def _commit(self, tmp: Path, path: Path) -> None:
-        """Move a finished temp array into place; an old array is removed after the swap.
-
-        On an object store: the old array is deleted, then the new keys are moved in
-        (sidecar last) -- not atomic, see :mod:`arraystore.fs.remote`.
-        """
-        if self.remote:
-            from arraystore.fs.remote import commit
-
-            commit(tmp, path)  # type: ignore[arg-type]
-            return
-        old = None
-        if path.exists() or path.is_symlink():
-            if can_exchange():
-                kill_point("swap")
-            if exchange(tmp, path):  # atomic swap: the name is never missing
-                fsync_dir(self.path)
-                fsync_dir(tmp.parent)
-                kill_point("remove-old")
-                _remove(tmp)  # now holds the old array
-                return
-            old = self._hide(path)
-            kill_point("swap")
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            if old is not None:  # the new one did not go in: the old one comes back
-                with contextlib.suppress(OSError):
-                    rename_noreplace(old, path)
-            raise
-        fsync_dir(self.path)
-        if old is not None:
-            kill_point("remove-old")
-            _remove(old)
 
     # ------------------------------------------------------- delete / rename
     def import_file(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Array:
@@ -487,7 +431,7 @@ class Store:
             os.replace(path, trash)
             fsync_dir(self.path)
         kill_point("remove-old")
-        _remove(trash)
+        remove_hidden(trash)
 
     def rename(self, old: str, new: str, overwrite: bool = False) -> None:
         """Rename array ``old`` to ``new`` (``overwrite``: replacing an array ``new``).
@@ -512,25 +456,7 @@ class Store:
                 raise ArrayNotFound(f"no array {old!r} in {self.path}")
             if (dst.exists() or dst.is_symlink()) and not overwrite:
                 raise ArrayExists(f"array {new!r} already exists in {self.path}")
-            self._commit_rename(src, dst)
-
-    def _commit_rename(self, src: Path, dst: Path) -> None:
-        if self.remote:
-            self._commit(src, dst)
-            return
-        old = self._hide(dst) if dst.exists() or dst.is_symlink() else None
-        kill_point("swap")
-        try:
-            rename_noreplace(src, dst)
-        except BaseException:
-            if old is not None:
-                with contextlib.suppress(OSError):
-                    rename_noreplace(old, dst)
-            raise
-        fsync_dir(self.path)
-        if old is not None:
-            kill_point("remove-old")
-            _remove(old)
+            self.layout.commit_rename(src, dst)
 
     def update_meta(self, name: str, meta: ArrayMeta) -> None:
         """Rewrite an array's sidecar (attrs, history) atomically."""
@@ -551,11 +477,16 @@ class Store:
         process, or another operation of this one, holds it)."""
         return self._lock(name, shared=False)
 
-    def write_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def write_lock(self, name: str) -> Iterator[None]:
         """The writer lock of array ``name`` for one region write (``arr[...] = x``):
         shared with the region writes of this process, refused while an operation (or
-        another process) holds it. See :mod:`arraystore.fs.lock`."""
-        return self._lock(name, shared=True)
+        another process) holds it, or a crashed cast of it waits (see
+        :mod:`arraystore.fs.lock`)."""
+        with self._lock(name, shared=True):
+            if not self.remote:
+                refuse_pending_cast(self.path, name)
+            yield
 
     def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
         from arraystore.fs import hold, writer_lock
@@ -582,18 +513,6 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<arraystore.Store {str(self.path)!r} arrays={len(self)} mode={self.mode!r}>"
-
-
-def _remove(path: Path) -> None:
-    """Delete a hidden folder (a replaced, removed or abandoned array): its metadata
-    first, so that a kill part-way leaves a folder nothing takes for an array (a
-    ``.NAME.old-*`` without its sidecar is never put back), then the rest."""
-    if isinstance(path, Path) and path.is_dir() and not path.is_symlink():
-        for meta_file in (SIDECAR, "zarr.json"):
-            with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
-                (path / meta_file).unlink()
-        kill_point("remove-part")
-    remove_tree(path)
 
 
 def open(

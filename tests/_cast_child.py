@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import arraystore
+import arraystore.storage.layout as _layout_mod
 import arraystore.store as _store_mod
 from arraystore.errors import ArrayStoreError
 from arraystore.ops import cast as _cast_mod
@@ -104,7 +105,7 @@ def _install_kill(phase: str) -> None:
                 orig_commit(self, tmp, path)
                 _die()
             if phase == "remove-old":
-                _patch(_store_mod, "_remove", lambda p: _die())
+                _patch(_layout_mod, "remove_hidden", lambda p: _die())
                 orig_commit(self, tmp, path)
                 return
             # swap: die on the second os.replace of the commit (or the first, when there
@@ -121,7 +122,7 @@ def _install_kill(phase: str) -> None:
 
             _patch(_store_mod.os, "replace", replace)
             # with an atomic exchange (renameat2) the swap is one call: die right before it
-            _patch(_store_mod, "exchange", lambda a, b: _die())
+            _patch(_layout_mod, "exchange", lambda a, b: _die())
             try:
                 orig_commit(self, tmp, path)
             finally:

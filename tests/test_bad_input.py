@@ -172,6 +172,9 @@ def test_create_refuses(store, kwargs, error, match):
         ("", "non-empty"),
         ("zarr.json", "reserved"),
         ("arraystore.json", "reserved"),
+        ("a\n", "may only use"),  # a regex '$' accepts a trailing newline
+        ("a ", "may only use"),
+        ("\u00e9", "may only use"),
     ],
 )
 def test_bad_array_names(store, name, match):
@@ -243,6 +246,12 @@ def test_non_string_is_not_in_store(store):
 @pytest.mark.parametrize("name", ["../x", ".x", "a/b", "", "zarr.json"])
 def test_contains_bad_name_is_false(store, name):
     assert name not in store
+
+
+@pytest.mark.parametrize("field", ["x\n", "x ", "\u00e9"])
+def test_bad_field_names(store, field):
+    dt = np.dtype([(field, "<f8"), ("k", "<i4")])
+    fails(store.path, InvalidName, "may only use", lambda: store.create("rec", 3, dt))
 
 
 def test_array_exists(store):

@@ -47,8 +47,15 @@ import pytest
 from _crash import PY, ROOT, crc_file, crc_tree, hidden, link_tree, pattern, run_child
 
 import arraystore
-from arraystore.errors import CorruptData, InvalidArgument, MetadataError
+from arraystore.errors import (
+    ArrayExists,
+    CorruptData,
+    InvalidArgument,
+    LockedError,
+    MetadataError,
+)
 from arraystore.ops.cast import cast
+from arraystore.ops.map.blocks import map_expr
 from arraystore.ops.verify import verify
 from arraystore.testing import LZ4_WARNING, assert_same
 
@@ -472,6 +479,72 @@ def test_second_crash_during_resume(tmp_path: Path, zarr: bool) -> None:
     assert res.reports["a"].count == data.size and res.reports["a"].ok
     assert_same(s["a"][...], data.astype("f4"))
     assert hidden(s.path) == []
+
+
+@pytest.mark.parametrize("zarr", [False, True], ids=["memmap", "zarr-lz4"])
+@pytest.mark.parametrize("how", ["mv", "create"])
+def test_resume_never_replaces_an_out_made_after_the_crash(
+    tmp_path: Path, zarr: bool, how: str
+) -> None:
+    """``cast a --out n`` killed half-way, then ``n`` made by another writer (``mv y n``:
+    y's data lives only there now; or ``create n``): ``--resume`` must refuse instead of
+    replacing n with the cast, and ``verify --repair`` drops the cast; a, n unchanged."""
+    s, _data, src_crc = _small_store(tmp_path, zarr)
+    _kill_at(s, "chunks:2", "--to", "f4", "--out", "n")
+    s = arraystore.open(s.path, mode="r+")
+    mine = np.arange(11.0) - 5
+    if how == "mv":
+        s.create("y", data=mine)
+        s.rename("y", "n")
+    else:
+        s.create("n", data=mine)
+    with pytest.raises(ArrayExists, match="'n' was made after the interrupted cast"):
+        cast(s, "a", None, resume=True, memory="32MiB")
+    assert_same(s["n"][...], mine)
+    verify(s, repair=True)
+    assert hidden(s.path) == [] and sorted(s.names()) == ["a", "n"]
+    assert_same(s["n"][...], mine)
+    assert crc_tree(s.path / "a") == src_crc
+
+
+@pytest.mark.parametrize("zarr", [False, True], ids=["memmap", "zarr-lz4"])
+@pytest.mark.parametrize("phase", ["chunks:2", "swap"])
+@pytest.mark.parametrize("how", ["create", "import", "map", "python"])
+def test_later_writer_of_the_source_settles_a_crashed_cast(
+    tmp_path: Path, zarr: bool, phase: str, how: str
+) -> None:
+    """``cast a`` killed half-way (chunks:2) or with its new array complete (swap), then
+    another writer puts new content into ``a``: create / import / map --overwrite settle
+    the crashed cast first (so neither ``verify --repair`` nor ``--resume`` can later put
+    the cast of the old content over the new one, or mix the two); a Python region write
+    is refused (LockedError) and changes nothing."""
+    s, data, src_crc = _small_store(tmp_path, zarr)
+    _kill_at(s, phase, "--to", "f4")
+    assert (s.path / ".a.cast").is_dir()
+    s = arraystore.open(s.path, mode="r+")
+    new = np.full(data.shape, 3.0)
+    kw: dict[str, Any] = {"backend": "zarr", "chunks": (50_000, 4)} if zarr else {}
+    if how == "create":
+        s.create("a", data=new, overwrite=True, **kw)
+    elif how == "import":
+        np.save(tmp_path / "new.npy", new)
+        s.import_file("a", tmp_path / "new.npy", overwrite=True, **kw)
+    elif how == "map":
+        s.create("three", data=new, **kw)
+        map_expr(s, "three * 1", out="a", overwrite=True)
+        s.delete("three")
+    else:
+        with pytest.raises(LockedError, match="interrupted cast"):
+            s["a"][0:10] = 3.0
+        new = data if phase == "chunks:2" else data.astype("f4")  # what the cast gives
+    if how != "python":  # the crashed cast is gone: nothing resumes over the new content
+        with pytest.raises(InvalidArgument, match="nothing to resume"):
+            cast(s, "a", None, resume=True)
+    verify(s, repair=True)
+    assert hidden(s.path) == []
+    assert_same(s["a"][...], new)
+    if how == "python" and phase == "chunks:2":
+        assert crc_tree(s.path / "a") == src_crc
 
 
 def test_torn_journal_line_is_redone(tmp_path: Path) -> None:

@@ -322,6 +322,8 @@ NO_EXCHANGE = [
     ("create-npy-overwrite", "swap"),
     ("create-npy-overwrite", "remove-old"),
     ("map-overwrite", "swap"),
+    ("cast-inplace", "swap"),  # the CLI re-run must put the source back, not say "no array"
+    ("import-parquet-overwrite", "swap"),
 ]
 
 

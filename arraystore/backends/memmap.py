@@ -27,7 +27,7 @@ from arraystore.errors import (
     MetadataError,
     ReadOnlyError,
 )
-from arraystore.fs import start_writeback
+from arraystore.fs import file_identity, start_writeback
 
 DATA = "data.npy"
 _OPEN_LOCK = threading.Lock()
@@ -104,10 +104,6 @@ def check_npy_size(
         )
 
 
-def _ident(st: os.stat_result) -> tuple[int, int]:
-    return st.st_dev, st.st_ino
-
-
 def _replaced(path: Path) -> ArrayNotFound:
     return ArrayNotFound(
         f"array {path.name!r} was replaced or removed after it was opened (open it again)"
@@ -135,8 +131,9 @@ class MemmapHandle(Handle):
         #: writes update ``data.crc32c`` in place (a committed checksummed array, see
         #: memmap_crc); a new array's checksums are computed by ``flush`` instead
         self.crc_live = False
-        #: (st_dev, st_ino) of the data file this handle was opened on (None: not known)
-        self.ident: tuple[int, int] | None = None
+        #: (st_dev, st_ino, generation) of the data file this handle was opened on
+        #: (None: not known); see _io.file_identity
+        self.ident: tuple[int, int, int | None] | None = None
 
     def fd(self) -> int:
         if self._fd is None:
@@ -144,21 +141,31 @@ class MemmapHandle(Handle):
                 if self._fd is None:
                     fd = os.open(self.file, os.O_RDWR if self.writable else os.O_RDONLY)
                     # reopened by name (after close, or in another process): is it
-                    # still that file? (the inode only: st_dev differs across NFS clients)
-                    if self.ident is not None and os.fstat(fd).st_ino != self.ident[1]:
+                    # still that file? (inode and generation: st_dev differs across NFS
+                    # clients; a freed inode number is reused by the next new file)
+                    if self.ident is not None and file_identity(fd)[1:] != self.ident[1:]:
                         os.close(fd)
                         raise _replaced(self.path)
                     self._fd = fd
         return self._fd
 
+    def identity(self) -> list[int | None] | None:
+        if self.ident is None:
+            return None
+        # the data file (inode, generation) and when it was last written
+        return [*self.ident[1:], os.fstat(self.fd()).st_mtime_ns]
+
     def check_current(self) -> None:
         if self.ident is None:
             return
         try:
-            now = _ident(os.stat(self.file))
+            st = os.stat(self.file)
+            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
         except (FileNotFoundError, NotADirectoryError):
             now = None
-        if now != self.ident:
+        # (while this handle's descriptor is open its inode cannot be reused; a handle
+        # without one checks the generation too when fd() reopens the file)
+        if now != self.ident[:2]:
             raise _replaced(self.path)
 
     def __getstate__(self) -> dict[str, object]:
@@ -302,7 +309,7 @@ class MemmapBackend(Backend):
         with open(path / DATA, "wb") as f:
             offset = write_header(f, meta.dtype, meta.shape)
             f.truncate(offset + meta.nbytes)
-            ident = _ident(os.fstat(f.fileno()))
+            ident = file_identity(f.fileno())
         handle = MemmapHandle(path, meta, offset, writable=True)
         handle.ident = ident
         return handle
@@ -336,7 +343,7 @@ class MemmapBackend(Backend):
             raise
         handle = MemmapHandle(path, meta, offset, writable=(mode != "r"))
         handle._fd = fd
-        handle.ident = _ident(os.fstat(fd))
+        handle.ident = file_identity(fd)
         # a committed checksummed array: writes keep data.crc32c up to date
         handle.crc_live = meta.checksum and handle.writable and (path / SIDECAR).exists()
         return handle

@@ -46,7 +46,7 @@ from arraystore.errors import (
     ReadOnlyError,
     UnknownCodec,
 )
-from arraystore.fs import read_json
+from arraystore.fs import file_identity, read_json
 
 if TYPE_CHECKING:
     from arraystore.backends.zarr_chunks import ChunkIO
@@ -176,11 +176,10 @@ class ZarrHandle(Handle):
         # the array folder as opened: chunk files are read relative to it (a commit that
         # replaces the array cannot pair these metadata with the new array's chunks)
         self._dir_fd = None if dir_fd is None else os.dup(dir_fd)
-        #: (st_dev, st_ino) of that folder (kept when the handle is pickled)
-        self._home: tuple[int, int] | None = None
+        #: (st_dev, st_ino, generation) of that folder (kept when the handle is pickled)
+        self._home: tuple[int, int, int | None] | None = None
         if dir_fd is not None:
-            st = os.fstat(dir_fd)
-            self._home = (st.st_dev, st.st_ino)
+            self._home = file_identity(dir_fd)
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
@@ -189,14 +188,27 @@ class ZarrHandle(Handle):
         state["_dir_fd"] = None  # file descriptors do not travel to other processes
         return state
 
+    def identity(self) -> list[int | None] | None:
+        # the array folder (inode, generation): a replaced array is told apart; a write
+        # in place (a chunk file replaced in c/...) is not
+        return None if self._home is None else list(self._home[1:])
+
     def check_current(self) -> None:
         if self._home is None or not isinstance(self.path, Path):
             return
-        try:
-            st = os.stat(self.path)
-            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        now: tuple[int, int, int | None] | None = None
+        try:  # (while the folder is held open its inode number cannot be reused: a
+            # pickled or closed handle compares the generation too, see file_identity)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
-            now = None
+            pass
+        else:
+            try:
+                now = file_identity(fd)
+            finally:
+                os.close(fd)
+            if self._dir_fd is not None:
+                now = (*now[:2], self._home[2])
         if now != self._home:
             raise ArrayNotFound(
                 f"array {self.path.name!r} was replaced or removed after it was opened "

@@ -34,6 +34,7 @@ from arraystore.cli.util import (
     memory_option,
     progress_bar,
     quiet_option,
+    source_bytes,
     workers_option,
 )
 from arraystore.core.dtypes import dtype_to_spec
@@ -452,7 +453,7 @@ def cast_cmd(
     if to is None and not resume:
         raise InvalidArgument("cast needs --to SPEC (or --auto)")
     s = open_store(store, mode="r" if dry_run else "r+")
-    nbytes = s[name].nbytes
+    nbytes = source_bytes(s, name, not dry_run)
     with progress_bar(nbytes, f"cast {name}", quiet or as_json) as adv:
         res = cast(
             s,

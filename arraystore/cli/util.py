@@ -141,3 +141,12 @@ def create_inputs(
     if shape is not None and dtype is not None:
         total = math.prod(normalize_shape(shape)) * parse_dtype(dtype).itemsize
     return dtype, budget, total
+
+
+def source_bytes(s: Any, name: str, writing: bool) -> int:
+    """Bytes of array ``name`` (for a progress bar) before a command that rewrites it
+    (cast): a kill inside a two-rename commit may have moved it aside; the writer puts
+    it back (``Store.settle``) instead of reporting it missing."""
+    if writing and name not in s:
+        s.settle(name)
+    return int(s[name].nbytes)

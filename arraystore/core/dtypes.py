@@ -64,7 +64,7 @@ def check_name(name: str, what: str = "name") -> str:
         raise_name(f"{what} {name[:40]!r}... is longer than 255 characters")
     if ".." in name or "/" in name or "\\" in name:
         raise_name(f"{what} {name!r} must not contain '/', '\\' or '..'")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):  # (not match: its "$" accepts a trailing newline)
         raise_name(
             f"{what} {name!r} may only use letters, digits, '_', '.', '-' and must not "
             "start with '.' or '-'"

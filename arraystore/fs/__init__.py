@@ -11,6 +11,7 @@ from arraystore.fs.local import (
     WRITEBACK_MIN_BYTES,
     can_exchange,
     exchange,
+    file_identity,
     fsync_dir,
     move_tree,
     read_json,
@@ -20,7 +21,7 @@ from arraystore.fs.local import (
     write_atomic,
     write_json,
 )
-from arraystore.fs.lock import hold, my_identity, writer_lock
+from arraystore.fs.lock import hold, my_identity, refuse_pending_cast, writer_lock
 from arraystore.fs.remote import RemotePath, is_remote, location, remote_lock, split_url
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "RemotePath",
     "can_exchange",
     "exchange",
+    "file_identity",
     "fsync_dir",
     "hold",
     "is_remote",
@@ -35,6 +37,7 @@ __all__ = [
     "move_tree",
     "my_identity",
     "read_json",
+    "refuse_pending_cast",
     "remote_lock",
     "remove_tree",
     "rename_noreplace",

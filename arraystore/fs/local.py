@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 from pathlib import Path
 
 from arraystore.core import meta as _meta
 from arraystore.errors import MetadataError
+
+_FS_IOC_GETVERSION = 0x80087601  # _IOR('v', 1, long)
+
+
+def file_identity(fd: int) -> tuple[int, int, int | None]:
+    """``(st_dev, st_ino, generation)`` of the open file or folder ``fd``. The inode
+    number alone does not identify a file: ext4 / xfs give a freed number to the next new
+    file at once (rm + create of an array reuses it); the generation
+    (``FS_IOC_GETVERSION``, changed on every reuse) tells them apart. None where the file
+    system has none (tmpfs: its inode numbers are not reused)."""
+    st = os.fstat(fd)
+    try:
+        raw = fcntl.ioctl(fd, _FS_IOC_GETVERSION, bytes(8))
+        gen: int | None = int.from_bytes(raw[:4], "little")  # the kernel writes an int
+    except OSError:
+        gen = None
+    return st.st_dev, st.st_ino, gen
 
 
 def fsync_dir(path: Path) -> None:

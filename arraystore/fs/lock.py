@@ -300,3 +300,17 @@ def hold(
             if held.count == 0:
                 del _HELD[key]
                 held.stack.close()
+
+
+def refuse_pending_cast(root: Path, name: str) -> None:
+    """Raise :class:`LockedError` if a crashed cast of array ``name`` waits in
+    ``.NAME.cast`` (region writes check it under the lock): its resume, or ``verify
+    --repair`` committing it, would put the cast of the old content over what is
+    written now. Operations (create, import, map, rm, mv) settle it instead."""
+    work = root / f".{name}.cast"
+    if os.path.lexists(work):
+        raise LockedError(
+            f"array {name!r} has an interrupted cast ({work.name}): finish it with "
+            f"'arraystore cast STORE {name} --resume' or drop it with 'arraystore verify "
+            "STORE --repair' before writing"
+        )

@@ -30,21 +30,18 @@ from arraystore._native import buffers as _buffers
 from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
 from arraystore.core.casting import (
-    POLICIES,
     CastReport,
     ValueSummary,
     cast_block,
     check_type_rule,
     smallest_dtype,
 )
-from arraystore.core.casting.rules import parse_targets
+from arraystore.core.casting.rules import check_cast_args, parse_targets, plain_target
 from arraystore.core.casting.rules import target_dtype as _target_dtype
 from arraystore.core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
 from arraystore.core.dtypes import (
-    check_array_name,
     dtype_to_spec,
     fields_of,
-    parse_dtype,
     scalar_str,
 )
 from arraystore.core.meta import SIDECAR, ArrayMeta
@@ -52,6 +49,7 @@ from arraystore.engine import Plan, Task, get_executor, run
 from arraystore.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
 from arraystore.fs import move_tree, remove_tree, write_json
 from arraystore.ops.journal import CAST_JOURNAL as JOURNAL
+from arraystore.ops.journal import check_resume_out
 from arraystore.ops.journal import merge_done as _merge_done
 from arraystore.ops.journal import read_journal as _read_journal
 from arraystore.ops.journal import recover as _recover
@@ -295,14 +293,7 @@ def _cast(
     checksum: bool | None = None,
 ) -> CastResult:
     """Cast array ``name`` chunk by chunk (see the module docstring)."""
-    if casting not in POLICIES:
-        raise InvalidArgument(f"unknown casting {casting!r} (choose from: {', '.join(POLICIES)})")
-    if errors not in ("raise", "coerce"):
-        raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
-    if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and rtol >= 0):
-        raise InvalidArgument(f"rtol must be a finite number >= 0, got {rtol!r}")
-    if out is not None:
-        check_array_name(out)
+    check_cast_args(casting, errors, rtol, out)
     if not dry_run:
         store._check_writable()
         for n in {name, out or name}:  # we hold their locks: undo interrupted replacements
@@ -310,7 +301,7 @@ def _cast(
     if out is not None and out != name and out in store:
         raise ArrayExists(f"array {out!r} already exists in {store.path}; choose another --out")
     budget = _budget(memory)
-    to = _plain_target(to)
+    to = plain_target(to)
     work = _work_dir(store, name)
     journal_path = work / JOURNAL
     if not dry_run:  # we hold the writer lock: half-built work dirs are from dead writers
@@ -327,6 +318,7 @@ def _cast(
             raise InvalidArgument(f"nothing to resume: no interrupted cast of {name!r}")
         header, done = _read_journal(journal_path)
         to, out = header["to"], header["out"]
+        check_resume_out(store, name, out)
         casting, rtol, nan_to, errors, fill = (
             header[k] for k in ("casting", "rtol", "nan_to", "errors", "fill")
         )
@@ -568,18 +560,6 @@ def _finish(
 
 def _noop() -> None:
     return None
-
-
-def _plain_target(to: Any) -> Any:
-    """numpy dtypes/types in a target become their string form (JSON-able journal)."""
-    if isinstance(to, Mapping):
-        return {str(k): _plain_target(v) for k, v in to.items()}
-    if to is None or isinstance(to, str):
-        return to  # None: only with resume (the target comes from the journal)
-    try:
-        return parse_dtype(to).str
-    except ArrayStoreError:
-        raise InvalidArgument(f"bad cast target {to!r}") from None
 
 
 def _validate(src_fields: dict[str | None, np.dtype], spec: _CastSpec) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from arraystore.core.casting import CastReport
 from arraystore.core.meta import SIDECAR
-from arraystore.errors import ArrayStoreError
+from arraystore.errors import ArrayExists, ArrayStoreError
 from arraystore.fs import remove_tree
 
 if TYPE_CHECKING:
@@ -88,3 +88,19 @@ def recover(store: Store, name: str, work: Path) -> bool:
         store._commit(data, target)
     remove_tree(work)
     return True
+
+
+def check_resume_out(store: Store, name: str, out: str | None) -> None:
+    """Resuming ``cast NAME --out OUT``: OUT did not exist when the cast started (a new
+    cast refuses an existing --out); if it exists now, another writer made it after the
+    crash (``mv y OUT``, ``create OUT``): finishing would replace it, so refuse. (We hold
+    OUT's lock: an interrupted replacement of it is put back first.)"""
+    if out is None or out == name:
+        return
+    store._roll_back(out)
+    if out in store:
+        raise ArrayExists(
+            f"array {out!r} was made after the interrupted cast of {name!r} to it; "
+            f"finishing the cast would replace it: rename or remove {out!r} first, or drop "
+            "the cast with 'arraystore verify --repair'"
+        )

@@ -17,8 +17,8 @@ killer would. The variable is read once at import; without it ``kill_point`` is 
 ``remove-old``  in ``Store._commit`` / ``mv --overwrite``: the new array is in place, the
                 old one (hidden) not deleted; in ``rm``: the array renamed to
                 ``.NAME.rm-*``, not yet deleted
-``remove-part`` deleting a hidden folder (``Store._remove``): its metadata files are gone,
-                the rest not
+``remove-part`` deleting a hidden folder (``storage.layout.remove_hidden``): its
+                metadata files are gone, the rest not
 ``committed``   the commit returned; the work folder / spool file not yet removed
 """
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from arraystore.core.dtypes import fields_of, is_bfloat16, is_numeric, parse_dtype
-from arraystore.errors import CastError, InvalidArgument
+from arraystore.core.dtypes import check_array_name, fields_of, is_bfloat16, is_numeric, parse_dtype
+from arraystore.errors import ArrayStoreError, CastError, InvalidArgument
 
 POLICIES = ("unsafe", "same_kind", "safe", "value", "clip")
 ERRORS = ("raise", "coerce")
@@ -204,3 +205,28 @@ def target_dtype(spec: str) -> np.dtype:
     if dt.kind in "SU":
         raise CastError(f"casting to strings ({spec}) is not supported")
     return dt
+
+
+def check_cast_args(casting: str, errors: str, rtol: Any, out: str | None) -> None:
+    """``cast``'s plain arguments (policy, errors mode, rtol, out name), checked before
+    anything is opened."""
+    if casting not in POLICIES:
+        raise InvalidArgument(f"unknown casting {casting!r} (choose from: {', '.join(POLICIES)})")
+    if errors not in ("raise", "coerce"):
+        raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
+    if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and rtol >= 0):
+        raise InvalidArgument(f"rtol must be a finite number >= 0, got {rtol!r}")
+    if out is not None:
+        check_array_name(out)
+
+
+def plain_target(to: Any) -> Any:
+    """numpy dtypes/types in a target become their string form (JSON-able journal)."""
+    if isinstance(to, Mapping):
+        return {str(k): plain_target(v) for k, v in to.items()}
+    if to is None or isinstance(to, str):
+        return to  # None: only with resume (the target comes from the journal)
+    try:
+        return parse_dtype(to).str
+    except ArrayStoreError:
+        raise InvalidArgument(f"bad cast target {to!r}") from None

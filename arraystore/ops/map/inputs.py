@@ -42,6 +42,8 @@ class Source:
 
     def fingerprint(self) -> list[Any]:
         out = [self.label, list(self.shape), dtype_to_json(self.dtype)]
+        if self.handle is not None:  # a resume must read the same data the run read
+            out.append(self.handle.identity())
         if self.data is not None:
             out.append(hashlib.sha1(np.ascontiguousarray(self.data).tobytes()).hexdigest())
         return out

@@ -1,0 +1,132 @@
+"""storage.layout: the on-disk names of a store's hidden folders and the renames that
+make a finished array visible.
+
+Names derived from array ``NAME`` (``core.dtypes.derived_names`` bounds their length):
+``.NAME.tmp-PID-HEX`` a new array being built; ``.NAME.old-HEX`` the replaced version
+during a two-rename commit (put back by ``roll_back`` when NAME is missing);
+``.NAME.rm-HEX`` an array being deleted; ``.NAME.cast`` a cast's work folder.
+
+:class:`Layout` holds the store root and whether it is an object store; the caller holds
+the writer lock of every name it touches. Kill points (``storage.killpoints``) mark each
+step for the crash tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+from arraystore.core.meta import SIDECAR
+from arraystore.fs import can_exchange, exchange, fsync_dir, remove_tree, rename_noreplace
+from arraystore.storage.killpoints import kill_point
+
+__all__ = ["Layout", "remove_hidden"]
+
+
+class Layout:
+    """Hidden names and commits of the store at ``path`` (``remote``: an object store)."""
+
+    def __init__(self, path: Path, remote: bool) -> None:
+        self.path = path
+        self.remote = remote
+
+    def temp_path(self, name: str) -> Path:
+        return self.path / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def roll_back(self, name: str) -> None:
+        """Put back the replaced version ``.NAME.old-*`` of an interrupted two-rename
+        commit (or overwriting rename) when NAME is missing; otherwise (the commit had
+        happened) remove it. Only a complete folder (its sidecar still there: removal
+        deletes it first) comes back."""
+        path = self.path / name
+        for old in sorted(self.path.glob(f".{name}.old-*")):
+            if (
+                not self.remote
+                and old.is_dir()
+                and not old.is_symlink()
+                and (old / SIDECAR).is_file()
+                and not (path.exists() or path.is_symlink())
+            ):
+                os.replace(old, path)  # the interrupted replace never happened
+                fsync_dir(self.path)
+            else:
+                remove_hidden(old)
+
+    def hide(self, path: Path) -> Path:
+        """Move the array at ``path`` to a fresh hidden ``.NAME.old-*`` (the caller holds
+        its lock: older ``.NAME.old-*`` are leftovers from after their commit and go
+        first, so that at most one version can ever be put back)."""
+        for stale in self.path.glob(f".{path.name}.old-*"):
+            remove_hidden(stale)
+        old = self.path / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(path, old)
+        return old
+
+    def commit(self, tmp: Path, path: Path) -> None:
+        """Move a finished temp array into place; an old array is removed after the swap.
+
+        On an object store: the old array is deleted, then the new keys are moved in
+        (sidecar last) -- not atomic, see :mod:`arraystore.fs.remote`.
+        """
+        if self.remote:
+            from arraystore.fs.remote import commit
+
+            commit(tmp, path)  # type: ignore[arg-type]
+            return
+        old = None
+        if path.exists() or path.is_symlink():
+            if can_exchange():
+                kill_point("swap")
+            if exchange(tmp, path):  # atomic swap: the name is never missing
+                fsync_dir(self.path)
+                fsync_dir(tmp.parent)
+                kill_point("remove-old")
+                remove_hidden(tmp)  # now holds the old array
+                return
+            old = self.hide(path)
+            kill_point("swap")
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:  # the new one did not go in: the old one comes back
+                with contextlib.suppress(OSError):
+                    rename_noreplace(old, path)
+            raise
+        fsync_dir(self.path)
+        if old is not None:
+            kill_point("remove-old")
+            remove_hidden(old)
+
+    def commit_rename(self, src: Path, dst: Path) -> None:
+        """Rename the array at ``src`` to ``dst`` (never over an existing name): a ``dst``
+        there is hidden first (``hide``) and deleted after (see ``Store.rename``)."""
+        if self.remote:
+            self.commit(src, dst)
+            return
+        old = self.hide(dst) if dst.exists() or dst.is_symlink() else None
+        kill_point("swap")
+        try:
+            rename_noreplace(src, dst)
+        except BaseException:
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    rename_noreplace(old, dst)
+            raise
+        fsync_dir(self.path)
+        if old is not None:
+            kill_point("remove-old")
+            remove_hidden(old)
+
+
+def remove_hidden(path: Path) -> None:
+    """Delete a hidden folder (a replaced, removed or abandoned array): its metadata
+    first, so that a kill part-way leaves a folder nothing takes for an array (a
+    ``.NAME.old-*`` without its sidecar is never put back), then the rest."""
+    if isinstance(path, Path) and path.is_dir() and not path.is_symlink():
+        for meta_file in (SIDECAR, "zarr.json"):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                (path / meta_file).unlink()
+        kill_point("remove-part")
+    remove_tree(path)
