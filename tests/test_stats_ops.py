@@ -1216,6 +1216,45 @@ def test_var_std_of_offset_data_exact_to_1e12(
         assert abs(Fraction(float(mean.reshape(cols.shape[1:])[idx])) - want) <= slack
 
 
+NEAR_MAX = [
+    ([1e308, 1e308], 0.0),
+    ([1e308, -1e308], np.inf),  # 1e616: beyond float64
+    ([1.7e308] * 3, 0.0),
+    ([-1.7e308] * 3, 0.0),
+    ([1.7e308, -1.7e308, 1.7e308], np.inf),
+    ([1e308, 1e308, 1e307], np.inf),
+    ([1.3e200, -1.3e200] * 3000, np.inf),  # the sum is finite, the squares are not
+    ([1.7e308] * 300_000, 0.0),  # many leaves and tasks: the fast and numba paths too
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "want"), NEAR_MAX, ids=[f"{v[0]:g}x{len(v)}" for v, _ in NEAR_MAX]
+)
+@pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
+def test_var_of_finite_values_near_the_float_maximum(
+    store: arraystore.Store, case: BackendCase, values: list[float], want: float
+) -> None:
+    """Q2: var([1e308, 1e308]) was NaN (0.0 in chunks of 1) and var([1e308, -1e308]) in
+    chunks of 1 was NaN. Finite data: the exact 0 for equal values, inf when the exact
+    variance exceeds float64 (numpy gives inf for both); never NaN."""
+    x = np.array(values)
+    for chunks in {(1,), (2,), (len(x),)}:
+        if chunks != (len(x),) and len(x) > 10:
+            continue
+        arr = store.create(fresh(), data=x, chunks=chunks, **case.kwargs)
+        for executor in ("serial", "threads"):
+            assert arr.var(executor=executor) == want
+            assert arr.std(executor=executor) == (0.0 if want == 0 else np.inf)
+            assert arr.stats(executor=executor, ops=["var"])[arr.name]["var"] == want
+        y = np.stack([x, x[::-1]], axis=1)  # per column (axis 0) and per row (axis 1)
+        arr2 = store.create(fresh(), data=y, chunks=(chunks[0], 1), **case.kwargs)
+        np.testing.assert_array_equal(arr2.var(axis=0), [want, want])
+        row = arr2.var(axis=1)
+        assert not np.isnan(row).any()
+        np.testing.assert_array_equal(row, np.where(x == x[::-1], 0.0, np.inf))
+
+
 @pytest.mark.parametrize("dtype", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"])
 @pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
 def test_median_of_extreme_ints_does_not_wrap(
