@@ -855,11 +855,28 @@ def test_budget_refused_before_reading(
 
 
 def test_budget_refused_memmap(store: arraystore.Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    arr = store.create("m", (1000, 4), "f8", fill="range")
+    arr = store.create("m", (100_000, 4), "f8", fill="range")  # blocks of 256 KiB
     calls = count_reads(monkeypatch, arr)
     with pytest.raises(MemoryBudgetError, match=r"needs at least .* but --memory is 1\.0 MiB"):
         arr.mean(memory="1MiB")
     assert calls == []
+
+
+@pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
+def test_tiny_arrays_need_only_their_size(store: arraystore.Store, case: BackendCase) -> None:
+    """Q2: a 4-element array under --memory 1MiB was refused ("plan needs at least 4.0 MiB
+    per task"): every task counted 4 MiB of kernel room. A block smaller than a leaf
+    needs at most 8x its bytes of temporaries."""
+    x = np.array([1.0, 2.0, 3.0, 6.0])  # var 3.5, mean 3, median 2.5: exact
+    arr = store.create("t", data=x, **case.kwargs)
+    for memory in ("1MiB", "4KiB", 1024):
+        assert arr.var(memory=memory) == np.var(x)
+        assert arr.stats(memory=memory)["t"]["mean"] == np.mean(x)
+        assert arr.quantile(0.5, memory=memory) == np.median(x)
+    with pytest.raises(
+        MemoryBudgetError, match=r"needs at least \d+ B per task but --memory is 100 B"
+    ):
+        arr.sum(memory=100)
 
 
 @pytest.mark.parametrize("what", ["quantile", "histogram"])
