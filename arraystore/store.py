@@ -22,6 +22,7 @@ from arraystore.core.chunks import DEFAULT_CHUNK_BYTES, normalize_chunks, normal
 from arraystore.core.create_args import as_data, check_create_args
 from arraystore.core.dtypes import check_array_name, parse_dtype
 from arraystore.core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
+from arraystore.engine.memory import memory_budget
 from arraystore.errors import (
     ArrayExists,
     ArrayNotFound,
@@ -250,7 +251,7 @@ class Store:
         from_npy: str | os.PathLike[str] | None = None,
         attrs: dict[str, Any] | None = None,
         overwrite: bool = False,
-        memory: int | None = None,
+        memory: int | str | None = None,
         executor: Any = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         checksum: bool = False,
@@ -345,7 +346,7 @@ class Store:
                     seed=seed,
                     source=source,
                     data=data,
-                    memory=memory,
+                    memory=memory_budget(memory),  # "abc" refused even if nothing is filled
                     executor=executor,
                     progress=progress,
                 )

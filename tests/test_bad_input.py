@@ -147,6 +147,13 @@ CREATE_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         "only one of",
     ),
     ("data shape", dict(shape=4, data=np.zeros(3)), ShapeMismatch, r"shape \(3,\), not \(4,\)"),
+    # Q2: memory= was accepted and ignored when nothing had to be filled; '' was 0-d
+    ("memory junk", dict(shape=3, dtype="f8", memory="abc"), InvalidArgument, "size 'abc'"),
+    ("memory zero", dict(shape=3, dtype="f8", memory=0), InvalidArgument, "must be positive"),
+    ("memory digit", dict(shape=3, dtype="f8", memory="\u0663MiB"), InvalidArgument, "size"),
+    ("zarr memory", dict(shape=3, backend="zarr", dtype="f8", memory="-1"), InvalidArgument, "neg"),
+    ("empty shape", dict(shape="", dtype="f8"), InvalidArgument, "empty.*--shape '\\(\\)'"),
+    ("chunks ,,", dict(shape=(3, 3), dtype="f8", chunks="1,,1"), InvalidArgument, "empty item"),
 ]
 
 

@@ -59,7 +59,7 @@ def shapes_chunks(draw: Any, max_ndim: int = 4, max_side: int = 9) -> Any:
         ("1_000", (1000,)),
         ("(10, 3)", (10, 3)),  # fixed in chunks.py: parentheses were refused
         ("()", ()),
-        ("", ()),
+        (" ( ) ", ()),
         (np.int64(7), (7,)),
         ((np.int32(2), "5"), (2, 5)),
     ],
@@ -84,6 +84,8 @@ def test_normalize_shape(spec, expected):
         ("0x10", "hexadecimal"),  # issue 15 #17: was read as (0, 10)
         ("(0x10)", "hexadecimal"),
         ("3, 0X4", "hexadecimal"),
+        ("", r"empty \(a 0-d array is --shape '\(\)'\)"),  # Q2: was silently 0-d
+        ("  ", "empty"),
     ],
 )
 def test_normalize_shape_refuses(spec, message):
@@ -93,7 +95,7 @@ def test_normalize_shape_refuses(spec, message):
 
 @given(shapes)
 def test_normalize_shape_string_roundtrip(shape):
-    assert normalize_shape(",".join(map(str, shape))) == shape
+    assert normalize_shape(",".join(map(str, shape)) or "()") == shape
     assert normalize_shape(str(shape)) == shape  # "(3, 4)", "(3,)", "()"
     assert normalize_shape(list(shape)) == shape
 

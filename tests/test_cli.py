@@ -217,6 +217,13 @@ def test_quickstart_example_runs(tmp_path: Path) -> None:
         (["stats", "{s}", "a", "--axis", "--1"], "--axis must be an integer"),
         (["stats", "{s}", "a", "--axis", "\u0660"], "--axis must be an integer"),
         (["stats", "{s}", "a", "--quantiles", "\u0660.5"], "comma-separated numbers"),
+        # Q2: '' was a 0-d array, a non-ASCII digit a size, ',,' a dropped chunk item
+        (["create", "{s}", "x", "--shape", ""], "bad shape '': empty"),
+        (["create", "{s}", "x", "--shape", " "], "a 0-d array is --shape '()'"),
+        (["create", "{s}", "x", "--shape", "3", "--memory", "\u0663MiB"], "invalid size"),
+        (["stats", "{s}", "a", "--memory", "1\u0660MiB"], "invalid size"),
+        (["create", "{s}", "x", "--shape", "3,3", "--chunks", "1,,1"], "'1,,1': empty item"),
+        (["create", "{s}", "x", "--shape", "3,3", "--chunks", ",3"], "empty item"),
         (["import", "{s}", "x", "{d}"], "is a directory"),
         (["import", "{s}", "x", "{d}/missing.csv"], "no such file"),
         (["import", "{s}", "x", "{d}/big.csv"], "line 3: cannot parse '99999"),
@@ -254,6 +261,26 @@ def test_issue15_small_inputs_are_one_line_errors(
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert message in lines[0] and len(lines[0]) < 500
     assert sorted(os.listdir(store)) == before
+
+
+def test_zero_d_shape_and_chunk_spellings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Q2: a 0-d array is ``--shape '()'`` (``''`` is refused); chunks may be written
+    like a tuple, with a trailing comma; a tiny array runs under a tiny --memory."""
+    store = tmp_path / "z.store"
+    code, _out, err = run_cli(
+        ["create", str(store), "z", "--shape", "()", "--fill", "ones"], capsys
+    )
+    assert code == 0, err
+    assert arraystore.open(store)["z"].shape == ()
+    args = ["create", str(store), "k", "--shape", "3,4", "--chunks", "(2,4,)", "--memory", "1KiB"]
+    code, _out, err = run_cli([*args, "--fill", "range"], capsys)
+    assert code == 0, err
+    assert arraystore.open(store)["k"].chunks == (2, 4)
+    code, out, err = run_cli(["stats", str(store), "k", "--memory", "1MiB", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["fields"]["k"]["sum"] == 66
 
 
 def test_ls_flags_a_broken_array_and_lists_the_rest(

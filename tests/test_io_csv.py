@@ -237,3 +237,45 @@ def test_big_integers_keep_the_fast_pass_honest(store, tmp_path, monkeypatch):
     with pytest.raises(arraystore.InvalidArgument, match="line 3: cannot parse"):
         interop.import_file(store, "x", src, dtype="a:f8")
     assert calls
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_integer_cells_are_decimal_as_int_reads_them(store, tmp_path, monkeypatch, fast):
+    """Q2: pyarrow's integer parser read ``0x10`` as 16 and refused ``+5`` (then inferred
+    float64, or a bad cell with dtype i8); int() and numpy do the opposite. Integer cells
+    are decimal ASCII digits with an optional sign (blanks around); anything else is a bad
+    cell, in the fast pass and the exact pass alike."""
+    import re
+
+    from arraystore.ops.io import csv as io_csv
+
+    if not fast:
+
+        def no_fast(*args, **kwargs):
+            raise io_csv._Fallback("forced")
+
+        monkeypatch.setattr(io_csv, "_spool_fast", no_fast)
+    hexes = _write(tmp_path / "h.csv", ["x", "0x10", "0X1F"])
+    arr = interop.import_file(store, "h", hexes)  # not integers: text, as pyarrow's 0o7
+    assert arr.dtype["x"].kind == "U" and arr["x"][...].tolist() == ["0x10", "0X1F"]
+    with pytest.raises(arraystore.InvalidArgument, match=r"^line 2: cannot parse '0x10' as i8"):
+        interop.import_file(store, "h2", hexes, dtype="x:i8")
+    plus = _write(tmp_path / "p.csv", ["x", "+5", "7"])
+    for dtype in (None, "x:i8", "x:u1"):
+        arr = interop.import_file(store, "p", plus, dtype=dtype, overwrite=True)
+        assert arr.dtype["x"] == np.dtype(dtype[2:] if dtype else "<i8")
+        assert arr["x"][...].tolist() == [5, 7]
+    cells = ["+5", " -3 ", "0x10", "0X1F", "0o7", "0b1", "1_000", "\u0663", "007", "-0", "+-1"]
+    cells += ["0x", "-0x10", "18446744073709551615", "1e3", "5.0", "NA", "+ 5"]
+    src = _write(tmp_path / "m.csv", ["i,u"] + [f"{c},{c}" for c in cells])
+    for dt, lo, hi in (("i8", -(2**63), 2**63), ("u8", 0, 2**64)):
+        arr = interop.import_file(store, dt, src, dtype=dt, errors="coerce")
+        for field in "iu":
+            got = arr[field][...].tolist()
+            valid = arr[f"{field}__valid"][...].tolist()
+            for cell, g, v in zip(cells, got, valid, strict=True):
+                ok = re.fullmatch(r"\s*[+-]?[0-9]+\s*", cell) and lo <= int(cell) < hi
+                assert (v, g if v else None) == ((True, int(cell)) if ok else (False, None)), cell
+    later = _write(tmp_path / "l.csv", ["x"] + [str(i) for i in range(3000)] + ["0x10"])
+    with pytest.raises(arraystore.InvalidArgument, match=r"cannot parse '0x10' as i8.*dtype="):
+        interop.import_file(store, "l", later, block_size=1024)

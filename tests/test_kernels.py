@@ -449,8 +449,10 @@ def exact_var(x: np.ndarray, red: tuple[int, ...], ddof: int) -> np.ndarray:
 
 
 def check_exact_var(got: Any, want: np.ndarray, std: bool = False, rtol: float = 1e-12) -> None:
-    """``got`` (var, or std when ``std``) within ``rtol`` of the exact variance ``want``;
-    a zero variance (constant data) must come out 0 or below 1e-300."""
+    """``got`` (var, or std when ``std``) within ``rtol`` of the exact variance ``want``
+    (or, below float64's normal range, within 16 subnormal steps: subnormals have fewer
+    digits, ``[0, 5e-319]`` has the variance 6e-638 and float64 says 0); a zero variance
+    (constant data) must come out 0 or below 1e-300."""
     g = np.asarray(got, dtype=np.float64)
     assert g.shape == want.shape
     for idx in np.ndindex(*want.shape):
@@ -458,6 +460,8 @@ def check_exact_var(got: Any, want: np.ndarray, std: bool = False, rtol: float =
         if w == 0:
             assert 0 <= v < 1e-300, (idx, v)
             continue
+        if abs(Fraction(v) ** (2 if std else 1) - w) <= 16 * Fraction(2) ** -1074:
+            continue  # subnormal (or below): as exact as float64 gets
         ref = Fraction(math.sqrt(w)) if std else w  # sqrt of the exact variance (rounded)
         err = abs(Fraction(v) - ref) / ref
         assert err <= rtol, (idx, v, float(ref), float(err))
@@ -502,6 +506,43 @@ def test_var_of_offset_data_is_exact_to_1e12_for_every_chunking(
         want = exact_var(x, red, ddof)
         check_exact_var(res["var"], want)
         check_exact_var(res["std"], want, std=True)
+
+
+FLOAT_MAX = Fraction(np.finfo(np.float64).max)
+HUGE = [1.7e308, -1.7e308, 1e308, -1e308, float(np.finfo(np.float64).max), 2.0**1000, 1e300]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_var_of_finite_data_near_the_float_maximum(data: st.DataObject) -> None:
+    """Q2: ``var([1e308, 1e308])`` was NaN (each leaf's ``sum / n`` overflowed to inf, then
+    ``inf - inf``) and ``var([1e308, -1e308])`` with chunks of 1 was NaN (the merge's
+    difference of means overflowed). Finite input never gives NaN: the exact variance
+    when float64 holds it (0 for equal values), else inf; any chunking and kernel path."""
+    base = data.draw(st.sampled_from(HUGE))
+    others = st.sampled_from([base, -base, np.nextafter(base, 0), 0.0, 1.0, *HUGE])
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=9))
+    equal = data.draw(st.booleans())
+    x = data.draw(hnp.arrays(np.float64, shape, elements=st.just(base) if equal else others))
+    cuts = [data.draw(st.lists(st.integers(1, max(1, n - 1)), max_size=n)) for n in x.shape]
+    axis = data.draw(st.sampled_from([None, 0, -1]))
+    red = tuple(range(x.ndim)) if axis is None else (axis % x.ndim,)
+    with leaf_bytes(data.draw(st.sampled_from([None, 16, 64]))):
+        p = reduce_chunked(
+            x, x.ndim, axis, {"var", "std", "mean"}, cuts, False, data.draw(st.booleans())
+        )
+    for ddof in (0, 1):
+        if math.prod(x.shape[a] for a in red) <= ddof:
+            continue
+        res = K.finalize(p, ddof=ddof)
+        want = exact_var(x, red, ddof)
+        var, std = np.asarray(res["var"]), np.asarray(res["std"])
+        assert not np.isnan(var).any() and not np.isnan(std).any()
+        over = np.vectorize(lambda w: w > FLOAT_MAX, otypes=[bool])(want)
+        assert (var[over] == np.inf).all() and (std[over] == np.inf).all()
+        fits = np.where(over, Fraction(0), want)
+        check_exact_var(np.where(over, 0.0, var), fits)
+        check_exact_var(np.where(over, 0.0, std), fits, std=True)
 
 
 @pytest.mark.parametrize("offset", [1e9, 1e12, -1e12])

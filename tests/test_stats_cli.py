@@ -228,8 +228,8 @@ ERRORS = [
     (["--memory", "0"], r"^error: memory budget must be positive \(e\.g\. --memory 512MiB\)$"),
     (["--memory", "lots"], r"^error: invalid size 'lots'"),
     (
-        ["--memory", "1MiB"],
-        r"^error: plan needs at least \d+\.\d MiB per task but --memory is 1\.0 MiB",
+        ["--memory", "1KiB"],  # a chunk of 120 records (4.2 KiB) and its kernel's room
+        r"^error: plan needs at least \d+\.\d KiB per task but --memory is 1\.0 KiB",
     ),
     (["--field", "nope"], r"^error: no field 'nope' \(fields: id, price, vec, sym\)$"),
     (

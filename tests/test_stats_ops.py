@@ -855,11 +855,28 @@ def test_budget_refused_before_reading(
 
 
 def test_budget_refused_memmap(store: arraystore.Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    arr = store.create("m", (1000, 4), "f8", fill="range")
+    arr = store.create("m", (100_000, 4), "f8", fill="range")  # blocks of 256 KiB
     calls = count_reads(monkeypatch, arr)
     with pytest.raises(MemoryBudgetError, match=r"needs at least .* but --memory is 1\.0 MiB"):
         arr.mean(memory="1MiB")
     assert calls == []
+
+
+@pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
+def test_tiny_arrays_need_only_their_size(store: arraystore.Store, case: BackendCase) -> None:
+    """Q2: a 4-element array under --memory 1MiB was refused ("plan needs at least 4.0 MiB
+    per task"): every task counted 4 MiB of kernel room. A block smaller than a leaf
+    needs at most 8x its bytes of temporaries."""
+    x = np.array([1.0, 2.0, 3.0, 6.0])  # var 3.5, mean 3, median 2.5: exact
+    arr = store.create("t", data=x, **case.kwargs)
+    for memory in ("1MiB", "4KiB", 1024):
+        assert arr.var(memory=memory) == np.var(x)
+        assert arr.stats(memory=memory)["t"]["mean"] == np.mean(x)
+        assert arr.quantile(0.5, memory=memory) == np.median(x)
+    with pytest.raises(
+        MemoryBudgetError, match=r"needs at least \d+ B per task but --memory is 100 B"
+    ):
+        arr.sum(memory=100)
 
 
 @pytest.mark.parametrize("what", ["quantile", "histogram"])
@@ -1214,6 +1231,45 @@ def test_var_std_of_offset_data_exact_to_1e12(
         want = sum(vals, Fraction(0)) / len(vals)
         slack = Fraction(1, 10**12) * max(abs(want), max(abs(v) for v in vals) / 10)
         assert abs(Fraction(float(mean.reshape(cols.shape[1:])[idx])) - want) <= slack
+
+
+NEAR_MAX = [
+    ([1e308, 1e308], 0.0),
+    ([1e308, -1e308], np.inf),  # 1e616: beyond float64
+    ([1.7e308] * 3, 0.0),
+    ([-1.7e308] * 3, 0.0),
+    ([1.7e308, -1.7e308, 1.7e308], np.inf),
+    ([1e308, 1e308, 1e307], np.inf),
+    ([1.3e200, -1.3e200] * 3000, np.inf),  # the sum is finite, the squares are not
+    ([1.7e308] * 300_000, 0.0),  # many leaves and tasks: the fast and numba paths too
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "want"), NEAR_MAX, ids=[f"{v[0]:g}x{len(v)}" for v, _ in NEAR_MAX]
+)
+@pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
+def test_var_of_finite_values_near_the_float_maximum(
+    store: arraystore.Store, case: BackendCase, values: list[float], want: float
+) -> None:
+    """Q2: var([1e308, 1e308]) was NaN (0.0 in chunks of 1) and var([1e308, -1e308]) in
+    chunks of 1 was NaN. Finite data: the exact 0 for equal values, inf when the exact
+    variance exceeds float64 (numpy gives inf for both); never NaN."""
+    x = np.array(values)
+    for chunks in {(1,), (2,), (len(x),)}:
+        if chunks != (len(x),) and len(x) > 10:
+            continue
+        arr = store.create(fresh(), data=x, chunks=chunks, **case.kwargs)
+        for executor in ("serial", "threads"):
+            assert arr.var(executor=executor) == want
+            assert arr.std(executor=executor) == (0.0 if want == 0 else np.inf)
+            assert arr.stats(executor=executor, ops=["var"])[arr.name]["var"] == want
+        y = np.stack([x, x[::-1]], axis=1)  # per column (axis 0) and per row (axis 1)
+        arr2 = store.create(fresh(), data=y, chunks=(chunks[0], 1), **case.kwargs)
+        np.testing.assert_array_equal(arr2.var(axis=0), [want, want])
+        row = arr2.var(axis=1)
+        assert not np.isnan(row).any()
+        np.testing.assert_array_equal(row, np.where(x == x[::-1], 0.0, np.inf))
 
 
 @pytest.mark.parametrize("dtype", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"])

@@ -32,8 +32,8 @@ Empty chunks: zarr-python 3.1 (``array.write_empty_chunks`` is ``False`` by defa
 does not store a chunk whose every element equals the fill value (bitwise for a float
 fill of zero, so ``-0.0`` is data; NaN equals a NaN fill) and *deletes* the chunk file if
 one exists. :meth:`ChunkIO.write_chunk` does the same unless ``write_empty_chunks`` is
-true, so the set of chunk files matches zarr-python's. A missing chunk file reads as
-all fill value.
+true, so the chunk files match zarr-python's (but a complex fill compares bitwise: zarr
+drops a chunk of complex -0.0s, losing the sign). A missing chunk reads as fill value.
 
 Writes go to ``<key>.<uuid>.partial`` beside the chunk (zarr's LocalStore naming) and are
 moved into place with ``os.replace``: readers never see a torn chunk. No fsync (zarr's
@@ -256,8 +256,8 @@ class ChunkIO:
         self._prefix = key_prefix
         self._sep = separator
         self._codec = codec
-        # zarr compares a float fill of (+/-) zero bitwise, everything else with ==/NaN==NaN
-        self._bitwise_fill = bool(dtype.kind == "f" and fill_value == 0)
+        # zarr compares a float fill of +-0 bitwise, the rest with == (complex: bitwise here)
+        self._bitwise_fill = bool(dtype.kind == "c" or (dtype.kind == "f" and fill_value == 0))
         self._local = threading.local()
         self._dir: tuple[int, str, Path] | None = None  # see from_dir
         #: every chunk was written (zarr.json attribute ALL_CHUNKS): a missing one is lost
@@ -583,20 +583,19 @@ class ChunkIO:
 
     # ------------------------------------------------------------------ writing
     def is_fill(self, block: np.ndarray) -> bool:
-        """True when zarr-python would consider ``block`` empty (all fill value).
-
-        zarr 3.1 compares a float fill of (+/-) zero bitwise (``-0.0`` is data) and
-        otherwise with ``np.array_equal(..., equal_nan=True)``. Scans in 1 MiB pieces
-        and stops at the first difference (usually the first element).
-        """
-        flat = block.reshape(-1)
+        """True when ``block`` is all fill value: like zarr 3.1, a float fill of (+/-) zero
+        compares bitwise (``-0.0`` is data), others ``np.array_equal(..., equal_nan=True)``
+        -- but complex ones bitwise (zarr's ``==`` drops the sign of zeros). Scans 1 MiB at
+        a time, stops at a difference."""
+        flat: Any = block.reshape(-1)
         fill: Any = self.fill_value
-        if self._bitwise_fill:
-            uint = np.dtype(f"u{self.dtype.itemsize}")
-            flat, fill = flat.view(uint), np.asarray(fill).view(uint)[()]
         nan_fill = self.dtype.kind in "fc" and bool(np.isnan(fill))
+        if self._bitwise_fill and not nan_fill:  # complex: (real, imag) uint pairs
+            uint = np.dtype(f"u{self.dtype.itemsize // (2 if self.dtype.kind == 'c' else 1)}")
+            flat = np.ascontiguousarray(flat).view(uint).reshape(len(flat), -1)
+            fill = np.asarray(fill, self.dtype).reshape(1).view(uint)
         step = max(1, _STEP_BYTES // self.dtype.itemsize)
-        for start in (0, *range(1, flat.size, step)):
+        for start in (0, *range(1, len(flat), step)):
             piece = flat[start : start + (1 if start == 0 else step)]
             if not (np.isnan(piece) if nan_fill else piece == fill).all():
                 return False

@@ -44,6 +44,8 @@ def normalize_shape(shape: Any) -> tuple[int, ...]:
                 f"bad shape {shape!r}: looks like a hexadecimal number; separate "
                 f"dimensions with commas (e.g. {shape.strip().replace('x', ',').replace('X', ',')})"
             )
+        if not shape.strip():
+            raise InvalidArgument(f"bad shape {shape!r}: empty (a 0-d array is --shape '()')")
         inner = shape.strip().strip("()").replace("x", ",")
         parts = inner.split(",") if inner.strip() else []
         if parts and not parts[-1].strip():
@@ -95,7 +97,12 @@ def normalize_chunks(
     if chunks is None or (isinstance(chunks, str) and chunks.strip().lower() == "auto"):
         return auto_chunks(shape, itemsize, target_bytes)
     if isinstance(chunks, str):
-        chunks = [c.strip() for c in chunks.split(",") if c.strip()]
+        text, inner = chunks, chunks.strip().strip("()")
+        chunks = [c.strip() for c in inner.split(",")] if inner.strip() else []
+        if len(chunks) > 1 and not chunks[-1]:
+            chunks = chunks[:-1]  # "(64,)" style trailing comma
+        if "" in chunks:
+            raise InvalidArgument(f"bad chunks {text!r}: empty item")
     elif not isinstance(chunks, Sequence):
         chunks = [chunks] + [-1] * (len(shape) - 1)
     if len(chunks) != len(shape):

@@ -20,6 +20,7 @@ from arraystore.engine.memory import (
     default_budget,
     format_size,
     max_in_flight,
+    memory_budget,
     parse_size,
 )
 from arraystore.engine.plan import Plan, Task, run
@@ -36,6 +37,7 @@ __all__ = [
     "format_size",
     "get_executor",
     "max_in_flight",
+    "memory_budget",
     "parse_size",
     "register_executor",
     "run",

@@ -20,6 +20,7 @@ __all__ = [
     "default_budget",
     "format_size",
     "max_in_flight",
+    "memory_budget",
     "parse_size",
 ]
 
@@ -37,7 +38,7 @@ _DIGITS = r"\d+(?:_\d+)*"  # 50_000 as in Python literals
 _SIZE_RE = re.compile(
     rf"(?P<sign>[+-]?)(?P<num>(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:e[+-]?\d{{1,3}})?)"
     r"\s*(?P<unit>[a-z]*)",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,  # ASCII digits only: '٣MiB' is not 3 MiB
 )
 _FORMAT_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 _MEMINFO = "/proc/meminfo"
@@ -73,6 +74,17 @@ def parse_size(text: str | int) -> int:
     if match["sign"] == "-" and value != 0:
         raise InvalidArgument(f"invalid size {text!r}: must not be negative")
     return int(value)
+
+
+def memory_budget(memory: str | int | None) -> int | None:
+    """A ``memory=`` argument checked up front: None (the default budget) or a positive
+    byte count (``"64MiB"``, ``4096``); anything else raises ``InvalidArgument``."""
+    if memory is None:
+        return None
+    budget = parse_size(memory)
+    if budget <= 0:
+        raise InvalidArgument(f"memory budget must be positive, got {memory!r}")
+    return budget
 
 
 def format_size(n: int) -> str:

@@ -24,6 +24,9 @@ Types (both passes):
   that overflows to inf (``1e999``, a 400-digit integer) and an integer literal that
   float64 cannot hold exactly (``99999999999999999999999`` is not ``1e+23``) are bad
   cells (``errors="coerce"`` counts them); only the text ``inf`` is infinite.
+  Integer cells are read as ``int()`` and numpy read them: decimal ASCII digits with an
+  optional sign (``+5`` is 5); ``0x10``, ``0o7``, ``1_000`` are bad cells in an integer
+  column (pyarrow's own integer parser reads hex; it is not used on unchecked text).
 * Other columns are inferred from the *first block*: int64 if every non-missing value
   parses as an integer, else uint64, float64, bool (``true``/``false``...), else text
   (``U<n>``, n = the longest value in the whole file). A column with no value in the
@@ -265,7 +268,9 @@ def _fast_type(dt: np.dtype) -> pa.DataType:
         return pa.string()
     if dt.kind == "f" or is_bfloat16(dt):
         return pa.float64()  # narrower floats: value-checked here (overflow to inf)
-    return pa.from_numpy_dtype(dt)  # bool; ints range-checked by pyarrow
+    if dt.kind in "iu":
+        return pa.string()  # pyarrow's integer converter reads hex: see _fast_int
+    return pa.from_numpy_dtype(dt)  # bool
 
 
 def _spool_fast(
@@ -293,7 +298,7 @@ def _spool_fast(
         reader = _open(src, opts, types, chosen, lambda r: "error", typed=True)
         with pa.OSFile(str(spool), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
             for batch in prefetch(reader):
-                arrays = [_fast_column(batch.column(c.column), c) for c in cols]
+                arrays = [_fast_column(batch.column(c.column), c, null_set) for c in cols]
                 writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
                 rows += batch.num_rows
         reader.close()
@@ -302,9 +307,28 @@ def _spool_fast(
     return _Spooled(cols, rows, 0)
 
 
-def _fast_column(arr: pa.Array, col: _Col) -> pa.Array:
+def _fast_int(arr: pa.Array, dt: np.dtype, null_set: pa.Array) -> pa.Array:
+    """An integer column read as text -> ``dt``, when every cell is ``-?[0-9]+`` or a null
+    value (a cheap check; pyarrow's converter would also read ``0x10`` as 16, which
+    ``int()`` and numpy refuse); anything else (``+5``, blanks, hex, overflow): the exact
+    pass decides."""
+    ok = pc.ascii_is_decimal(pc.utf8_ltrim(arr, "-"))
+    if not pc.all(ok).as_py():
+        isnull = pc.is_in(arr, value_set=null_set)
+        if not pc.all(pc.or_(ok, isnull)).as_py():
+            raise _Fallback("not a decimal integer")
+        arr = pc.if_else(isnull, pa.nulls(len(arr), arr.type), arr)
+    try:
+        return pc.cast(arr, pa.from_numpy_dtype(dt))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Fallback("integer out of range") from None
+
+
+def _fast_column(arr: pa.Array, col: _Col, null_set: pa.Array) -> pa.Array:
     dt = col.dtype
     assert dt is not None
+    if dt.kind in "iu":
+        arr = _fast_int(arr, dt, null_set)
     col.nulls += arr.null_count
     if dt.kind in "SU":
         if arr.null_count:  # text has no nulls (a quoted empty cell, say): exact pass

@@ -144,8 +144,40 @@ def _bad_positions(arr: pa.Array, t: pa.DataType) -> list[int]:
     ]
 
 
+# an integer cell as int() and numpy read it: decimal ASCII digits, an optional sign,
+# blanks around. pyarrow's integer parser also reads hex (``0x10`` -> 16) and refuses
+# ``+5``; cells are checked against this first, and a ``+`` is dropped before it parses.
+INT_CELL = r"^\s*[+-]?[0-9]+\s*$"
+
+
+def _decimal_ints(arr: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """Text -> (text pyarrow's integer parser reads as ``int()`` would, with nulls where a
+    cell is not a decimal integer; the mask of those cells or None)."""
+    ok = pc.fill_null(pc.match_substring_regex(arr, INT_CELL), True)
+    bad = None
+    if not pc.all(ok).as_py():
+        bad = to_numpy(pc.invert(ok))
+        arr = pc.if_else(ok, arr, pa.nulls(len(arr), arr.type))
+    if pc.any(pc.match_substring(arr, "+")).as_py():
+        arr = pc.replace_substring_regex(arr, r"^(\s*)\+", r"\1")
+    if pc.any(pc.match_substring(arr, "-0")).as_py():  # -0 is 0, also as uint64
+        arr = pc.replace_substring_regex(arr, r"^\s*-0+\s*$", "0")
+    return arr, bad
+
+
 def _cast_text(arr: pa.Array, t: pa.DataType) -> tuple[pa.Array, np.ndarray | None]:
-    """Parse text as ``t``: (parsed, with nulls where bad; bad-row mask or None)."""
+    """Parse text as ``t``: (parsed, with nulls where bad; bad-row mask or None).
+    Integers: decimal only (see :data:`INT_CELL`)."""
+    if pa.types.is_integer(t):
+        text, not_int = _decimal_ints(arr)
+        parsed, bad = _cast_any(text, t)
+        if not_int is None:
+            return parsed, bad
+        return parsed, not_int if bad is None else np.asarray(bad | not_int)
+    return _cast_any(arr, t)
+
+
+def _cast_any(arr: pa.Array, t: pa.DataType) -> tuple[pa.Array, np.ndarray | None]:
     try:
         return pc.cast(arr, t), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -213,7 +245,13 @@ def _infer(arr: pa.Array, nulls: pa.Array) -> np.dtype:
         (pa.bool_(), "?"),
     ):
         try:
-            pc.cast(values, t)
+            if pa.types.is_integer(t):
+                text, not_int = _decimal_ints(values)
+                if not_int is not None:
+                    continue
+                pc.cast(text, t)
+            else:
+                pc.cast(values, t)
             return np.dtype(dt)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue

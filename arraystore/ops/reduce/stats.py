@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 STATS = ("count", "nan_count", "sum", "mean", "std", "min", "max")
 ALL_OPS = (*STATS, "var", "argmin", "argmax", "any", "all", "count_nonzero")
-#: kernel temporaries per task beyond the block (cache-blocked kernels need little)
+#: kernel temporaries per task beyond the block (cache-blocked kernels need little; a
+#: block smaller than a leaf needs at most 8x its bytes: float64 copy and deviations)
 KERNEL_OVERHEAD = 4 * 2**20
 #: tasks a budget is split into for memmap row blocks (independent of the worker count,
 #: so the tiling -- and float results -- are the same for every executor)
@@ -226,14 +227,19 @@ def _merge(a: dict[str | None, Any] | None, b: dict[str | None, Any]) -> dict[st
     return {k: kernels.merge(a[k], b[k]) for k in a}
 
 
-def _task_bytes(handle: Handle, region: Region, names: list[str | None]) -> int:
+def _block_bytes(handle: Handle, region: Region, names: list[str | None]) -> int:
     meta = handle.meta
     rows = math.prod(region_shape(region))
     if meta.dtype.names is None or not handle.columnar:
-        nbytes = rows * meta.dtype.itemsize
-    else:
-        nbytes = sum(rows * field_dtype(meta.dtype, str(n)).itemsize for n in names)
-    return nbytes + KERNEL_OVERHEAD
+        return rows * meta.dtype.itemsize
+    return sum(rows * field_dtype(meta.dtype, str(n)).itemsize for n in names)
+
+
+def _task_bytes(handle: Handle, region: Region, names: list[str | None]) -> int:
+    """A task's peak memory: its block and the kernel's temporaries (a tiny array
+    needs about its size, not :data:`KERNEL_OVERHEAD`)."""
+    nbytes = _block_bytes(handle, region, names)
+    return nbytes + min(KERNEL_OVERHEAD, 8 * nbytes)
 
 
 def reduce(
@@ -324,7 +330,7 @@ def _check_pass_budget(arr: Array, name: str | None, budget: int) -> None:
 
     regions = task_regions(arr.handle, budget, 1)
     if regions:
-        block = max(_task_bytes(arr.handle, r, [name]) for r in regions) - KERNEL_OVERHEAD
+        block = max(_block_bytes(arr.handle, r, [name]) for r in regions)
         max_in_flight(budget, block, 1)
 
 

@@ -25,7 +25,10 @@ with these documented choices:
   parallel formula (never sums of squares of raw values) on means kept as two float64
   (a large offset, 1e12 or an int64 timestamp, costs no digits whatever the chunking:
   within ~1e-15 of the exact variance), so it can be *more* accurate than numpy, e.g.
-  when numpy's intermediate sum overflows or the data sit on a large offset.
+  when numpy's intermediate sum overflows or the data sit on a large offset. Finite data
+  never give a NaN variance: a leaf whose sum overflows is centred on its largest value
+  (equal values near 1e308: exactly 0), and an ``m2`` that overflows is +inf (kept so
+  through merges, :func:`kernels_leaf.saturate`).
 * ``skipna=True`` behaves like the ``np.nan*`` functions but never warns: the mean/var
   and min/max of an all-NaN slice are NaN; ``nanargmin``/``nanargmax`` of an all-NaN
   slice raise :class:`InvalidArgument` (numpy raises ValueError too). ``count`` is the

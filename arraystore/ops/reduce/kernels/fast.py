@@ -119,8 +119,8 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
                 np.subtract(xf, T.reshape(W), out=D)
                 np.einsum("ij,ij->j", D, D, out=Q[i])
                 np.einsum("ij->j", D, out=C[i])
-    if S is not None and not is_int and not np.isfinite(S).all():
-        return None  # NaN or inf somewhere: the generic path counts and handles them
+    if not is_int and not all(np.isfinite(A).all() for A in (S, Q) if A is not None):
+        return None  # NaN/inf somewhere, or squares overflowed: the generic path handles them
     if S is not None and not _int_sums_fit(
         X, spec, L * g, None if MN is None else MN.min(), None if MX is None else MX.max()
     ):
@@ -143,7 +143,7 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
             assert C is not None and M0 is not None
             q_leaf = Q.reshape(L, K) if flat else np.add.reduce(Q.reshape(L, k, K), axis=1)
             c_leaf = C.reshape(L, K) if flat else np.add.reduce(C.reshape(L, k, K), axis=1)
-            m2_leaf = np.maximum(q_leaf - c_leaf * c_leaf / g, 0.0)
+            m2_leaf = np.maximum(q_leaf - c_leaf * (c_leaf / g), 0.0)
             mu, mul = two_sum(M0, c_leaf / g)
             n_leaf = np.full((L, K), g, np.int64)
             st["mu"], st["mul"], st["m2"] = chan(n_leaf, mu, mul, m2_leaf)
@@ -206,7 +206,9 @@ def cols_state(X: np.ndarray, spec: Spec) -> State | None:
         assert C is not None and S is not None
         if is_int and (np.abs(S / r) > _kl.BIG_MEAN).any():
             return None  # see rows_state
-        st["m2"] = np.maximum(Q - C * C / r, 0.0)
+        st["m2"] = np.maximum(Q - C * (C / r), 0.0)
+        if not np.isfinite(st["m2"]).all():
+            return None  # overflow: see rows_state
         st["mu"], st["mul"] = two_sum(S / r, C / r)
     if MN is not None:
         st["min"] = MN

@@ -230,17 +230,45 @@ def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def centred(
-    red: _Red, d: np.ndarray, mu0: np.ndarray, n: np.ndarray
+    red: _Red, d: np.ndarray, mu0: np.ndarray, n: np.ndarray, clean: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(mu, mul, m2)`` from ``d = x - mu0`` (the corrected two-pass algorithm): the
     deviations' own sum ``c`` corrects both the mean (``mu0 + c/n``, kept as two floats)
     and ``m2 = sum d**2 - |c|**2/n``, so a rounded ``mu0`` costs no digits."""
     nn = np.maximum(n, 1)
     c = red.esum(d)
-    cc = (c * np.conj(c)).real if c.dtype.kind == "c" else c * c
-    m2 = np.maximum(red.sumsq(d) - cc / nn, 0.0)
-    mu, mul = two_sum(mu0, c / nn)
+    cn = c / nn  # |c|**2 / n as c * (c / n): no overflow when the result is finite
+    cc = (cn * np.conj(c)).real if c.dtype.kind == "c" else cn * c
+    m2 = np.maximum(red.sumsq(d) - cc, 0.0)
+    mu, mul = two_sum(mu0, cn)
+    if not np.isfinite(m2).all():
+        fin = np.isfinite(mu0) if clean is None else clean  # cells of finite values
+        mu, mul, m2 = saturate(mu0, mu, mul, m2, fin)
     return mu, mul, m2
+
+
+def saturate(
+    p: np.ndarray, mu: np.ndarray, mul: np.ndarray, m2: np.ndarray, clean: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells of finite data (``clean``) whose ``m2`` overflowed (inf, or NaN from
+    ``inf - inf``): their sum of squared deviations exceeds float64's range, so ``m2``
+    is +inf, and the mean is kept finite (the centre ``p``) so that later merges of
+    the state stay inf, not NaN. Cells holding NaN or inf data keep their NaN."""
+    over = clean & ~np.isfinite(m2)
+    m2 = np.where(over, np.inf, m2)
+    return np.where(over, p, mu), np.where(over, 0, mul), m2
+
+
+def safe_centre(Xf: np.ndarray, ax: int, mu0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(centre, clean)``: ``mu0`` (``sum / n``) where finite, else -- the sum of finite
+    values near float64's maximum overflowed -- the value of largest magnitude, so that
+    equal values deviate by exactly 0 (a centre off by one ulp of 1e308 would square to
+    inf); ``clean``: the cells whose values are all finite."""
+    idx = np.expand_dims(np.argmax(np.abs(Xf), axis=ax), ax)
+    big = np.take_along_axis(Xf, idx, axis=ax).reshape(mu0.shape)
+    ok = np.isfinite(mu0)
+    clean = ok | np.isfinite(Xf).all(axis=ax).reshape(mu0.shape)
+    return np.where(ok | ~clean, mu0, big), clean
 
 
 def split_int(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -306,10 +334,13 @@ def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
         if spec.need_m2:
             assert s is not None
             mu0 = s / np.maximum(n, 1)
+            clean = None
+            if not np.isfinite(mu0).all():  # NaN/inf data, or a sum that overflowed
+                mu0, clean = safe_centre(Xf, ax, mu0)
             d = red.center(Xf, mu0)
             if spec.skipna and mask is not None:
                 d[mask.reshape(d.shape)] = 0
-            st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n)
+            st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n, clean)
         lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
     else:
         n = np.full(K, r, dtype=np.int64)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from arraystore.ops.reduce.kernels.leaf import INT64_MAX, Spec, two_sum
+from arraystore.ops.reduce.kernels.leaf import INT64_MAX, Spec, saturate, two_sum
 
 State = dict[str, np.ndarray]
 
@@ -148,6 +148,9 @@ def chan(
         out_m2 = np.add.reduce(m2, axis=0) + terms.sum(axis=0)
         hi, lo = two_sum(p, E)
         hi, lo = two_sum(hi, lo)
+        if not np.isfinite(out_m2).all():  # NaN/inf data, or means far apart overflowed
+            fin = ((np.isfinite(mu) & np.isfinite(mul)) | ~has) & ~np.isnan(m2)
+            hi, lo, out_m2 = saturate(p, hi, lo, out_m2, np.all(fin, axis=0))
     return hi, lo, out_m2
 
 
