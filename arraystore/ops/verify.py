@@ -9,8 +9,10 @@ array that the store lists.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -232,10 +234,22 @@ def _lock_finding(path: Any, owner: str, repair: bool) -> Finding | None:
     elif kind == "directory":
         msg = f"lock {entry} is a directory (blocks every writer of {owner!r})"
         done = repair and _lock.remove_stale(path)
-    else:
+    else:  # a symlink, FIFO, socket or device: no writer takes it for its lock
         msg = f"lock {entry} is not a regular file (blocks every writer of {owner!r})"
-        done = False
-        if repair and os.path.islink(path):
-            os.unlink(path)  # the link itself, never what it points to
-            done = True
+        done = repair and _remove_not_regular(path)
     return Finding("leftover", owner, msg, done)
+
+
+def _remove_not_regular(path: Any) -> bool:
+    """Unlink the entry at ``path`` (the entry itself: a link, never what it points to)
+    if it is still neither a regular file nor a directory: writers refuse such a lock,
+    so nobody holds it; a regular lock file that took its place meanwhile stays."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return True
