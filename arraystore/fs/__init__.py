@@ -21,7 +21,7 @@ from arraystore.fs.local import (
     write_atomic,
     write_json,
 )
-from arraystore.fs.lock import hold, my_identity, refuse_pending_cast, writer_lock
+from arraystore.fs.lock import held_here, hold, my_identity, refuse_pending_cast, writer_lock
 from arraystore.fs.remote import RemotePath, is_remote, location, remote_lock, split_url
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "exchange",
     "file_identity",
     "fsync_dir",
+    "held_here",
     "hold",
     "is_remote",
     "location",

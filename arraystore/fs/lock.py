@@ -321,6 +321,13 @@ def hold(
                 held.stack.close()
 
 
+def held_here(key: str) -> bool:
+    """This thread holds the lock ``key`` for an operation (see :func:`hold`)."""
+    with _GUARD:
+        held = _HELD.get(key)
+        return held is not None and not held.shared and held.thread == threading.get_ident()
+
+
 def refuse_pending_cast(root: Path, name: str) -> None:
     """Raise :class:`LockedError` if a crashed cast of array ``name`` waits in
     ``.NAME.cast`` (region writes check it under the lock): its resume, or ``verify

@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from arraystore.errors import ArrayStoreError
+from arraystore.errors import ArrayStoreError, LockedError
 from arraystore.fs import lock as _lock
 from arraystore.fs import move_tree, remove_tree
 
@@ -168,17 +168,9 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
             msg = f"leftover of an interrupted write of {owner!r}: {entry}"
             if entry.endswith(".cast"):
                 if repair:
-                    from arraystore.ops.journal import recover as _recover
-
-                    if _recover(store, owner, path):  # its data was complete: finish it
-                        report.findings.append(
-                            Finding(
-                                "leftover",
-                                owner,
-                                f"finished the interrupted commit of {entry}",
-                                True,
-                            )
-                        )
+                    finished = _finish_cast(store, owner, path)
+                    if finished is not None:
+                        report.findings.append(finished)
                         continue
                 msg += " (an interrupted cast: 'cast --resume' can finish it)"
             done = False
@@ -216,6 +208,24 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
             found = _lock_finding(path, m.group("name"), repair)
             if found is not None:
                 report.findings.append(found)
+
+
+def _finish_cast(store: Store, owner: str, work: Any) -> Finding | None:
+    """Commit the crashed cast in ``work`` if its data was complete (under the locks of
+    ``owner`` and of its ``--out``: see ``journal.recover``); its finding, or None if it
+    was not complete (then it is a leftover to drop)."""
+    from arraystore.ops.journal import recover
+
+    try:
+        with store.lock_unless_held(owner):
+            if not recover(store, owner, work):
+                return None
+    except LockedError as exc:  # a live writer of its --out: not now
+        msg = f"interrupted cast {work.name} left as it is: {exc}"
+        return Finding("leftover", owner, msg, False)
+    except ArrayStoreError:  # a bad journal: nothing to finish (its source is intact)
+        return None
+    return Finding("leftover", owner, f"finished the interrupted commit of {work.name}", True)
 
 
 def _lock_finding(path: Any, owner: str, repair: bool) -> Finding | None:
