@@ -18,6 +18,7 @@ from arraystore.fs.local import (
     remove_tree,
     rename_noreplace,
     start_writeback,
+    tree_state,
     write_atomic,
     write_json,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "rename_noreplace",
     "split_url",
     "start_writeback",
+    "tree_state",
     "write_atomic",
     "write_json",
     "writer_lock",
