@@ -37,6 +37,7 @@ from arraystore.errors import (
 )
 from arraystore.fs import (
     fsync_dir,
+    held_here,
     is_remote,
     location,
     read_json,
@@ -384,7 +385,9 @@ class Store:
         that took the name, a cast of the old content committed or resumed over it):
         an interrupted replacement is rolled back, a cast whose data was complete is
         committed (what ``verify --repair`` does) and an unfinished one dropped (its
-        source is going away), removals of killed ``rm``s are finished."""
+        source is going away), removals of killed ``rm``s are finished. A cast to
+        another name OUT is committed under OUT's lock: LockedError (nothing changed)
+        while another writer holds it."""
         if self.remote:
             return
         self._roll_back(name)
@@ -489,17 +492,28 @@ class Store:
                 refuse_pending_cast(self.path, name)
             yield
 
+    def lock_unless_held(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """``lock(name)``, or nothing if this thread's operation holds it already (e.g.
+        settling a crashed ``cast a --out n`` inside ``mv a n``, which holds n's lock)."""
+        if held_here(self._lock_key(name)):
+            return contextlib.nullcontext()
+        return self.lock(name)
+
+    def _lock_key(self, name: str) -> str:
+        if self.remote:
+            return str(self.path / f".{name}.lock")
+        return os.path.abspath(self.path / f".{name}.lock")
+
     def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
         from arraystore.fs import hold, writer_lock
 
         self._check_writable()
         check_array_name(name)
+        key = self._lock_key(name)
         if self.remote:
             from arraystore.fs import remote_lock
 
-            key = str(self.path / f".{name}.lock")
             return hold(key, name, shared, lambda: remote_lock(self.path, name))  # type: ignore[arg-type]
-        key = os.path.abspath(self.path / f".{name}.lock")
         return hold(key, name, shared, lambda: writer_lock(self.path, name))
 
     def default_backend(self, backend: str | None) -> str:

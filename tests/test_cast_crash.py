@@ -547,6 +547,64 @@ def test_later_writer_of_the_source_settles_a_crashed_cast(
         assert crc_tree(s.path / "a") == src_crc
 
 
+def _crashed_cast_to_n(tmp_path: Path) -> tuple[arraystore.Store, np.ndarray]:
+    """A store whose ``cast a --to f4 --out n`` was killed with n complete (its data and
+    metadata in ``.a.cast/data``), not yet renamed into place."""
+    s, data, _ = _small_store(tmp_path, zarr=False)
+    _kill_at(s, "swap", "--to", "f4", "--out", "n")
+    assert (s.path / ".a.cast" / "data" / "arraystore.json").is_file()
+    return arraystore.open(s.path, mode="r+"), data
+
+
+def _view(s: arraystore.Store) -> tuple[list[str], list[str], str, str]:
+    return s.names(), hidden(s.path), crc_tree(s.path / ".a.cast"), crc_tree(s.path / "a")
+
+
+@pytest.mark.parametrize("how", ["rm", "mv", "create", "cast", "verify"])
+def test_committing_a_crashed_cast_to_out_takes_its_lock(tmp_path: Path, how: str) -> None:
+    """Was: a writer of ``a`` (rm, mv, create --overwrite, a new cast) or ``verify
+    --repair`` settling a crashed ``cast a --out n`` committed n without n's lock, under
+    the feet of a live writer of n. Now, while another process holds n's lock, they
+    refuse (LockedError naming n; verify reports it unrepaired) and change nothing; once
+    the lock is free, the same command commits the cast into n first."""
+    from test_reliability import lock_holder
+
+    s, data = _crashed_cast_to_n(tmp_path)
+    run = {
+        "rm": lambda: s.delete("a"),
+        "mv": lambda: s.rename("a", "x"),
+        "create": lambda: s.create("a", data=np.ones(3), overwrite=True),
+        "cast": lambda: cast(s, "a", "f4"),
+        "verify": lambda: verify(s, repair=True),
+    }[how]
+    before = _view(s)
+    holder = lock_holder(s.path, "n")  # another live writer of n
+    try:
+        if how == "verify":
+            found = [f for f in run().findings if ".a.cast" in f.message]
+            assert found and "'n'" in found[0].message and not found[0].repaired, found
+        else:
+            with pytest.raises(LockedError, match=r"cast of 'a' to 'n'.*locked"):
+                run()
+        assert _view(s) == before
+    finally:
+        holder.kill()
+        holder.communicate()
+    run()
+    assert_same(s["n"][...], data.astype("f4"))
+    verify(s, repair=True)
+    assert hidden(s.path) == [] and not (s.path / ".n.lock").exists()
+
+
+def test_settling_a_crashed_cast_into_a_name_this_writer_holds(tmp_path: Path) -> None:
+    """``mv a n --overwrite`` holds n's lock itself: the crashed ``cast a --out n`` is
+    committed (no "already locked by this process"), then replaced by a."""
+    s, data = _crashed_cast_to_n(tmp_path)
+    s.rename("a", "n", overwrite=True)
+    assert s.names() == ["n"] and hidden(s.path) == []
+    assert_same(s["n"][...], data)
+
+
 def test_torn_journal_line_is_redone(tmp_path: Path) -> None:
     """A kill while a journal line is written leaves a torn last line: that chunk is
     redone, and lines appended after it by the resume still count."""

@@ -65,6 +65,28 @@ def test_create_ls_info_rm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert code == 0 and arraystore.open(store).names() == ["trades"]
 
 
+def test_rm_is_like_posix_rm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``rm STORE a b d`` (issue 15): every named array that exists goes, then each
+    missing name gets one error line (exit 1; ``-f`` / ``--missing-ok``: exit 0, silent);
+    a name given twice goes once, without an error; a bad name removes nothing."""
+    store = tmp_path / "s.store"
+    s = arraystore.open(store, mode="a")
+    for n in "abgek":
+        s.create(n, data=np.arange(3.0))
+    code, out, err = run_cli(["rm", str(store), "a", "d", "b", "a", "x"], capsys)
+    assert code == 1 and out.splitlines() == ["removed a", "removed b"], out
+    assert err.splitlines() == [f"error: no array {n!r} in {store}" for n in "dx"], err
+    assert s.names() == ["e", "g", "k"]
+    for flag in ("-f", "--missing-ok"):
+        code, out, err = run_cli(["rm", str(store), flag, "a", "g", "g"], capsys)
+        assert (code, out, err) == (0, "removed g\n", ""), (code, out, err)
+        s.create("g", data=np.arange(3.0))
+    code, out, err = run_cli(["rm", str(store), "e", "../x"], capsys)
+    assert code == 1 and "'../x' must not contain" in err and s.names() == ["e", "g", "k"]
+    with pytest.raises(arraystore.errors.ArrayNotFound):  # the Python API stays strict
+        s.delete("a")
+
+
 def test_create_from_npy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = np.arange(60, dtype=">i4").reshape(20, 3)
     np.save(tmp_path / "src.npy", src)

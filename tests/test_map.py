@@ -566,21 +566,23 @@ def test_interrupted_map_resumes(
 
 @pytest.mark.parametrize(
     ("backend", "how"),
-    # (zarr: a write in place of a chunk is not detected: the folder's identity only)
     [
         ("memmap", "create"),
         ("memmap", "mv"),
         ("memmap", "write"),
         ("zarr", "create"),
         ("zarr", "mv"),
+        ("zarr", "write"),
+        ("zarr", "write-one"),  # one value of one chunk, at once (no clock tick between)
     ],
 )
 def test_resume_refused_when_an_input_changed(
     store: arraystore.Store, monkeypatch: pytest.MonkeyPatch, backend: str, how: str
 ) -> None:
     """An interrupted map whose input was replaced (create --overwrite, mv --overwrite:
-    same name, shape and dtype) or, memmap, written to since: a resume would mix blocks
-    of the old input with blocks of the new one. It is refused as a different job."""
+    same name, shape and dtype) or written to since (memmap: the data file's mtime; zarr,
+    was not detected: its chunk files' names, inodes, sizes and mtimes): a resume would
+    mix blocks of the old input with blocks of the new one. Refused as a different job."""
     x = np.arange(2_000.0)
     store.create("x", data=x, chunks=(100,), backend=backend)
     with monkeypatch.context() as m:
@@ -593,6 +595,10 @@ def test_resume_refused_when_an_input_changed(
     elif how == "mv":
         store.create("y", data=y, chunks=(100,), backend=backend)
         store.rename("y", "x", overwrite=True)
+    elif how == "write-one":
+        y = x.copy()
+        y[1_234] = -1.0
+        store["x"][1_234] = -1.0
     else:
         time.sleep(0.01)  # (a coarse file system clock)
         store["x"][...] = y

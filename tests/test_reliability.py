@@ -303,6 +303,66 @@ def test_lock_that_is_a_directory(small: Path, capsys: pytest.CaptureFixture[str
     assert code == 0, err
 
 
+def _not_a_lock_file(lock: Path, kind: str, outside: Path) -> None:
+    """Put a FIFO, a UNIX socket or a symlink (to a file outside the store, dangling, to
+    a FIFO) where the lock file of an array goes."""
+    if kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "socket":
+        import socket
+
+        here = os.getcwd()
+        os.chdir(lock.parent)  # (a socket's path is limited to ~100 bytes)
+        try:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(lock.name)
+            sock.close()  # the socket file stays, nobody listens
+        finally:
+            os.chdir(here)
+    elif kind == "link-fifo":
+        os.mkfifo(outside.with_suffix(".fifo"))
+        lock.symlink_to(outside.with_suffix(".fifo"))
+    else:
+        lock.symlink_to(outside if kind == "link-file" else outside.with_suffix(".gone"))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "link-file", "link-dangling", "link-fifo"])
+def test_lock_that_is_not_a_regular_file(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """Was: a FIFO as a lock file made writers print ``error: Illegal seek`` and ``verify
+    --repair`` reported it but left it. Every writer refuses with one line that says what
+    to do; ``verify --repair`` removes any non-regular lock entry nobody holds (the entry
+    itself: never what a link points to)."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours")
+    _not_a_lock_file(small / ".a.lock", kind, outside)
+    before = (top(small), tree(small / "a"))  # (reading a FIFO would block)
+    for args in (
+        ["cast", str(small), "a", "--to", "f4"],
+        ["rm", str(small), "a"],
+        ["mv", str(small), "a", "b"],
+        ["create", str(small), "a", "--shape", "3", "--dtype", "f8", "--overwrite"],
+    ):
+        code, _, err = run_cli(args, capsys)
+        line = one_error_line(err)
+        assert code == 1 and "lock file .a.lock is not a regular file" in line, err
+        assert "verify --repair" in line, line
+    with pytest.raises(LockedError, match="is not a regular file"):
+        arraystore.open(small)["a"][0:1] = 5.0
+    assert (top(small), tree(small / "a")) == before
+    code, out, _ = run_cli(["verify", str(small)], capsys)
+    assert code == 0 and "lock .a.lock is not a regular file" in out, out
+    assert os.path.lexists(small / ".a.lock")
+    code, out, _ = run_cli(["verify", str(small), "--repair"], capsys)
+    assert code == 0 and "lock .a.lock is not a regular file" in out and "(removed)" in out
+    assert top(small) == ["a", "zarr.json"]
+    assert outside.read_text() == "not ours"
+    code, _, err = run_cli(["cast", str(small), "a", "--to", "f4", "--quiet"], capsys)
+    assert code == 0, err
+    assert top(small) == ["a", "zarr.json"]
+
+
 def test_verify_repair_removes_stale_lock(small: Path, capsys: pytest.CaptureFixture[str]):
     (small / ".a.lock").write_text(str(dead_pid()))
     code, out, _ = run_cli(["verify", str(small), "--repair"], capsys)

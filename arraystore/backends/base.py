@@ -58,7 +58,7 @@ class Handle(ABC):
         longer the one at ``path`` (a commit replaced it, or it was removed or moved).
         Region writes call it under the array's writer lock, before writing."""
 
-    def identity(self) -> list[int | None] | None:
+    def identity(self) -> list[int | str | None] | None:
         """What tells this array's stored data apart from any other array's (or from the
         same array's after a write that changed it), for a resumable job's journal: a
         resume with another identity would mix two contents. None: not known."""

@@ -149,7 +149,7 @@ class MemmapHandle(Handle):
                     self._fd = fd
         return self._fd
 
-    def identity(self) -> list[int | None] | None:
+    def identity(self) -> list[int | str | None] | None:
         if self.ident is None:
             return None
         # the data file (inode, generation) and when it was last written

@@ -46,7 +46,7 @@ from arraystore.errors import (
     ReadOnlyError,
     UnknownCodec,
 )
-from arraystore.fs import file_identity, read_json
+from arraystore.fs import file_identity, read_json, tree_state
 
 if TYPE_CHECKING:
     from arraystore.backends.zarr_chunks import ChunkIO
@@ -188,10 +188,12 @@ class ZarrHandle(Handle):
         state["_dir_fd"] = None  # file descriptors do not travel to other processes
         return state
 
-    def identity(self) -> list[int | None] | None:
-        # the array folder (inode, generation): a replaced array is told apart; a write
-        # in place (a chunk file replaced in c/...) is not
-        return None if self._home is None else list(self._home[1:])
+    def identity(self) -> list[int | str | None] | None:
+        # the array folder (inode, generation): a replaced array is told apart; and its
+        # chunk files' state (fs.tree_state: stats only, no data read): a write in place
+        if self._home is None or not isinstance(self.path, Path):
+            return None
+        return [*self._home[1:], *tree_state(self.path, frozenset({SIDECAR}))]
 
     def check_current(self) -> None:
         if self._home is None or not isinstance(self.path, Path):

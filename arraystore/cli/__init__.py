@@ -34,6 +34,7 @@ from arraystore.cli.util import (
     memory_option,
     progress_bar,
     quiet_option,
+    remove_arrays,
     source_bytes,
     workers_option,
 )
@@ -230,20 +231,18 @@ def info(store: str, name: str, as_json: bool) -> None:
 @click.argument("store")
 @storage_option
 @click.argument("names", nargs=-1, required=True)
-def rm(store: str, names: tuple[str, ...]) -> None:
-    """Remove arrays NAMES from STORE."""
+@click.option("-f", "--missing-ok", is_flag=True, help="Names not in STORE are no error.")
+def rm(store: str, names: tuple[str, ...], missing_ok: bool) -> None:
+    """Remove arrays NAMES from STORE: like POSIX rm, every named array that exists goes
+    (each atomically), then each missing name is reported (exit status 1)."""
     open_store = store_opener()
 
     s = open_store(store, mode="r+")
-    for n in names:
-        if n not in s:  # an interrupted replacement may have moved it aside: put back
-            s.settle(n)
-    missing = [n for n in names if n not in s and not s.is_folder(n)]
-    if missing:
-        s.open_handle(missing[0])  # raises the right error (bad name / not found)
-    for name in names:
-        s.delete(name)
-        click.echo(f"removed {name}")
+    missing = remove_arrays(s, names, lambda name: click.echo(f"removed {name}"))
+    if missing and not missing_ok:
+        for line in missing:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(1)
 
 
 @main.command()

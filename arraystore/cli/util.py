@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from arraystore.cli.options import scheduler
+from arraystore.errors import ArrayNotFound
 
 
 def _one_line(text: str) -> str:
@@ -150,3 +151,29 @@ def source_bytes(s: Any, name: str, writing: bool) -> int:
     if writing and name not in s:
         s.settle(name)
     return int(s[name].nbytes)
+
+
+def remove_arrays(s: Any, names: tuple[str, ...], removed: Callable[[str], None]) -> list[str]:
+    """``rm``: remove every named array that exists, each atomically (``Store.delete``),
+    calling ``removed(name)`` after each; returns one message per name that is not there.
+    A name given twice goes once. Bad names are refused before anything is removed. So
+    an interrupted ``rm`` run again removes the rest and names those already gone."""
+    from arraystore.core.dtypes import check_array_name  # (numpy: not at --help)
+
+    unique = list(dict.fromkeys(names))
+    for name in unique:
+        check_array_name(name)
+    missing = []
+    for name in unique:
+        if name not in s:  # an interrupted replacement may have moved it aside: put back
+            s.settle(name)
+        if name not in s and not s.is_folder(name):  # (a folder without metadata goes)
+            missing.append(f"no array {name!r} in {s.path}")
+            continue
+        try:
+            s.delete(name)
+        except ArrayNotFound:  # removed meanwhile by another writer
+            missing.append(f"no array {name!r} in {s.path}")
+            continue
+        removed(name)
+    return missing

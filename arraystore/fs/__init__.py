@@ -18,10 +18,11 @@ from arraystore.fs.local import (
     remove_tree,
     rename_noreplace,
     start_writeback,
+    tree_state,
     write_atomic,
     write_json,
 )
-from arraystore.fs.lock import hold, my_identity, refuse_pending_cast, writer_lock
+from arraystore.fs.lock import held_here, hold, my_identity, refuse_pending_cast, writer_lock
 from arraystore.fs.remote import RemotePath, is_remote, location, remote_lock, split_url
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "exchange",
     "file_identity",
     "fsync_dir",
+    "held_here",
     "hold",
     "is_remote",
     "location",
@@ -43,6 +45,7 @@ __all__ = [
     "rename_noreplace",
     "split_url",
     "start_writeback",
+    "tree_state",
     "write_atomic",
     "write_json",
     "writer_lock",

@@ -93,11 +93,18 @@ def parse_identity(text: str) -> tuple[int, str | None] | None:
 
 def recorded(path: Path) -> tuple[int, str | None] | None:
     """The identity written in the lock file at ``path`` (None: none readable)."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read(200).decode("ascii", "replace")
+    try:  # (never through a link, never waiting on a FIFO)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not st.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 200).decode("ascii", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return parse_identity(text)
 
 
@@ -168,20 +175,32 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 # ------------------------------------------------------------------ the lock file
+def _not_regular(path: Path, name: str) -> LockedError:
+    return LockedError(
+        f"array {name!r}: its lock file {path.name} is not a regular file: remove it with "
+        "'arraystore verify --repair'"
+    )
+
+
 def _open_lock(path: Path, name: str) -> int:
+    """Open (or create) the lock file: a regular file, never through a symlink; a FIFO,
+    socket or device in its place is refused (O_NONBLOCK: opening a FIFO never waits)."""
+    flags = os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        return os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, flags, 0o644)
     except IsADirectoryError:
         raise LockedError(
             f"array {name!r}: its lock {path.name} is a directory, not a lock file "
             "(run 'arraystore verify --repair' to remove it)"
         ) from None
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
-            raise LockedError(
-                f"array {name!r}: its lock {path.name} is not a regular file; remove it"
-            ) from None
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.ENODEV, errno.EOPNOTSUPP):
+            raise _not_regular(path, name) from None
         raise
+    if not st.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_regular(path, name)
+    return fd
 
 
 def _acquire(path: Path, name: str) -> int:
@@ -300,6 +319,13 @@ def hold(
             if held.count == 0:
                 del _HELD[key]
                 held.stack.close()
+
+
+def held_here(key: str) -> bool:
+    """This thread holds the lock ``key`` for an operation (see :func:`hold`)."""
+    with _GUARD:
+        held = _HELD.get(key)
+        return held is not None and not held.shared and held.thread == threading.get_ident()
 
 
 def refuse_pending_cast(root: Path, name: str) -> None:

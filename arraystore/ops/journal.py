@@ -4,6 +4,7 @@ redone). Also what ``verify --repair`` and a new cast do with a crashed cast's f
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from arraystore.core.casting import CastReport
 from arraystore.core.meta import SIDECAR
-from arraystore.errors import ArrayExists, ArrayStoreError
+from arraystore.errors import ArrayExists, ArrayStoreError, LockedError
 from arraystore.fs import remove_tree
 
 if TYPE_CHECKING:
@@ -83,9 +84,20 @@ def recover(store: Store, name: str, work: Path) -> bool:
         return False
     header, _ = read_journal(work / CAST_JOURNAL)
     out = header.get("out") or name
-    target = store.path / out
-    if not target.exists() or (out == name and history_len(data) > history_len(target)):
-        store._commit(data, target)
+    with contextlib.ExitStack() as stack:
+        try:  # (the caller holds NAME's lock)
+            stack.enter_context(store.lock_unless_held(out))
+        except LockedError as exc:  # a live writer of OUT: committing now would race it
+            raise LockedError(
+                f"the interrupted cast of {name!r} to {out!r} cannot be committed now: "
+                f"{exc}; retry when that writer is done"
+            ) from None
+        target = store.path / out
+        if out != name:  # OUT replaced by a writer killed in a two-rename commit: put back
+            store._roll_back(out)
+        there = target.exists() or target.is_symlink()
+        if not there or (out == name and history_len(data) > history_len(target)):
+            store._commit(data, target)
     remove_tree(work)
     return True
 

@@ -9,12 +9,14 @@ array that the store lists.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from arraystore.errors import ArrayStoreError
+from arraystore.errors import ArrayStoreError, LockedError
 from arraystore.fs import lock as _lock
 from arraystore.fs import move_tree, remove_tree
 
@@ -166,17 +168,9 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
             msg = f"leftover of an interrupted write of {owner!r}: {entry}"
             if entry.endswith(".cast"):
                 if repair:
-                    from arraystore.ops.journal import recover as _recover
-
-                    if _recover(store, owner, path):  # its data was complete: finish it
-                        report.findings.append(
-                            Finding(
-                                "leftover",
-                                owner,
-                                f"finished the interrupted commit of {entry}",
-                                True,
-                            )
-                        )
+                    finished = _finish_cast(store, owner, path)
+                    if finished is not None:
+                        report.findings.append(finished)
                         continue
                 msg += " (an interrupted cast: 'cast --resume' can finish it)"
             done = False
@@ -216,6 +210,24 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
                 report.findings.append(found)
 
 
+def _finish_cast(store: Store, owner: str, work: Any) -> Finding | None:
+    """Commit the crashed cast in ``work`` if its data was complete (under the locks of
+    ``owner`` and of its ``--out``: see ``journal.recover``); its finding, or None if it
+    was not complete (then it is a leftover to drop)."""
+    from arraystore.ops.journal import recover
+
+    try:
+        with store.lock_unless_held(owner):
+            if not recover(store, owner, work):
+                return None
+    except LockedError as exc:  # a live writer of its --out: not now
+        msg = f"interrupted cast {work.name} left as it is: {exc}"
+        return Finding("leftover", owner, msg, False)
+    except ArrayStoreError:  # a bad journal: nothing to finish (its source is intact)
+        return None
+    return Finding("leftover", owner, f"finished the interrupted commit of {work.name}", True)
+
+
 def _lock_finding(path: Any, owner: str, repair: bool) -> Finding | None:
     """A lock file nobody holds (its flock is free) is stale whatever PID it names: a
     dead writer's, or one a PID reuse or another tool made look alive; a directory or
@@ -232,10 +244,22 @@ def _lock_finding(path: Any, owner: str, repair: bool) -> Finding | None:
     elif kind == "directory":
         msg = f"lock {entry} is a directory (blocks every writer of {owner!r})"
         done = repair and _lock.remove_stale(path)
-    else:
+    else:  # a symlink, FIFO, socket or device: no writer takes it for its lock
         msg = f"lock {entry} is not a regular file (blocks every writer of {owner!r})"
-        done = False
-        if repair and os.path.islink(path):
-            os.unlink(path)  # the link itself, never what it points to
-            done = True
+        done = repair and _remove_not_regular(path)
     return Finding("leftover", owner, msg, done)
+
+
+def _remove_not_regular(path: Any) -> bool:
+    """Unlink the entry at ``path`` (the entry itself: a link, never what it points to)
+    if it is still neither a regular file nor a directory: writers refuse such a lock,
+    so nobody holds it; a regular lock file that took its place meanwhile stays."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return True
