@@ -1,0 +1,103 @@
+"""``arraystore create``: a new array, filled or from a .npy file."""
+
+from __future__ import annotations
+
+import click
+
+from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.util import (
+    _executor,
+    _print_json,
+    create_inputs,
+    json_option,
+    memory_option,
+    progress_bar,
+    quiet_option,
+    workers_option,
+)
+from arraystore.core.dtypes import dtype_to_spec
+from arraystore.engine.memory import format_size
+
+
+@click.command()
+@click.argument("store")
+@storage_option
+@click.argument("name")
+@click.option("--shape", default=None, help="Comma-separated shape, e.g. 1000000,64.")
+@click.option(
+    "--dtype",
+    default=None,
+    help="f8, i4, ... or structured 'id:i8,price:f8,vec:3f4' (default f8, as numpy's).",
+)
+@click.option(
+    "--chunks", default=None, help="Chunk shape, e.g. 65536,64 (default: ~64 MiB row blocks)."
+)
+@click.option("--backend", default=None, help="memmap (default) or zarr (default for URL stores).")
+@click.option(
+    "--codec",
+    default=None,
+    help="zarr codec: none, lz4, zstd[:L], gzip[:L], blosc-lz4, blosc-zstd.",
+)
+@click.option("--fill", default=None, help="zeros (default), ones, range, random.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --fill random.")
+@click.option(
+    "--from", "from_npy", default=None, metavar="FILE.npy", help="Stream data from a .npy file."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing array (atomically).")
+@click.option(
+    "--checksum",
+    is_flag=True,
+    help="Store checksums (zarr: crc32c codec; memmap: crc32c per 1 MiB block).",
+)
+@memory_option
+@workers_option
+@quiet_option
+@json_option
+def create(
+    store: str,
+    name: str,
+    shape: str | None,
+    dtype: str | None,
+    chunks: str | None,
+    backend: str | None,
+    codec: str | None,
+    fill: str | None,
+    seed: int,
+    from_npy: str | None,
+    overwrite: bool,
+    checksum: bool,
+    memory: str | None,
+    workers: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Create array NAME in STORE (the store is created if missing)."""
+    open_store = store_opener()
+    dtype, budget, total = create_inputs(shape, dtype, from_npy, memory)
+    s = open_store(store, mode="a")
+    with progress_bar(
+        total if fill not in (None, "zeros") or from_npy else 0, f"create {name}", quiet
+    ) as adv:
+        arr = s.create(
+            name,
+            shape,
+            dtype,
+            chunks=chunks,
+            backend=backend,
+            codec=codec,
+            fill=fill,
+            seed=seed,
+            from_npy=from_npy,
+            overwrite=overwrite,
+            memory=budget,
+            executor=_executor(workers),
+            checksum=checksum,
+            progress=adv,
+        )
+    if as_json:
+        _print_json(arr.info())
+    else:
+        click.echo(
+            f"created {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)} "
+            f"({format_size(arr.nbytes)}), backend {arr.backend}, chunks {arr.chunks}"
+        )

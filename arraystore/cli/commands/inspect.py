@@ -1,0 +1,72 @@
+"""``arraystore ls`` and ``info``: metadata only, never array data."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.output import (
+    _checksum_label,
+    ls_rows,
+    print_ls,
+    warn_broken,
+)
+from arraystore.cli.util import (
+    _print_json,
+    json_option,
+)
+from arraystore.engine.memory import format_size
+
+
+@click.command(name="ls")
+@click.argument("store")
+@storage_option
+@json_option
+def ls_cmd(store: str, as_json: bool) -> None:
+    """List the arrays of STORE (reads metadata only); a broken array is flagged."""
+    open_store = store_opener()
+    rows = ls_rows(open_store(store, mode="r"))
+    if as_json:
+        _print_json(rows)
+    else:
+        print_ls(rows, store)
+    warn_broken(rows)
+
+
+@click.command()
+@click.argument("store")
+@storage_option
+@click.argument("name")
+@json_option
+def info(store: str, name: str, as_json: bool) -> None:
+    """Shape, dtype and fields, chunks, codec, logical vs stored bytes of array NAME."""
+    open_store = store_opener()
+
+    doc = open_store(store, mode="r").info(name)
+    if as_json:
+        _print_json(doc)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_header=False, box=None, title=f"{store} / {name}", title_justify="left")
+    t.add_row("backend", doc["backend"])
+    t.add_row("shape", str(tuple(doc["shape"])))
+    t.add_row("dtype", doc["dtype"])
+    t.add_row("chunks", str(tuple(doc["chunks"])))
+    t.add_row("codec", doc["codec"])
+    t.add_row("checksum", _checksum_label(doc))
+    t.add_row("logical size", format_size(doc["nbytes"]))
+    t.add_row("on disk", format_size(doc["stored_bytes"]))
+    if doc["ratio"]:
+        t.add_row("ratio", f"{doc['ratio']:.2f}×")
+    for f in doc["fields"]:
+        sub = f"  {tuple(f['subshape'])}" if f["subshape"] else ""
+        t.add_row(f"field {f['name']}", f"{f['dtype']}{sub}")
+    for k, v in doc["attrs"].items():
+        t.add_row(f"attr {k}", json.dumps(v))
+    for h in doc["history"]:
+        t.add_row("history", json.dumps(h)[:200])
+    Console().print(t)

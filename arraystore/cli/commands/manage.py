@@ -1,0 +1,76 @@
+"""``arraystore rm``, ``mv`` and ``verify``: removing, renaming and checking arrays."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.util import (
+    _print_json,
+    json_option,
+    remove_arrays,
+)
+
+
+@click.command()
+@click.argument("store")
+@storage_option
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--missing-ok", is_flag=True, help="Names not in STORE are no error.")
+def rm(store: str, names: tuple[str, ...], missing_ok: bool) -> None:
+    """Remove arrays NAMES from STORE: like POSIX rm, every named array that exists goes
+    (each atomically), then each missing name is reported (exit status 1)."""
+    open_store = store_opener()
+
+    s = open_store(store, mode="r+")
+    missing = remove_arrays(s, names, lambda name: click.echo(f"removed {name}"))
+    if missing and not missing_ok:
+        for line in missing:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("store")
+@storage_option
+@click.argument("old")
+@click.argument("new")
+@click.option("--overwrite", is_flag=True)
+def mv(store: str, old: str, new: str, overwrite: bool) -> None:
+    """Rename array OLD to NEW."""
+    open_store = store_opener()
+
+    open_store(store, mode="r+").rename(old, new, overwrite=overwrite)
+    click.echo(f"renamed {old} -> {new}")
+
+
+@click.command()
+@click.argument("store")
+@storage_option
+@click.argument("name", required=False)
+@click.option("--repair", is_flag=True, help="Remove leftovers of interrupted writes only.")
+@json_option
+def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
+    """Check metadata, file sizes, that every chunk decodes, and checksums; exit 1 if corrupt."""
+    open_store = store_opener()
+    from arraystore.ops.verify import verify as run_verify
+
+    s = open_store(store, mode="r+" if repair else "r")
+    report = run_verify(s, name, repair=repair)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        for f in report.findings:
+            tag = {"corrupt": "CORRUPT", "leftover": "leftover", "warning": "warning"}.get(
+                f.kind, "note"
+            )
+            fixed = " (removed)" if f.repaired else ""
+            click.echo(f"{tag}: {f.name}: {f.message}{fixed}")
+        click.echo(
+            f"checked {len(report.checked)} array(s): "
+            + ("corruption found" if report.corrupt else "ok")
+        )
+    if report.corrupt:
+        sys.exit(1)
