@@ -26,6 +26,7 @@ lint: venv
 	$(BIN)/mypy arraystore
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python tools/check_sizes.py
+	$(BIN)/python tools/check_local_imports.py
 
 clean:
 	rm -rf $(VENV) demo.store demo.store.stats.json

@@ -40,21 +40,19 @@ from arraystore.errors import (
     UnknownCodec,
     UnknownExecutorError,
 )
+from arraystore.ops.interop import from_dask as _from_dask
+from arraystore.ops.map.blocks import map_blocks as _map_blocks
 from arraystore.store import Store, open
 
 
 def map_blocks(fn: Any, *arrays: Any, **kwargs: Any) -> Array:
     """Apply ``fn`` to aligned numpy blocks of ``arrays`` into a new array (``out=NAME``);
     see :func:`arraystore.ops.map.blocks.map_blocks`."""
-    from arraystore.ops.map.blocks import map_blocks as _map_blocks
-
     return _map_blocks(fn, *arrays, **kwargs)
 
 
 def from_dask(darr: Any, store: Store, name: str, **kwargs: Any) -> Array:
     """Store a dask array chunk by chunk as array ``name``."""
-    from arraystore.ops.interop import from_dask as _from_dask
-
     return _from_dask(darr, store, name, **kwargs)
 
 

@@ -18,6 +18,9 @@ from arraystore.core.chunks import Region, check_region, normalize_index, region
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
 from arraystore.core.meta import ArrayMeta
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
+from arraystore.ops.interop import batches, export_file, to_dask, to_xarray
+from arraystore.ops.map.blocks import map_array
+from arraystore.ops.reduce.stats import STATS, hist, quantile, reduce
 
 if TYPE_CHECKING:
     from arraystore.store import Store
@@ -198,32 +201,22 @@ class Array:
     def map(self, fn: Any, *others: Any, **kwargs: Any) -> Array:
         """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
         chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.map.blocks`)."""
-        from arraystore.ops.map.blocks import map_array
-
         return map_array(self, fn, *others, **kwargs)
 
     def to_dask(self, fields: Any = None) -> Any:
         """A dask array over the storage chunks (a dict per field for records)."""
-        from arraystore.ops.interop import to_dask
-
         return to_dask(self, fields)
 
     def to_xarray(self, fields: Any = None) -> Any:
-        from arraystore.ops.interop import to_xarray
-
         return to_xarray(self, fields)
 
     def export(self, path: Any, **kwargs: Any) -> Any:
         """Write this array to a ``.npy``, CSV, Parquet or Arrow IPC file, chunk by chunk
         (see :func:`arraystore.ops.interop.export_file`); returns the path written."""
-        from arraystore.ops.interop import export_file
-
         return export_file(self, path, **kwargs)
 
     def batches(self, batch_size: int, **kwargs: Any) -> Any:
         """numpy (or torch with ``to_torch=True``) batches, read chunk-wise with read-ahead."""
-        from arraystore.ops.interop import batches
-
         return batches(self, batch_size, **kwargs)
 
     # ------------------------------------------------------------ reductions
@@ -243,8 +236,6 @@ class Array:
         ``skipna=True`` by default here (a data summary); the single reductions below
         follow numpy (``skipna=False``).
         """
-        from arraystore.ops.reduce.stats import STATS, reduce
-
         return reduce(
             self,
             ops or STATS,
@@ -258,8 +249,6 @@ class Array:
         )
 
     def _one(self, op: str, axis: Any, fields: Any, skipna: bool, ddof: int = 0, **kw: Any) -> Any:
-        from arraystore.ops.reduce.stats import reduce
-
         res = reduce(self, (op,), axis=axis, fields=fields, skipna=skipna, ddof=ddof, **kw)
         values = {name: d[op] for name, d in res.fields.items()}
         if self.meta.fields and self.field is None and not isinstance(fields, str):
@@ -307,8 +296,6 @@ class Array:
         self, q: Any, fields: Any = None, skipna: bool = False, axis: Any = None, memory: Any = None
     ) -> Any:
         """Exact quantiles, equal to ``np.quantile(data, q, method="linear")``."""
-        from arraystore.ops.reduce.stats import quantile
-
         res = quantile(self, q, fields=fields, skipna=skipna, memory=memory, axis=axis)
         if self.meta.fields and self.field is None and not isinstance(fields, str):
             return res
@@ -321,8 +308,6 @@ class Array:
         self, bins: Any = 10, range: Any = None, fields: Any = None, memory: Any = None
     ) -> Any:
         """``(counts, edges)`` like ``np.histogram`` (NaN skipped)."""
-        from arraystore.ops.reduce.stats import hist
-
         res = hist(self, bins=bins, range=range, fields=fields, memory=memory)
         if self.meta.fields and self.field is None and not isinstance(fields, str):
             return res

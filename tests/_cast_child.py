@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import arraystore
 import arraystore.storage.layout as _layout_mod
-import arraystore.store as _store_mod
+import arraystore.storage.transaction as _tx_mod
 from arraystore.errors import ArrayStoreError
 from arraystore.ops import cast as _cast_mod
 
@@ -58,17 +58,17 @@ def _install_kill(phase: str) -> None:
             assert path.parent.is_dir()
             _die()
 
-        _patch(_cast_mod, "_write_header", die_instead_of_header)
+        _patch(_tx_mod, "write_header", die_instead_of_header)
     elif phase == "header":
-        orig = _cast_mod._write_header
+        orig = _tx_mod.write_header
 
         def header_then_die2(path: Path, header: dict[str, Any]) -> None:
             orig(path, header)
             _die()
 
-        _patch(_cast_mod, "_write_header", header_then_die2)
+        _patch(_tx_mod, "write_header", header_then_die2)
     elif phase == "create":
-        real_get_backend = _cast_mod.get_backend
+        real_get_backend = _tx_mod.get_backend
 
         class DieOnCreate:
             def __init__(self, backend: Any) -> None:
@@ -81,7 +81,7 @@ def _install_kill(phase: str) -> None:
             def __getattr__(self, attr: str) -> Any:
                 return getattr(self._backend, attr)
 
-        _patch(_cast_mod, "get_backend", lambda name: DieOnCreate(real_get_backend(name)))
+        _patch(_tx_mod, "get_backend", lambda name: DieOnCreate(real_get_backend(name)))
     elif phase.startswith("chunks:"):
         n = int(phase.split(":", 1)[1])
         orig_task = _cast_mod._cast_task
@@ -98,7 +98,7 @@ def _install_kill(phase: str) -> None:
 
         _patch(_cast_mod, "_cast_task", task_then_maybe_die)
     elif phase in ("swap", "remove-old", "committed"):
-        orig_commit = _store_mod.Store._commit
+        orig_commit = _layout_mod.Layout.commit
 
         def commit(self: Any, tmp: Path, path: Path) -> None:
             if phase == "committed":
@@ -120,15 +120,15 @@ def _install_kill(phase: str) -> None:
                     _die()
                 real_replace(src, dst)
 
-            _patch(_store_mod.os, "replace", replace)
+            _patch(_layout_mod.os, "replace", replace)
             # with an atomic exchange (renameat2) the swap is one call: die right before it
             _patch(_layout_mod, "exchange", lambda a, b: _die())
             try:
                 orig_commit(self, tmp, path)
             finally:
-                _patch(_store_mod.os, "replace", real_replace)
+                _patch(_layout_mod.os, "replace", real_replace)
 
-        _patch(_store_mod.Store, "_commit", commit)
+        _patch(_layout_mod.Layout, "commit", commit)
     else:
         raise SystemExit(f"unknown --kill-at {phase!r}")
 

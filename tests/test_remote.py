@@ -589,7 +589,7 @@ def test_memory_cast_crash_in_commit_is_finished_by_repair(
         _remote.remove_tree(path)  # the old array is gone, the new one not moved in yet
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(s, "_commit", crash)
+    monkeypatch.setattr(s.layout, "commit", crash)
     with pytest.raises(KeyboardInterrupt):
         cast(s, "x", "f4", casting="unsafe")
     s = arraystore.open(mem_url, mode="r+")

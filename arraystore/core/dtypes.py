@@ -74,26 +74,15 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
-#: Every file name the store layout derives from an array name NAME, with the widest PID
-#: (Linux's ``PID_MAX_LIMIT`` is 2**22: 7 digits) and the 8 hex digits of a random tag:
-#: NAME itself must leave room for the longest of them in a 255-byte file name.
-DERIVED_NAMES = (
-    "{}",  # the array folder
-    ".{}.lock",  # its writer lock (fs/lock.py, fs/remote.py)
-    ".{}.tmp-4194304-ffffffff",  # a new array being built (Store._temp_path)
-    ".{}.tmp-4194304-ffffffff.spool.arrow",  # the typed spool of a CSV import
-    ".{}.old-ffffffff",  # the replaced array of a two-rename commit / an overwriting mv
-    ".{}.rm-ffffffff",  # an array being removed
-    ".{}.cast",  # a resumable cast's work folder (ops/cast.py)
-    ".{}.cast.tmp-4194304-ffffffff",  # ... while its journal is being set up
-)
-#: the longest array name every command can use (create, cast, mv, rm, map, import)
-MAX_ARRAY_NAME = 255 - max(len(t.format("")) for t in DERIVED_NAMES)
+#: the longest array name every command can use (create, cast, mv, rm, map, import): the
+#: store derives longer hidden names from it (``storage.layout.DERIVED_NAMES``, which
+#: checks this bound) and a file name has at most 255 bytes
+MAX_ARRAY_NAME = 221
 
 
 def check_array_name(name: str) -> str:
     """:func:`check_name` for an array: also short enough for every name derived from it
-    (``DERIVED_NAMES``), so that a name accepted here works for every command."""
+    (``storage.layout.DERIVED_NAMES``), so that a name accepted here works for every command."""
     check_name(name, "array name")
     if len(name.encode()) > MAX_ARRAY_NAME:
         raise_name(

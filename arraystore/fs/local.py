@@ -78,7 +78,7 @@ def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
     if not isinstance(path, Path):
         path.write_bytes(data)  # RemotePath
         return
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)

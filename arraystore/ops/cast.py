@@ -15,9 +15,7 @@ partial array, skips the chunks already written and merges their audits.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from arraystore._native import buffers as _buffers
-from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
 from arraystore.core.casting import (
     CastReport,
@@ -44,21 +41,19 @@ from arraystore.core.dtypes import (
     fields_of,
     scalar_str,
 )
-from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
 from arraystore.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
-from arraystore.fs import move_tree, remove_tree, write_json
-from arraystore.ops.journal import CAST_JOURNAL as JOURNAL
-from arraystore.ops.journal import check_resume_out
-from arraystore.ops.journal import merge_done as _merge_done
-from arraystore.ops.journal import read_journal as _read_journal
-from arraystore.ops.journal import recover as _recover
-from arraystore.ops.journal import write_header as _write_header
+from arraystore.fs import remove_tree
 from arraystore.ops.reduce.stats import _budget, _sub_regions
-from arraystore.storage.killpoints import kill_point
+from arraystore.storage.journal import CAST_JOURNAL as JOURNAL
+from arraystore.storage.journal import check_resume_out, mark_done
+from arraystore.storage.journal import read_journal as _read_journal
+from arraystore.storage.journal import recover as _recover
+from arraystore.storage.transaction import NewArray
 
 if TYPE_CHECKING:
-    from arraystore.store import Store
+    from arraystore.storage import StoreRoot
 
 #: per-task memory beyond the source and output blocks (audit scalars, numba scratch)
 TASK_OVERHEAD = 2**20
@@ -214,13 +209,17 @@ def _cast_task(
             if dst is not None:
                 dst.write(region, out, f.name)
     if journal is not None and all(r.ok for r in reports.values()):
-        line = json.dumps(
-            {"chunk": index, "reports": {str(k): r.to_dict() for k, r in reports.items()}}
-        )
-        with open(journal, "a") as fh:  # one short append per chunk, after its data is written
-            fh.write(line + "\n")
-        kill_point("chunk")
+        mark_done(journal, index, {str(k): r.to_dict() for k, r in reports.items()})
     return reports
+
+
+def _merge_done(done: dict[int, dict[str, Any]]) -> dict[str | None, CastReport] | None:
+    """The audits of the journaled chunks of an interrupted cast, merged."""
+    acc: dict[str | None, CastReport] | None = None
+    for i in sorted(done):
+        reps = {(None if k == "None" else k): CastReport.from_dict(v) for k, v in done[i].items()}
+        acc = reps if acc is None else {k: acc[k].merge(reps[k]) for k in acc}
+    return acc
 
 
 def _out_dtype(src: np.dtype, spec: _CastSpec) -> np.dtype:
@@ -245,11 +244,11 @@ def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
     return auto_chunks(meta.shape, meta.dtype.itemsize, target)
 
 
-def _work_dir(store: Store, name: str) -> Path:
-    return store.path / f".{name}.cast"
+def _work_dir(store: StoreRoot, name: str) -> Path:
+    return store.layout.cast_work(name)
 
 
-def cast(store: Store, name: str, to: Any, **kwargs: Any) -> CastResult:
+def cast(store: StoreRoot, name: str, to: Any, **kwargs: Any) -> CastResult:
     """Cast array ``name`` chunk by chunk, holding its writer lock (see the module doc).
 
     Keyword arguments: ``out``, ``casting`` (value, clip, safe, same_kind, unsafe), ``rtol``,
@@ -272,7 +271,7 @@ def cast(store: Store, name: str, to: Any, **kwargs: Any) -> CastResult:
 
 
 def _cast(
-    store: Store,
+    store: StoreRoot,
     name: str,
     to: Any,
     *,
@@ -295,9 +294,9 @@ def _cast(
     """Cast array ``name`` chunk by chunk (see the module docstring)."""
     check_cast_args(casting, errors, rtol, out)
     if not dry_run:
-        store._check_writable()
+        store.check_writable()
         for n in {name, out or name}:  # we hold their locks: undo interrupted replacements
-            store._roll_back(n)
+            store.roll_back(n)
     if out is not None and out != name and out in store:
         raise ArrayExists(f"array {out!r} already exists in {store.path}; choose another --out")
     budget = _budget(memory)
@@ -305,7 +304,7 @@ def _cast(
     work = _work_dir(store, name)
     journal_path = work / JOURNAL
     if not dry_run:  # we hold the writer lock: half-built work dirs are from dead writers
-        for stale in store.path.glob(f".{name}.cast.tmp-*"):
+        for stale in store.layout.builds(f"{name}.cast"):  # half-built work folders
             remove_tree(stale)
     if not dry_run and work.exists() and _recover(store, name, work) and resume:
         raise InvalidArgument(
@@ -401,14 +400,12 @@ def _cast(
             out_meta.nbytes,
             dry_run=dry_run,
         )
-        dst: Handle | None = None
+        new: NewArray | None = None
         done_reports: dict[str | None, CastReport] | None = None
         skip: set[int] = set()
         if not dry_run:
             if resume:
-                dst = get_backend(meta.backend).open(
-                    work / "data", _sidecar_for_open(out_meta), "r+"
-                )
+                new = NewArray.resume(store.layout, out or name, out_meta, work, JOURNAL)
                 skip = set(done)
                 done_reports = _merge_done(done)
                 result.resumed_chunks = len(skip)
@@ -431,19 +428,16 @@ def _cast(
                     targets={str(k): dtype_to_spec(v) for k, v in targets.items()},
                     checksum=out_meta.checksum,
                 )
-                _new_work(store, name, work, header, out_meta)
-                try:
-                    dst = get_backend(meta.backend).open(
-                        work / "data", _sidecar_for_open(out_meta), "r+"
-                    )
-                except Exception:
-                    remove_tree(work)
-                    raise
+                new = NewArray.begin(
+                    store.layout, out or name, out_meta, journal=JOURNAL, header=header, work=work
+                )
+        dst = new.handle if new is not None else None
+        journal = new.chunk_journal if new is not None else None
         tasks = tuple(
             Task(
                 i,
                 _cast_task,
-                (src, dst, r, spec, None if dry_run or store.remote else journal_path, i),
+                (src, dst, r, spec, journal, i),
                 3 * per_region + TASK_OVERHEAD,
             )
             for i, r in enumerate(regions)
@@ -463,12 +457,10 @@ def _cast(
                 else done_reports
             )
         except BaseException as exc:
-            if dst is not None:
-                dst.close()
-            if isinstance(exc, Exception) and not dry_run:
+            if new is not None:
                 # a clean error (a policy violation, a full disk, ...) leaves nothing
                 # behind; an interruption (Ctrl-C; a kill never gets here) stays resumable
-                remove_tree(work)
+                new.abort() if isinstance(exc, Exception) else new.close()
             raise
     _buffers.release()
     if merged:
@@ -476,68 +468,21 @@ def _cast(
             result.reports[str(k if k is not None else name)] = rep
     result.seconds = time.perf_counter() - t0
     bad = [r.error_message(k) for k, r in result.reports.items() if not r.ok]
-    if bad and not dry_run:
-        if dst is not None:
-            dst.close()
-        remove_tree(work)
+    if bad and new is not None:
+        new.abort()
         raise CastError("; ".join(bad) + " — nothing was written")
-    if dry_run:
+    if new is None:
         return result
-    assert dst is not None
-    try:
-        _finish(store, name, out, work, dst, meta, out_meta, result, casting, rtol)
-    except Exception:
-        remove_tree(work)  # e.g. no space for the metadata: the source is unchanged
-        raise
-    kill_point("committed")
-    remove_tree(work)
+    # the audit goes into the new array's history; a cast whose metadata was written
+    # is committed by ``recover`` after a crash: its journal is not sealed
+    new.commit(_final_meta(meta, out_meta, result, casting, rtol), seal_journal=False)
     return result
 
 
-def _new_work(
-    store: Store, name: str, work: Path, header: dict[str, Any], out_meta: ArrayMeta
-) -> None:
-    """Build the work folder (the journal's header, the empty new array) under a temp
-    name, then rename it to ``work``: it appears complete or not at all. A failure
-    (e.g. a full disk) removes what was built."""
-    building = store.path / f".{name}.cast.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-    building.mkdir()
-    try:
-        kill_point("mkdir")
-        _write_header(building / JOURNAL, header)
-        kill_point("header")
-        (building / "data").mkdir()
-        get_backend(out_meta.backend).create(building / "data", out_meta).close()
-        if out_meta.backend == "memmap":
-            from arraystore.store import _group_doc
-
-            write_json(
-                building / "data" / "zarr.json",
-                _group_doc({"arraystore_backend": "memmap"}),
-            )
-        move_tree(building, work)  # the work dir appears complete or not at all
-    except BaseException:
-        remove_tree(building)
-        raise
-
-
-def _finish(
-    store: Store,
-    name: str,
-    out: str | None,
-    work: Path,
-    dst: Handle,
-    meta: ArrayMeta,
-    out_meta: ArrayMeta,
-    result: CastResult,
-    casting: str,
-    rtol: float,
-) -> None:
-    """Flush the new array, write its metadata (the audit in its history) and commit it."""
-    flush = getattr(dst, "flush", None)
-    if flush is not None:
-        flush()
-    dst.close()
+def _final_meta(
+    meta: ArrayMeta, out_meta: ArrayMeta, result: CastResult, casting: str, rtol: float
+) -> ArrayMeta:
+    """The cast array's metadata: the audit appended to the source's history."""
     history = {
         "op": "cast",
         "from": dtype_to_spec(meta.dtype),
@@ -552,10 +497,7 @@ def _finish(
         "bytes_before": meta.nbytes,
         "bytes_after": out_meta.nbytes,
     }
-    final_meta = out_meta.evolve(history=(*meta.history, history))
-    write_json(work / "data" / SIDECAR, final_meta.to_sidecar())
-    kill_point("sidecar")
-    store._commit(work / "data", store.path / (out or name))
+    return out_meta.evolve(history=(*meta.history, history))
 
 
 def _noop() -> None:
@@ -570,8 +512,3 @@ def _validate(src_fields: dict[str | None, np.dtype], spec: _CastSpec) -> None:
 
 def _key(k: str, name: str) -> str | None:
     return None if k == name else k
-
-
-def _sidecar_for_open(meta: ArrayMeta) -> dict[str, Any]:
-    doc = meta.to_sidecar()
-    return doc

@@ -9,20 +9,26 @@ grid, not on thread timing).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import (
+    DEFAULT_CHUNK_BYTES,
     Region,
     chunk_region,
     grid_shape,
     iter_chunk_indices,
+    normalize_chunks,
+    normalize_shape,
     region_shape,
 )
-from arraystore.core.dtypes import fields_of, is_bfloat16
+from arraystore.core.create_args import as_data
+from arraystore.core.dtypes import fields_of, is_bfloat16, parse_dtype
+from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
 from arraystore.errors import InvalidArgument, ShapeMismatch
 from arraystore.storage.killpoints import kill_point
@@ -153,3 +159,70 @@ def fill_array(
     budget = memory if memory is not None else default_budget()
     with get_executor(executor) as ex:
         run(Plan(tasks, name="create"), ex, budget, progress=progress)
+
+
+def new_meta(
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    chunks: Any = None,
+    backend: str = "memmap",
+    codec: str | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    checksum: bool = False,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> ArrayMeta:
+    """The metadata of a new array (backend name and codec checked, chunks normalized)."""
+    get_backend(backend)  # validate the name
+    if backend == "memmap" and codec not in (None, "none"):
+        raise InvalidArgument("the memmap backend stores raw bytes: --codec needs --backend zarr")
+    return ArrayMeta(
+        shape=shape,
+        dtype=dtype,
+        chunks=normalize_chunks(chunks, shape, dtype.itemsize, chunk_bytes),
+        backend=backend,
+        codec=codec or "none",
+        attrs=dict(attrs or {}),
+        checksum=checksum,
+    )
+
+
+def create_inputs(
+    shape: Any, dtype: Any, data: Any, source: Handle | None
+) -> tuple[tuple[int, ...], np.dtype, np.ndarray | None]:
+    """``Store.create``'s shape, dtype and data: given, or taken from ``data`` / the
+    ``source`` (.npy) handle, which must agree with what is given. ``data`` of another
+    dtype is converted when numpy's ``same_kind`` rule allows it (else ShapeMismatch)."""
+    if source is not None:
+        src_shape, src_dtype = source.meta.shape, parse_dtype(source.meta.dtype)
+        if shape is not None and normalize_shape(shape) != src_shape:
+            raise ShapeMismatch(f"--from file has shape {src_shape}, not {normalize_shape(shape)}")
+        if dtype is not None and parse_dtype(dtype) != src_dtype:
+            raise ShapeMismatch(f"--from file has dtype {src_dtype}, not {parse_dtype(dtype)}")
+        shape, dtype = src_shape, src_dtype
+    elif data is not None:
+        data = as_data(data)
+        if dtype is None:
+            dtype = data.dtype
+        if shape is None:
+            shape = data.shape
+        elif normalize_shape(shape) != data.shape:
+            raise ShapeMismatch(f"data has shape {data.shape}, not {normalize_shape(shape)}")
+    if shape is None or dtype is None:
+        raise InvalidArgument("shape and dtype are required (or pass data / from_npy)")
+    shape = normalize_shape(shape)
+    dt = parse_dtype(dtype)
+    if math.prod(shape) * dt.itemsize >= 2**62:
+        raise InvalidArgument(f"shape {shape} of {dt} is too large ({math.prod(shape)} items)")
+    if data is not None and data.dtype != dt:
+        if (
+            dt.names is not None
+            or data.dtype.names is not None
+            or not np.can_cast(data.dtype, dt, casting="same_kind")
+        ):
+            raise ShapeMismatch(
+                f"data of dtype {data.dtype} cannot be stored as {dt} without losing "
+                "values; cast it first (or use arraystore cast after creating)"
+            )
+        data = data.astype(dt)
+    return shape, dt, data

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,14 +18,10 @@ from typing import TYPE_CHECKING, Any
 from arraystore.errors import ArrayStoreError, LockedError
 from arraystore.fs import lock as _lock
 from arraystore.fs import move_tree, remove_tree
+from arraystore.storage.layout import LEFTOVER, LOCK, SPOOL
 
 if TYPE_CHECKING:
-    from arraystore.store import Store
-
-LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp-\d+-[0-9a-f]+|old-[0-9a-f]+|rm-[0-9a-f]+|cast)$")
-#: the typed spool file of an interrupted CSV import (ops/io/csv.py)
-SPOOL = re.compile(r"^\.(?P<name>.+)\.tmp-\d+-[0-9a-f]+\.spool\.arrow$")
-LOCK = re.compile(r"^\.(?P<name>.+)\.lock$")
+    from arraystore.storage import StoreRoot
 
 
 @dataclass
@@ -71,7 +66,7 @@ UNCHECKED = (
 )
 
 
-def verify_array(store: Store, name: str, report: VerifyReport) -> None:
+def verify_array(store: StoreRoot, name: str, report: VerifyReport) -> None:
     try:
         handle = store.open_handle(name, "r")
         report.checked.append(name)
@@ -105,10 +100,10 @@ def _check_memmap_crcs(handle: Any, name: str, report: VerifyReport) -> None:
         report.findings.append(Finding("corrupt", name, m.describe(handle.row_bytes)))
 
 
-def verify(store: Store, name: str | None = None, repair: bool = False) -> VerifyReport:
+def verify(store: StoreRoot, name: str | None = None, repair: bool = False) -> VerifyReport:
     report = VerifyReport()
     if repair:
-        store._check_writable()
+        store.check_writable()
     if name is not None and name not in store:
         store.open_handle(name)  # raises InvalidName / ArrayNotFound / MetadataError
     names = [name] if name is not None else store.names()
@@ -120,13 +115,13 @@ def verify(store: Store, name: str | None = None, repair: bool = False) -> Verif
     return report
 
 
-def _entries(store: Store) -> list[str]:
+def _entries(store: StoreRoot) -> list[str]:
     if store.remote:
         return sorted({p.name for p in store.path.iterdir()})
     return sorted(os.listdir(store.path))
 
 
-def _busy(store: Store, owner: str) -> bool:
+def _busy(store: StoreRoot, owner: str) -> bool:
     lock = store.path / f".{owner}.lock"
     if store.remote:  # a lock object: its holder may be on another machine
         return lock.exists()
@@ -137,7 +132,7 @@ def _busy(store: Store, owner: str) -> bool:
 _ARRAY_MARKS = ("zarr.json", "data.npy", "c")
 
 
-def _strangers(store: Store, report: VerifyReport, names: set[str]) -> None:
+def _strangers(store: StoreRoot, report: VerifyReport, names: set[str]) -> None:
     """Visible entries that are not arrays: a folder that holds array files but no
     arraystore.json is a damaged array (corrupt); anything else is reported (a warning):
     arraystore ignores it, 'arraystore rm STORE NAME' removes such a folder."""
@@ -157,7 +152,7 @@ def _strangers(store: Store, report: VerifyReport, names: set[str]) -> None:
         report.findings.append(Finding("warning", entry, what))
 
 
-def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
+def _leftovers(store: StoreRoot, report: VerifyReport, repair: bool) -> None:
     for entry in _entries(store):
         path = store.path / entry
         m = LEFTOVER.match(entry)
@@ -210,11 +205,11 @@ def _leftovers(store: Store, report: VerifyReport, repair: bool) -> None:
                 report.findings.append(found)
 
 
-def _finish_cast(store: Store, owner: str, work: Any) -> Finding | None:
+def _finish_cast(store: StoreRoot, owner: str, work: Any) -> Finding | None:
     """Commit the crashed cast in ``work`` if its data was complete (under the locks of
     ``owner`` and of its ``--out``: see ``journal.recover``); its finding, or None if it
     was not complete (then it is a leftover to drop)."""
-    from arraystore.ops.journal import recover
+    from arraystore.storage.journal import recover
 
     try:
         with store.lock_unless_held(owner):

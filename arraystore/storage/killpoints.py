@@ -10,11 +10,11 @@ killer would. The variable is read once at import; without it ``kill_point`` is 
 ``spool``       (CSV import) the typed spool file is complete, the array not created yet
 ``chunk``       after a chunk / block of the new array was written (and journaled)
 ``sidecar``     the new array is complete with its metadata, not yet renamed into place
-``swap``        in ``Store._commit``: right before the atomic exchange with the old array
+``swap``        in ``Layout.commit``: right before the atomic exchange with the old array
                 (without renameat2: between moving the old array away and the new one in);
                 in ``mv --overwrite``: the old destination moved to ``.NEW.old-*``, the
                 source not yet renamed
-``remove-old``  in ``Store._commit`` / ``mv --overwrite``: the new array is in place, the
+``remove-old``  in ``Layout.commit`` / ``mv --overwrite``: the new array is in place, the
                 old one (hidden) not deleted; in ``rm``: the array renamed to
                 ``.NAME.rm-*``, not yet deleted
 ``remove-part`` deleting a hidden folder (``storage.layout.remove_hidden``): its

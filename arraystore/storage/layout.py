@@ -15,14 +15,40 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import tempfile
 import uuid
 from pathlib import Path
 
+from arraystore.core.dtypes import MAX_ARRAY_NAME
 from arraystore.core.meta import SIDECAR
 from arraystore.fs import can_exchange, exchange, fsync_dir, remove_tree, rename_noreplace
 from arraystore.storage.killpoints import kill_point
 
-__all__ = ["Layout", "remove_hidden"]
+__all__ = ["DERIVED_NAMES", "LEFTOVER", "LOCK", "SPOOL", "Layout", "remove_hidden"]
+
+#: Every file name the store layout derives from an array name NAME, with the widest PID
+#: (Linux's ``PID_MAX_LIMIT`` is 2**22: 7 digits) and the 8 hex digits of a random tag:
+#: NAME itself must leave room for the longest of them in a 255-byte file name.
+DERIVED_NAMES = (
+    "{}",  # the array folder
+    ".{}.lock",  # its writer lock (fs/lock.py, fs/remote.py)
+    ".{}.tmp-4194304-ffffffff",  # a new array being built (Layout.temp_path)
+    ".{}.tmp-4194304-ffffffff.spool.arrow",  # the typed spool of a CSV import
+    ".{}.old-ffffffff",  # the replaced array of a two-rename commit / an overwriting mv
+    ".{}.rm-ffffffff",  # an array being removed
+    ".{}.cast",  # a resumable cast's work folder
+    ".{}.cast.tmp-4194304-ffffffff",  # ... while its journal is being set up
+)
+if 255 - max(len(t.format("")) for t in DERIVED_NAMES) != MAX_ARRAY_NAME:
+    raise AssertionError("core.dtypes.MAX_ARRAY_NAME does not fit the store layout")
+
+#: hidden entries interrupted writes leave (what ``verify --repair`` removes or finishes)
+LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp-\d+-[0-9a-f]+|old-[0-9a-f]+|rm-[0-9a-f]+|cast)$")
+#: the typed spool file of an interrupted CSV import (ops/io/csv.py)
+SPOOL = re.compile(r"^\.(?P<name>.+)\.tmp-\d+-[0-9a-f]+\.spool\.arrow$")
+#: an array's writer lock file
+LOCK = re.compile(r"^\.(?P<name>.+)\.lock$")
 
 
 class Layout:
@@ -34,6 +60,36 @@ class Layout:
 
     def temp_path(self, name: str) -> Path:
         return self.path / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def builds(self, name: str) -> list[Path]:
+        """The ``.NAME.tmp-*`` entries: new arrays being built and CSV spools."""
+        return list(self.path.glob(f".{name}.tmp-*"))
+
+    def own_build(self, entry: Path) -> bool:
+        """``entry`` (a ``.NAME.tmp-*``) was made by this process (e.g. its CSV spool)."""
+        return f".tmp-{os.getpid()}-" in entry.name
+
+    def spool_path(self, name: str) -> Path:
+        """A fresh ``.NAME.tmp-PID-HEX.spool.arrow`` (a CSV import's typed spool); on an
+        object store a local scratch file in the temp directory."""
+        tmp = self.temp_path(name)
+        if self.remote:
+            tag = tmp.name.rpartition(".tmp-")[2]  # PID-hex: NAME may be near the length limit
+            return Path(tempfile.gettempdir()) / f"arraystore-{tag}.spool.arrow"
+        return tmp.with_name(tmp.name + ".spool.arrow")
+
+    def trash_path(self, name: str) -> Path:
+        """A fresh ``.NAME.rm-HEX``: where ``rm`` moves an array before deleting it."""
+        return self.path / f".{name}.rm-{uuid.uuid4().hex[:8]}"
+
+    def leftovers_of(self, name: str) -> list[Path]:
+        """Half-built cast work folders ``.NAME.cast.tmp-*`` and unfinished removals
+        ``.NAME.rm-*`` of ``name``: nothing in them is ever used again."""
+        return [*self.path.glob(f".{name}.cast.tmp-*"), *self.path.glob(f".{name}.rm-*")]
+
+    def cast_work(self, name: str) -> Path:
+        """The work folder of a cast of ``name`` (found again by its source's name)."""
+        return self.path / f".{name}.cast"
 
     def roll_back(self, name: str) -> None:
         """Put back the replaced version ``.NAME.old-*`` of an interrupted two-rename

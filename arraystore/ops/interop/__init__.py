@@ -22,7 +22,7 @@ becomes a subarray field); the null policy, type mapping and names are documente
 :mod:`.io_arrow`. Every import builds the new array in a hidden temp folder of the store
 while holding the array's writer lock and renames it in only when complete, as
 ``Store.create`` does: a failed or interrupted import leaves nothing behind (and an
-existing array of that name untouched). Exports write ``.FILE.tmp-*`` beside the target
+existing array of that name untouched). Exports write ``.FILE.part-*`` beside the target
 and ``os.replace`` it at the end.
 
 dask (:func:`to_dask` / :func:`from_dask`): one dask chunk per storage chunk (zarr) or
@@ -284,7 +284,7 @@ def export_file(
             f"unknown {fmt} export options {sorted(set(options) - known)} "
             f"(known: {', '.join(sorted(known)) or 'none'})"
         )
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = dst.with_name(f".{dst.name}.part-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         if fmt == "npy":
             _export_npy(arr, tmp, progress)

@@ -22,7 +22,8 @@ from arraystore.backends import get_backend
 from arraystore.core.dtypes import parse_dtype
 from arraystore.core.meta import SIDECAR
 from arraystore.errors import InvalidArgument
-from arraystore.ops.io.common import NewArray, check_target, new_meta, require
+from arraystore.ops.create import new_meta
+from arraystore.ops.io.common import check_target, new_array, require
 
 if TYPE_CHECKING:
     from arraystore.array import Array
@@ -229,7 +230,7 @@ def from_dask(
         checksum=checksum,
     )
     sources, targets = [], []
-    with store.lock(name), NewArray(store, name, meta, overwrite) as new:
+    with store.lock(name), new_array(store, name, meta, overwrite) as new:
         sidecar = meta.to_sidecar()
         for k, v in items.items():
             want = meta.chunks + tuple(v.shape[nd:])

@@ -65,6 +65,7 @@ import numpy as np
 
 from arraystore.core.dtypes import fields_of, parse_dtype, scalar_str
 from arraystore.errors import CorruptData, DTypeError, FieldNotFound, InvalidArgument
+from arraystore.ops.create import new_meta
 from arraystore.ops.io.arrow_convert import (
     MASK_SUFFIX,
     META_KEY,
@@ -80,7 +81,7 @@ from arraystore.ops.io.arrow_convert import (
     natural_dtype,
     parse_overrides,
 )
-from arraystore.ops.io.common import ChunkSink, NewArray, new_meta, prefetch, require
+from arraystore.ops.io.common import ChunkSink, new_array, prefetch, require
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -90,7 +91,7 @@ else:
     pc = require("pyarrow.compute", "CSV/Parquet/Arrow files")
 
 if TYPE_CHECKING:
-    from arraystore.store import Store
+    from arraystore.storage import StoreRoot
 
 
 # ------------------------------------------------------------------- plans
@@ -216,7 +217,7 @@ def _plan_from_meta(schema: pa.Schema, meta: dict[str, Any], stats: Stats) -> La
 
 # ----------------------------------------------------------------- writing
 def write_batches(
-    store: Store,
+    store: StoreRoot,
     name: str,
     layout: Layout,
     nrows: int,
@@ -241,8 +242,7 @@ def write_batches(
     meta = new_meta(
         shape, dtype, chunks=chunks, backend=backend, codec=codec, attrs=attrs, checksum=checksum
     )
-    with NewArray(store, name, meta, overwrite) as new:
-        assert new.handle is not None
+    with new_array(store, name, meta, overwrite) as new:
         sink = ChunkSink(new.handle, workers)
         try:
             row = reported = 0
@@ -295,7 +295,7 @@ def schema_b64(schema: pa.Schema) -> str:
 
 # ------------------------------------------------------------------ import
 def import_table(
-    store: Store,
+    store: StoreRoot,
     name: str,
     src: Path,
     fmt: str,

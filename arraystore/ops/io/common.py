@@ -17,17 +17,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
-from arraystore.core.chunks import Region, normalize_chunks
+from arraystore.core.chunks import Region
 from arraystore.core.dtypes import fields_of
-from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.core.meta import ArrayMeta
 from arraystore.errors import ArrayExists, InvalidArgument, MissingDependency
-from arraystore.fs import remove_tree, write_json
 from arraystore.storage.killpoints import kill_point
+from arraystore.storage.transaction import NewArray
 
 if TYPE_CHECKING:
-    from arraystore.store import Store
+    from arraystore.storage import StoreRoot
 
 EXTRAS = {
     "pyarrow": "arrow",
@@ -59,90 +58,27 @@ def require(module: str, what: str = "") -> Any:
 
 
 # -------------------------------------------------------- building a new array
-class NewArray:
-    """A new array written in a hidden temp folder of the store, renamed in on commit.
+def new_array(store: StoreRoot, name: str, meta: ArrayMeta, overwrite: bool) -> NewArray:
+    """Begin the new array ``name`` (a :class:`storage.transaction.NewArray`; use it as
+    a context manager: committed when the block ends, removed on an error).
 
     The caller holds the array's writer lock (``store.lock(name)``); an existing array
-    ``name`` is refused unless ``overwrite`` (then replaced at commit). ``meta`` may be
-    replaced (e.g. attrs with an import report) before the block ends; the sidecar is
-    written last, then the folder is renamed over ``name`` (``Store._commit``). Any
-    exception removes the temp folder and leaves the store as it was.
+    ``name`` is refused unless ``overwrite`` (then replaced at commit). ``new.meta`` may
+    be replaced (e.g. attrs with an import report) before the block ends.
     """
-
-    def __init__(self, store: Store, name: str, meta: ArrayMeta, overwrite: bool) -> None:
-        self.store = store
-        self.name = name
-        self.meta = meta
-        self.overwrite = overwrite
-        self.path = store._temp_path(name)
-        self.handle: Handle | None = None
-
-    def __enter__(self) -> NewArray:
-        from arraystore.store import _group_doc
-
-        self.store._clean_stale(self.name)  # what writers that died left
-        check_target(self.store, self.name, self.overwrite)  # again, under the lock
-        self.path.mkdir()
-        kill_point("mkdir")
-        try:
-            self.handle = get_backend(self.meta.backend).create(self.path, self.meta)
-            if self.meta.backend == "memmap":  # keep the store a valid zarr hierarchy
-                write_json(self.path / "zarr.json", _group_doc({"arraystore_backend": "memmap"}))
-        except BaseException:
-            remove_tree(self.path)
-            raise
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc_type is None:
-                assert self.handle is not None
-                flush = getattr(self.handle, "flush", None)
-                if flush is not None:
-                    flush()
-                self.handle.close()
-                write_json(self.path / SIDECAR, self.meta.to_sidecar())  # metadata last
-                kill_point("sidecar")
-                self.store._commit(self.path, self.store._array_path(self.name))
-        finally:
-            if self.handle is not None:
-                self.handle.close()
-            if self.path.exists():
-                remove_tree(self.path)
+    store.clean_stale(name)  # what writers that died left
+    check_target(store, name, overwrite)  # again, under the lock
+    return NewArray.begin(store.layout, name, meta)
 
 
-def check_target(store: Store, name: str, overwrite: bool) -> None:
+def check_target(store: StoreRoot, name: str, overwrite: bool) -> None:
     """Fail early when ``name`` exists (and ``overwrite`` is off) or the store is read-only."""
-    store._check_writable()
-    path = store._array_path(name)
+    store.check_writable()
+    path = store.array_path(name)
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise ArrayExists(
             f"array {name!r} already exists in {store.path} (use overwrite / --overwrite)"
         )
-
-
-def new_meta(
-    shape: tuple[int, ...],
-    dtype: np.dtype,
-    *,
-    chunks: Any = None,
-    backend: str = "memmap",
-    codec: str | None = None,
-    attrs: Mapping[str, Any] | None = None,
-    checksum: bool = False,
-) -> ArrayMeta:
-    get_backend(backend)  # validate the name
-    if backend == "memmap" and codec not in (None, "none"):
-        raise InvalidArgument("the memmap backend stores raw bytes: --codec needs --backend zarr")
-    return ArrayMeta(
-        shape=shape,
-        dtype=dtype,
-        chunks=normalize_chunks(chunks, shape, dtype.itemsize),
-        backend=backend,
-        codec=codec or "none",
-        attrs=dict(attrs or {}),
-        checksum=checksum,
-    )
 
 
 # ------------------------------------------------------------ row-block reads

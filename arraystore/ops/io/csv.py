@@ -99,7 +99,7 @@ else:
     pacsv = require("pyarrow.csv", "CSV files")
 
 if TYPE_CHECKING:
-    from arraystore.store import Store
+    from arraystore.storage import StoreRoot
 
 
 def _open(
@@ -370,7 +370,7 @@ def _read_spool(spool: Path) -> Iterator[pa.RecordBatch]:
 
 
 def import_csv(
-    store: Store,
+    store: StoreRoot,
     name: str,
     src: Path,
     *,
@@ -395,14 +395,7 @@ def import_csv(
     widened: set[str] = set()
     fast = True
     while True:
-        tmp = store._temp_path(name)
-        if store.remote:  # the spool is a local scratch file
-            import tempfile
-
-            tag = tmp.name.rpartition(".tmp-")[2]  # PID-hex: NAME may be near the length limit
-            spool = Path(tempfile.gettempdir()) / f"arraystore-{tag}.spool.arrow"
-        else:
-            spool = tmp.with_name(tmp.name + ".spool.arrow")
+        spool = store.layout.spool_path(name)  # (a local scratch file for an object store)
         try:
             cols = _columns(src, names, over, widened, columns)
             try:

@@ -88,7 +88,6 @@ from arraystore.ops.map.output import (
     TaskSpec,
     _build,
     _history,
-    _mark_done,
     _meta_doc,
     _meta_from,
     _out_format,
@@ -97,6 +96,7 @@ from arraystore.ops.map.output import (
 from arraystore.ops.map.where import MAX_BLOCK, MIN_BLOCK, where
 from arraystore.ops.reduce import kernels
 from arraystore.ops.reduce.stats import ALL_OPS, STATS, SUB_BLOCK, StatsResult, _budget
+from arraystore.storage.journal import mark_done
 
 if TYPE_CHECKING:
     from arraystore.array import Array
@@ -196,7 +196,7 @@ def _map_task(
     for sub in _pieces(dst, job, region, dtype):
         block = job.kernel(_read(job.sources, job.regions(sub)), sub, dtype)
         dst.write(sub, block)
-    _mark_done(journal, index)
+    mark_done(journal, index)
     return _read_bytes(job.sources, job.regions(region))
 
 
@@ -296,7 +296,7 @@ def _map(
     checksum: bool = False,
 ) -> Array:
     check_array_name(out)
-    store._check_writable()
+    store.check_writable()
     try:
         json.dumps(attrs or {}, allow_nan=False)
     except (TypeError, ValueError) as exc:

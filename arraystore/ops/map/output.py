@@ -5,7 +5,6 @@ rename."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,28 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from arraystore._native import buffers as _buffers
 from arraystore.backends import get_backend
-from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, run
 from arraystore.engine.memory import max_in_flight
 from arraystore.errors import ArrayExists, InvalidArgument
-from arraystore.fs import remove_tree, write_json
-from arraystore.ops.journal import read_journal as _read_journal
-from arraystore.ops.journal import write_header as _write_header
 from arraystore.ops.map.inputs import Source
-from arraystore.storage.killpoints import kill_point
+from arraystore.storage.journal import MAP_JOURNAL as JOURNAL
+from arraystore.storage.journal import read_journal as _read_journal
+from arraystore.storage.transaction import NewArray
 
 if TYPE_CHECKING:
     from arraystore.array import Array
     from arraystore.store import Store
-
-JOURNAL = "map-journal.jsonl"
-
-
-def _mark_done(journal: Path | None, index: int) -> None:
-    if journal is not None:  # one short append per block, after its data is written
-        with open(journal, "a") as fh:
-            fh.write(json.dumps({"chunk": index, "reports": {}}) + "\n")
-    kill_point("chunk")
 
 
 def _resumable(work: Path) -> bool:
@@ -45,7 +34,7 @@ def _resumable(work: Path) -> bool:
 
 
 def _interrupted(store: Store, out: str) -> Path | None:
-    found = [p for p in store.path.glob(f".{out}.tmp-*") if _resumable(p)]
+    found = [p for p in store.layout.builds(out) if _resumable(p)]
     if not found:
         return None
     return max(found, key=lambda p: p.stat().st_mtime if isinstance(p, Path) else 0.0)
@@ -56,7 +45,7 @@ def _start(
 ) -> tuple[Path | None, dict[str, Any] | None, set[int]]:
     """Called with the lock held: (interrupted folder, its header, finished blocks)."""
     target = store.path / out
-    store._clean_stale(out, keep=_resumable)  # what writers that died left
+    store.clean_stale(out, keep=_resumable)  # what writers that died left
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise ArrayExists(f"array {out!r} already exists in {store.path} (use overwrite)")
     old = _interrupted(store, out)
@@ -105,56 +94,21 @@ def _build(
 ) -> Array:
     """Write the tasks' blocks into a temp array (new or resumed), then commit it."""
     max_in_flight(budget, max((s[3] for s in specs), default=0), ex.workers)  # before writing
-    fresh = work is None
     if work is None:
-        work = store._temp_path(out)
-        work.mkdir()
-        kill_point("mkdir")
-    journal = work / JOURNAL
+        new = NewArray.begin(store.layout, out, meta, journal=JOURNAL, header=header)
+    else:
+        new = NewArray.resume(store.layout, out, meta, work, JOURNAL)
     try:
-        if fresh:
-            _write_header(journal, header)
-            kill_point("header")
-            (work / "data").mkdir()
-            dst = get_backend(meta.backend).create(work / "data", meta)
-            if meta.backend == "memmap":  # keep the store a valid zarr hierarchy
-                from arraystore.store import _group_doc
-
-                write_json(
-                    work / "data" / "zarr.json", _group_doc({"arraystore_backend": "memmap"})
-                )
-        else:
-            dst = get_backend(meta.backend).open(work / "data", meta.to_sidecar(), "r+")
-        try:
+        with new:
+            dst = new.handle
             if hasattr(dst, "fd"):
                 dst.fd()  # open once here, not racily in the workers
-            jr = None if store.remote else journal  # remote: resume redoes every block
+            jr = new.chunk_journal
             tasks = tuple(Task(k, fn, (dst, *args, jr), nb) for k, fn, args, nb in specs)
             if tasks:
                 run(Plan(tasks, name), ex, budget, progress=progress)
-            flush = getattr(dst, "flush", None)
-            if flush is not None:
-                flush()
-        finally:
-            dst.close()
-    except Exception:
-        remove_tree(work)
-        raise
     finally:
         _buffers.release()
-    try:
-        write_json(work / "data" / SIDECAR, meta.to_sidecar())  # metadata last
-        kill_point("sidecar")
-        if isinstance(journal, Path):  # not resumable from here on
-            os.replace(journal, work / f"{JOURNAL}.committing")
-        else:  # an object store: no rename; the journal just goes
-            remove_tree(journal)
-        store._commit(work / "data", store.path / out)
-    except Exception:  # e.g. no space left for the metadata: leave nothing behind
-        remove_tree(work)
-        raise
-    kill_point("committed")
-    remove_tree(work)
     return store[out]
 
 

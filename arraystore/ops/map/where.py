@@ -36,13 +36,13 @@ from arraystore.ops.map.output import (
     TaskSpec,
     _build,
     _history,
-    _mark_done,
     _meta_doc,
     _meta_from,
     _out_format,
     _start,
 )
 from arraystore.ops.reduce.stats import _budget
+from arraystore.storage.journal import mark_done
 
 if TYPE_CHECKING:
     from arraystore.array import Array
@@ -108,7 +108,7 @@ def _select_task(
                 ) from exc
         pos += len(idx)
     dst.write(_row_region(dst.meta.shape, o0, o1), out)
-    _mark_done(journal, index)
+    mark_done(journal, index)
     return sum(b - a for a, b, _, _ in pieces) * sel.row_bytes()
 
 
@@ -140,7 +140,7 @@ def where(
     read twice; blocks with no selected row are not read again).
     """
     check_array_name(out)
-    store._check_writable()
+    store.check_writable()
     if name is None and expr is None:
         raise InvalidArgument("where() without an array name needs expr= (what to select)")
     scope = _Scope(store, name)

@@ -1,6 +1,7 @@
-"""Journals of resumable writes (cast and map): a header line with the job's parameters,
-then one line per finished chunk; a torn last line from a crash is ignored (that chunk is
-redone). Also what ``verify --repair`` and a new cast do with a crashed cast's folder."""
+"""storage.journal: journals of resumable writes (cast and map) -- a header line with the
+job's parameters, then one line per finished chunk (``mark_done``); a torn last line from
+a crash is ignored (that chunk is redone). Also what ``verify --repair``, a new cast and
+the writers of a name do with a crashed cast's folder (``recover``)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arraystore.core.casting import CastReport
 from arraystore.core.meta import SIDECAR
 from arraystore.errors import ArrayExists, ArrayStoreError, LockedError
-from arraystore.fs import remove_tree
+from arraystore.fs import read_json, remove_tree
+from arraystore.storage.killpoints import kill_point
 
 if TYPE_CHECKING:
-    from arraystore.store import Store
+    from arraystore.storage.root import StoreRoot
 
+
+#: the journal of a cast's work folder ``.NAME.cast``
 CAST_JOURNAL = "journal.jsonl"
+#: the journal of a map's work folder ``.OUT.tmp-*``
+MAP_JOURNAL = "map-journal.jsonl"
 
 
 def write_header(path: Path, header: dict[str, Any]) -> None:
@@ -50,22 +55,21 @@ def read_journal(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]
     return header, done
 
 
-def merge_done(done: dict[int, dict[str, Any]]) -> dict[str | None, CastReport] | None:
-    acc: dict[str | None, CastReport] | None = None
-    for i in sorted(done):
-        reps = {(None if k == "None" else k): CastReport.from_dict(v) for k, v in done[i].items()}
-        acc = reps if acc is None else {k: acc[k].merge(reps[k]) for k in acc}
-    return acc
+def mark_done(journal: Path | None, index: int, reports: dict[str, Any] | None = None) -> None:
+    """Journal chunk ``index`` as written (after its data is): one short append; with
+    ``journal`` None (an object store, a dry run) nothing is journaled."""
+    if journal is not None:
+        with open(journal, "a") as fh:
+            fh.write(json.dumps({"chunk": index, "reports": reports or {}}) + "\n")
+    kill_point("chunk")
 
 
 def history_len(path: Path) -> int:
-    from arraystore.fs import read_json
-
     doc = read_json(path / SIDECAR)
     return len(doc.get("history", [])) if isinstance(doc, dict) else -1
 
 
-def recover(store: Store, name: str, work: Path) -> bool:
+def recover(store: StoreRoot, name: str, work: Path) -> bool:
     """Finish or clean a cast work dir left by a crash. True if that cast had completed.
 
     * no ``data`` inside: the new array was already renamed into place -> clean;
@@ -94,22 +98,22 @@ def recover(store: Store, name: str, work: Path) -> bool:
             ) from None
         target = store.path / out
         if out != name:  # OUT replaced by a writer killed in a two-rename commit: put back
-            store._roll_back(out)
+            store.roll_back(out)
         there = target.exists() or target.is_symlink()
         if not there or (out == name and history_len(data) > history_len(target)):
-            store._commit(data, target)
+            store.commit(data, target)
     remove_tree(work)
     return True
 
 
-def check_resume_out(store: Store, name: str, out: str | None) -> None:
+def check_resume_out(store: StoreRoot, name: str, out: str | None) -> None:
     """Resuming ``cast NAME --out OUT``: OUT did not exist when the cast started (a new
     cast refuses an existing --out); if it exists now, another writer made it after the
     crash (``mv y OUT``, ``create OUT``): finishing would replace it, so refuse. (We hold
     OUT's lock: an interrupted replacement of it is put back first.)"""
     if out is None or out == name:
         return
-    store._roll_back(out)
+    store.roll_back(out)
     if out in store:
         raise ArrayExists(
             f"array {out!r} was made after the interrupted cast of {name!r} to it; "

@@ -1,0 +1,378 @@
+"""storage.root: a store on disk -- a directory (or object-store prefix) of named arrays,
+a zarr v3 group -- without the façade: listing, opening handles, writer locks, settling
+what interrupted writers left, removing and renaming arrays.
+
+:class:`StoreRoot` is what the operations (``arraystore.ops``) work on;
+``arraystore.Store`` adds the façade (``store[name]`` returns an ``Array``, ``create``,
+``import_file``). Opening a store or listing it reads small JSON files only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from arraystore.backends import get_backend
+from arraystore.backends.base import Handle
+from arraystore.core.dtypes import check_array_name
+from arraystore.core.meta import FORMAT_VERSION, SIDECAR, ArrayMeta
+from arraystore.errors import (
+    ArrayExists,
+    ArrayNotFound,
+    ArrayStoreError,
+    InvalidArgument,
+    InvalidName,
+    InvalidStore,
+    MetadataError,
+    ReadOnlyError,
+    StoreNotFound,
+)
+from arraystore.fs import (
+    fsync_dir,
+    held_here,
+    hold,
+    is_remote,
+    location,
+    read_json,
+    refuse_pending_cast,
+    remote_lock,
+    remove_tree,
+    write_json,
+    writer_lock,
+)
+from arraystore.storage.journal import recover
+from arraystore.storage.killpoints import kill_point
+from arraystore.storage.layout import Layout, remove_hidden
+from arraystore.storage.transaction import group_doc
+
+ROOT_ATTR = "arraystore"
+MODES = ("r", "r+", "a")
+
+
+class StoreRoot:
+    """A directory of named arrays. ``mode``: ``r`` read-only, ``r+`` read-write, ``a``
+    read-write and create the store if missing."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        mode: str = "r+",
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise InvalidArgument(f"mode must be one of {MODES}, got {mode!r}")
+        self.path: Path = location(path, storage_options)
+        self.mode = mode
+        #: True for an fsspec URL (s3://, gs://, memory://...): zarr backend only
+        self.remote = is_remote(self.path)
+        #: the store's hidden names and commits (arraystore.storage.layout)
+        self.layout = Layout(self.path, self.remote)
+        if self.remote:
+            self._init_remote()
+            return
+        if not self.path.exists():
+            if mode != "a":
+                raise StoreNotFound(f"no store at {self.path}")
+            self.path.mkdir(parents=True)
+            write_json(
+                self.path / "zarr.json", group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}})
+            )
+            fsync_dir(self.path.parent)
+        elif not self.path.is_dir():
+            raise InvalidStore(f"{self.path} is a file, not a store directory")
+        doc = self._root_doc()
+        if doc is None:
+            if mode == "a" and not any(self.path.iterdir()):
+                write_json(
+                    self.path / "zarr.json",
+                    group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}}),
+                )
+            else:
+                raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
+
+    def _init_remote(self) -> None:
+        try:
+            found = (self.path / "zarr.json").exists()
+        except (ArrayStoreError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # unreachable endpoint, bad credentials, missing bucket
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreNotFound(f"cannot open store {self.path}: {msg}") from exc
+        if found:
+            self._root_doc()
+            return
+        if self.mode != "a":
+            raise StoreNotFound(f"no store at {self.path}")
+        if any(True for _ in self.path.iterdir()):
+            raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
+        doc = group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}})
+        write_json(self.path / "zarr.json", doc)
+
+    def _root_doc(self) -> dict[str, Any] | None:
+        p = self.path / "zarr.json"
+        if not p.exists():
+            return None
+        doc = read_json(p, f"{self.path.name}/zarr.json")
+        if not isinstance(doc, dict) or doc.get("node_type") != "group":
+            raise InvalidStore(f"{self.path} is a zarr array, not a store (group)")
+        attrs = doc.get("attributes") or {}
+        if not isinstance(attrs, dict) or ROOT_ATTR not in attrs:
+            raise InvalidStore(f"{self.path} is a zarr group but not an arraystore store")
+        return doc
+
+    @property
+    def writable(self) -> bool:
+        return self.mode != "r"
+
+    def check_writable(self) -> None:
+        if not self.writable:
+            raise ReadOnlyError(f"store {self.path} is open read-only")
+
+    def names(self) -> list[str]:
+        """Names of the arrays, sorted. Reads directory entries only."""
+        if self.remote:
+            found = {p.parent.name for p in self.path.glob(f"*/{SIDECAR}")}
+            return sorted(n for n in found if not n.startswith("."))
+        out = []
+        for entry in os.scandir(self.path):
+            if (
+                entry.is_dir(follow_symlinks=False)
+                and not entry.name.startswith(".")
+                and os.path.exists(os.path.join(entry.path, SIDECAR))
+            ):
+                out.append(entry.name)
+        return sorted(out)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            check_array_name(name)
+        except InvalidName:
+            return False
+        p = self.path / name
+        return p.is_dir() and not p.is_symlink() and (p / SIDECAR).exists()
+
+    def is_folder(self, name: str) -> bool:
+        """``name`` is a valid array name and a folder in the store (an array or not:
+        e.g. one whose metadata was lost, which ``delete`` still removes)."""
+        try:
+            p = self.array_path(name)
+        except InvalidName:
+            return False
+        return p.is_dir() and not p.is_symlink()
+
+    def array_path(self, name: str) -> Path:
+        check_array_name(name)
+        return self.path / name
+
+    def open_handle(self, name: str, mode: str | None = None) -> Handle:
+        path = self.array_path(name)
+        if path.is_symlink() or not (path / SIDECAR).exists():
+            if path.is_dir() and not path.is_symlink():
+                raise MetadataError(f"array {name!r} has no {SIDECAR} (corrupt or incomplete)")
+            raise ArrayNotFound(
+                f"no array {name!r} in {self.path} (arrays: {', '.join(self.names()) or 'none'})"
+            )
+        mode = mode or ("r+" if self.writable else "r")
+        if self.remote:  # object stores: no folder to hold open
+            doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}")
+            if not isinstance(doc, dict):
+                raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
+            backend = get_backend(str(doc.get("backend")))
+            if self.remote and backend.name != "zarr":
+                raise InvalidArgument(
+                    f"array {name!r} uses the {backend.name} backend, which needs a local store "
+                    f"(not {self.path})"
+                )
+            return backend.open(path, doc, mode)
+        # the folder is opened once and the sidecar and data are read relative to it: a
+        # commit swapping NAME meanwhile cannot pair old metadata with new data
+        for attempt in range(3):
+            try:
+                dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except (FileNotFoundError, NotADirectoryError):
+                if attempt < 2:  # a two-rename commit moves it away for a moment
+                    time.sleep(0.01)
+                    continue
+                raise ArrayNotFound(f"no array {name!r} in {self.path}") from None
+            try:
+                doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}", dir_fd=dir_fd)
+                if not isinstance(doc, dict):
+                    raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
+                backend = get_backend(str(doc.get("backend")))
+                return backend.open(path, doc, mode, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
+        raise AssertionError("unreachable")
+
+    def roll_back(self, name: str) -> None:
+        self.layout.roll_back(name)
+
+    def commit(self, tmp: Path, path: Path) -> None:
+        self.layout.commit(tmp, path)
+
+    def refuse_existing(self, name: str, overwrite: bool) -> None:
+        path = self.array_path(name)
+        if (path.exists() or path.is_symlink()) and not overwrite:
+            raise ArrayExists(
+                f"array {name!r} already exists in {self.path} (use overwrite / --overwrite)"
+            )
+
+    def clean_stale(self, name: str, keep: Any = None) -> None:
+        """Called by a writer of ``name`` holding its lock: what writers of ``name`` that
+        died left behind goes. Temp folders / spool files ``.NAME.tmp-PID-*`` of other
+        processes are removed (except those ``keep(path)`` accepts: a resumable job); a
+        ``.NAME.old-*`` (killed inside a two-rename commit) is put back when NAME is
+        missing, else removed; a crashed cast of NAME is settled (``settle_held``)."""
+        for stale in self.layout.builds(name):
+            if not self.layout.own_build(stale) and (keep is None or not keep(stale)):
+                remove_hidden(stale)
+        self.settle_held(name)  # (a crashed cast of NAME must not come back over our content)
+
+    def settle_held(self, name: str) -> None:
+        """Called holding the lock of ``name`` before ``rm``/``mv`` remove, rename or
+        replace it: what interrupted writers of ``name`` left is resolved now, so that
+        nothing can act on the name later (a replaced version put back over the array
+        that took the name, a cast of the old content committed or resumed over it):
+        an interrupted replacement is rolled back, a cast whose data was complete is
+        committed (what ``verify --repair`` does) and an unfinished one dropped (its
+        source is going away), removals of killed ``rm``s are finished. A cast to
+        another name OUT is committed under OUT's lock: LockedError (nothing changed)
+        while another writer holds it."""
+        if self.remote:
+            return
+        self.roll_back(name)
+        work = self.layout.cast_work(name)
+        if work.is_dir() and not work.is_symlink():
+            recover(self, name, work)
+            remove_hidden(work)
+        for stale in self.layout.leftovers_of(name):
+            remove_hidden(stale)
+
+    def settle(self, name: str) -> None:
+        """Resolve what interrupted writers of ``name`` left (see ``settle_held``), under its
+        lock: ``rm`` calls it for a name it does not find (an interrupted replacement
+        may have moved the array aside)."""
+        with self.lock(name):
+            self.settle_held(name)
+
+    def delete(self, name: str) -> None:
+        """Remove an array: renamed to a hidden ``.NAME.rm-*`` first (atomic: it is listed
+        whole or not at all), then deleted. A kill during the deletion leaves only that
+        hidden folder (removed by the next writer of NAME or ``verify --repair``)."""
+        self.check_writable()
+        path = self.array_path(name)
+        if self.remote:
+            if name not in self:
+                raise ArrayNotFound(f"no array {name!r} in {self.path}")
+            with self.lock(name):
+                remove_tree(path)  # the sidecar goes first: the array vanishes at once
+            return
+        with self.lock(name):
+            self.settle_held(name)
+            if name not in self and not self.is_folder(name):  # no metadata: it goes too
+                raise ArrayNotFound(f"no array {name!r} in {self.path}")
+            trash = self.layout.trash_path(name)
+            os.replace(path, trash)
+            fsync_dir(self.path)
+        kill_point("remove-old")
+        remove_hidden(trash)
+
+    def rename(self, old: str, new: str, overwrite: bool = False) -> None:
+        """Rename array ``old`` to ``new`` (``overwrite``: replacing an array ``new``).
+
+        Atomic for readers of ``old`` and idempotent: a re-run after the rename happened
+        finds no ``old`` and changes nothing. Replacing ``new``: it is moved to a hidden
+        ``.NEW.old-*``, ``old`` is renamed to ``new`` (never over an existing name), then
+        the hidden one is deleted. Killed in between, ``new`` is missing until the next
+        writer of ``new`` or ``verify --repair`` puts the hidden one back: ``old`` never
+        holds anything but its own data, and no visible array is ever half deleted.
+        """
+        self.check_writable()
+        src, dst = self.array_path(old), self.array_path(new)
+        if old == new:
+            if old in self:
+                return
+            raise ArrayNotFound(f"no array {old!r} in {self.path}")
+        with self.lock(old), self.lock(new):
+            self.settle_held(old)
+            self.settle_held(new)
+            if old not in self:
+                raise ArrayNotFound(f"no array {old!r} in {self.path}")
+            if (dst.exists() or dst.is_symlink()) and not overwrite:
+                raise ArrayExists(f"array {new!r} already exists in {self.path}")
+            self.layout.commit_rename(src, dst)
+
+    def update_meta(self, name: str, meta: ArrayMeta) -> None:
+        """Rewrite an array's sidecar (attrs, history) atomically."""
+        self.check_writable()
+        with self.write_lock(name):  # not while a cast/mv/rm/... of it runs
+            with self.open_handle(name) as handle:
+                now = handle.meta
+            if now.evolve(attrs=meta.attrs, history=meta.history) != meta:
+                raise ArrayNotFound(
+                    f"array {name!r} is not the array these metadata describe (replaced "
+                    "since it was opened? open it again); update_meta changes attrs and "
+                    "history only"
+                )
+            write_json(self.array_path(name) / SIDECAR, meta.to_sidecar())
+
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """The writer lock of array ``name`` for an operation (fails fast when another
+        process, or another operation of this one, holds it)."""
+        return self._lock(name, shared=False)
+
+    @contextlib.contextmanager
+    def write_lock(self, name: str) -> Iterator[None]:
+        """The writer lock of array ``name`` for one region write (``arr[...] = x``):
+        shared with the region writes of this process, refused while an operation (or
+        another process) holds it, or a crashed cast of it waits (see
+        :mod:`arraystore.fs.lock`)."""
+        with self._lock(name, shared=True):
+            if not self.remote:
+                refuse_pending_cast(self.path, name)
+            yield
+
+    def lock_unless_held(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """``lock(name)``, or nothing if this thread's operation holds it already (e.g.
+        settling a crashed ``cast a --out n`` inside ``mv a n``, which holds n's lock)."""
+        if held_here(self._lock_key(name)):
+            return contextlib.nullcontext()
+        return self.lock(name)
+
+    def _lock_key(self, name: str) -> str:
+        if self.remote:
+            return str(self.path / f".{name}.lock")
+        return os.path.abspath(self.path / f".{name}.lock")
+
+    def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
+        self.check_writable()
+        check_array_name(name)
+        key = self._lock_key(name)
+        if self.remote:
+            return hold(key, name, shared, lambda: remote_lock(self.path, name))  # type: ignore[arg-type]
+        return hold(key, name, shared, lambda: writer_lock(self.path, name))
+
+    def default_backend(self, backend: str | None) -> str:
+        """``backend`` checked against the store: memmap needs a local store."""
+        if backend is None:
+            return "zarr" if self.remote else "memmap"
+        if self.remote and backend == "memmap":
+            raise InvalidArgument(
+                f"the memmap backend needs a local store; {self.path} is a URL: use --backend zarr"
+            )
+        return backend
+
+
+__all__ = ["MODES", "ROOT_ATTR", "StoreRoot"]
