@@ -241,7 +241,7 @@ class MemmapHandle(Handle):
         if block.size == 0:
             return
         if self.crc_live:  # refuse before writing when the checksums cannot follow
-            from arraystore.backends.memmap_crc import precheck
+            from arraystore.backends.memmap.crc import precheck
 
             precheck(self.path, self.offset, self.meta.nbytes)
         if field is None and (self.meta.ndim == 0 or self._contiguous(region)):
@@ -266,7 +266,7 @@ class MemmapHandle(Handle):
 
     def _update_crcs(self, region: Region) -> None:
         """Recompute the checksums of the blocks under the rows ``region`` touched."""
-        from arraystore.backends import memmap_crc
+        from arraystore.backends.memmap import crc as memmap_crc
 
         if self.meta.ndim == 0 or not region:
             start, stop = 0, self.meta.nbytes
@@ -286,7 +286,7 @@ class MemmapHandle(Handle):
         os.fsync(self.fd())
         if not (self.meta.checksum and self.writable and self.file == self.path / DATA):
             return
-        from arraystore.backends import memmap_crc
+        from arraystore.backends.memmap import crc as memmap_crc
 
         crc_path = self.path / memmap_crc.CRC_FILE
         if self.crc_live:

@@ -38,7 +38,7 @@ drops a chunk of complex -0.0s, losing the sign). A missing chunk reads as fill 
 Writes go to ``<key>.<uuid>.partial`` beside the chunk (zarr's LocalStore naming) and are
 moved into place with ``os.replace``: readers never see a torn chunk. No fsync (zarr's
 LocalStore does not fsync either). Chunk files of 1 MiB or more are written with
-``O_DIRECT`` where the filesystem allows it (:mod:`._direct`): same bytes, no page cache.
+``O_DIRECT`` where the filesystem allows it (:mod:`.direct`): same bytes, no page cache.
 
 Thread safety: a :class:`ChunkIO` is immutable after construction except for one scratch
 buffer *per thread* (``threading.local``) that holds the compressed bytes of the chunk
@@ -65,13 +65,13 @@ from typing import Any, Literal
 import numpy as np
 
 from arraystore._native.alloc import raw_buffer
-from arraystore.backends._direct import write_new_file
-from arraystore.backends._encode_into import encoder
+from arraystore.backends.zarr.direct import write_new_file
+from arraystore.backends.zarr.encode_into import encoder
 from arraystore.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMismatch
 
 __all__ = ["ALL_CHUNKS", "ChunkIO"]
 
-ALL_CHUNKS = "arraystore_all_chunks"  # see backends/zarr.py
+ALL_CHUNKS = "arraystore_all_chunks"  # see backends/zarr/__init__.py
 
 _DATA_TYPES = frozenset(
     ["bool"]
@@ -635,7 +635,7 @@ class ChunkIO:
 
     def _encode(self, raw: np.ndarray) -> Any:
         """The compressed chunk: in this thread's scratch buffer when the codec allows
-        (:mod:`._encode_into`: no fresh allocation per chunk), else ``codec.encode``."""
+        (:mod:`.encode_into`: no fresh allocation per chunk), else ``codec.encode``."""
         into = self.__dict__.get("_into", False)
         if into is False:
             into = self._into = encoder(self.compressor, self._codec)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from arraystore.backends.base import Backend, Handle, check_block
-from arraystore.backends.zarr_chunks import ALL_CHUNKS
+from arraystore.backends.zarr.chunks import ALL_CHUNKS
 from arraystore.core.chunks import (
     Region,
     chunk_region,
@@ -49,7 +49,7 @@ from arraystore.errors import (
 from arraystore.fs import file_identity, read_json, tree_state
 
 if TYPE_CHECKING:
-    from arraystore.backends.zarr_chunks import ChunkIO
+    from arraystore.backends.zarr.chunks import ChunkIO
 
 CODECS = ("none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4")
 #: ALL_CHUNKS: zarr.json attribute of every zarr array arraystore creates: each chunk is
@@ -264,7 +264,7 @@ class ZarrHandle(Handle):
             self._fast_read(cio, region, out)
             return out
         if self._dir_fd is not None:  # zarr-python reads by path: is it still our folder?
-            from arraystore.backends.zarr_chunks import check_same_folder
+            from arraystore.backends.zarr.chunks import check_same_folder
 
             check_same_folder(self._dir_fd, self.path)
         if self.meta.all_chunks:
@@ -310,7 +310,7 @@ class ZarrHandle(Handle):
     def chunk_io(self, field: str | None) -> ChunkIO | None:
         """Direct chunk-file reader/writer (numcodecs) or None for zarr-python's path."""
         if field not in self._cio:
-            from arraystore.backends.zarr_chunks import ChunkIO
+            from arraystore.backends.zarr.chunks import ChunkIO
 
             if not isinstance(self.path, Path):  # remote: zarr-python's own I/O
                 self._cio[field] = None
