@@ -138,7 +138,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "zarr-codecs": KnownBug(
         (AttributeError, TypeError),
-        "arraystore/backends/zarr/__init__.py",
+        "arraystore/backends/zarr/codecs.py",
         ("codec_from_json",),
         "BUG arraystore/backends/zarr.py:105 codec_from_json assumes a list of objects: "
         "'codecs': \"0\" (or [1]) raises AttributeError",
