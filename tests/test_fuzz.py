@@ -115,7 +115,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "from-dir": KnownBug(
         (OSError,),
-        "arraystore/backends/memmap/__init__.py",
+        "arraystore/backends/memmap/npy.py",
         ("read_header",),
         "BUG arraystore/backends/memmap.py:63 --from a directory raises IsADirectoryError",
     ),
