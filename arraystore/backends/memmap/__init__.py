@@ -27,7 +27,7 @@ from arraystore.backends.memmap.npy import (
     same_layout,
     write_header,
 )
-from arraystore.core.chunks import Region
+from arraystore.core.chunks import Region, auto_chunks
 from arraystore.core.meta import SIDECAR, ArrayMeta
 from arraystore.errors import (
     ArrayNotFound,
@@ -55,8 +55,6 @@ _OPEN_LOCK = threading.Lock()
 
 def open_npy(file: Path) -> MemmapHandle:
     """A read-only handle on any .npy file (e.g. ``create --from``); never unpickles."""
-    from arraystore.core.chunks import auto_chunks
-
     shape, dtype, offset = read_header(file)
     check_npy_size(file, shape, dtype, offset)
     # the file's own dtype (maybe big-endian): bytes are read as they are, then converted
@@ -72,6 +70,7 @@ def _replaced(path: Path) -> ArrayNotFound:
 
 class MemmapHandle(Handle):
     columnar = False
+    contiguous_rows = True
 
     def __init__(
         self, path: Path, meta: ArrayMeta, offset: int, writable: bool, file: Path | None = None
@@ -103,6 +102,13 @@ class MemmapHandle(Handle):
                         raise _replaced(self.path)
                     self._fd = fd
         return self._fd
+
+    def prepare(self) -> None:
+        self.fd()  # open the data file now, not in several threads at once
+
+    def work_chunks(self, target_bytes: int) -> tuple[int, ...]:
+        """Row blocks of about ``target_bytes`` (any row range is one read or write)."""
+        return auto_chunks(self.meta.shape, self.meta.dtype.itemsize, target_bytes)
 
     def identity(self) -> list[int | str | None] | None:
         if self.ident is None:
