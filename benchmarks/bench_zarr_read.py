@@ -30,7 +30,7 @@ import numpy as np
 import zarr
 
 from arraystore.backends.zarr import make_compressors
-from arraystore.backends.zarr_chunks import ChunkIO
+from arraystore.backends.zarr.chunks import ChunkIO
 
 COLUMNS = 64
 CHUNK_ROWS = 262_144  # x 64 x 8 bytes = 128 MiB

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import arraystore
 import arraystore.core.dtypes
-from arraystore.backends import memmap_crc
+from arraystore.backends.memmap import crc as memmap_crc
 from arraystore.backends.memmap import read_header
 from arraystore.errors import CorruptData
 from arraystore.ops.cast import cast

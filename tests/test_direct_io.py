@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from test_zarr_chunks import chunk_files, chunkio, create, open_array
 
-from arraystore.backends import _direct, _encode_into
-from arraystore.backends import zarr_chunks as zc
+from arraystore.backends.zarr import chunks as zc
+from arraystore.backends.zarr import direct as _direct
+from arraystore.backends.zarr import encode_into as _encode_into
 
 MiB = 1 << 20
 

@@ -115,7 +115,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "from-dir": KnownBug(
         (OSError,),
-        "arraystore/backends/memmap.py",
+        "arraystore/backends/memmap/npy.py",
         ("read_header",),
         "BUG arraystore/backends/memmap.py:63 --from a directory raises IsADirectoryError",
     ),
@@ -128,7 +128,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "zarr-lazy-open": KnownBug(
         (Exception,),
-        "arraystore/backends/zarr.py",
+        "arraystore/backends/zarr/__init__.py",
         ("array", "read"),
         "BUG arraystore/backends/zarr.py:158 ZarrHandle.array() opens zarr-python lazily (and "
         "only the first field's zarr.json is checked at open): its metadata errors escape "
@@ -138,7 +138,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "zarr-codecs": KnownBug(
         (AttributeError, TypeError),
-        "arraystore/backends/zarr.py",
+        "arraystore/backends/zarr/codecs.py",
         ("codec_from_json",),
         "BUG arraystore/backends/zarr.py:105 codec_from_json assumes a list of objects: "
         "'codecs': \"0\" (or [1]) raises AttributeError",
@@ -159,7 +159,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "zarr-field-name": KnownBug(
         (TypeError,),
-        "arraystore/backends/zarr.py",
+        "arraystore/backends/zarr/__init__.py",
         ("open",),
         "BUG arraystore/backends/zarr.py:313 ZarrBackend.open uses the sidecar's first field "
         "name as a path before validating it: dtype [[1]] raises TypeError (and "
@@ -182,7 +182,7 @@ BUGS: dict[str, KnownBug] = {
     ),
     "zarr-field-shape": KnownBug(
         (ValueError,),
-        "arraystore/backends/zarr.py",
+        "arraystore/backends/zarr/__init__.py",
         ("_fast_read",),
         "BUG arraystore/backends/zarr.py:313 ZarrBackend.open does not check the field arrays "
         "against the sidecar dtype: a sidecar subarray shape (3,) for a field stored as (2,) "

@@ -21,7 +21,7 @@ from zarr.codecs import BytesCodec, Crc32cCodec, TransposeCodec, ZstdCodec
 from zarr.errors import UnstableSpecificationWarning, ZarrUserWarning
 
 from arraystore.backends.zarr import make_compressors
-from arraystore.backends.zarr_chunks import ChunkIO
+from arraystore.backends.zarr.chunks import ChunkIO
 from arraystore.errors import CorruptData, InvalidArgument, ShapeMismatch
 
 CODECS = ["none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4"]

@@ -12,6 +12,14 @@ Contract:
 * ``write(region, block, field=None)`` writes a block of exactly that shape; writes of
   disjoint chunk-aligned regions may run concurrently from several threads.
 * ``chunk_regions()`` yields the chunk regions in C order.
+* ``work_chunks(target_bytes)`` is the chunk shape operations cut their work into: the
+  storage chunks unless the format reads any row range directly (``contiguous_rows``).
+* ``prepare()`` opens what reads and writes need before the handle is shared;
+  ``flush()`` makes all writes durable before a new array is committed. Both are
+  no-ops unless the format needs them.
+* ``columnar`` and ``contiguous_rows`` describe the layout, so callers never test a
+  backend's name: whether a structured array's fields are stored apart, and whether
+  work may be cut into row pieces of any size.
 """
 
 from __future__ import annotations
@@ -35,6 +43,10 @@ class Handle(ABC):
     writable: bool
     #: True when fields are stored separately (reading one field reads only its bytes)
     columnar: bool = False
+    #: True when any range of rows is one run of plain bytes (no chunk to decode), so
+    #: work may be cut into row pieces of any size at no cost; False when the storage
+    #: chunks are read and written whole, so work should follow them
+    contiguous_rows: bool = False
 
     @abstractmethod
     def read(
@@ -48,6 +60,18 @@ class Handle(ABC):
 
     def chunk_regions(self) -> Iterator[Region]:
         return iter_chunk_regions(self.meta.shape, self.meta.chunks)
+
+    def work_chunks(self, target_bytes: int) -> tuple[int, ...]:
+        """The chunk shape to cut work (tasks) into.
+
+        Parameters
+        ----------
+        target_bytes : int
+            About how many bytes of the array one piece should hold, where the format
+            lets the caller choose (``contiguous_rows``). The default ignores it and
+            returns the storage chunks, which are read and written whole.
+        """
+        return self.meta.chunks
 
     @abstractmethod
     def stored_bytes(self) -> int:
@@ -63,6 +87,16 @@ class Handle(ABC):
         same array's after a write that changed it), for a resumable job's journal: a
         resume with another identity would mix two contents. None: not known."""
         return None
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Open what reads and writes will need (e.g. the data file) now, before several
+        threads share the handle. The default does nothing."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Make every write so far durable, also writes made through other handles or
+        processes (e.g. dask workers), and complete what is derived from the data (e.g.
+        checksums): called before a new array's metadata is written and it is committed.
+        The default does nothing (nothing to sync)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file descriptors (the handle stays usable: it reopens lazily)."""

@@ -37,7 +37,7 @@ class ArrayMeta:
     attrs: user attributes (JSON-able).
     history: operations applied to the array (casts...), oldest first.
     checksum: whether checksums are stored (zarr: the crc32c codec of every chunk;
-        memmap: ``data.crc32c``, CRC-32C per 1 MiB block, see backends/memmap_crc.py).
+        memmap: ``data.crc32c``, CRC-32C per 1 MiB block, see backends/memmap/crc.py).
     """
 
     shape: tuple[int, ...]

@@ -4,7 +4,7 @@
 - :mod:`.plan` — ``Task`` / ``Plan`` (frozen dataclasses) and ``run``, which checks
   the plan against the budget before anything runs and merges results in key order.
 - :mod:`.executors` — the ``Executor`` interface and executors by name
-  (``serial``, ``threads``).
+  (``serial``, ``threads``, and ``dask`` when its extra is installed).
 """
 
 from arraystore.engine.executors import (

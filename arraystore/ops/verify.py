@@ -93,7 +93,7 @@ def verify_array(store: StoreRoot, name: str, report: VerifyReport) -> None:
 
 def _check_memmap_crcs(handle: Any, name: str, report: VerifyReport) -> None:
     """Recompute the block checksums of a memmap array; one finding per bad block."""
-    from arraystore.backends import memmap_crc
+    from arraystore.backends.memmap import crc as memmap_crc
 
     table = memmap_crc.load(handle.path, handle.offset, handle.meta.nbytes)
     for m in memmap_crc.check(handle.file, table):

@@ -1,6 +1,7 @@
 """The executor contract: run tasks, yield results as they finish, bounded in flight.
 
-An :class:`Executor` has a ``name``, a ``workers`` count and one abstract method,
+An :class:`Executor` has a ``name``, a ``workers`` count, ``in_process`` (do tasks run
+in this process?) and one abstract method,
 :meth:`Executor.map`. ``map`` pulls tasks from its iterable lazily and never holds
 more than ``max_in_flight`` tasks that were pulled but whose result the caller has
 not yet taken, so memory stays within *in-flight * bytes per task* (checked by
@@ -36,6 +37,10 @@ class Executor(ABC):
     """Registry name (``"serial"``, ``"threads"``...)."""
     workers: int = 1
     """How many tasks run at the same time."""
+    in_process: bool = True
+    """Tasks run in this process (threads or inline), so what the caller loads or warms
+    up here (a JIT-compiled kernel, a cache) serves them; False when tasks are shipped to
+    other processes (``dask``)."""
 
     @abstractmethod
     def map(self, tasks: Iterable[Task], max_in_flight: int) -> Iterator[tuple[Task, Any]]:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 class DaskExecutor(Executor):
     name = "dask"
+    in_process = False  # tasks run in the cluster's worker processes
     #: seconds a failing run waits for its tasks still in flight before giving up on them
     drain_timeout: float = 120.0
 

@@ -312,7 +312,7 @@ def export_file(
 
 def _export_npy(arr: Array, tmp: Path, progress: Any) -> None:
     """Header, then each row block ``pwrite`` at its offset (bounded memory, no mmap)."""
-    from arraystore.backends.memmap import _bytes_view, write_header
+    from arraystore.backends.memmap import bytes_view, write_header
 
     dtype, shape = arr.dtype, arr.shape
     names: list[str | None] = [arr.field]
@@ -321,7 +321,7 @@ def _export_npy(arr: Array, tmp: Path, progress: Any) -> None:
         f.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
         if not shape:
             block = np.ascontiguousarray(arr.read())
-            os.pwrite(f.fileno(), _bytes_view(block), offset)
+            os.pwrite(f.fileno(), bytes_view(block), offset)
             return
         row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         regions = row_regions(arr.meta)
@@ -331,7 +331,7 @@ def _export_npy(arr: Array, tmp: Path, progress: Any) -> None:
 
         fd = f.fileno()
         for region, block in zip(regions, read_ahead(read, regions), strict=True):
-            buf = _bytes_view(np.ascontiguousarray(block))
+            buf = bytes_view(np.ascontiguousarray(block))
             pos, done = offset + region[0].start * row_bytes, 0
             while done < len(buf):
                 done += os.pwrite(fd, buf[done:], pos + done)

@@ -67,9 +67,7 @@ class _Source:
                 from arraystore.store import Store
 
                 arr = Store(self.store_path, mode="r")[self.name]
-                fd = getattr(arr.handle, "fd", None)
-                if fd is not None:
-                    fd()  # open the file now, not racily in several threads
+                arr.handle.prepare()  # open the file now, not racily in several threads
                 self._arr = arr[self.field] if self.field else arr
             return self._arr
 
@@ -240,12 +238,7 @@ def from_dask(
             targets.append(_Target(new.path, sidecar, backend, k or None, nd))
         if sources and meta.size:
             da.store(sources, targets, lock=False, compute=True, **compute)
-        if backend == "memmap":
-            fd = os.open(new.path / "data.npy", os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        # the workers' writes are made durable by NewArray's handle.flush() at the commit
     return store[name]
 
 

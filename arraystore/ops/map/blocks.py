@@ -201,16 +201,17 @@ def _map_task(
 
 
 def _pieces(dst: Handle, job: _Job, region: Region, dtype: np.dtype) -> list[Region]:
-    """An expression from memmap (or in-memory) inputs into a memmap output runs in
-    cache-sized row pieces (:data:`~arraystore.ops.reduce.stats.SUB_BLOCK` of inputs and output):
-    each input piece is copied from the page cache, evaluated and written while it is
-    still in cache. A user function gets the whole block (its documented contract); a
-    zarr input or output works on whole chunks."""
+    """An expression from inputs whose rows read directly (memmap; or in-memory inputs)
+    into such an output runs in cache-sized row pieces
+    (:data:`~arraystore.ops.reduce.stats.SUB_BLOCK` of inputs and output): each input
+    piece is copied from the page cache, evaluated and written while it is still in
+    cache. A user function gets the whole block (its documented contract); a chunked
+    input or output (zarr) works on whole chunks."""
     if (
         not isinstance(job.kernel, _ExprKernel)
-        or dst.meta.backend != "memmap"
+        or not dst.contiguous_rows
         or not region
-        or any(s.handle is not None and s.handle.meta.backend != "memmap" for s in job.sources)
+        or any(s.handle is not None and not s.handle.contiguous_rows for s in job.sources)
     ):
         return [region]
     row = (slice(region[0].start, region[0].start + 1), *region[1:])
@@ -234,7 +235,7 @@ def _grid(job: _Job, itemsize: int, budget: int, workers: int, chunks: Any) -> t
         return normalize_chunks(chunks, shape, itemsize)
     for s in job.sources:
         h = s.handle
-        if h is not None and h.meta.backend == "zarr" and s.shape == shape:
+        if h is not None and not h.contiguous_rows and s.shape == shape:  # its chunks
             return h.meta.chunks + s.shape[h.meta.ndim :]
     per_task = max(1, budget // (workers * READ_AHEAD) - job.kernel.temps(0))
     elem = itemsize * (1 + (FN_TEMPS if isinstance(job.kernel, _FnKernel) else 0))

@@ -244,7 +244,7 @@ def _rows_per_block(
     sel: _Select, dtype: np.dtype, trail: tuple[int, ...], budget: int, workers: int
 ) -> int:
     for s in sel.sources:
-        if s.handle is not None and s.handle.meta.backend == "zarr":
+        if s.handle is not None and not s.handle.contiguous_rows:  # follow its chunks
             return max(1, s.handle.meta.chunks[0])
     per_row = 2 * sel.row_bytes() + 2 * math.prod(trail) * dtype.itemsize + 1
     per_task = budget // (workers * READ_AHEAD) - _expr_temps(sel.cond) * 2

@@ -20,7 +20,7 @@ import numpy as np
 
 from arraystore._native import buffers as _buffers
 from arraystore.backends.base import Handle
-from arraystore.core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape, split_rows
+from arraystore.core.chunks import Region, iter_chunk_regions, region_shape, split_rows
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
 from arraystore.engine import Plan, Task, default_budget, get_executor, run
 from arraystore.errors import InvalidArgument
@@ -155,14 +155,11 @@ def select_fields(arr: Array, fields: Sequence[str] | str | None) -> list[tuple[
 
 
 def task_regions(handle: Handle, budget: int, workers: int) -> list[Region]:
-    """Zarr: the storage chunks. Memmap: row blocks sized from the budget."""
-    meta = handle.meta
-    if meta.backend != "memmap":
-        return list(handle.chunk_regions())
+    """The handle's work chunks (:meth:`Handle.work_chunks`): the storage chunks (zarr),
+    or row blocks sized from the budget where any row range reads directly (memmap)."""
     per_task = max(1, budget // TASKS_PER_BUDGET - KERNEL_OVERHEAD)
     target = max(min(2**20, budget // TASKS_PER_BUDGET), min(MAX_BLOCK, per_task))
-    chunks = auto_chunks(meta.shape, meta.dtype.itemsize, target)
-    return list(iter_chunk_regions(meta.shape, chunks))
+    return list(iter_chunk_regions(handle.meta.shape, handle.work_chunks(target)))
 
 
 def _read_fields(
@@ -211,11 +208,11 @@ def _reduce_task(
 
 
 def _sub_regions(handle: Handle, region: Region) -> list[Region]:
-    """A memmap task's row block in cache-sized pieces (:data:`SUB_BLOCK`), each copied
-    from the page cache and reduced while it is still in cache; zarr: the chunk itself
-    (it is decoded whole)."""
+    """A task's row block in cache-sized pieces (:data:`SUB_BLOCK`) where any row range
+    reads directly (memmap: each piece is copied from the page cache and reduced while
+    it is still in cache); else the chunk itself (zarr: it is decoded whole)."""
     meta = handle.meta
-    if meta.backend != "memmap" or meta.ndim == 0:
+    if not handle.contiguous_rows or meta.ndim == 0:
         return [region]
     row = math.prod(region_shape(region[1:])) * meta.dtype.itemsize
     return split_rows(region, row, SUB_BLOCK)
@@ -267,7 +264,7 @@ def reduce(
     handle = arr.handle
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:
-        if ex.name != "dask":  # blocks are reduced here: load the kernel while reading
+        if ex.in_process:  # blocks are reduced here: load the kernel while reading
             from arraystore.ops.reduce.kernels import numba as kernels_numba
 
             kernels_numba.prewarm(f.dtype for _, f in chosen)

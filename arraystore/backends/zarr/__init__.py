@@ -16,19 +16,22 @@ touches only that field's chunk files. Codecs come from zarr / numcodecs:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import threading
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from arraystore.backends.base import Backend, Handle, check_block
-from arraystore.backends.zarr_chunks import ALL_CHUNKS
+from arraystore.backends.zarr.chunks import ALL_CHUNKS
+from arraystore.backends.zarr.codecs import (
+    CODECS,
+    codec_from_json,
+    make_compressors,
+    parse_codec,
+    quiet,
+)
 from arraystore.core.chunks import (
     Region,
     chunk_region,
@@ -44,14 +47,24 @@ from arraystore.errors import (
     CorruptData,
     MetadataError,
     ReadOnlyError,
-    UnknownCodec,
 )
 from arraystore.fs import file_identity, read_json, tree_state
 
 if TYPE_CHECKING:
-    from arraystore.backends.zarr_chunks import ChunkIO
+    from arraystore.backends.zarr.chunks import ChunkIO
 
-CODECS = ("none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4")
+__all__ = [
+    "ALL_CHUNKS",
+    "CODECS",
+    "MAX_CHUNKS",
+    "MAX_NBYTES",
+    "ZarrBackend",
+    "ZarrHandle",
+    "codec_from_json",
+    "make_compressors",
+    "parse_codec",
+]
+
 #: ALL_CHUNKS: zarr.json attribute of every zarr array arraystore creates: each chunk is
 #: written (also one equal to the fill value), so a missing chunk file is lost data, not
 #: fill value. Arrays written before this flag existed may lack chunks (zeros were never
@@ -59,86 +72,6 @@ CODECS = ("none", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4")
 #: refused on open: more chunks than files could exist, or more bytes than create allows
 MAX_CHUNKS = 2**32
 MAX_NBYTES = 2**62
-
-
-_QUIET = threading.RLock()
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence zarr's warnings about non-spec codecs/dtypes we chose knowingly.
-
-    ``warnings.catch_warnings`` swaps process-global state, so every use is serialised.
-    """
-    from zarr.errors import UnstableSpecificationWarning, ZarrUserWarning
-
-    with _QUIET, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnstableSpecificationWarning)
-        warnings.simplefilter("ignore", ZarrUserWarning)
-        yield
-
-
-def parse_codec(spec: str | None) -> tuple[str, int | None]:
-    """``"zstd:5"`` -> ``("zstd", 5)``; validates the name and level."""
-    if spec is not None and not isinstance(spec, str):
-        raise UnknownCodec(f"codec must be a string like 'zstd:3', got {spec!r}")
-    text = (spec or "none").strip().lower()
-    name, _, level = text.partition(":")
-    if name not in CODECS:
-        raise UnknownCodec(f"unknown codec {spec!r} (choose from: {', '.join(CODECS)})")
-    if not level:
-        return name, None
-    digits = level.lstrip("-")
-    if name in ("none", "lz4") or not (digits.isascii() and digits.isdecimal()):  # not '²'
-        raise UnknownCodec(f"bad codec level in {spec!r}")
-    lv = int(level)
-    limits = {"zstd": (-131072, 22), "gzip": (0, 9), "blosc-lz4": (0, 9), "blosc-zstd": (0, 9)}
-    lo, hi = limits[name]
-    if not lo <= lv <= hi:
-        raise UnknownCodec(f"codec level {lv} out of range {lo}..{hi} for {name}")
-    return name, lv
-
-
-def make_compressors(spec: str | None) -> list[Any]:
-    name, level = parse_codec(spec)
-    if name == "none":
-        return []
-    from zarr import codecs as zc
-
-    if name == "zstd":
-        return [zc.ZstdCodec(level=3 if level is None else level)]
-    if name == "gzip":
-        return [zc.GzipCodec(level=5 if level is None else level)]
-    if name.startswith("blosc-"):
-        return [
-            zc.BloscCodec(
-                cname=name[6:],  # type: ignore[arg-type]
-                clevel=5 if level is None else level,
-                shuffle="shuffle",
-            )
-        ]
-    from zarr.codecs.numcodecs import LZ4
-
-    with _quiet():
-        return [LZ4()]
-
-
-def codec_from_json(codecs: list[dict[str, Any]]) -> str:
-    """Our codec spec from a zarr.json ``codecs`` list (for ``info``)."""
-    names = []
-    for c in codecs:
-        name, conf = c.get("name"), c.get("configuration") or {}
-        if name in ("bytes", "crc32c"):
-            continue
-        if name == "blosc":
-            names.append(f"blosc-{conf.get('cname', '?')}")
-        elif name == "numcodecs.lz4":
-            names.append("lz4")
-        elif name in ("zstd", "gzip"):
-            names.append(f"{name}:{conf.get('level')}")
-        else:
-            names.append(str(name))
-    return "+".join(names) or "none"
 
 
 def _zarr_dtype(dtype: np.dtype) -> Any:
@@ -234,7 +167,7 @@ class ZarrHandle(Handle):
 
             where = self.path if field is None else self.path / field
             try:
-                with _quiet():
+                with quiet():
                     arr = zarr.open_array(
                         _zarr_store(where, read_only=not self.writable),
                         mode="r+" if self.writable else "r",
@@ -264,7 +197,7 @@ class ZarrHandle(Handle):
             self._fast_read(cio, region, out)
             return out
         if self._dir_fd is not None:  # zarr-python reads by path: is it still our folder?
-            from arraystore.backends.zarr_chunks import check_same_folder
+            from arraystore.backends.zarr.chunks import check_same_folder
 
             check_same_folder(self._dir_fd, self.path)
         if self.meta.all_chunks:
@@ -310,7 +243,7 @@ class ZarrHandle(Handle):
     def chunk_io(self, field: str | None) -> ChunkIO | None:
         """Direct chunk-file reader/writer (numcodecs) or None for zarr-python's path."""
         if field not in self._cio:
-            from arraystore.backends.zarr_chunks import ChunkIO
+            from arraystore.backends.zarr.chunks import ChunkIO
 
             if not isinstance(self.path, Path):  # remote: zarr-python's own I/O
                 self._cio[field] = None
@@ -388,7 +321,7 @@ class ZarrBackend(Backend):
 
             compressors = [*compressors, Crc32cCodec()]
         store = LocalStore(path) if isinstance(path, Path) else _zarr_store(path, read_only=False)
-        with _quiet():
+        with quiet():
             if meta.dtype.names is None:
                 zarr.create_array(
                     store,
@@ -563,7 +496,7 @@ def _native_dtype(data_type: Any, label: str) -> np.dtype:
     from zarr.core.dtype import get_data_type_from_json
 
     try:
-        with _quiet():
+        with quiet():
             return np.dtype(get_data_type_from_json(data_type, zarr_format=3).to_native_dtype())
     except (ValueError, TypeError, KeyError) as exc:
         raise MetadataError(f"{label}: unknown zarr data_type {data_type!r} ({exc})") from None

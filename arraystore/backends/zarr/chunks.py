@@ -3,8 +3,9 @@
 zarr-python 3.1 reads a 128 MiB chunk at well under 1 GB/s; reading the same chunk file
 with one ``readv`` into a preallocated buffer and decoding it with numcodecs straight
 into the caller's array is several times faster. :class:`ChunkIO` does exactly that for
-the arrays whose codecs it understands, and produces the *same files* zarr-python 3.1.6
-does (same keys, same bytes), so the array stays a plain zarr v3 array.
+the arrays whose codecs it understands (:mod:`.codecs` parses them), and produces the
+*same files* zarr-python 3.1.6 does (same keys, same bytes), so the array stays a plain
+zarr v3 array.
 
 What it accepts (anything else: :meth:`ChunkIO.from_metadata` returns ``None`` and the
 caller uses zarr-python):
@@ -38,7 +39,7 @@ drops a chunk of complex -0.0s, losing the sign). A missing chunk reads as fill 
 Writes go to ``<key>.<uuid>.partial`` beside the chunk (zarr's LocalStore naming) and are
 moved into place with ``os.replace``: readers never see a torn chunk. No fsync (zarr's
 LocalStore does not fsync either). Chunk files of 1 MiB or more are written with
-``O_DIRECT`` where the filesystem allows it (:mod:`._direct`): same bytes, no page cache.
+``O_DIRECT`` where the filesystem allows it (:mod:`.direct`): same bytes, no page cache.
 
 Thread safety: a :class:`ChunkIO` is immutable after construction except for one scratch
 buffer *per thread* (``threading.local``) that holds the compressed bytes of the chunk
@@ -60,96 +61,37 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from arraystore._native.alloc import raw_buffer
-from arraystore.backends._direct import write_new_file
-from arraystore.backends._encode_into import encoder
+from arraystore.backends.zarr.codecs import (
+    DATA_TYPES,
+    Compressor,
+    Unsupported,
+    declared_size,
+    json_int,
+    named,
+    parse_codecs,
+    parse_fill_value,
+    single_threaded_blosc,
+    u32,
+)
+from arraystore.backends.zarr.direct import write_new_file
+from arraystore.backends.zarr.encode_into import encoder
 from arraystore.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMismatch
 
 __all__ = ["ALL_CHUNKS", "ChunkIO"]
 
-ALL_CHUNKS = "arraystore_all_chunks"  # see backends/zarr.py
+ALL_CHUNKS = "arraystore_all_chunks"  # see backends/zarr/__init__.py
 
-_DATA_TYPES = frozenset(
-    ["bool"]
-    + [f"{k}int{b}" for k in ("", "u") for b in (8, 16, 32, 64)]
-    + ["float16", "float32", "float64", "complex64", "complex128"]
-)
 _KNOWN_FIELDS = frozenset({
     "zarr_format", "node_type", "shape", "data_type", "chunk_grid", "chunk_key_encoding",
     "fill_value", "codecs", "attributes", "dimension_names", "storage_transformers",
 })  # fmt: skip
-_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 _DECODE_ERRORS = (RuntimeError, ValueError, EOFError, OSError, zlib.error)
 _STEP_BYTES = 1 << 20  # block size for the early-exit "all fill value?" scan
-
-Compressor = Literal["none", "blosc", "zstd", "gzip", "lz4"]
-
-
-class _Unsupported(Exception):
-    """Raised while parsing metadata: the fast path does not apply."""
-
-
-def _named(entry: Any) -> tuple[str, dict[str, Any]]:
-    """``{"name": n, "configuration": {...}}`` (or a bare name) -> ``(n, config)``."""
-    if isinstance(entry, str):
-        return entry, {}
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise _Unsupported(f"bad named configuration {entry!r}")
-    conf = entry.get("configuration", {})
-    if not isinstance(conf, dict) or set(entry) - {"name", "configuration", "must_understand"}:
-        raise _Unsupported(f"bad named configuration {entry!r}")
-    return entry["name"], conf
-
-
-def _int(value: Any, lo: int | None = None, hi: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _Unsupported(f"expected an int, got {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise _Unsupported(f"{value} out of range")
-    return value
-
-
-def _float(value: Any, dtype: np.dtype) -> np.generic:
-    """A zarr v3 JSON float (number, "NaN", "Infinity", "-Infinity", "0x<hex>")."""
-    if isinstance(value, bool):
-        raise _Unsupported("bool is not a float fill value")
-    if isinstance(value, int | float):
-        with np.errstate(over="ignore"):
-            out: np.generic = dtype.type(value)
-        if math.isfinite(value) and not np.isfinite(out):
-            raise _Unsupported(f"fill value {value!r} overflows {dtype}")
-        return out
-    if isinstance(value, str):
-        special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-        if value in special:
-            return dtype.type(special[value])
-        if value.startswith("0x") and len(value) == 2 + 2 * dtype.itemsize:
-            raw = bytes.fromhex(value[2:])
-            big_endian = np.frombuffer(raw, dtype=dtype.newbyteorder(">"))
-            return dtype.type(big_endian[0])
-    raise _Unsupported(f"fill value {value!r} is not a float")
-
-
-def _fill_value(value: Any, dtype: np.dtype) -> np.generic:
-    kind = dtype.kind
-    if kind == "b":
-        if not isinstance(value, bool):
-            raise _Unsupported(f"fill value {value!r} is not a bool")
-        return np.bool_(value)
-    if kind in "iu":
-        info = np.iinfo(dtype)
-        return dtype.type(_int(value, int(info.min), int(info.max)))
-    if kind == "f":
-        return _float(value, dtype)
-    if kind == "c" and isinstance(value, list) and len(value) == 2:
-        part = np.dtype(f"f{dtype.itemsize // 2}")
-        re, im = (float(_float(v, part)) for v in value)
-        return dtype.type(complex(re, im))
-    raise _Unsupported(f"fill value {value!r} not representable as {dtype}")
 
 
 def _advance(views: list[memoryview], n: int) -> None:
@@ -180,26 +122,6 @@ def _write_all(fd: int, buffers: Sequence[Any]) -> None:
     views = [v for v in views if v.nbytes]
     while views:
         _advance(views, os.writev(fd, views))
-
-
-def _zstd_content_size(buf: np.ndarray) -> int | None:
-    """The decoded size a zstd frame header declares (RFC 8878 §3.1.1.1), if any."""
-    if buf.size < 6 or bytes(buf[:4]) != b"\x28\xb5\x2f\xfd":
-        return None
-    descriptor = int(buf[4])
-    single_segment = (descriptor >> 5) & 1
-    fcs_size = (single_segment, 2, 4, 8)[descriptor >> 6]
-    if fcs_size == 0:
-        return None
-    pos = 5 + (1 - single_segment) + (0, 1, 2, 4)[descriptor & 3]
-    if buf.size < pos + fcs_size:
-        return None
-    size = int.from_bytes(bytes(buf[pos : pos + fcs_size]), "little")
-    return size + 256 if fcs_size == 2 else size
-
-
-def _u32(buf: np.ndarray, at: int) -> int:
-    return int.from_bytes(bytes(buf[at : at + 4]), "little")
 
 
 def check_same_folder(dir_fd: int, home: Path) -> None:
@@ -275,7 +197,7 @@ class ChunkIO:
         """
         try:
             return cls._parse(doc, Path(path), write_empty_chunks)
-        except _Unsupported:
+        except Unsupported:
             return None
 
     @classmethod
@@ -329,42 +251,42 @@ class ChunkIO:
     @classmethod
     def _parse(cls, doc: dict[str, Any], path: Path, write_empty: bool | None) -> ChunkIO:
         if sys.byteorder != "little":
-            raise _Unsupported("big-endian host")
+            raise Unsupported("big-endian host")
         if doc.get("zarr_format") != 3 or doc.get("node_type") != "array":
-            raise _Unsupported("not a zarr v3 array")
+            raise Unsupported("not a zarr v3 array")
         for key in set(doc) - _KNOWN_FIELDS:
             ext = doc[key]
             if not (isinstance(ext, dict) and ext.get("must_understand") is False):
-                raise _Unsupported(f"extension field {key!r}")
+                raise Unsupported(f"extension field {key!r}")
         if doc.get("storage_transformers"):
-            raise _Unsupported("storage transformers")
+            raise Unsupported("storage transformers")
         shape_doc = doc.get("shape")
         if not isinstance(shape_doc, list):
-            raise _Unsupported("bad shape")
-        shape = tuple(_int(s, 0) for s in shape_doc)
-        grid_name, grid_conf = _named(doc.get("chunk_grid"))
+            raise Unsupported("bad shape")
+        shape = tuple(json_int(s, 0) for s in shape_doc)
+        grid_name, grid_conf = named(doc.get("chunk_grid"))
         chunk_doc = grid_conf.get("chunk_shape")
         if grid_name != "regular" or not isinstance(chunk_doc, list):
-            raise _Unsupported("chunk grid is not regular")
-        chunks = tuple(_int(c, 1) for c in chunk_doc)
+            raise Unsupported("chunk grid is not regular")
+        chunks = tuple(json_int(c, 1) for c in chunk_doc)
         if len(chunks) != len(shape):
-            raise _Unsupported("chunk shape and shape differ in length")
+            raise Unsupported("chunk shape and shape differ in length")
 
         data_type = doc.get("data_type")
-        if not isinstance(data_type, str) or data_type not in _DATA_TYPES:
-            raise _Unsupported(f"data type {data_type!r}")
+        if not isinstance(data_type, str) or data_type not in DATA_TYPES:
+            raise Unsupported(f"data type {data_type!r}")
         dtype = np.dtype(data_type).newbyteorder("<")
-        fill_value = _fill_value(doc.get("fill_value"), dtype)
+        fill_value = parse_fill_value(doc.get("fill_value"), dtype)
 
-        enc_name, enc_conf = _named(doc.get("chunk_key_encoding", "default"))
+        enc_name, enc_conf = named(doc.get("chunk_key_encoding", "default"))
         if enc_name not in ("default", "v2") or set(enc_conf) - {"separator"}:
-            raise _Unsupported(f"chunk key encoding {enc_name!r}")
+            raise Unsupported(f"chunk key encoding {enc_name!r}")
         separator = enc_conf.get("separator", "/" if enc_name == "default" else ".")
         if separator not in ("/", "."):
-            raise _Unsupported(f"chunk key separator {separator!r}")
+            raise Unsupported(f"chunk key separator {separator!r}")
         prefix = "c" if enc_name == "default" else ""
 
-        compressor, codec, checksum = cls._parse_codecs(doc.get("codecs"), dtype)
+        compressor, codec, checksum = parse_codecs(doc.get("codecs"), dtype)
         attrs = doc.get("attributes")
         complete = isinstance(attrs, dict) and attrs.get(ALL_CHUNKS) is True
         if write_empty is None:
@@ -375,59 +297,6 @@ class ChunkIO:
         )  # fmt: skip
         cio.complete = complete
         return cio
-
-    @staticmethod
-    def _parse_codecs(codecs: Any, dtype: np.dtype) -> tuple[Compressor, Any, bool]:
-        if not isinstance(codecs, list) or not codecs:
-            raise _Unsupported("no codecs")
-        chain = [_named(c) for c in codecs]
-        name, conf = chain[0]
-        if name != "bytes":  # transpose, sharding_indexed, vlen-*, numcodecs filters ...
-            raise _Unsupported(f"array codec {name!r}")
-        endian = conf.get("endian")
-        if set(conf) - {"endian"} or endian not in (None, "little", "big"):
-            raise _Unsupported("bytes codec configuration")
-        if dtype.itemsize > 1 and endian != "little":
-            raise _Unsupported("not little endian")
-        rest = chain[1:]
-        checksum = bool(rest) and rest[-1][0] == "crc32c"
-        if checksum:
-            if rest[-1][1]:
-                raise _Unsupported("crc32c configuration")
-            try:
-                import google_crc32c  # noqa: F401  (what zarr-python's crc32c codec uses)
-            except ImportError as exc:
-                raise _Unsupported("google_crc32c is not installed") from exc
-            rest = rest[:-1]
-        if not rest:
-            return "none", None, checksum
-        if len(rest) > 1:
-            raise _Unsupported("more than one compressor")
-        name, conf = rest[0]
-        if name == "blosc":
-            return "blosc", _blosc(conf, dtype), checksum
-        if name == "zstd":
-            if set(conf) - {"level", "checksum"} or not isinstance(
-                conf.get("checksum", False), bool
-            ):
-                raise _Unsupported("zstd configuration")
-            from numcodecs import Zstd
-
-            level = _int(conf.get("level", 0), hi=22)
-            return "zstd", Zstd(level=level, checksum=conf.get("checksum", False)), checksum
-        if name == "gzip":
-            if set(conf) - {"level"}:
-                raise _Unsupported("gzip configuration")
-            from numcodecs import GZip
-
-            return "gzip", GZip(_int(conf.get("level", 5), 0, 9)), checksum
-        if name == "numcodecs.lz4":
-            if set(conf) - {"acceleration", "id"} or conf.get("id", "lz4") != "lz4":
-                raise _Unsupported("lz4 configuration")
-            from numcodecs import LZ4
-
-            return "lz4", LZ4(acceleration=_int(conf.get("acceleration", 1))), checksum
-        raise _Unsupported(f"codec {name!r}")
 
     # ------------------------------------------------------------------ geometry
     def _check_index(self, index: Sequence[int]) -> tuple[int, ...]:
@@ -532,31 +401,12 @@ class ChunkIO:
     def _verify_crc(self, key: str, data: np.ndarray, stored: np.ndarray) -> None:
         import google_crc32c
 
-        if google_crc32c.value(data) != _u32(stored, 0):
+        if google_crc32c.value(data) != u32(stored, 0):
             raise self._corrupt(key, "crc32c checksum mismatch")
-
-    def _declared_size(self, data: np.ndarray) -> int | None:
-        """Decoded size stated in the compressed stream's header (None: not stated)."""
-        n = data.size
-        if self.compressor == "blosc":
-            if n < 16 or _u32(data, 12) != n:  # header: version, flags, nbytes, bsize, cbytes
-                raise ValueError("bad blosc header")
-            return _u32(data, 4)
-        if self.compressor == "lz4":  # numcodecs' LZ4 prefixes the decoded size
-            if n < 4:
-                raise ValueError("truncated lz4 data")
-            return _u32(data, 0)
-        if self.compressor == "zstd":
-            return _zstd_content_size(data)
-        # gzip: the ISIZE trailer is the decoded size mod 2**32 (GzipFile checks it)
-        if n < 18:
-            raise ValueError("truncated gzip data")
-        isize = _u32(data, n - 4)
-        return self.chunk_bytes if isize == self.chunk_bytes % (1 << 32) else isize
 
     def _decode(self, key: str, data: np.ndarray, flat: np.ndarray) -> None:
         try:
-            declared = self._declared_size(data)
+            declared = declared_size(self.compressor, data, self.chunk_bytes)
             if declared is None:  # zstd frame without a content size: decode, then copy
                 decoded = np.frombuffer(self._codec.decode(data), dtype=np.uint8)
                 if decoded.size != flat.size:
@@ -635,7 +485,7 @@ class ChunkIO:
 
     def _encode(self, raw: np.ndarray) -> Any:
         """The compressed chunk: in this thread's scratch buffer when the codec allows
-        (:mod:`._encode_into`: no fresh allocation per chunk), else ``codec.encode``."""
+        (:mod:`.encode_into`: no fresh allocation per chunk), else ``codec.encode``."""
         into = self.__dict__.get("_into", False)
         if into is False:
             into = self._into = encoder(self.compressor, self._codec)
@@ -672,7 +522,7 @@ class ChunkIO:
         self.__dict__.update(state)
         self._local = threading.local()
         if self.compressor == "blosc":  # e.g. unpickled in a worker that never saw zarr
-            _single_threaded_blosc()
+            single_threaded_blosc()
 
     def __repr__(self) -> str:
         codec = self.compressor + ("+crc32c" if self.checksum else "")
@@ -680,42 +530,6 @@ class ChunkIO:
             f"ChunkIO({str(self.path)!r}, shape={self.shape}, chunks={self.chunks}, "
             f"dtype={self.dtype.str}, codec={codec})"
         )
-
-
-def _blosc(conf: dict[str, Any], dtype: np.dtype) -> Any:
-    """numcodecs.Blosc exactly as zarr.codecs.BloscCodec builds it."""
-    import numcodecs
-    import numcodecs.blosc
-
-    if set(conf) - {"cname", "clevel", "shuffle", "typesize", "blocksize"}:
-        raise _Unsupported("blosc configuration")
-    cname = conf.get("cname", "zstd")
-    if cname not in numcodecs.blosc.list_compressors():
-        raise _Unsupported(f"blosc cname {cname!r}")
-    typesize = _int(conf.get("typesize", dtype.itemsize), 1)
-    shuffle = conf.get("shuffle", "bitshuffle" if dtype.itemsize == 1 else "shuffle")
-    if shuffle not in _SHUFFLE:
-        raise _Unsupported(f"blosc shuffle {shuffle!r}")
-    _single_threaded_blosc()
-    config = {
-        "cname": cname,
-        "clevel": _int(conf.get("clevel", 5), 0, 9),
-        "shuffle": _SHUFFLE[shuffle],
-        "blocksize": _int(conf.get("blocksize", 0), 0),
-    }
-    try:
-        return numcodecs.Blosc(**config, typesize=typesize)
-    except TypeError:  # numcodecs < 0.16 has no typesize; zarr then omits it too
-        return numcodecs.Blosc(**config)
-
-
-def _single_threaded_blosc() -> None:
-    """What zarr.codecs.blosc does on import: one blosc thread per call, through blosc's
-    thread-safe contextual API. Multi-threaded blosc output depends on thread timing, so
-    this is also what makes the bytes reproducible (and identical to zarr-python's)."""
-    import numcodecs.blosc
-
-    numcodecs.blosc.use_threads = False
 
 
 def _zarr_write_empty_chunks() -> bool:

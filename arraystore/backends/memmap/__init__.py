@@ -4,6 +4,8 @@
 row blocks recorded in ``arraystore.json``. Row-contiguous regions are read with
 ``os.preadv`` into (reusable) caller buffers and written with ``os.pwrite``, so streaming
 never fills resident memory with mapped pages; other regions go through ``np.memmap``.
+The .npy header is read and written by :mod:`.npy`, the optional block checksums
+(``data.crc32c``) by :mod:`.crc`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ from typing import Any
 import numpy as np
 
 from arraystore.backends.base import Backend, Handle, check_block
-from arraystore.core.chunks import Region
-from arraystore.core.dtypes import is_bfloat16
+from arraystore.backends.memmap import crc
+from arraystore.backends.memmap.npy import (
+    bytes_view,
+    check_npy_size,
+    read_header,
+    same_layout,
+    write_header,
+)
+from arraystore.core.chunks import Region, auto_chunks
 from arraystore.core.meta import SIDECAR, ArrayMeta
 from arraystore.errors import (
     ArrayNotFound,
@@ -29,79 +38,28 @@ from arraystore.errors import (
 )
 from arraystore.fs import file_identity, start_writeback
 
+__all__ = [
+    "DATA",
+    "MemmapBackend",
+    "MemmapHandle",
+    "bytes_view",
+    "check_npy_size",
+    "open_npy",
+    "read_header",
+    "write_header",
+]
+
 DATA = "data.npy"
 _OPEN_LOCK = threading.Lock()
 
 
-def _same_layout(file_dtype: np.dtype, dtype: np.dtype) -> bool:
-    """The file's dtype is the logical one (extension types like bfloat16 may read as void)."""
-    if file_dtype == dtype:
-        return True
-    if file_dtype.itemsize != dtype.itemsize:
-        return False
-    if dtype.names is None:
-        return is_bfloat16(dtype) and file_dtype.kind == "V"
-    return file_dtype.names == dtype.names
-
-
-def write_header(f: Any, dtype: np.dtype, shape: tuple[int, ...]) -> int:
-    d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
-    try:
-        np.lib.format.write_array_header_1_0(f, d)
-    except ValueError:  # header too large for format 1.0
-        f.seek(0)
-        np.lib.format.write_array_header_2_0(f, d)
-    return int(f.tell())
-
-
-def read_header(path: Path, fd: int | None = None) -> tuple[tuple[int, ...], np.dtype, int]:
-    """Shape, dtype and data offset of a .npy file (or of the open file ``fd``), never
-    unpickling anything."""
-    try:
-        with open(path if fd is None else fd, "rb", closefd=fd is None) as f:
-            try:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    raise CorruptData(f"{path}: unsupported .npy version {version}")
-            except (ValueError, SyntaxError, EOFError) as exc:
-                raise CorruptData(f"{path} is not a valid .npy file: {exc}") from None
-            offset = f.tell()
-    except FileNotFoundError:
-        raise CorruptData(f"data file {path} is missing") from None
-    except OSError as exc:
-        raise CorruptData(f"cannot read {path}: {exc.strerror or exc}") from None
-    if fortran:
-        raise CorruptData(f"{path} is Fortran-ordered; arraystore stores C order")
-    if dtype.hasobject:
-        raise CorruptData(f"{path} holds an object dtype, which arraystore never loads")
-    return tuple(int(s) for s in shape), dtype, offset
-
-
 def open_npy(file: Path) -> MemmapHandle:
     """A read-only handle on any .npy file (e.g. ``create --from``); never unpickles."""
-    from arraystore.core.chunks import auto_chunks
-
     shape, dtype, offset = read_header(file)
     check_npy_size(file, shape, dtype, offset)
     # the file's own dtype (maybe big-endian): bytes are read as they are, then converted
     meta = ArrayMeta(shape=shape, dtype=dtype, chunks=auto_chunks(shape, dtype.itemsize))
     return MemmapHandle(file.parent, meta, offset, writable=False, file=file)
-
-
-def check_npy_size(
-    path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int, fd: int | None = None
-) -> None:
-    expected = offset + math.prod(shape) * dtype.itemsize
-    actual = os.path.getsize(path) if fd is None else os.fstat(fd).st_size
-    if actual != expected:
-        raise CorruptData(
-            f"{path} is {actual} bytes but shape {shape} of {dtype} needs {expected} "
-            f"({'truncated' if actual < expected else 'trailing bytes'})"
-        )
 
 
 def _replaced(path: Path) -> ArrayNotFound:
@@ -110,13 +68,9 @@ def _replaced(path: Path) -> ArrayNotFound:
     )
 
 
-def _bytes_view(arr: np.ndarray) -> memoryview:
-    """A writable/readable byte view of a C-contiguous array (no copy)."""
-    return memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
-
-
 class MemmapHandle(Handle):
     columnar = False
+    contiguous_rows = True
 
     def __init__(
         self, path: Path, meta: ArrayMeta, offset: int, writable: bool, file: Path | None = None
@@ -129,10 +83,10 @@ class MemmapHandle(Handle):
         self._fd: int | None = None
         self.row_bytes = math.prod(meta.shape[1:]) * meta.dtype.itemsize
         #: writes update ``data.crc32c`` in place (a committed checksummed array, see
-        #: memmap_crc); a new array's checksums are computed by ``flush`` instead
+        #: :mod:`.crc`); a new array's checksums are computed by ``flush`` instead
         self.crc_live = False
         #: (st_dev, st_ino, generation) of the data file this handle was opened on
-        #: (None: not known); see _io.file_identity
+        #: (None: not known); see fs.file_identity
         self.ident: tuple[int, int, int | None] | None = None
 
     def fd(self) -> int:
@@ -148,6 +102,13 @@ class MemmapHandle(Handle):
                         raise _replaced(self.path)
                     self._fd = fd
         return self._fd
+
+    def prepare(self) -> None:
+        self.fd()  # open the data file now, not in several threads at once
+
+    def work_chunks(self, target_bytes: int) -> tuple[int, ...]:
+        """Row blocks of about ``target_bytes`` (any row range is one read or write)."""
+        return auto_chunks(self.meta.shape, self.meta.dtype.itemsize, target_bytes)
 
     def identity(self) -> list[int | str | None] | None:
         if self.ident is None:
@@ -216,7 +177,7 @@ class MemmapHandle(Handle):
             return out
         if self.meta.ndim == 0 or self._contiguous(region):
             start = self.offset + (region[0].start * self.row_bytes if region else 0)
-            self._pread(_bytes_view(out), start)
+            self._pread(bytes_view(out), start)
         else:
             mm = self._memmap("r")
             try:
@@ -241,12 +202,10 @@ class MemmapHandle(Handle):
         if block.size == 0:
             return
         if self.crc_live:  # refuse before writing when the checksums cannot follow
-            from arraystore.backends.memmap_crc import precheck
-
-            precheck(self.path, self.offset, self.meta.nbytes)
+            crc.precheck(self.path, self.offset, self.meta.nbytes)
         if field is None and (self.meta.ndim == 0 or self._contiguous(region)):
             start = self.offset + (region[0].start * self.row_bytes if region else 0)
-            buf = _bytes_view(block)
+            buf = bytes_view(block)
             fd, done = self.fd(), 0
             while done < len(buf):
                 done += os.pwrite(fd, buf[done:], start + done)
@@ -266,13 +225,11 @@ class MemmapHandle(Handle):
 
     def _update_crcs(self, region: Region) -> None:
         """Recompute the checksums of the blocks under the rows ``region`` touched."""
-        from arraystore.backends import memmap_crc
-
         if self.meta.ndim == 0 or not region:
             start, stop = 0, self.meta.nbytes
         else:
             start, stop = region[0].start * self.row_bytes, region[0].stop * self.row_bytes
-        memmap_crc.update(self.path, self.fd(), self.offset, self.meta.nbytes, start, stop)
+        crc.update(self.path, self.fd(), self.offset, self.meta.nbytes, start, stop)
 
     def stored_bytes(self) -> int:
         return os.path.getsize(self.file)
@@ -286,9 +243,7 @@ class MemmapHandle(Handle):
         os.fsync(self.fd())
         if not (self.meta.checksum and self.writable and self.file == self.path / DATA):
             return
-        from arraystore.backends import memmap_crc
-
-        crc_path = self.path / memmap_crc.CRC_FILE
+        crc_path = self.path / crc.CRC_FILE
         if self.crc_live:
             if crc_path.is_file():  # (a missing one is reported by writes and verify)
                 fd = os.open(crc_path, os.O_RDONLY)
@@ -297,8 +252,8 @@ class MemmapHandle(Handle):
                 finally:
                     os.close(fd)
         elif not (self.path / SIDECAR).exists():
-            table = memmap_crc.compute(self.file, self.offset, self.meta.nbytes)
-            memmap_crc.write(self.path, table)
+            table = crc.compute(self.file, self.offset, self.meta.nbytes)
+            crc.write(self.path, table)
 
 
 class MemmapBackend(Backend):
@@ -333,7 +288,7 @@ class MemmapBackend(Backend):
             meta = ArrayMeta.from_sidecar(sidecar, shape=shape)
             if "chunks" not in sidecar:
                 raise MetadataError(f"{path.name}: memmap metadata lacks 'chunks'")
-            if not _same_layout(file_dtype, meta.dtype):
+            if not same_layout(file_dtype, meta.dtype):
                 raise CorruptData(
                     f"{path.name}: data file holds {file_dtype} but metadata says {meta.dtype}"
                 )
