@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from arraystore.backends import get_backend
+from arraystore.backends import check_backend
 from arraystore.backends.memmap import open_npy
 from arraystore.core.chunks import DEFAULT_CHUNK_BYTES
 from arraystore.core.create_args import check_create_args
@@ -65,7 +65,7 @@ class Store(StoreRoot):
         backend = self.default_backend(backend)
         check_create_args(seed, attrs, from_npy)
         self.refuse_existing(name, overwrite)
-        get_backend(backend)  # validate the name early
+        check_backend(backend)  # validate the name early
         if sum(x is not None for x in (fill, data, from_npy)) > 1:
             raise InvalidArgument("give only one of fill, data and from_npy")
         source = open_npy(Path(from_npy)) if from_npy is not None else None

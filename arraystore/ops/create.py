@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.backends import get_backend
+from arraystore.backends import check_backend
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import (
     DEFAULT_CHUNK_BYTES,
@@ -173,7 +173,7 @@ def new_meta(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> ArrayMeta:
     """The metadata of a new array (backend name and codec checked, chunks normalized)."""
-    get_backend(backend)  # validate the name
+    check_backend(backend)
     if backend == "memmap" and codec not in (None, "none"):
         raise InvalidArgument("the memmap backend stores raw bytes: --codec needs --backend zarr")
     return ArrayMeta(

@@ -156,9 +156,7 @@ class NewArray:
         if meta is not None:
             self.meta = meta
         try:
-            flush = getattr(self.handle, "flush", None)
-            if flush is not None:
-                flush()
+            self.handle.flush()
             self.handle.close()
             write_json(self.path / SIDECAR, self.meta.to_sidecar())  # metadata last
             kill_point("sidecar")

@@ -101,8 +101,7 @@ def _build(
     try:
         with new:
             dst = new.handle
-            if hasattr(dst, "fd"):
-                dst.fd()  # open once here, not racily in the workers
+            dst.prepare()  # open once here, not racily in the workers
             jr = new.chunk_journal
             tasks = tuple(Task(k, fn, (dst, *args, jr), nb) for k, fn, args, nb in specs)
             if tasks:
