@@ -77,6 +77,11 @@ workers_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+executor_option = click.option(
+    "--executor",
+    default=None,
+    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
+)
 
 
 def _executor(workers: int | None, name: str | None = None) -> Any:
