@@ -67,6 +67,17 @@ scheduler_option = click.option(
 )
 
 
+def option_group(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Several click options as one decorator; ``--help`` lists them in the order given."""
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 def storage_options() -> dict[str, Any] | None:
     ctx = click.get_current_context(silent=True)
     return None if ctx is None else ctx.meta.get(_OPTS)

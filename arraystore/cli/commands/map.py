@@ -10,6 +10,7 @@ from arraystore.cli.options import scheduler_option, storage_option, store_opene
 from arraystore.cli.util import (
     _executor,
     _size,
+    executor_option,
     memory_option,
     progress_bar,
     quiet_option,
@@ -31,11 +32,7 @@ from arraystore.core.dtypes import dtype_to_spec
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out array.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted map.")
 @click.option("--checksum", is_flag=True, help="Store checksums in the output.")
-@click.option(
-    "--executor",
-    default=None,
-    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
-)
+@executor_option
 @scheduler_option
 @memory_option
 @workers_option
