@@ -17,6 +17,7 @@ from arraystore.cli.util import (
     workers_option,
 )
 from arraystore.core.dtypes import dtype_to_spec
+from arraystore.errors import InvalidArgument
 
 
 @click.command(name="map")
@@ -57,8 +58,7 @@ def map_cmd(
     """Evaluate --expr chunk by chunk into a new array (bare names: fields of NAME or
     arrays of STORE); --where selects rows. Never Python eval: a safe expression language."""
     open_store = store_opener()
-    from arraystore.errors import InvalidArgument
-    from arraystore.ops.map.blocks import map_expr, where
+    from arraystore.ops.map.blocks import map_expr, where  # lazy: start-up
 
     if expr is None and cond is None:
         raise InvalidArgument("map needs --expr and/or --where")
