@@ -1,7 +1,8 @@
 """The ``arraystore`` command line: parse, call the API, print. No logic lives here.
 
 User errors (any ArrayStoreError, bad options) print one line on stderr and exit 1.
-Heavy imports (numpy, zarr, rich) happen inside the commands so ``--help`` stays fast.
+Heavy imports (rich, and the ops modules marked ``# lazy: start-up``) happen inside the
+commands so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from arraystore.cli.commands.inspect import info, ls_cmd
 from arraystore.cli.commands.manage import mv, rm, verify
 from arraystore.cli.commands.map import map_cmd
 from arraystore.cli.commands.stats import stats
+from arraystore.cli.options import remote_error
 from arraystore.cli.transfer import export_cmd, import_cmd
 from arraystore.cli.util import _one_line
+from arraystore.errors import ArrayStoreError
 
 
 class _Group(click.Group):
     """Turns user errors into one line on stderr and exit status 1."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        from arraystore.errors import ArrayStoreError
-
         kwargs["standalone_mode"] = False
         try:
             rv = super().main(*args, **kwargs)
@@ -51,8 +52,6 @@ class _Group(click.Group):
         except BrokenPipeError:
             sys.exit(1)
         except Exception as exc:
-            from arraystore.cli.options import remote_error
-
             msg = remote_error(exc)
             if msg is None:
                 raise

@@ -12,14 +12,15 @@ from typing import Any
 
 import click
 
+from arraystore import open as open_store
+from arraystore.errors import InvalidArgument
+
 _OPTS = "arraystore.storage_options"
 _SCHED = "arraystore.scheduler"
 
 
 def parse_storage_option(text: str) -> tuple[str, Any]:
     """``key=value``; the value is JSON when it parses (true, 3, {"a": 1}), else a string."""
-    from arraystore.errors import InvalidArgument
-
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -67,6 +68,17 @@ scheduler_option = click.option(
 )
 
 
+def option_group(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Several click options as one decorator; ``--help`` lists them in the order given."""
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 def storage_options() -> dict[str, Any] | None:
     ctx = click.get_current_context(silent=True)
     return None if ctx is None else ctx.meta.get(_OPTS)
@@ -74,8 +86,6 @@ def storage_options() -> dict[str, Any] | None:
 
 def store_opener() -> Callable[..., Any]:
     """``arraystore.open`` with this command's ``--storage-option`` values."""
-    from arraystore import open as open_store
-
     opts = storage_options()
 
     def opener(path: str, mode: str = "r+") -> Any:
@@ -91,8 +101,6 @@ def scheduler(executor: str | None) -> tuple[str | None, dict[str, Any]]:
     if address is None:
         return executor, {}
     if executor not in (None, "dask"):
-        from arraystore.errors import InvalidArgument
-
         raise InvalidArgument(f"--scheduler needs the dask executor, not --executor {executor}")
     return "dask", {"address": address}
 

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+import numpy as np
+
+from arraystore.core.dtypes import dtype_to_spec
+from arraystore.engine.memory import format_size
+from arraystore.errors import ArrayStoreError
+
 
 def _checksum_label(doc: dict[str, Any]) -> str:
     if not doc["checksum"]:
@@ -19,9 +26,6 @@ def _checksum_label(doc: dict[str, Any]) -> str:
 
 def ls_rows(store: Any) -> list[dict[str, Any]]:
     """One row per array of ``store``; a broken array's row holds ``name`` and ``error``."""
-    from arraystore.core.dtypes import dtype_to_spec
-    from arraystore.errors import ArrayStoreError
-
     rows: list[dict[str, Any]] = []
     for name in store.names():
         try:
@@ -41,12 +45,9 @@ def ls_rows(store: Any) -> list[dict[str, Any]]:
 
 
 def print_ls(rows: list[dict[str, Any]], store: str) -> None:
-    import click
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-
-    from arraystore.engine.memory import format_size
 
     if not rows:
         click.echo(f"{store}: no arrays")
@@ -71,8 +72,6 @@ def print_ls(rows: list[dict[str, Any]], store: str) -> None:
 def warn_broken(rows: list[dict[str, Any]]) -> None:
     """One stderr line naming the arrays ``ls`` could not open (its exit status stays 0:
     the listing itself worked; ``verify`` is the command whose status reports damage)."""
-    import click
-
     broken = [r["name"] for r in rows if "error" in r]
     if broken:
         click.echo(
@@ -86,8 +85,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     if isinstance(v, list):
-        import numpy as np
-
         return np.array2string(np.asarray(v), precision=4, threshold=8, edgeitems=3)
     return str(v)
 
@@ -112,8 +109,6 @@ def _print_stats(doc: dict[str, Any]) -> None:
         console.print(t)
     gbps = doc.get("gb_per_s")
     if gbps:
-        from arraystore.engine.memory import format_size
-
         console.print(
             f"read {format_size(doc['bytes_read'])} in {doc['seconds']:.2f} s ({gbps:.2f} GB/s)",
             style="dim",
@@ -123,8 +118,6 @@ def _print_stats(doc: dict[str, Any]) -> None:
 def _print_cast(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
-
-    from arraystore.engine.memory import format_size
 
     title = f"{'plan (dry run)' if doc['dry_run'] else 'cast'}: {doc['array']}"
     if doc["out"] != doc["array"]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from arraystore.cli.options import storage_option, store_opener
 from arraystore.cli.util import progress_bar, quiet_option
+from arraystore.core.dtypes import dtype_to_spec
+from arraystore.ops.interop import export_file, import_file
 
 
 @click.command(name="import")
@@ -39,11 +43,7 @@ def import_cmd(
     quiet: bool,
 ) -> None:
     """Import a .npy, CSV, Parquet or Arrow file (streamed, atomic) as array NAME."""
-    import os
-
     open_store = store_opener()
-    from arraystore.ops.interop import import_file
-
     s = open_store(store, mode="a")
     with progress_bar(
         os.path.getsize(file) if os.path.exists(file) else 0, f"import {name}", quiet
@@ -62,8 +62,6 @@ def import_cmd(
             progress=adv,
             checksum=checksum,
         )
-    from arraystore.core.dtypes import dtype_to_spec
-
     click.echo(f"imported {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
 
 
@@ -80,8 +78,6 @@ def export_cmd(
 ) -> None:
     """Export array NAME to a .npy, CSV, Parquet or Arrow file, chunk by chunk."""
     open_store = store_opener()
-    from arraystore.ops.interop import export_file
-
     arr = open_store(store, mode="r")[name]
     with progress_bar(arr.nbytes, f"export {name}", quiet) as adv:
         path = export_file(arr, file, format=fmt, overwrite=overwrite, progress=adv)

@@ -4,6 +4,7 @@ output, the progress bar, the executor from --workers/--executor, axis and numbe
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -12,7 +13,12 @@ from typing import Any
 import click
 
 from arraystore.cli.options import scheduler
-from arraystore.errors import ArrayNotFound
+from arraystore.core.chunks import normalize_shape
+from arraystore.core.dtypes import check_array_name, parse_dtype
+from arraystore.core.meta import dumps
+from arraystore.engine import get_executor
+from arraystore.engine.memory import parse_size
+from arraystore.errors import ArrayNotFound, InvalidArgument
 
 
 def _one_line(text: str) -> str:
@@ -22,14 +28,12 @@ def _one_line(text: str) -> str:
 def _size(value: str | None) -> int | None:
     if value is None:
         return None
-    from arraystore.engine.memory import parse_size
-
     return parse_size(value)
 
 
 def _print_json(doc: Any) -> None:
-    from arraystore.core.meta import dumps
-    from arraystore.ops.reduce.stats import json_safe  # NaN/inf -> "nan", "inf", "-inf"
+    """``doc`` as JSON on stdout; NaN/inf become "nan", "inf", "-inf"."""
+    from arraystore.ops.reduce.stats import json_safe  # lazy: start-up
 
     click.echo(dumps(json_safe(doc)), nl=False)
 
@@ -77,22 +81,21 @@ workers_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+executor_option = click.option(
+    "--executor",
+    default=None,
+    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
+)
 
 
 def _executor(workers: int | None, name: str | None = None) -> Any:
-    from arraystore.engine import get_executor
-
     if workers is not None and workers < 1:
-        from arraystore.errors import InvalidArgument
-
         raise InvalidArgument("--workers must be >= 1")
     name, options = scheduler(name)
     return get_executor(name, workers=workers, **options)
 
 
 def _parse_axis(text: str | None) -> Any:
-    from arraystore.errors import InvalidArgument
-
     if text is None or text.strip().lower() in ("", "none", "all"):
         return None
     items = [p.strip() for p in text.split(",")]
@@ -109,8 +112,6 @@ def _parse_axis(text: str | None) -> Any:
 
 def _parse_floats(text: str, what: str) -> list[float]:
     """Comma-separated numbers; an empty list or an empty item ('0.5,,0.6') is refused."""
-    from arraystore.errors import InvalidArgument
-
     parts = text.split(",")
     if not text.strip() or any(not p.strip() or not p.isascii() for p in parts):
         raise InvalidArgument(f"{what} must be comma-separated numbers, got {text!r}")
@@ -125,12 +126,6 @@ def create_inputs(
 ) -> tuple[str | None, int | None, int]:
     """``create``'s checked inputs: the dtype (f8 by default, as numpy's), the memory
     budget and the logical bytes to write (for the progress bar)."""
-    import math
-
-    from arraystore.core.chunks import normalize_shape
-    from arraystore.core.dtypes import parse_dtype
-    from arraystore.errors import InvalidArgument
-
     if from_npy is None and shape is None:
         raise InvalidArgument("create needs --shape (or --from FILE.npy)")
     if from_npy is None and dtype is None:
@@ -158,8 +153,6 @@ def remove_arrays(s: Any, names: tuple[str, ...], removed: Callable[[str], None]
     calling ``removed(name)`` after each; returns one message per name that is not there.
     A name given twice goes once. Bad names are refused before anything is removed. So
     an interrupted ``rm`` run again removes the rest and names those already gone."""
-    from arraystore.core.dtypes import check_array_name  # (numpy: not at --help)
-
     unique = list(dict.fromkeys(names))
     for name in unique:
         check_array_name(name)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from arraystore.cli.options import scheduler_option, storage_option, store_opener
+from arraystore.cli.options import option_group, scheduler_option, storage_option, store_opener
 from arraystore.cli.output import (
     _print_cast,
 )
@@ -12,12 +14,38 @@ from arraystore.cli.util import (
     _executor,
     _print_json,
     _size,
+    executor_option,
     json_option,
     memory_option,
     progress_bar,
     quiet_option,
     source_bytes,
     workers_option,
+)
+from arraystore.errors import InvalidArgument
+
+#: how a cast treats the values it audits (``--casting`` and what each policy needs)
+audit_options = option_group(
+    click.option(
+        "--casting",
+        default="value",
+        show_default=True,
+        help="value, clip, safe, same_kind or unsafe.",
+    ),
+    click.option(
+        "--rtol",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Relative tolerance of 'value' for float targets.",
+    ),
+    click.option(
+        "--nan-to", "nan_to", type=float, default=None, help="clip: NaN becomes this value."
+    ),
+    click.option("--errors", default="raise", show_default=True, help="Strings: raise or coerce."),
+    click.option(
+        "--fill", "fill", type=float, default=None, help="coerce: sentinel for int targets."
+    ),
 )
 
 
@@ -30,19 +58,7 @@ from arraystore.cli.util import (
     "--auto", "auto", is_flag=True, help="Same as --to auto: smallest lossless dtype per field."
 )
 @click.option("--out", default=None, help="Write to a new array instead of replacing NAME.")
-@click.option(
-    "--casting", default="value", show_default=True, help="value, clip, safe, same_kind or unsafe."
-)
-@click.option(
-    "--rtol",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Relative tolerance of 'value' for float targets.",
-)
-@click.option("--nan-to", "nan_to", type=float, default=None, help="clip: NaN becomes this value.")
-@click.option("--errors", default="raise", show_default=True, help="Strings: raise or coerce.")
-@click.option("--fill", "fill", type=float, default=None, help="coerce: sentinel for int targets.")
+@audit_options
 @click.option("--allow-half", is_flag=True, help="auto may pick float16/bfloat16.")
 @click.option("--allow-float-to-int", is_flag=True, help="auto may turn integral floats into ints.")
 @click.option("--dry-run", is_flag=True, help="Print the plan, checks and savings; write nothing.")
@@ -52,11 +68,7 @@ from arraystore.cli.util import (
     default=None,
     help="Store checksums in the output (default: as the source).",
 )
-@click.option(
-    "--executor",
-    default=None,
-    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
-)
+@executor_option
 @scheduler_option
 @memory_option
 @workers_option
@@ -85,19 +97,11 @@ def cast_cmd(
     as_json: bool,
 ) -> None:
     """Cast NAME chunk by chunk with a value audit (atomic; the source stays intact until done)."""
-    open_store = store_opener()
-    from arraystore.errors import InvalidArgument
-    from arraystore.ops.cast import cast
+    from arraystore.ops.cast import cast  # lazy: start-up
 
-    if auto:
-        if to not in (None, "auto"):
-            raise InvalidArgument("give either --to or --auto")
-        to = "auto"
-    if to is None and not resume:
-        raise InvalidArgument("cast needs --to SPEC (or --auto)")
-    s = open_store(store, mode="r" if dry_run else "r+")
-    nbytes = source_bytes(s, name, not dry_run)
-    with progress_bar(nbytes, f"cast {name}", quiet or as_json) as adv:
+    to = _target(to, auto, resume)
+    s = store_opener()(store, mode="r" if dry_run else "r+")
+    with progress_bar(source_bytes(s, name, not dry_run), f"cast {name}", quiet or as_json) as adv:
         res = cast(
             s,
             name,
@@ -117,8 +121,22 @@ def cast_cmd(
             progress=adv,
             checksum=checksum,
         )
-    doc = res.to_dict()
+    _show(res.to_dict(), as_json)
+
+
+def _target(to: str | None, auto: bool, resume: bool) -> str | None:
+    """The target spec of ``--to``/``--auto`` (None: ``--resume`` finds it in the journal)."""
+    if auto:
+        if to not in (None, "auto"):
+            raise InvalidArgument("give either --to or --auto")
+        return "auto"
+    if to is None and not resume:
+        raise InvalidArgument("cast needs --to SPEC (or --auto)")
+    return to
+
+
+def _show(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(doc)
-        return
-    _print_cast(doc)
+    else:
+        _print_cast(doc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from arraystore import Array
 from arraystore.cli.options import storage_option, store_opener
 from arraystore.cli.util import (
     _executor,
@@ -94,6 +95,10 @@ def create(
             checksum=checksum,
             progress=adv,
         )
+    _show(name, arr, as_json)
+
+
+def _show(name: str, arr: Array, as_json: bool) -> None:
     if as_json:
         _print_json(arr.info())
     else:

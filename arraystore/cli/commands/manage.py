@@ -12,6 +12,7 @@ from arraystore.cli.util import (
     json_option,
     remove_arrays,
 )
+from arraystore.ops.verify import verify as run_verify
 
 
 @click.command()
@@ -55,8 +56,6 @@ def mv(store: str, old: str, new: str, overwrite: bool) -> None:
 def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
     """Check metadata, file sizes, that every chunk decodes, and checksums; exit 1 if corrupt."""
     open_store = store_opener()
-    from arraystore.ops.verify import verify as run_verify
-
     s = open_store(store, mode="r+" if repair else "r")
     report = run_verify(s, name, repair=repair)
     if as_json:

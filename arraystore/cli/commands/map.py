@@ -10,12 +10,14 @@ from arraystore.cli.options import scheduler_option, storage_option, store_opene
 from arraystore.cli.util import (
     _executor,
     _size,
+    executor_option,
     memory_option,
     progress_bar,
     quiet_option,
     workers_option,
 )
 from arraystore.core.dtypes import dtype_to_spec
+from arraystore.errors import InvalidArgument
 
 
 @click.command(name="map")
@@ -31,11 +33,7 @@ from arraystore.core.dtypes import dtype_to_spec
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out array.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted map.")
 @click.option("--checksum", is_flag=True, help="Store checksums in the output.")
-@click.option(
-    "--executor",
-    default=None,
-    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
-)
+@executor_option
 @scheduler_option
 @memory_option
 @workers_option
@@ -60,8 +58,7 @@ def map_cmd(
     """Evaluate --expr chunk by chunk into a new array (bare names: fields of NAME or
     arrays of STORE); --where selects rows. Never Python eval: a safe expression language."""
     open_store = store_opener()
-    from arraystore.errors import InvalidArgument
-    from arraystore.ops.map.blocks import map_expr, where
+    from arraystore.ops.map.blocks import map_expr, where  # lazy: start-up
 
     if expr is None and cond is None:
         raise InvalidArgument("map needs --expr and/or --where")

@@ -16,12 +16,14 @@ from arraystore.cli.util import (
     _parse_floats,
     _print_json,
     _size,
+    executor_option,
     json_option,
     memory_option,
     progress_bar,
     quiet_option,
     workers_option,
 )
+from arraystore.errors import InvalidArgument
 
 
 @click.command()
@@ -41,11 +43,7 @@ from arraystore.cli.util import (
     show_default=True,
     help="Delta degrees of freedom of std.",
 )
-@click.option(
-    "--executor",
-    default=None,
-    help="serial, threads (default) or dask (ARRAYSTORE_SCHEDULER=tcp://HOST:PORT).",
-)
+@executor_option
 @scheduler_option
 @memory_option
 @workers_option
@@ -68,75 +66,80 @@ def stats(
     as_json: bool,
 ) -> None:
     """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
-    open_store = store_opener()
-    from arraystore.errors import InvalidArgument
-    from arraystore.ops.reduce.stats import STATS, hist, quantile, reduce
-
     if expr is not None:
         if quantiles is not None or bins is not None or fields:
             raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
-        from arraystore.ops.map.blocks import reduce_expr
-
-        res_expr = reduce_expr(
-            open_store(store, mode="r"),
-            expr,
-            name,
-            STATS,
-            axis=_parse_axis(axis),
-            skipna=not keep_nan,
-            ddof=ddof,
-            memory=_size(memory),
-            executor=_executor(workers, executor),
-        )
-        if as_json:
-            _print_json(res_expr.to_dict())
-        else:
-            _print_stats(res_expr.to_dict())
+        doc = _expr_stats(store, expr, name, axis, keep_nan, ddof, memory, workers, executor)
+        _show(doc, as_json)
         return
     if name is None:
         raise InvalidArgument("stats needs an array NAME (or --expr)")
-    arr = open_store(store, mode="r")[name]
+    from arraystore.ops.reduce import summarize  # lazy: start-up
+
+    arr = store_opener()(store, mode="r")[name]
     ax = _parse_axis(axis)
     qs = _parse_floats(quantiles, "--quantiles") if quantiles is not None else None
-    nbins: Any = None
-    if bins is not None:
-        if bins == "auto":
-            nbins = "auto"
-        elif bins.strip().isascii() and bins.strip().isdecimal() and 1 <= int(bins) <= 100_000:
-            nbins = int(bins)
-        else:
-            raise InvalidArgument(
-                f"--hist must be a number of bins in 1..100000 or 'auto', got {bins!r}"
-            )
-    budget = _size(memory) if memory is not None else None
+    nbins = _parse_bins(bins)
+    budget = _size(memory)
     ex = _executor(workers, executor)
     with progress_bar(arr.nbytes, f"stats {name}", quiet or as_json) as adv:
-        res = reduce(
+        doc = summarize(
             arr,
-            STATS,
-            axis=ax,
             fields=list(fields) or None,
+            axis=ax,
+            quantiles=qs,
+            bins=nbins,
             skipna=not keep_nan,
             ddof=ddof,
             memory=budget,
             executor=ex,
             progress=adv,
         )
-    doc = res.to_dict()
-    if qs is not None:
-        qres = quantile(
-            arr, qs, fields=list(fields) or None, skipna=not keep_nan, memory=budget, axis=ax
-        )
-        for fname, values in qres.items():
-            doc["fields"][fname]["quantiles"] = dict(
-                zip(map(str, qs), values.tolist(), strict=True)
-            )
-    if nbins is not None:
-        for fname, (counts, edges) in hist(
-            arr, bins=nbins, fields=list(fields) or None, memory=budget
-        ).items():
-            doc["fields"][fname]["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
+    _show(doc, as_json)
+
+
+def _parse_bins(text: str | None) -> int | str | None:
+    """``--hist``: a number of bins (at most what a summary holds) or 'auto'."""
+    from arraystore.ops.reduce import MAX_SUMMARY_BINS  # lazy: start-up
+
+    if text is None or text == "auto":
+        return text
+    if text.strip().isascii() and text.strip().isdecimal() and 1 <= int(text) <= MAX_SUMMARY_BINS:
+        return int(text)
+    raise InvalidArgument(
+        f"--hist must be a number of bins in 1..{MAX_SUMMARY_BINS} or 'auto', got {text!r}"
+    )
+
+
+def _expr_stats(
+    store: str,
+    expr: str,
+    name: str | None,
+    axis: str | None,
+    keep_nan: bool,
+    ddof: int,
+    memory: str | None,
+    workers: int | None,
+    executor: str | None,
+) -> dict[str, Any]:
+    """``--expr``: the stats of an expression (nothing stored), as a document."""
+    from arraystore.ops.map.blocks import reduce_expr  # lazy: start-up
+
+    res = reduce_expr(
+        store_opener()(store, mode="r"),
+        expr,
+        name,
+        axis=_parse_axis(axis),
+        skipna=not keep_nan,
+        ddof=ddof,
+        memory=_size(memory),
+        executor=_executor(workers, executor),
+    )
+    return res.to_dict()
+
+
+def _show(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(doc)
-        return
-    _print_stats(doc)
+    else:
+        _print_stats(doc)
