@@ -75,8 +75,8 @@ BACKEND_CASES: tuple[BackendCase, ...] = (
 #: the zarr v3 spec). arraystore silences it with ``warnings.catch_warnings``, which is not
 #: thread-safe, so under the threaded executor the warning sometimes escapes and
 #: ``filterwarnings = error`` turns it into a random failure (library bug, reproduced by
-#: ``test_backends.py::test_zarr_quiet_is_thread_safe``). Tests of the lz4 case ignore
-#: this one warning; drop the mark once that test passes.
+#: ``tests/backends/test_backends.py::test_zarr_quiet_is_thread_safe``). Tests of the lz4
+#: case ignore this one warning; drop the mark once that test passes.
 LZ4_WARNING = (
     "ignore:Numcodecs codecs are not in the Zarr version 3 specification"
     ":zarr.errors.ZarrUserWarning"

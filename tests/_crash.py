@@ -1,4 +1,5 @@
-"""Shared machinery of the crash tests (tests/test_cast_crash.py, tests/test_crash_points.py).
+"""Shared machinery of the crash tests (tests/ops/cast/test_cast_crash.py,
+tests/storage/test_crash_points.py).
 
 Subprocesses are SIGKILLed either by the library's own test hook
 (``ARRAYSTORE_TEST_KILL_AT=PHASE[:N]``, arraystore/storage/killpoints.py) or after a delay;

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _crash import run_cli
 
 import arraystore
 from arraystore import (
@@ -41,6 +40,7 @@ from arraystore import (
 from arraystore.core.dtypes import MAX_ARRAY_NAME
 from arraystore.ops.cast import cast
 from arraystore.testing import assert_same, listing
+from tests._crash import run_cli
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:

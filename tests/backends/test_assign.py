@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import basic_indices
-from test_backends import HYPOTHESIS, PLAIN_DTYPES, shapes_and_chunks, step1, unique
 
 import arraystore
 from arraystore.errors import ArrayStoreError, CastOverflow
 from arraystore.testing import assert_same, backend_params
+from tests.backends.test_backends import HYPOTHESIS, PLAIN_DTYPES, shapes_and_chunks, step1, unique
 
 
 def test_python_ints_follow_numpy(store, backend_case):

@@ -44,7 +44,7 @@ HYPOTHESIS = settings(
 )
 _names = itertools.count()
 
-#: also used by tests/test_assign.py
+#: also used by tests/backends/test_assign.py
 PLAIN_DTYPES = [
     "bool",
     "i1",

@@ -12,10 +12,10 @@ from typing import Any
 import numcodecs
 import numpy as np
 import pytest
-from test_zarr_chunks import chunk_files, chunkio, create, open_array
 
 from arraystore.backends import _direct, _encode_into
 from arraystore.backends import zarr_chunks as zc
+from tests.backends.test_zarr_chunks import chunk_files, chunkio, create, open_array
 
 MiB = 1 << 20
 

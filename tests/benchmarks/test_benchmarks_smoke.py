@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "benchmarks" / "run.py"
 sys.path.insert(0, str(REPO / "benchmarks"))  # run.py, common.py (imported in the tests)
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 import arraystore
 from arraystore.testing import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_create_ls_info_rm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

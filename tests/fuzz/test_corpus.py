@@ -11,7 +11,7 @@ asserts the CLI contract of DESIGN.md §7:
 * nothing changed: every path under the workspace, with its bytes, is the same before
   and after (no new array, no hidden temp folder, no lock file left behind).
 
-``tests/test_cli.py`` and ``tests/test_bad_input.py`` test a few of these messages and the
+``tests/cli/test_cli.py`` and ``tests/api/test_bad_input.py`` test a few of these messages and the
 API; this corpus is the exhaustive CLI side. Cases marked ``xfail(strict=True)`` with a
 reason starting ``BUG`` document open library bugs; once fixed they XPASS (and fail):
 drop the mark then.

@@ -13,8 +13,8 @@
 Each fuzzer runs ``max_examples=200`` by default (about 20 s in all, no deadline). For a
 longer run::
 
-    ARRAYSTORE_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest tests/test_fuzz.py
-    HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest tests/test_fuzz.py   # 10000 each
+    ARRAYSTORE_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest tests/fuzz/test_fuzz.py
+    HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest tests/fuzz/test_fuzz.py   # 10000 each
 
 (add ``--hypothesis-seed=N`` to vary the search, ``--hypothesis-show-statistics`` to see
 what was tried). A failure is shrunk and printed by hypothesis; the ``.hypothesis``

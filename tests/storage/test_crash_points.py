@@ -1,6 +1,6 @@
 """Crash consistency of create / map / import / cast (issue 8): SIGKILL at named points
 and at random times, on both backends (memmap, zarr lz4). ``cast`` also has its own,
-deeper suite (tests/test_cast_crash.py: resume after a second crash, torn journal, 1 GiB).
+deeper suite (tests/ops/cast/test_cast_crash.py: resume after a second crash, torn journal, 1 GiB).
 
 Each command runs through the CLI in a subprocess (tests/_crash.py) that is SIGKILLed
 
@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _crash import cli_child, crc_tree, hidden, link_tree, run_child, run_cli
 
 import arraystore
 from arraystore.ops.verify import verify
 from arraystore.testing import LZ4_WARNING
+from tests._crash import cli_child, crc_tree, hidden, link_tree, run_child, run_cli
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 
@@ -195,7 +195,7 @@ SCENARIOS = [
         lambda t: t.inputs["table"],
         ("mkdir", "chunk:2", "swap"),
     ),
-    # cast through the same hook (tests/test_cast_crash.py covers it in depth)
+    # cast through the same hook (tests/ops/cast/test_cast_crash.py covers it in depth)
     Scenario(
         "cast-inplace",
         _cmd("cast {s} a --to f4 --memory 16MiB"),

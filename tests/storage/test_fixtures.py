@@ -20,7 +20,7 @@ import zarr
 import arraystore
 from arraystore.testing import assert_same, listing
 
-GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden.store"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden.store"
 
 
 def records(n: int, fields: list[tuple[str, str, tuple[int, ...]]]) -> np.ndarray:

@@ -40,7 +40,7 @@ from arraystore.core.meta import SIDECAR
 from arraystore.errors import ArrayNotFound, CorruptData, LockedError
 
 CLI = [sys.executable, "-m", "arraystore.cli"]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict[str, str]:

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_reliability import _env, cli_run, lock_holder, one_error_line, run_cli, top
 
 import arraystore
 from arraystore.errors import ArrayNotFound, LockedError
 from arraystore.ops.verify import verify
+from tests.storage.test_reliability import _env, cli_run, lock_holder, one_error_line, run_cli, top
 
 BACKENDS = ["memmap", "zarr"]
 

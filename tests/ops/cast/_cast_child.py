@@ -1,6 +1,6 @@
 """Run one ``arraystore.ops.cast.cast`` in a subprocess, for the crash tests.
 
-    python tests/_cast_child.py STORE NAME [--to f4] [--out OUT] [--memory 64MiB]
+    python tests/ops/cast/_cast_child.py STORE NAME [--to f4] [--out OUT] [--memory 64MiB]
                                 [--workers N] [--executor threads] [--resume]
                                 [--kill-at PHASE]
 
@@ -8,7 +8,7 @@ Prints one JSON line (``CastResult.to_dict()``) on success; an ``ArrayStoreError
 ``error: <class>: <message>`` on stderr and exits 1.
 
 ``--kill-at`` makes the process SIGKILL itself at a precise point of the cast, to hit the
-crash windows a random delay rarely lands in (tests/test_cast_crash.py):
+crash windows a random delay rarely lands in (tests/ops/cast/test_cast_crash.py):
 
 ``mkdir``          after the work folder ``.NAME.cast`` exists, before the journal header
 ``header``         right after the journal header is written (no new array yet)
@@ -32,7 +32,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import arraystore
 import arraystore.storage.layout as _layout_mod

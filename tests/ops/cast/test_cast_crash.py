@@ -4,7 +4,7 @@ Two kinds of tests:
 
 * random kills: a 1 GiB float64 memmap array (values exact in float32, so the value cast
   succeeds) and a 256 MiB zarr/lz4 one are built once per module; a cast of each runs in
-  a subprocess (``tests/_cast_child.py``, or ``python -m arraystore.cli cast``) with a
+  a subprocess (``tests/ops/cast/_cast_child.py``, or ``python -m arraystore.cli cast``) with a
   small memory budget (many chunks) and is SIGKILLed after a delay drawn with a fixed seed
   (stratified over the cast's duration, measured once by the reference run). After each
   kill: the store opens, the source is intact (checksum of its files), and then, by the
@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _crash import PY, ROOT, crc_file, crc_tree, hidden, link_tree, pattern, run_child
 
 import arraystore
 from arraystore.errors import (
@@ -58,10 +57,11 @@ from arraystore.ops.cast import cast
 from arraystore.ops.map.blocks import map_expr
 from arraystore.ops.verify import verify
 from arraystore.testing import LZ4_WARNING, assert_same
+from tests._crash import PY, crc_file, crc_tree, hidden, link_tree, pattern, run_child
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 
-CHILD = str(ROOT / "tests" / "_cast_child.py")
+CHILD = str(Path(__file__).resolve().parent / "_cast_child.py")
 SEED = 20240604
 MEMORY = "64MiB"  # memmap: 5.3 MiB work units with 2 workers -> ~190 chunks for 1 GiB
 
@@ -567,7 +567,7 @@ def test_committing_a_crashed_cast_to_out_takes_its_lock(tmp_path: Path, how: st
     the feet of a live writer of n. Now, while another process holds n's lock, they
     refuse (LockedError naming n; verify reports it unrepaired) and change nothing; once
     the lock is free, the same command commits the cast into n first."""
-    from test_reliability import lock_holder
+    from tests.storage.test_reliability import lock_holder
 
     s, data = _crashed_cast_to_n(tmp_path)
     run = {

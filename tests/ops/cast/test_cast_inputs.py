@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_cast_ops import _interrupt_after, auto_data, hidden, plain_data, rec_data, zarr_chunks
 
 import arraystore
 from arraystore.errors import (
@@ -25,6 +24,14 @@ from arraystore.errors import (
 )
 from arraystore.ops.cast import cast
 from arraystore.testing import BackendCase, assert_same, run_cli, tree_hash
+from tests.ops.cast.test_cast_ops import (
+    _interrupt_after,
+    auto_data,
+    hidden,
+    plain_data,
+    rec_data,
+    zarr_chunks,
+)
 
 # ------------------------------------------------------------------ 6. bad input (API)
 BAD_INPUT = [

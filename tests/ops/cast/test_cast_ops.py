@@ -1,13 +1,13 @@
 """Issue 4 at the operation level: ``arraystore.ops.cast.cast`` and the ``cast`` command.
 
 The pure per-block rules (``cast_block``, ``smallest_dtype``) are tested in
-tests/test_casting.py; here every test goes through a real store on every backend case:
+tests/core/test_casting.py; here every test goes through a real store on every backend case:
 results equal numpy's ``astype`` wherever the policy allows the values, ``out=`` keeps
 the source, an in-place cast records itself in the history, a refused cast (or bad
 input) leaves the store byte-for-byte unchanged, ``auto`` picks the smallest lossless
 dtypes, ``dry_run`` writes nothing, and an interrupted cast resumes.
 
-Crash safety with real SIGKILLs lives in tests/test_cast_crash.py.
+Crash safety with real SIGKILLs lives in tests/ops/cast/test_cast_crash.py.
 """
 
 from __future__ import annotations
@@ -510,9 +510,8 @@ def test_interrupted_cast_resumes(
 def test_resume_takes_the_lock_of_out(
     store: arraystore.Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from test_reliability import lock_holder
-
     from arraystore.errors import LockedError
+    from tests.storage.test_reliability import lock_holder
 
     data = np.tile(plain_data(50_000), (16, 1))
     store.create("x", data=data)

@@ -14,7 +14,7 @@ import arraystore
 from arraystore.ops import interop
 from arraystore.testing import assert_same, backend_params, listing
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 ZARR_WARNING = (
     "ignore:Object at arraystore.json is not recognized as a component of a Zarr hierarchy"
     ":zarr.errors.ZarrUserWarning"

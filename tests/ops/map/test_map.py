@@ -52,7 +52,7 @@ SETTINGS = settings(
     ],
 )
 REC = np.dtype([("id", "i8"), ("price", "f8"), ("qty", "i4"), ("flags", "u1"), ("vec", "f8", (3,))])
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 _names = itertools.count()
 
 

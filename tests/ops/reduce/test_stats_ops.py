@@ -43,7 +43,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from test_quantiles import no_wrap
 
 import arraystore
 from arraystore.engine.memory import format_size
@@ -58,6 +57,7 @@ from arraystore.ops.reduce.kernels import numba as kernels_numba
 from arraystore.ops.reduce.quantiles import MAX_BINS
 from arraystore.ops.reduce.stats import KERNEL_OVERHEAD, StatsResult
 from arraystore.testing import LZ4_WARNING, BackendCase, assert_same, backend_params
+from tests.ops.reduce.test_quantiles import no_wrap
 
 SETTINGS = settings(
     deadline=None,
