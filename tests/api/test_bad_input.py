@@ -39,8 +39,7 @@ from arraystore import (
 )
 from arraystore.core.dtypes import MAX_ARRAY_NAME
 from arraystore.ops.cast import cast
-from arraystore.testing import assert_same, listing
-from tests._crash import run_cli
+from arraystore.testing import assert_same, listing, run_cli
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:

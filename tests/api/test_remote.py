@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.cli import main
 from arraystore.errors import (
     ArrayExists,
     ArrayNotFound,
@@ -28,18 +27,9 @@ from arraystore.errors import (
     StoreNotFound,
 )
 from arraystore.ops.cast import cast
+from arraystore.testing import run_cli
 
 fsspec = pytest.importorskip("fsspec")
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main.main(args, prog_name="arraystore")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --------------------------------------------------------------------- memory://

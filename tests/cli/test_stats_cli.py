@@ -1,7 +1,7 @@
 """``arraystore stats``: JSON output vs numpy, quantiles, histograms, errors (issue 3).
 
-The command is run in-process through ``arraystore.cli.main.main([...])`` (SystemExit
-caught, output captured with ``capsys``), like tests/cli/test_cli.py.
+The command is run in-process through ``arraystore.testing.run_cli`` (click's
+``CliRunner``: exit status, stdout and stderr apart), like tests/cli/test_cli.py.
 
 JSON has no NaN or infinity: the CLI writes them as the strings ``"nan"``, ``"inf"``
 and ``"-inf"`` (``json.loads`` of its output never needs Python's non-standard

@@ -42,8 +42,8 @@ import pytest
 
 import arraystore
 from arraystore.ops.verify import verify
-from arraystore.testing import LZ4_WARNING
-from tests._crash import cli_child, crc_tree, hidden, link_tree, run_child, run_cli
+from arraystore.testing import LZ4_WARNING, run_cli
+from tests._crash import cli_child, crc_tree, hidden, link_tree, run_child
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 

@@ -35,9 +35,9 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.cli import main
 from arraystore.core.meta import SIDECAR
 from arraystore.errors import ArrayNotFound, CorruptData, LockedError
+from arraystore.testing import run_cli
 
 CLI = [sys.executable, "-m", "arraystore.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,17 +64,6 @@ def cli_run(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.Comple
     return subprocess.run(
         [*CLI, *args], capture_output=True, text=True, env=_env(), timeout=timeout, **kwargs
     )
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """In-process CLI (fast) for the steps that need no separate process."""
-    try:
-        main.main(args, prog_name="arraystore")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -551,21 +540,14 @@ def test_disk_full_leaves_no_trace(
     code, out, _ = run_cli(["verify", str(full), "--repair"], capsys)
     assert code == 0 and "leftover" not in out, out
     # with space again, the same create works and leaves nothing else behind
-    r = cli_run(
-        "create",
-        str(full),
-        "big",
-        "--shape",
-        "100000",
-        "--dtype",
-        "f8",
-        "--fill",
-        "random",
-        "--backend",
-        backend,
-        "--quiet",
+    code, _, err = run_cli(
+        [
+            *("create", str(full), "big", "--shape", "100000", "--dtype", "f8"),
+            *("--fill", "random", "--backend", backend, "--quiet"),
+        ],
+        capsys,
     )
-    assert r.returncode == 0, r.stderr
+    assert code == 0, err
     assert top(full) == ["big", "keep", "zarr.json", "zkeep"]
 
 
