@@ -15,6 +15,10 @@ This module imports pytest and is never imported by ``import arraystore``.
 ``run_cli(args)``
     ``arraystore ARGS`` in this process (click's ``CliRunner``): (exit status, stdout,
     stderr).
+``FailingExecutor(after, error)``
+    The serial executor, stopped on purpose once ``after`` tasks have run (a Ctrl-C by
+    default): pass it as ``executor=`` to interrupt an operation half-way and test its
+    resume or clean-up, without patching the operation's private task functions.
 """
 
 from __future__ import annotations
@@ -22,17 +26,20 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 
+from arraystore.engine import SerialExecutor, Task
+
 __all__ = [
     "BACKEND_CASES",
     "LZ4_WARNING",
     "BackendCase",
+    "FailingExecutor",
     "assert_same",
     "backend_params",
     "listing",
@@ -140,6 +147,33 @@ def run_cli(
     )
     result = CliRunner(**split).invoke(main, args, prog_name="arraystore", catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
+
+
+class FailingExecutor(SerialExecutor):
+    """The serial executor, failing on purpose: once ``after`` tasks have run, it raises
+    ``error`` (default ``KeyboardInterrupt()``, as Ctrl-C would) instead of handing that
+    task's result to the operation; ``after < 1`` never fails. ``ran`` counts the tasks
+    run (over every plan given to it), e.g. to check what a resume redoes::
+
+        with pytest.raises(KeyboardInterrupt):
+            cast(store, "x", "f4", executor=FailingExecutor(after=2))
+        ex = FailingExecutor()
+        cast(store, "x", None, resume=True, executor=ex)
+        assert ex.ran == n_chunks - 2
+    """
+
+    def __init__(self, after: int = 0, error: BaseException | None = None) -> None:
+        super().__init__()
+        self.after = after
+        self.error = KeyboardInterrupt() if error is None else error
+        self.ran = 0
+
+    def map(self, tasks: Iterable[Task], max_in_flight: int) -> Iterator[tuple[Task, Any]]:
+        for done in super().map(tasks, max_in_flight):
+            self.ran += 1
+            if self.ran == self.after:
+                raise self.error
+            yield done
 
 
 def tree_hash(path: Path) -> str:

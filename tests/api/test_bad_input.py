@@ -39,7 +39,7 @@ from arraystore import (
 )
 from arraystore.core.dtypes import MAX_ARRAY_NAME
 from arraystore.ops.cast import cast
-from arraystore.testing import assert_same, listing, run_cli
+from arraystore.testing import FailingExecutor, assert_same, listing, run_cli
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -279,25 +279,16 @@ def test_array_exists(store):
 
 
 @pytest.mark.parametrize("backend", ["memmap", "zarr"])
-def test_failing_overwrite_keeps_the_old_array(store, monkeypatch, backend):
-    """A create that fails half-way (second chunk) leaves the old array intact."""
-    from arraystore.ops import create as create_mod
-
-    real = create_mod._fill_task
-    calls = []
-
-    def flaky(handle, fill, seed, index, region):
-        calls.append(index)
-        if index == 1:
-            raise OSError("disk full (simulated)")
-        return real(handle, fill, seed, index, region)
-
-    monkeypatch.setattr(create_mod, "_fill_task", flaky)
+def test_failing_overwrite_keeps_the_old_array(store, backend):
+    """A create that fails half-way (after its first chunk) leaves the old array intact."""
+    ex = FailingExecutor(after=1, error=OSError("disk full (simulated)"))
     name = "ex" if backend == "memmap" else "zex"
     old = store[name][...]
     with untouched(store.path), pytest.raises(OSError, match="disk full"):
-        store.create(name, (10,), "f8", chunks=2, fill="ones", backend=backend, overwrite=True)
-    assert calls
+        store.create(
+            name, (10,), "f8", chunks=2, fill="ones", backend=backend, overwrite=True, executor=ex
+        )
+    assert ex.ran == 1
     assert_same(store[name][...], old)
 
 

@@ -29,7 +29,14 @@ from arraystore.errors import (
 )
 from arraystore.ops import cast as cast_mod
 from arraystore.ops.cast import CastResult, cast
-from arraystore.testing import LZ4_WARNING, BackendCase, assert_same, run_cli, tree_hash
+from arraystore.testing import (
+    LZ4_WARNING,
+    BackendCase,
+    FailingExecutor,
+    assert_same,
+    run_cli,
+    tree_hash,
+)
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
 
@@ -451,7 +458,8 @@ def test_strings_to_numbers_through_a_structured_field(
 
 # --------------------------------------------------------- resume after an interruption
 def _interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    """Make the n-th cast task raise KeyboardInterrupt after writing its chunk."""
+    """Make the n-th cast task raise KeyboardInterrupt after writing its chunk. Only for
+    the CLI, which takes executors by name (the API takes a ``FailingExecutor``)."""
     orig = cast_mod._cast_task
     count = [0]
 
@@ -467,10 +475,7 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
 
 @pytest.mark.parametrize("out", [None, "y"])
 def test_interrupted_cast_resumes(
-    store: arraystore.Store,
-    backend_case: BackendCase,
-    monkeypatch: pytest.MonkeyPatch,
-    out: str | None,
+    store: arraystore.Store, backend_case: BackendCase, out: str | None
 ) -> None:
     data = rec_data(30_000)
     store.create("r", data=data, **backend_case.kwargs, **zarr_chunks(backend_case, (2_500,)))
@@ -478,10 +483,9 @@ def test_interrupted_cast_resumes(
         data = np.tile(data, 9)
         store.create("r", data=data, overwrite=True)
     src_hash = tree_hash(store.path / "r")
-    with monkeypatch.context() as m:
-        _interrupt_after(m, 2)
-        with pytest.raises(KeyboardInterrupt):
-            cast(store, "r", "price:f4,qty:i4", out=out, executor="serial", memory="32MiB")
+    ex = FailingExecutor(after=2)  # stops the cast after its second chunk
+    with pytest.raises(KeyboardInterrupt):
+        cast(store, "r", "price:f4,qty:i4", out=out, executor=ex, memory="32MiB")
     assert tree_hash(store.path / "r") == src_hash  # the source is intact
     assert hidden(store) == [".r.cast"] and store.names() == ["r"]
     assert store["r"].dtype == REC
@@ -507,18 +511,14 @@ def test_interrupted_cast_resumes(
         cast(store, "r", None, resume=True)
 
 
-def test_resume_takes_the_lock_of_out(
-    store: arraystore.Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_resume_takes_the_lock_of_out(store: arraystore.Store, tmp_path: Path) -> None:
     from arraystore.errors import LockedError
     from tests.storage.test_reliability import lock_holder
 
     data = np.tile(plain_data(50_000), (16, 1))
     store.create("x", data=data)
-    with monkeypatch.context() as m:
-        _interrupt_after(m, 1)
-        with pytest.raises(KeyboardInterrupt):
-            cast(store, "x", "f4", out="y", executor="serial", memory="32MiB")
+    with pytest.raises(KeyboardInterrupt):
+        cast(store, "x", "f4", out="y", executor=FailingExecutor(after=1), memory="32MiB")
     other = lock_holder(store.path, "y")  # another live writer of y
     try:
         with pytest.raises(LockedError):  # as a fresh cast with out="y" does
