@@ -12,25 +12,34 @@ This module imports pytest and is never imported by ``import arraystore``.
 ``listing(path)`` / ``tree_hash(path)``
     Every entry under a folder (hidden ones too), as sorted relative paths / one hash of
     paths, kinds and bytes: compare before/after a failing call to prove nothing changed.
-``run_cli(args, capsys)``
-    ``arraystore ARGS`` in this process: (exit status, stdout, stderr).
+``run_cli(args)``
+    ``arraystore ARGS`` in this process (click's ``CliRunner``): (exit status, stdout,
+    stderr).
+``FailingExecutor(after, error)``
+    The serial executor, stopped on purpose once ``after`` tasks have run (a Ctrl-C by
+    default): pass it as ``executor=`` to interrupt an operation half-way and test its
+    resume or clean-up, without patching the operation's private task functions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 
+from arraystore.engine import SerialExecutor, Task
+
 __all__ = [
     "BACKEND_CASES",
     "LZ4_WARNING",
     "BackendCase",
+    "FailingExecutor",
     "assert_same",
     "backend_params",
     "listing",
@@ -75,8 +84,8 @@ BACKEND_CASES: tuple[BackendCase, ...] = (
 #: the zarr v3 spec). arraystore silences it with ``warnings.catch_warnings``, which is not
 #: thread-safe, so under the threaded executor the warning sometimes escapes and
 #: ``filterwarnings = error`` turns it into a random failure (library bug, reproduced by
-#: ``test_backends.py::test_zarr_quiet_is_thread_safe``). Tests of the lz4 case ignore
-#: this one warning; drop the mark once that test passes.
+#: ``tests/backends/test_backends.py::test_zarr_quiet_is_thread_safe``). Tests of the lz4
+#: case ignore this one warning; drop the mark once that test passes.
 LZ4_WARNING = (
     "ignore:Numcodecs codecs are not in the Zarr version 3 specification"
     ":zarr.errors.ZarrUserWarning"
@@ -115,17 +124,56 @@ def listing(path: str | os.PathLike[str]) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """``arraystore ARGS`` in this process: (exit status, stdout, stderr)."""
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str] | None = None
+) -> tuple[int, str, str]:
+    """``arraystore ARGS`` in this process: (exit status, stdout, stderr).
+
+    Runs through :class:`click.testing.CliRunner`, which captures the two streams apart
+    (click >= 8.2; ``mix_stderr=False`` before) and turns ``SystemExit`` into the exit
+    status; any other exception propagates and fails the test, as it would print a
+    traceback to a user. ``capsys`` is not needed (older callers still pass it; it is
+    left untouched).
+    """
+    from click.testing import CliRunner
+
     from arraystore.cli import main
 
-    try:
-        main.main(args, prog_name="arraystore")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+    # click 8.2 removed mix_stderr (the streams are always apart); pyproject allows 8.1
+    split: dict[str, Any] = (
+        {"mix_stderr": False}
+        if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters
+        else {}
+    )
+    result = CliRunner(**split).invoke(main, args, prog_name="arraystore", catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+class FailingExecutor(SerialExecutor):
+    """The serial executor, failing on purpose: once ``after`` tasks have run, it raises
+    ``error`` (default ``KeyboardInterrupt()``, as Ctrl-C would) instead of handing that
+    task's result to the operation; ``after < 1`` never fails. ``ran`` counts the tasks
+    run (over every plan given to it), e.g. to check what a resume redoes::
+
+        with pytest.raises(KeyboardInterrupt):
+            cast(store, "x", "f4", executor=FailingExecutor(after=2))
+        ex = FailingExecutor()
+        cast(store, "x", None, resume=True, executor=ex)
+        assert ex.ran == n_chunks - 2
+    """
+
+    def __init__(self, after: int = 0, error: BaseException | None = None) -> None:
+        super().__init__()
+        self.after = after
+        self.error = KeyboardInterrupt() if error is None else error
+        self.ran = 0
+
+    def map(self, tasks: Iterable[Task], max_in_flight: int) -> Iterator[tuple[Task, Any]]:
+        for done in super().map(tasks, max_in_flight):
+            self.ran += 1
+            if self.ran == self.after:
+                raise self.error
+            yield done
 
 
 def tree_hash(path: Path) -> str:

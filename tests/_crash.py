@@ -1,4 +1,5 @@
-"""Shared machinery of the crash tests (tests/test_cast_crash.py, tests/test_crash_points.py).
+"""Shared machinery of the crash tests (tests/ops/cast/test_cast_crash.py,
+tests/storage/test_crash_points.py).
 
 Subprocesses are SIGKILLed either by the library's own test hook
 (``ARRAYSTORE_TEST_KILL_AT=PHASE[:N]``, arraystore/storage/killpoints.py) or after a delay;
@@ -7,8 +8,6 @@ these helpers run them, checksum trees and list what a killed writer left behind
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import signal
@@ -116,17 +115,3 @@ def run_child(
 def cli_child(args: list[str], no_exchange: bool = False) -> list[str]:
     """The command line running ``arraystore ARGS`` from this checkout."""
     return [PY, "-c", CLI_CHILD, *(["--no-exchange"] if no_exchange else []), *args]
-
-
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    """``arraystore ARGS`` in this process: (exit status, stdout, stderr)."""
-    from arraystore.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code: int | str | None = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main.main(args, prog_name="arraystore")
-        except SystemExit as exc:
-            code = exc.code
-    return int(code or 0), out.getvalue(), err.getvalue()

@@ -18,7 +18,8 @@
     ``arraystore.open`` (fresh handles: nothing cached from the writer).
 
 Helpers (``assert_same``, ``listing``, ``tree_hash``, ``run_cli``, ``backend_params``,
-``BACKEND_CASES``) live in :mod:`arraystore.testing`: import them from there.
+``BACKEND_CASES``, ``FailingExecutor``) live in :mod:`arraystore.testing`: import them
+from there.
 
 Hypothesis tests here use ``tmp_path``/``store`` fixtures with unique array names per
 example, so they suppress ``HealthCheck.function_scoped_fixture`` on purpose.

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/make_fixtures.py [--out PATH]
 
-The store is committed: ``tests/test_fixtures.py`` opens it read-only and checks every
+The store is committed: ``tests/storage/test_fixtures.py`` opens it read-only and checks every
 value against numpy, so a later change of the on-disk format cannot silently break
 stores written by this version. Only regenerate it for a deliberate format change (and
 then keep the old one too, e.g. as ``golden-v1.store``). Every array uses

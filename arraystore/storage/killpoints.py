@@ -3,7 +3,7 @@
 ``ARRAYSTORE_TEST_KILL_AT=PHASE`` (or ``PHASE:N``) makes the N-th (default: first) call
 of ``kill_point(PHASE)`` kill the process with SIGKILL, the way a power cut or the OOM
 killer would. The variable is read once at import; without it ``kill_point`` is a no-op
-(one ``is None`` test). The phases of the write paths (tests/test_crash_points.py):
+(one ``is None`` test). The phases of the write paths (tests/storage/test_crash_points.py):
 
 ``mkdir``       the hidden work folder exists, nothing in it yet
 ``header``      (map) the journal header is written, the new array not created yet
