@@ -11,7 +11,7 @@ Imports ``backends``, ``fs``, ``core`` and ``errors`` only (rule R3).
 """
 
 from arraystore.storage.layout import Layout, remove_hidden
-from arraystore.storage.root import StoreRoot
+from arraystore.storage.root import ArrayView, StoreRoot
 from arraystore.storage.transaction import NewArray, group_doc
 
-__all__ = ["Layout", "NewArray", "StoreRoot", "group_doc", "remove_hidden"]
+__all__ = ["ArrayView", "Layout", "NewArray", "StoreRoot", "group_doc", "remove_hidden"]

@@ -14,7 +14,9 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
@@ -51,6 +53,32 @@ from arraystore.storage.transaction import group_doc
 
 ROOT_ATTR = "arraystore"
 MODES = ("r", "r+", "a")
+
+
+@runtime_checkable
+class ArrayView(Protocol):
+    """A stored array, or one field of it, as the operations (``arraystore.ops``) see
+    it; ``arraystore.Array`` is one. Operations never import the façade: they work on
+    this and on :class:`StoreRoot`."""
+
+    @property
+    def store(self) -> StoreRoot: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def field(self) -> str | None: ...
+    @property
+    def handle(self) -> Handle: ...
+    @property
+    def meta(self) -> ArrayMeta: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def dtype(self) -> np.dtype: ...
+    @property
+    def chunks(self) -> tuple[int, ...]: ...
+    def read(self, region: Any = None, out: np.ndarray | None = None) -> np.ndarray: ...
+    def __getitem__(self, key: Any) -> Any: ...
 
 
 class StoreRoot:
@@ -152,6 +180,10 @@ class StoreRoot:
 
     def __len__(self) -> int:
         return len(self.names())
+
+    def __getitem__(self, name: str) -> ArrayView:
+        """A view of array ``name``: the façade (``arraystore.Store``) gives an ``Array``."""
+        raise NotImplementedError("open stores with arraystore.open() for array views")
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -375,4 +407,4 @@ class StoreRoot:
         return backend
 
 
-__all__ = ["MODES", "ROOT_ATTR", "StoreRoot"]
+__all__ = ["MODES", "ROOT_ATTR", "ArrayView", "StoreRoot"]

@@ -54,7 +54,7 @@ from arraystore.errors import DTypeError, InvalidArgument
 from arraystore.ops.io.common import read_ahead, read_fields, require, row_regions
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
+    from arraystore.storage import ArrayView
 
 #: numpy dtype (scalar_str) -> torch dtype name; see the module table
 TORCH_DTYPES = {
@@ -88,7 +88,7 @@ class Batches:
 
     def __init__(
         self,
-        arr: Array,
+        arr: ArrayView,
         batch_size: int,
         fields: str | list[str] | None = None,
         shuffle: bool = False,
@@ -188,7 +188,7 @@ class Batches:
         )
 
 
-def _select(arr: Array, fields: str | list[str] | None) -> tuple[list[str | None], bool]:
+def _select(arr: ArrayView, fields: str | list[str] | None) -> tuple[list[str | None], bool]:
     """(fields to read, whether a batch is one array rather than a dict)."""
     if arr.field is not None:
         if fields not in (None, arr.field, [arr.field]):

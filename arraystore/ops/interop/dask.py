@@ -26,8 +26,7 @@ from arraystore.ops.create import new_meta
 from arraystore.ops.io.common import check_target, new_array, require
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
-    from arraystore.store import Store
+    from arraystore.storage import ArrayView, StoreRoot
 
 
 # --------------------------------------------------------------------- dask
@@ -42,14 +41,16 @@ class _Source:
 
     Each process opens the store by path on first use; dask passes step-1 slices."""
 
-    def __init__(self, store_path: Path, name: str, field: str | None, arr: Array) -> None:
+    def __init__(self, store_path: Path, name: str, field: str | None, arr: ArrayView) -> None:
         self.store_path = store_path
+        #: the store class to reopen with (the façade's: pickled by reference)
+        self.store_type = type(arr.store)
         self.name = name
         self.field = field
         self.shape = arr.shape
         self.dtype = arr.dtype
         self.ndim = len(self.shape)
-        self._arr: Array | None = None
+        self._arr: ArrayView | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -61,12 +62,10 @@ class _Source:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def _open(self) -> Array:
+    def _open(self) -> ArrayView:
         with self._lock:  # dask's threads share this object: open once
             if self._arr is None:
-                from arraystore.store import Store
-
-                arr = Store(self.store_path, mode="r")[self.name]
+                arr = self.store_type(self.store_path, mode="r")[self.name]
                 arr.handle.prepare()  # open the file now, not racily in several threads
                 self._arr = arr[self.field] if self.field else arr
             return self._arr
@@ -75,7 +74,7 @@ class _Source:
         return np.asarray(self._open()[key])
 
 
-def to_dask(arr: Array, fields: str | list[str] | None = None) -> Any:
+def to_dask(arr: ArrayView, fields: str | list[str] | None = None) -> Any:
     """A dask array per field, chunked like the storage (see the module docstring).
 
     Plain arrays and field views give one ``dask.array.Array``; structured arrays give
@@ -115,7 +114,7 @@ def to_dask(arr: Array, fields: str | list[str] | None = None) -> Any:
     return out
 
 
-def _field_list(arr: Array, fields: str | list[str] | None) -> list[str | None]:
+def _field_list(arr: ArrayView, fields: str | list[str] | None) -> list[str | None]:
     if arr.field is not None or not arr.meta.fields:
         if fields not in (None, [], arr.field) and fields != [arr.field]:
             raise InvalidArgument(
@@ -171,7 +170,7 @@ def _regular(chunks: tuple[tuple[int, ...], ...]) -> tuple[int, ...] | None:
 
 def from_dask(
     darr: Any,
-    store: Store,
+    store: StoreRoot,
     name: str,
     *,
     backend: str | None = None,
@@ -182,7 +181,7 @@ def from_dask(
     ndim: int | None = None,
     checksum: bool = False,
     **compute: Any,
-) -> Array:
+) -> ArrayView:
     """Store a dask array (or ``{field: dask array}``, a structured array) as ``name``.
 
     Storage chunks are the dask chunks when they are regular (else ``chunks`` / auto,
@@ -243,7 +242,7 @@ def from_dask(
 
 
 # ------------------------------------------------------------------- xarray
-def to_xarray(arr: Array, fields: str | list[str] | None = None) -> Any:
+def to_xarray(arr: ArrayView, fields: str | list[str] | None = None) -> Any:
     """An ``xarray.DataArray`` (plain / field view) or ``Dataset`` (structured), lazily
     backed by :func:`to_dask`; dims ``dim_0..`` and ``<field>_dim_0..`` as in zarr."""
     xr = require("xarray", "to_xarray")

@@ -32,7 +32,7 @@ else:
     pc = require("pyarrow.compute", "CSV/Parquet/Arrow files")
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
+    from arraystore.storage import ArrayView
 
 
 # ------------------------------------------------------------------ export
@@ -47,7 +47,7 @@ class _Out:
     nan_null: bool
 
 
-def _out_columns(arr: Array, nan_as_null: bool | None, masks: bool) -> list[_Out]:
+def _out_columns(arr: ArrayView, nan_as_null: bool | None, masks: bool) -> list[_Out]:
     meta = arr.meta
     info = meta.attrs.get("import") if isinstance(meta.attrs.get("import"), dict) else None
     by_field: dict[str, dict[str, Any]] = {}
@@ -152,7 +152,7 @@ def _csv_columns(o: _Out, col: pa.Array) -> list[tuple[str, pa.Array]]:
 
 
 def export_table(
-    arr: Array,
+    arr: ArrayView,
     tmp: Path,
     fmt: str,
     *,
@@ -214,7 +214,7 @@ def export_table(
             writer.close()
 
 
-def region_bytes(arr: Array, region: Any) -> int:
+def region_bytes(arr: ArrayView, region: Any) -> int:
     return math.prod(s.stop - s.start for s in region) * arr.dtype.itemsize
 
 

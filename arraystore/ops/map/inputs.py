@@ -19,10 +19,10 @@ from arraystore.core.chunks import Region, region_shape
 from arraystore.core.dtypes import dtype_to_json, field_dtype
 from arraystore.core.expr import Expr, compile_expr
 from arraystore.errors import InvalidArgument, ShapeMismatch
+from arraystore.storage import ArrayView
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
-    from arraystore.store import Store
+    from arraystore.storage import StoreRoot
 
 SUB_ELEMS = 1 << 15  # elements per expression sub-block (256 KiB of float64: L2-sized)
 _SLOT = 1000  # reusable buffer slots: inputs from here up; output and mask just below
@@ -59,14 +59,12 @@ class Source:
         )
 
 
-def _source(obj: Any, store: Store | None) -> Source:
-    from arraystore.array import Array
-
+def _source(obj: Any, store: StoreRoot | None) -> Source:
     if isinstance(obj, str):
         if store is None:
             raise InvalidArgument(f"array name {obj!r} given without a store")
         obj = store[obj]
-    if isinstance(obj, Array):
+    if isinstance(obj, ArrayView):
         label = obj.name if obj.field is None else f"{obj.name}.{obj.field}"
         return Source(label, obj.shape, obj.dtype, obj.handle, obj.field)
     data = np.asarray(obj)
@@ -75,7 +73,7 @@ def _source(obj: Any, store: Store | None) -> Source:
     return Source(f"<array {data.shape} {data.dtype}>", data.shape, data.dtype, data=data)
 
 
-def _field_sources(arr: Array) -> dict[str, Source]:
+def _field_sources(arr: ArrayView) -> dict[str, Source]:
     """Name -> source for the fields of ``arr`` (or the array itself if it has no fields)."""
     meta = arr.meta
     if meta.dtype.names is None:
@@ -91,7 +89,7 @@ class _Scope:
     """What bare names mean: the fields of array ``name`` (or ``name`` itself for a plain
     dtype), else the arrays of ``store``. One handle per array, so reads are shared."""
 
-    def __init__(self, store: Store, name: str | None) -> None:
+    def __init__(self, store: StoreRoot, name: str | None) -> None:
         self.store = store
         self.arr = store[name] if name is not None else None
         self.sources = _field_sources(self.arr) if self.arr is not None else {}

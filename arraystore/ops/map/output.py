@@ -22,8 +22,7 @@ from arraystore.storage.journal import read_journal as _read_journal
 from arraystore.storage.transaction import NewArray
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
-    from arraystore.store import Store
+    from arraystore.storage import ArrayView, StoreRoot
 
 
 def _resumable(work: Path) -> bool:
@@ -33,7 +32,7 @@ def _resumable(work: Path) -> bool:
     return (work / JOURNAL).is_file() and (work / "data" / "zarr.json").is_file()
 
 
-def _interrupted(store: Store, out: str) -> Path | None:
+def _interrupted(store: StoreRoot, out: str) -> Path | None:
     found = [p for p in store.layout.builds(out) if _resumable(p)]
     if not found:
         return None
@@ -41,7 +40,7 @@ def _interrupted(store: Store, out: str) -> Path | None:
 
 
 def _start(
-    store: Store, out: str, overwrite: bool, resume: bool, job_fp: dict[str, Any]
+    store: StoreRoot, out: str, overwrite: bool, resume: bool, job_fp: dict[str, Any]
 ) -> tuple[Path | None, dict[str, Any] | None, set[int]]:
     """Called with the lock held: (interrupted folder, its header, finished blocks)."""
     target = store.path / out
@@ -81,7 +80,7 @@ TaskSpec = tuple[int, Callable[..., Any], tuple[Any, ...], int]
 
 
 def _build(
-    store: Store,
+    store: StoreRoot,
     out: str,
     work: Path | None,
     header: dict[str, Any],
@@ -91,7 +90,7 @@ def _build(
     budget: int,
     progress: Any,
     name: str,
-) -> Array:
+) -> ArrayView:
     """Write the tasks' blocks into a temp array (new or resumed), then commit it."""
     max_in_flight(budget, max((s[3] for s in specs), default=0), ex.workers)  # before writing
     if work is None:
