@@ -46,6 +46,7 @@ from arraystore.core.dtypes import (
 )
 from arraystore.core.meta import SIDECAR, ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
+from arraystore.engine.memory import block_target
 from arraystore.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
 from arraystore.fs import move_tree, remove_tree, write_json
 from arraystore.ops.journal import CAST_JOURNAL as JOURNAL
@@ -54,7 +55,7 @@ from arraystore.ops.journal import merge_done as _merge_done
 from arraystore.ops.journal import read_journal as _read_journal
 from arraystore.ops.journal import recover as _recover
 from arraystore.ops.journal import write_header as _write_header
-from arraystore.ops.reduce.stats import _budget, _sub_regions
+from arraystore.ops.reduce.stats import TASKS_PER_BUDGET, _budget, _sub_regions
 from arraystore.storage.killpoints import kill_point
 
 if TYPE_CHECKING:
@@ -238,10 +239,19 @@ def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
     meta = src.meta
     if meta.backend != "memmap":
         return meta.chunks
-    from arraystore.ops.reduce.stats import TASKS_PER_BUDGET
-
-    per_task = max(1, budget // (TASKS_PER_BUDGET * 3) - TASK_OVERHEAD)  # source + output
-    target = max(min(2**20, budget // (TASKS_PER_BUDGET * 3)), min(64 * 2**20, per_task))
+    target = block_target(
+        budget,
+        TASKS_PER_BUDGET,  # as stats: the tiling does not depend on the executor
+        read_ahead=1,
+        inputs=1,  # a task holds 3 source blocks' bytes (see its Task.nbytes)
+        output=1,
+        temps=1,
+        per="input",
+        overhead=3 * TASK_OVERHEAD,  # as before: TASK_OVERHEAD off each third of the share
+        cap=64 * 2**20,
+        floor=2**20,
+        floor_within_share=True,
+    )
     return auto_chunks(meta.shape, meta.dtype.itemsize, target)
 
 

@@ -69,7 +69,7 @@ from arraystore.core.dtypes import check_array_name, dtype_to_json, parse_dtype
 from arraystore.core.expr import Expr
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
-from arraystore.engine.memory import READ_AHEAD
+from arraystore.engine.memory import block_target
 from arraystore.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
 from arraystore.ops.map.inputs import (
     _SLOT,
@@ -236,16 +236,24 @@ def _grid(job: _Job, itemsize: int, budget: int, workers: int, chunks: Any) -> t
         h = s.handle
         if h is not None and h.meta.backend == "zarr" and s.shape == shape:
             return h.meta.chunks + s.shape[h.meta.ndim :]
-    per_task = max(1, budget // (workers * READ_AHEAD) - job.kernel.temps(0))
-    elem = itemsize * (1 + (FN_TEMPS if isinstance(job.kernel, _FnKernel) else 0))
+    inputs = 0
     seen = set()
     for s in job.sources:
         if s.handle is None or (s.records and id(s.handle) in seen):
             continue
         seen.add(id(s.handle))
         sub = math.prod(s.shape[s.handle.meta.ndim :]) or 1
-        elem += (s.handle.meta.dtype.itemsize // sub) if s.records else s.dtype.itemsize
-    target = max(MIN_BLOCK, min(MAX_BLOCK, per_task * itemsize // max(1, elem)))
+        inputs += (s.handle.meta.dtype.itemsize // sub) if s.records else s.dtype.itemsize
+    target = block_target(
+        budget,
+        workers,
+        inputs=inputs,
+        output=itemsize,
+        temps=itemsize * FN_TEMPS if isinstance(job.kernel, _FnKernel) else 0,
+        overhead=job.kernel.temps(0),
+        cap=MAX_BLOCK,
+        floor=MIN_BLOCK,
+    )
     return auto_chunks(shape, itemsize, target)
 
 

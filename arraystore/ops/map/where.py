@@ -20,7 +20,7 @@ from arraystore.core.dtypes import check_array_name, dtype_to_json, parse_dtype
 from arraystore.core.expr import Expr
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
-from arraystore.engine.memory import READ_AHEAD
+from arraystore.engine.memory import block_target
 from arraystore.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
 from arraystore.ops.map.inputs import (
     _SLOT,
@@ -246,9 +246,17 @@ def _rows_per_block(
     for s in sel.sources:
         if s.handle is not None and s.handle.meta.backend == "zarr":
             return max(1, s.handle.meta.chunks[0])
-    per_row = 2 * sel.row_bytes() + 2 * math.prod(trail) * dtype.itemsize + 1
-    per_task = budget // (workers * READ_AHEAD) - _expr_temps(sel.cond) * 2
-    return max(1, max(MIN_BLOCK, min(MAX_BLOCK, per_task)) // per_row)
+    return block_target(
+        budget,
+        workers,
+        inputs=2 * sel.row_bytes(),
+        output=2 * math.prod(trail) * dtype.itemsize,
+        temps=1,  # the mask
+        overhead=_expr_temps(sel.cond) * 2,
+        cap=MAX_BLOCK,
+        floor=MIN_BLOCK,
+        per="row",
+    )
 
 
 def _select_specs(

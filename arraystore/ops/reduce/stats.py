@@ -23,6 +23,7 @@ from arraystore.backends.base import Handle
 from arraystore.core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape, split_rows
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
 from arraystore.engine import Plan, Task, default_budget, get_executor, run
+from arraystore.engine.memory import block_target
 from arraystore.errors import InvalidArgument
 from arraystore.ops.reduce import kernels
 from arraystore.ops.reduce.quantiles import exact_quantiles, histogram
@@ -40,6 +41,8 @@ KERNEL_OVERHEAD = 4 * 2**20
 TASKS_PER_BUDGET = 4
 #: largest memmap row block per task
 MAX_BLOCK = 128 * 2**20
+#: smallest memmap row block per task (unless the budget's share is smaller)
+MIN_BLOCK = 2**20
 #: bytes a memmap task reads at a time: the copy out of the page cache and the kernel
 #: that reduces it meet in the CPU cache instead of main memory (a 128 MiB block read at
 #: once is written to RAM, then read back)
@@ -159,8 +162,17 @@ def task_regions(handle: Handle, budget: int, workers: int) -> list[Region]:
     meta = handle.meta
     if meta.backend != "memmap":
         return list(handle.chunk_regions())
-    per_task = max(1, budget // TASKS_PER_BUDGET - KERNEL_OVERHEAD)
-    target = max(min(2**20, budget // TASKS_PER_BUDGET), min(MAX_BLOCK, per_task))
+    target = block_target(
+        budget,
+        TASKS_PER_BUDGET,  # not `workers`: the same tiling (and float results) for any executor
+        read_ahead=1,
+        inputs=1,
+        per="input",
+        overhead=KERNEL_OVERHEAD,
+        cap=MAX_BLOCK,
+        floor=MIN_BLOCK,
+        floor_within_share=True,
+    )
     chunks = auto_chunks(meta.shape, meta.dtype.itemsize, target)
     return list(iter_chunk_regions(meta.shape, chunks))
 
