@@ -19,7 +19,7 @@ from arraystore.core.chunks import normalize_chunks
 from arraystore.core.dtypes import check_array_name, dtype_to_json, parse_dtype
 from arraystore.core.expr import Expr
 from arraystore.core.meta import ArrayMeta
-from arraystore.engine import Plan, Task, get_executor, run
+from arraystore.engine import Executor, Plan, Task, get_executor, run
 from arraystore.engine.memory import block_target
 from arraystore.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
 from arraystore.ops.map.inputs import (
@@ -143,6 +143,38 @@ def where(
     store._check_writable()
     if name is None and expr is None:
         raise InvalidArgument("where() without an array name needs expr= (what to select)")
+    sel, n_rows = _bind_select(store, name, cond, expr)
+    cx, vx = sel.cond, sel.value
+    budget = _budget(memory)
+    backend, codec = _out_format(sel.sources, backend, codec)
+    fp = {
+        "op": "where",
+        "array": name,
+        "cond": cx.text,
+        "expr": vx.text if vx else None,
+        "inputs": [s.fingerprint() for s in sel.sources],
+        "dtype": None if dtype is None else dtype_to_json(parse_dtype(dtype)),
+    }
+    with store.lock(out), get_executor(executor, workers=workers) as ex:
+        work, header, done = _start(store, out, overwrite, resume, fp)
+        if header is None:
+            meta, R, counts, header = _count_pass(
+                sel, n_rows, dtype, fp, budget, ex, progress, (backend, codec, checksum)
+            )
+        else:
+            meta, R, counts = _meta_from(header["meta"]), header["rows"], header["counts"]
+        specs2 = _select_specs(sel, meta, R, n_rows, counts, done)
+        meta = meta.evolve(
+            history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),)
+        )
+        return _build(store, out, work, header, meta, specs2, ex, budget, progress, "where")
+
+
+def _bind_select(
+    store: Store, name: str | None, cond: str, expr: str | None
+) -> tuple[_Select, int]:
+    """Bind ``cond`` and ``expr`` (or the records of array ``name``) to their sources,
+    which must all have the same number of rows; the selection and that number."""
     scope = _Scope(store, name)
     cx, csrc = scope.bind(cond)
     vx, vsrc = scope.bind(expr) if expr is not None else (None, [])
@@ -160,49 +192,46 @@ def where(
         listed = ", ".join(f"{s.label} {s.shape}" for s in sources)
         raise ShapeMismatch(f"where() inputs must have the same number of rows: {listed}")
     n_rows = int(rows.pop())  # type: ignore[arg-type]
-    sel = _Select(sources, tuple(named), cx, vx)
-    budget = _budget(memory)
-    backend, codec = _out_format(sources, backend, codec)
-    fp = {
-        "op": "where",
-        "array": name,
-        "cond": cx.text,
-        "expr": vx.text if vx else None,
-        "inputs": [s.fingerprint() for s in sources],
-        "dtype": None if dtype is None else dtype_to_json(parse_dtype(dtype)),
-    }
-    with store.lock(out), get_executor(executor, workers=workers) as ex:
-        work, header, done = _start(store, out, overwrite, resume, fp)
-        if header is None:
-            dt, trail = _check_select(sel, dtype)
-            R = _rows_per_block(sel, dt, trail, budget, ex.workers)
-            blocks = [(a, min(n_rows, a + R)) for a in range(0, n_rows, R)]
-            row_bytes = sel.row_bytes()
-            specs = tuple(
-                Task(i, _count_task, (sel, a, b), 2 * (b - a) * row_bytes + _expr_temps(cx))
-                for i, (a, b) in enumerate(blocks)
-            )
-            report = None if progress is None else (lambda t, r: progress(t, r[1]))
-            counts = [c for c, _ in run(Plan(specs, "where-count"), ex, budget, progress=report)]
-            total = sum(counts)
-            shape = (total, *trail)
-            meta = ArrayMeta(
-                shape,
-                dt,
-                normalize_chunks((R, *trail), shape, dt.itemsize),
-                backend,
-                codec,
-                checksum=checksum,
-            )
-            header = {"op": "where", "job": fp, "meta": _meta_doc(meta), "rows": R}
-            header["counts"] = counts
-        else:
-            meta, R, counts = _meta_from(header["meta"]), header["rows"], header["counts"]
-        specs2 = _select_specs(sel, meta, R, n_rows, counts, done)
-        meta = meta.evolve(
-            history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),)
-        )
-        return _build(store, out, work, header, meta, specs2, ex, budget, progress, "where")
+    return _Select(sources, tuple(named), cx, vx), n_rows
+
+
+def _count_pass(
+    sel: _Select,
+    n_rows: int,
+    dtype: Any,
+    fp: dict[str, Any],
+    budget: int,
+    ex: Executor,
+    progress: Callable[[Any, Any], None] | None,
+    out_format: tuple[str, str, bool],
+) -> tuple[ArrayMeta, int, list[int], dict[str, Any]]:
+    """Pass 1: count the selected rows of each input block of R rows; the output's
+    metadata (``out_format``: backend, codec, checksum), R, the counts and the journal
+    header."""
+    backend, codec, checksum = out_format
+    dt, trail = _check_select(sel, dtype)
+    R = _rows_per_block(sel, dt, trail, budget, ex.workers)
+    blocks = [(a, min(n_rows, a + R)) for a in range(0, n_rows, R)]
+    row_bytes = sel.row_bytes()
+    specs = tuple(
+        Task(i, _count_task, (sel, a, b), 2 * (b - a) * row_bytes + _expr_temps(sel.cond))
+        for i, (a, b) in enumerate(blocks)
+    )
+    report = None if progress is None else (lambda t, r: progress(t, r[1]))
+    counts = [c for c, _ in run(Plan(specs, "where-count"), ex, budget, progress=report)]
+    total = sum(counts)
+    shape = (total, *trail)
+    meta = ArrayMeta(
+        shape,
+        dt,
+        normalize_chunks((R, *trail), shape, dt.itemsize),
+        backend,
+        codec,
+        checksum=checksum,
+    )
+    header = {"op": "where", "job": fp, "meta": _meta_doc(meta), "rows": R}
+    header["counts"] = counts
+    return meta, R, counts, header
 
 
 def _check_select(sel: _Select, dtype: Any) -> tuple[np.dtype, tuple[int, ...]]:
