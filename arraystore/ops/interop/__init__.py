@@ -166,13 +166,7 @@ def import_file(
     """
     if errors not in ("raise", "coerce"):
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
-    src = Path(path)
-    if not src.is_file():
-        if src.is_dir():
-            raise InvalidArgument(f"{src} is a directory, not a file")
-        if src.exists():
-            raise InvalidArgument(f"{src} is not a regular file")
-        raise InvalidArgument(f"no such file: {src}")
+    src = _source_file(path)
     fmt = detect_format(src, format)
     backend = store.default_backend(backend)
     if fmt == "npy":
@@ -208,15 +202,39 @@ def import_file(
         checksum=checksum,
     )
     with store.lock(name):
-        if fmt == "csv":
-            from arraystore.ops.io.csv import import_csv
-
-            import_csv(store, name, src, options=options, **common)
-        else:
-            from arraystore.ops.io.arrow import import_table
-
-            import_table(store, name, src, fmt, options=options, **common)
+        _import_table(store, name, src, fmt, options, common)
     return store[name]
+
+
+def _source_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, which must be a regular file."""
+    src = Path(path)
+    if not src.is_file():
+        if src.is_dir():
+            raise InvalidArgument(f"{src} is a directory, not a file")
+        if src.exists():
+            raise InvalidArgument(f"{src} is not a regular file")
+        raise InvalidArgument(f"no such file: {src}")
+    return src
+
+
+def _import_table(
+    store: Store,
+    name: str,
+    src: Path,
+    fmt: str,
+    options: dict[str, Any],
+    common: dict[str, Any],
+) -> None:
+    """A CSV, Parquet or Arrow IPC file into array ``name`` (its lock held)."""
+    if fmt == "csv":
+        from arraystore.ops.io.csv import import_csv
+
+        import_csv(store, name, src, options=options, **common)
+    else:
+        from arraystore.ops.io.arrow import import_table
+
+        import_table(store, name, src, fmt, options=options, **common)
 
 
 def _import_npy(
