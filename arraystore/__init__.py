@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
-from typing import Any
+from typing import Any, cast
 
 from arraystore.array import Array
 from arraystore.core.dtypes import parse_dtype
@@ -48,12 +48,12 @@ from arraystore.store import Store, open
 def map_blocks(fn: Any, *arrays: Any, **kwargs: Any) -> Array:
     """Apply ``fn`` to aligned numpy blocks of ``arrays`` into a new array (``out=NAME``);
     see :func:`arraystore.ops.map.blocks.map_blocks`."""
-    return _map_blocks(fn, *arrays, **kwargs)
+    return cast(Array, _map_blocks(fn, *arrays, **kwargs))  # (views of a Store are Arrays)
 
 
 def from_dask(darr: Any, store: Store, name: str, **kwargs: Any) -> Array:
     """Store a dask array chunk by chunk as array ``name``."""
-    return _from_dask(darr, store, name, **kwargs)
+    return cast(Array, _from_dask(darr, store, name, **kwargs))
 
 
 try:

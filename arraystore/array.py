@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -201,7 +201,7 @@ class Array:
     def map(self, fn: Any, *others: Any, **kwargs: Any) -> Array:
         """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
         chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.map.blocks`)."""
-        return map_array(self, fn, *others, **kwargs)
+        return cast(Array, map_array(self, fn, *others, **kwargs))  # (self.store is a Store)
 
     def to_dask(self, fields: Any = None) -> Any:
         """A dask array over the storage chunks (a dict per field for records)."""

@@ -6,21 +6,12 @@ Opening a store or listing it reads small JSON files only, never array data.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from arraystore.backends import check_backend
-from arraystore.backends.memmap import open_npy
 from arraystore.core.chunks import DEFAULT_CHUNK_BYTES
-from arraystore.core.create_args import check_create_args
-from arraystore.engine.memory import memory_budget
-from arraystore.errors import (
-    InvalidArgument,
-)
-from arraystore.ops.create import create_inputs, fill_array, new_meta
+from arraystore.ops.create import create_array
 from arraystore.ops.interop import import_file
 from arraystore.storage.root import StoreRoot
-from arraystore.storage.transaction import NewArray
 
 
 class Store(StoreRoot):
@@ -61,50 +52,32 @@ class Store(StoreRoot):
         ``dtype``, if given, must agree with it). ``backend``: ``memmap`` (the default for
         a local store) or ``zarr`` (the default, and the only one, for a URL store).
         """
-        self.check_writable()
-        backend = self.default_backend(backend)
-        check_create_args(seed, attrs, from_npy)
-        self.refuse_existing(name, overwrite)
-        check_backend(backend)  # validate the name early
-        if sum(x is not None for x in (fill, data, from_npy)) > 1:
-            raise InvalidArgument("give only one of fill, data and from_npy")
-        source = open_npy(Path(from_npy)) if from_npy is not None else None
-        try:
-            shape, dt, data = create_inputs(shape, dtype, data, source)
-            meta = new_meta(
-                shape,
-                dt,
-                chunks=chunks,
-                backend=backend,
-                codec=codec,
-                attrs=attrs,
-                checksum=checksum,
-                chunk_bytes=chunk_bytes,
-            )
-            budget = memory_budget(memory)  # "abc" refused even if nothing is filled
-            with self.lock(name):
-                self.clean_stale(name)
-                self.refuse_existing(name, overwrite)
-                with NewArray.begin(self.layout, name, meta) as new:
-                    fill_array(
-                        new.handle,
-                        fill=fill,
-                        seed=seed,
-                        source=source,
-                        data=data,
-                        memory=budget,
-                        executor=executor,
-                        progress=progress,
-                    )
-        finally:
-            if source is not None:
-                source.close()
+        create_array(
+            self,
+            name,
+            shape,
+            dtype,
+            chunks=chunks,
+            backend=backend,
+            codec=codec,
+            fill=fill,
+            seed=seed,
+            data=data,
+            from_npy=from_npy,
+            attrs=attrs,
+            overwrite=overwrite,
+            memory=memory,
+            executor=executor,
+            chunk_bytes=chunk_bytes,
+            checksum=checksum,
+            progress=progress,
+        )
         return self[name]
 
     def import_file(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Array:
         """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name``, streamed and
         committed atomically (see :func:`arraystore.ops.interop.import_file`)."""
-        return import_file(self, name, path, **kwargs)
+        return cast(Array, import_file(self, name, path, **kwargs))
 
     def __repr__(self) -> str:
         return f"<arraystore.Store {str(self.path)!r} arrays={len(self)} mode={self.mode!r}>"

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytest
 
+from arraystore.cli import main
 from arraystore.engine import SerialExecutor, Task
 
 __all__ = [
@@ -136,8 +137,6 @@ def run_cli(
     left untouched).
     """
     from click.testing import CliRunner
-
-    from arraystore.cli import main
 
     # click 8.2 removed mix_stderr (the streams are always apart); pyproject allows 8.1
     split: dict[str, Any] = (

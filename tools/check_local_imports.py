@@ -3,6 +3,9 @@
 An import of ``arraystore`` (or ``arraystore.x``) inside a function hides a dependency
 from import-linter and usually papers over an import cycle. Imports of optional
 third-party packages inside functions are fine (start-up speed of ``arraystore --help``).
+An import of our own module may stay inside a function only when it says why on its
+line with a ``# lazy: REASON`` comment (start-up of the CLI, a registry that loads a
+backend or executor on first use); those are listed with ``--list``.
 
 Run by ``make lint``. ``tools/local_import_baseline.txt`` lists, per module, how many
 such imports it had when the check came in: the counts may only shrink (and a module
@@ -26,18 +29,23 @@ def _ours(node: ast.Import | ast.ImportFrom) -> bool:
     return any(a.name.split(".")[0] == "arraystore" for a in node.names)
 
 
-def local_imports(package: Path) -> dict[str, list[int]]:
-    """``{"path": [line, ...]}`` of imports of our own modules inside functions."""
+def local_imports(package: Path, lazy: bool = False) -> dict[str, list[int]]:
+    """``{"path": [line, ...]}`` of imports of our own modules inside functions without
+    (or, with ``lazy``, with) a ``# lazy:`` reason on their line."""
     found: dict[str, list[int]] = {}
     for path in sorted(package.rglob("*.py")):
         rel = str(path.relative_to(ROOT))
-        tree = ast.parse(path.read_text())
+        text = path.read_text()
+        lines = text.splitlines()
+        tree = ast.parse(text)
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             for node in ast.walk(fn):
                 if isinstance(node, ast.Import | ast.ImportFrom) and _ours(node):
-                    found.setdefault(rel, []).append(node.lineno)
+                    marked = "# lazy:" in lines[node.lineno - 1]
+                    if marked == lazy:
+                        found.setdefault(rel, []).append(node.lineno)
     return {k: sorted(set(v)) for k, v in found.items()}
 
 
@@ -53,6 +61,9 @@ def read_baseline() -> dict[str, int]:
 
 def main() -> int:
     now = local_imports(ROOT / "arraystore")
+    if "--list" in sys.argv:
+        for k, v in sorted(local_imports(ROOT / "arraystore", lazy=True).items()):
+            print(f"lazy (with a reason): {k}: lines {', '.join(map(str, v))}")
     if "--update" in sys.argv:
         lines = [f"{k} {len(v)}" for k, v in sorted(now.items())]
         header = "# function-local imports of arraystore modules per module (may only shrink)\n"

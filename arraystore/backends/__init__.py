@@ -27,13 +27,13 @@ BackendFactory = Callable[[], Backend]
 
 
 def _memmap() -> Backend:
-    from arraystore.backends.memmap import MemmapBackend
+    from arraystore.backends.memmap import MemmapBackend  # lazy: registry (on first use)
 
     return MemmapBackend()
 
 
 def _zarr() -> Backend:
-    from arraystore.backends.zarr import ZarrBackend
+    from arraystore.backends.zarr import ZarrBackend  # lazy: registry (zarr-python on first use)
 
     return ZarrBackend()
 

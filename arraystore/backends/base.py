@@ -33,6 +33,7 @@ import numpy as np
 from arraystore.core.chunks import Region, iter_chunk_regions, region_shape
 from arraystore.core.dtypes import field_dtype
 from arraystore.core.meta import ArrayMeta
+from arraystore.errors import ShapeMismatch
 
 
 class Handle(ABC):
@@ -135,8 +136,6 @@ class Backend(ABC):
 
 def check_block(block: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """Return ``block`` as a C-contiguous array of ``dtype`` and ``shape`` or raise."""
-    from arraystore.errors import ShapeMismatch
-
     arr = np.asarray(block)
     if arr.dtype != dtype:
         if arr.dtype.names != dtype.names or (arr.dtype.names is None and arr.dtype.kind == "O"):

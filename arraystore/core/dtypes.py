@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.errors import DTypeError
+from arraystore.errors import DTypeError, FieldNotFound, InvalidName
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _PLAIN_KINDS = {"b": "bool", "i": "int", "u": "uint", "f": "float", "c": "complex"}
@@ -93,12 +93,10 @@ def check_array_name(name: str) -> str:
 
 
 def raise_name(message: str) -> None:
-    from arraystore.errors import InvalidName
-
     raise InvalidName(message)
 
 
-def _split_top(spec: str) -> list[str]:
+def split_top(spec: str) -> list[str]:
     """Split on commas outside parentheses/brackets."""
     parts: list[str] = []
     cur: list[str] = []
@@ -162,7 +160,7 @@ def parse_dtype(spec: Any) -> np.dtype:
                 raise DTypeError(f"dtype spec {spec!r} is not valid JSON: {exc.msg}") from exc
             return parse_dtype(obj)
         if ":" in text:
-            fields = [_parse_field(p) for p in _split_top(text) if p]
+            fields = [_parse_field(p) for p in split_top(text) if p]
             if not fields:
                 raise DTypeError(f"empty structured dtype spec {spec!r}")
             dt = _make_struct(fields, spec)
@@ -300,8 +298,6 @@ def fields_of(dt: np.dtype) -> list[Field]:
 
 def field_dtype(dt: np.dtype, name: str) -> Field:
     """Look up one field; raises FieldNotFound with the list of fields."""
-    from arraystore.errors import FieldNotFound
-
     for f in fields_of(dt):
         if f.name == name:
             return f

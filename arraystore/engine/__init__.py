@@ -1,6 +1,7 @@
 """The engine: run a plan of tasks over regions in bounded memory; it knows no dtypes.
 
-- :mod:`.memory` — pure budget arithmetic (``parse_size``, ``max_in_flight``...).
+- :mod:`.memory` — pure budget arithmetic (``parse_size``, ``max_in_flight``, and
+  ``block_target``, the one rule sizing a task's block from the budget).
 - :mod:`.plan` — ``Task`` / ``Plan`` (frozen dataclasses) and ``run``, which checks
   the plan against the budget before anything runs and merges results in key order.
 - :mod:`.executors` — the ``Executor`` interface and executors by name
@@ -17,6 +18,7 @@ from arraystore.engine.executors import (
 )
 from arraystore.engine.memory import (
     available_memory,
+    block_target,
     default_budget,
     format_size,
     max_in_flight,
@@ -33,6 +35,7 @@ __all__ = [
     "ThreadExecutor",
     "available_executors",
     "available_memory",
+    "block_target",
     "default_budget",
     "format_size",
     "get_executor",

@@ -1,8 +1,9 @@
 """Memory-budget arithmetic: pure functions, no dtypes, no I/O except reading RAM size.
 
 The engine's contract (DESIGN.md §4) is *in-flight tasks * bytes per task <= budget*.
-:func:`max_in_flight` turns a budget, a task's projected peak memory and a worker count
-into how many tasks may be submitted at once, or refuses with
+:func:`block_target` is the one rule that sizes a task's block from the budget so that
+the contract holds; :func:`max_in_flight` turns a budget, a task's projected peak memory
+and a worker count into how many tasks may be submitted at once, or refuses with
 :class:`~arraystore.errors.MemoryBudgetError` before anything runs.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 from decimal import Decimal
+from typing import Literal
 
 from arraystore.errors import InvalidArgument, MemoryBudgetError
 
 __all__ = [
     "READ_AHEAD",
     "available_memory",
+    "block_target",
     "default_budget",
     "format_size",
     "max_in_flight",
@@ -161,3 +164,85 @@ def max_in_flight(budget: int, task_bytes: int, workers: int, read_ahead: int = 
     if task_bytes == 0:
         return by_workers
     return max(1, min(budget // task_bytes, by_workers))
+
+
+def block_target(
+    budget: int,
+    workers: int,
+    *,
+    inputs: int = 0,
+    output: int = 0,
+    temps: int = 0,
+    overhead: int = 0,
+    cap: int,
+    floor: int,
+    per: Literal["output", "input", "row"] = "output",
+    floor_within_share: bool = False,
+    read_ahead: int = READ_AHEAD,
+) -> int:
+    """The size of one task's block, so that ``workers * read_ahead`` such tasks fit ``budget``.
+
+    The one block-size rule of the ops that tile an array from the memory budget. Each
+    of the ``workers * read_ahead`` tasks in flight gets an equal share of the budget;
+    the share less ``overhead`` is split over the bytes a task holds per element (or
+    row), ``inputs + output + temps``; the ``per`` part is the block, kept within
+    ``[floor, cap]``. Unless a bound applies, a task holding that block and ``overhead``
+    needs at most its share, so :func:`max_in_flight` (``Plan.check``) runs all tasks at
+    once. The floor overrules the budget; ``Plan.check`` then decides if the plan fits.
+
+    Parameters
+    ----------
+    budget : int
+        The memory budget in bytes (``--memory``).
+    workers : int
+        Workers running tasks at once. A caller whose tiling must not depend on the
+        executor passes a fixed count (and ``read_ahead=1``).
+    inputs : int
+        Bytes a task reads per element (or row), over all its inputs; for ``per="input"``,
+        a multiplier of the source block.
+    output : int
+        Bytes a task writes per element (or row); for ``per="output"``, the output's
+        item size.
+    temps : int
+        Bytes of temporaries per element (or row).
+    overhead : int
+        Bytes a task holds whatever its block size (kernel or expression temporaries).
+    cap : int
+        The largest result in bytes (``per="row"``: the largest bytes a task holds for
+        its rows): bigger blocks gain nothing.
+    floor : int
+        The smallest result in bytes (``per="row"``: bytes a task holds for its rows).
+        It wins over the budget and over ``cap``.
+    per : {"output", "input", "row"}
+        What the result measures: bytes of the output block (``output`` bytes per
+        element), bytes of the input block (``inputs`` bytes per element), or rows of a
+        block (a row holds ``inputs + output + temps`` bytes; ``cap`` and ``floor`` bound
+        a task's bytes, and the result is those bytes divided by the row's, at least 1).
+    floor_within_share : bool
+        Lower ``floor`` to the task's whole share of the budget when that is smaller, so
+        a tiny budget gives tiny blocks instead of the floor.
+    read_ahead : int
+        Tasks in flight per worker (:data:`READ_AHEAD`).
+
+    Returns
+    -------
+    int
+        Target bytes of a block (``per="output"``/``"input"``) or rows (``per="row"``),
+        at least 1.
+    """
+    if workers < 1 or read_ahead < 1:
+        raise InvalidArgument(
+            f"workers and read_ahead must be at least 1, got {workers}, {read_ahead}"
+        )
+    if min(budget, inputs, output, temps, overhead, cap, floor) < 0:
+        raise InvalidArgument("block_target: sizes must not be negative")
+    held = max(1, inputs + output + temps)
+    units = {"output": output, "input": inputs, "row": held}
+    if per not in units:
+        raise InvalidArgument(f"block_target: per must be output, input or row, got {per!r}")
+    unit = units[per]
+    share = budget // (workers * read_ahead)
+    target = max(0, share - overhead) * unit // held
+    low = min(floor, share * unit // held) if floor_within_share else floor
+    target = max(1, low, min(cap, target))
+    return max(1, target // held) if per == "row" else target

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from arraystore.core import meta as _meta
 from arraystore.errors import MetadataError
+from arraystore.fs.remote import move_tree as remote_move
+from arraystore.fs.remote import remove_tree as remote_remove
 
 _FS_IOC_GETVERSION = 0x80087601  # _IOR('v', 1, long)
 
@@ -121,8 +123,6 @@ def read_json(path: Path, what: str | None = None, dir_fd: int | None = None) ->
 def remove_tree(path: Path) -> None:
     """Remove a folder (or file) and everything in it, local or remote; missing is fine."""
     if not isinstance(path, Path):
-        from arraystore.fs.remote import remove_tree as remote_remove
-
         remote_remove(path)
         return
     if path.is_dir() and not path.is_symlink():
@@ -135,8 +135,6 @@ def remove_tree(path: Path) -> None:
 def move_tree(src: Path, dst: Path) -> None:
     """Rename a folder (``os.replace``); on an object store, copy its keys then delete them."""
     if not isinstance(src, Path):
-        from arraystore.fs.remote import move_tree as remote_move
-
         remote_move(src, dst)
         return
     os.replace(src, dst)

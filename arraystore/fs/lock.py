@@ -21,6 +21,7 @@ import errno
 import fcntl
 import importlib
 import os
+import shutil
 import stat as st
 import threading
 import time
@@ -67,7 +68,7 @@ def my_identity() -> str:
     return str(pid) if start is None else f"{pid} {start}"
 
 
-def _alive(pid: int, start: str | None = None) -> bool:
+def alive(pid: int, start: str | None = None) -> bool:
     """Process ``pid`` runs (and, with ``start``, is the one that started then)."""
     if pid <= 0:
         return False
@@ -115,7 +116,7 @@ def holder(path: Path) -> int | None:
     ident = recorded(path)
     if ident is None:
         return None
-    return ident[0] if _alive(*ident) else None
+    return ident[0] if alive(*ident) else None
 
 
 def state(path: Path) -> str:
@@ -156,9 +157,7 @@ def remove_stale(path: Path) -> bool:
         if not _same_file(fd, path):
             return False
         if os.path.isdir(path):
-            from arraystore.fs.local import remove_tree
-
-            remove_tree(path)
+            shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink()
         return True
@@ -268,7 +267,7 @@ def _locked(path: Path, name: str) -> LockedError:
     written yet: it just took the lock; or it could not be written: disk full)."""
     for _ in range(20):
         ident = recorded(path)
-        if ident is not None and _alive(*ident):
+        if ident is not None and alive(*ident):
             if ident[0] == os.getpid():
                 return LockedError(f"array {name!r} is already locked by this process")
             return LockedError(f"array {name!r} is locked by a writer (PID {ident[0]})")

@@ -37,6 +37,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from arraystore.errors import ArrayStoreError, InvalidArgument, LockedError
+from arraystore.fs.lock import alive, my_identity
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://(.*)$")
 SIDECAR = "arraystore.json"
@@ -266,8 +267,6 @@ def remote_lock(root: RemotePath, name: str) -> Iterator[None]:
     """A writer lock object ``.NAME.lock`` created with a conditional (exclusive) put."""
     lock = root / f".{name}.lock"
     token = uuid.uuid4().hex
-    from arraystore.fs.lock import my_identity
-
     start = my_identity().partition(" ")[2] or None  # tells a reused PID from ours
     doc = {"host": socket.gethostname(), "pid": os.getpid(), "start": start, "token": token}
     fs = lock.fs
@@ -312,14 +311,12 @@ def _create(fs: Any, lock: RemotePath, data: bytes) -> None:
 
 def _stale(lock: RemotePath) -> bool:
     """True for a lock object of a process of this host that no longer runs."""
-    from arraystore.fs.lock import _alive
-
     doc = _read(lock)
     if doc is None or doc.get("host") != socket.gethostname():
         return False
     pid, start = doc.get("pid"), doc.get("start")
     start = start if isinstance(start, str) else None
-    return isinstance(pid, int) and pid != os.getpid() and not _alive(pid, start)
+    return isinstance(pid, int) and pid != os.getpid() and not alive(pid, start)
 
 
 def _read(lock: RemotePath) -> dict[str, Any] | None:

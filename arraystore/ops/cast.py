@@ -35,7 +35,7 @@ from arraystore.core.casting import (
 )
 from arraystore.core.casting.rules import check_cast_args, parse_targets, plain_target
 from arraystore.core.casting.rules import target_dtype as _target_dtype
-from arraystore.core.chunks import Region, auto_chunks, iter_chunk_regions, region_shape
+from arraystore.core.chunks import Region, iter_chunk_regions, region_shape
 from arraystore.core.dtypes import (
     dtype_to_spec,
     fields_of,
@@ -43,9 +43,10 @@ from arraystore.core.dtypes import (
 )
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
+from arraystore.engine.memory import block_target
 from arraystore.errors import ArrayExists, ArrayStoreError, CastError, InvalidArgument
 from arraystore.fs import remove_tree
-from arraystore.ops.reduce.stats import _budget, _sub_regions
+from arraystore.ops.reduce.stats import TASKS_PER_BUDGET, _budget, _sub_regions
 from arraystore.storage.journal import CAST_JOURNAL as JOURNAL
 from arraystore.storage.journal import check_resume_out, mark_done
 from arraystore.storage.journal import read_journal as _read_journal
@@ -233,15 +234,22 @@ def _out_dtype(src: np.dtype, spec: _CastSpec) -> np.dtype:
 
 
 def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
-    """Work-unit chunks: zarr storage chunks; memmap row blocks sized from the budget."""
-    meta = src.meta
-    if meta.backend != "memmap":
-        return meta.chunks
-    from arraystore.ops.reduce.stats import TASKS_PER_BUDGET
-
-    per_task = max(1, budget // (TASKS_PER_BUDGET * 3) - TASK_OVERHEAD)  # source + output
-    target = max(min(2**20, budget // (TASKS_PER_BUDGET * 3)), min(64 * 2**20, per_task))
-    return auto_chunks(meta.shape, meta.dtype.itemsize, target)
+    """Work-unit chunks (:meth:`Handle.work_chunks`): zarr storage chunks; memmap row
+    blocks sized from the budget."""
+    target = block_target(
+        budget,
+        TASKS_PER_BUDGET,  # as stats: the tiling does not depend on the executor
+        read_ahead=1,
+        inputs=1,  # a task holds 3 source blocks' bytes (see its Task.nbytes)
+        output=1,
+        temps=1,
+        per="input",
+        overhead=3 * TASK_OVERHEAD,  # as before: TASK_OVERHEAD off each third of the share
+        cap=64 * 2**20,
+        floor=2**20,
+        floor_within_share=True,
+    )
+    return src.work_chunks(target)
 
 
 def _work_dir(store: StoreRoot, name: str) -> Path:

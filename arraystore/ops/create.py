@@ -9,13 +9,16 @@ grid, not on thread timing).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from arraystore.backends import check_backend
 from arraystore.backends.base import Handle
+from arraystore.backends.memmap import open_npy
 from arraystore.core.chunks import (
     DEFAULT_CHUNK_BYTES,
     Region,
@@ -26,11 +29,13 @@ from arraystore.core.chunks import (
     normalize_shape,
     region_shape,
 )
-from arraystore.core.create_args import as_data
+from arraystore.core.create_args import as_data, check_create_args
 from arraystore.core.dtypes import fields_of, is_bfloat16, parse_dtype
 from arraystore.core.meta import ArrayMeta
-from arraystore.engine import Plan, Task, get_executor, run
+from arraystore.engine import Plan, Task, default_budget, get_executor, run
+from arraystore.engine.memory import memory_budget
 from arraystore.errors import InvalidArgument, ShapeMismatch
+from arraystore.storage import NewArray, StoreRoot
 from arraystore.storage.killpoints import kill_point
 
 FILLS = ("zeros", "ones", "range", "random", "empty")
@@ -154,8 +159,6 @@ def fill_array(
         make(i, chunk_region(idx, meta.shape, meta.chunks))
         for i, idx in enumerate(iter_chunk_indices(meta.shape, meta.chunks))
     )
-    from arraystore.engine import default_budget
-
     budget = memory if memory is not None else default_budget()
     with get_executor(executor) as ex:
         run(Plan(tasks, name="create"), ex, budget, progress=progress)
@@ -226,3 +229,66 @@ def create_inputs(
             )
         data = data.astype(dt)
     return shape, dt, data
+
+
+def create_array(
+    store: StoreRoot,
+    name: str,
+    shape: Any = None,
+    dtype: Any = None,
+    *,
+    chunks: Any = None,
+    backend: str | None = None,
+    codec: str | None = None,
+    fill: str | None = None,
+    seed: int = 0,
+    data: Any = None,
+    from_npy: str | os.PathLike[str] | None = None,
+    attrs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    memory: int | str | None = None,
+    executor: Any = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    checksum: bool = False,
+    progress: Any = None,
+) -> None:
+    """``Store.create``: the new array ``name`` built and committed by one
+    :class:`storage.NewArray` transaction, filled by :func:`fill_array`."""
+    store.check_writable()
+    backend = store.default_backend(backend)
+    check_create_args(seed, attrs, from_npy)
+    store.refuse_existing(name, overwrite)
+    check_backend(backend)  # validate the name early
+    if sum(x is not None for x in (fill, data, from_npy)) > 1:
+        raise InvalidArgument("give only one of fill, data and from_npy")
+    source = open_npy(Path(from_npy)) if from_npy is not None else None
+    try:
+        shape, dt, data = create_inputs(shape, dtype, data, source)
+        meta = new_meta(
+            shape,
+            dt,
+            chunks=chunks,
+            backend=backend,
+            codec=codec,
+            attrs=attrs,
+            checksum=checksum,
+            chunk_bytes=chunk_bytes,
+        )
+        budget = memory_budget(memory)  # "abc" refused even if nothing is filled
+        with store.lock(name):
+            store.clean_stale(name)
+            store.refuse_existing(name, overwrite)
+            with NewArray.begin(store.layout, name, meta) as new:
+                fill_array(
+                    new.handle,
+                    fill=fill,
+                    seed=seed,
+                    source=source,
+                    data=data,
+                    memory=budget,
+                    executor=executor,
+                    progress=progress,
+                )
+    finally:
+        if source is not None:
+            source.close()

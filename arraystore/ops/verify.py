@@ -15,9 +15,11 @@ import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from arraystore.backends.memmap import crc as memmap_crc
 from arraystore.errors import ArrayStoreError, LockedError
 from arraystore.fs import lock as _lock
 from arraystore.fs import move_tree, remove_tree
+from arraystore.storage.journal import recover
 from arraystore.storage.layout import LEFTOVER, LOCK, SPOOL
 
 if TYPE_CHECKING:
@@ -93,8 +95,6 @@ def verify_array(store: StoreRoot, name: str, report: VerifyReport) -> None:
 
 def _check_memmap_crcs(handle: Any, name: str, report: VerifyReport) -> None:
     """Recompute the block checksums of a memmap array; one finding per bad block."""
-    from arraystore.backends.memmap import crc as memmap_crc
-
     table = memmap_crc.load(handle.path, handle.offset, handle.meta.nbytes)
     for m in memmap_crc.check(handle.file, table):
         report.findings.append(Finding("corrupt", name, m.describe(handle.row_bytes)))
@@ -209,8 +209,6 @@ def _finish_cast(store: StoreRoot, owner: str, work: Any) -> Finding | None:
     """Commit the crashed cast in ``work`` if its data was complete (under the locks of
     ``owner`` and of its ``--out``: see ``journal.recover``); its finding, or None if it
     was not complete (then it is a leftover to drop)."""
-    from arraystore.storage.journal import recover
-
     try:
         with store.lock_unless_held(owner):
             if not recover(store, owner, work):
@@ -233,7 +231,7 @@ def _lock_finding(path: Any, owner: str, repair: bool) -> Finding | None:
     if kind == "stale":
         msg = f"stale lock {entry}"
         ident = _lock.recorded(path)
-        if ident is not None and _lock._alive(*ident):
+        if ident is not None and _lock.alive(*ident):
             msg += f" (names PID {ident[0]}, a live process that does not hold it)"
         done = repair and _lock.remove_stale(path)
     elif kind == "directory":

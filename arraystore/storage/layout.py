@@ -23,6 +23,7 @@ from pathlib import Path
 from arraystore.core.dtypes import MAX_ARRAY_NAME
 from arraystore.core.meta import SIDECAR
 from arraystore.fs import can_exchange, exchange, fsync_dir, remove_tree, rename_noreplace
+from arraystore.fs.remote import commit
 from arraystore.storage.killpoints import kill_point
 
 __all__ = ["DERIVED_NAMES", "LEFTOVER", "LOCK", "SPOOL", "Layout", "remove_hidden"]
@@ -127,8 +128,6 @@ class Layout:
         (sidecar last) -- not atomic, see :mod:`arraystore.fs.remote`.
         """
         if self.remote:
-            from arraystore.fs.remote import commit
-
             commit(tmp, path)  # type: ignore[arg-type]
             return
         old = None

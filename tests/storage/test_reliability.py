@@ -268,8 +268,8 @@ def test_lock_identity_survives_pid_reuse() -> None:
 
     ident = _lock.parse_identity(_lock.my_identity())
     assert ident is not None and ident[0] == os.getpid() and ident[1] is not None
-    assert _lock._alive(*ident)
-    assert not _lock._alive(os.getpid(), str(int(ident[1]) + 1))
+    assert _lock.alive(*ident)
+    assert not _lock.alive(os.getpid(), str(int(ident[1]) + 1))
     assert _lock.parse_identity("12 34") == (12, "34") and _lock.parse_identity("x") is None
 
 

@@ -306,8 +306,6 @@ class MemmapBackend(Backend):
 
 def _check_local(path: Path) -> None:
     if not isinstance(path, Path):
-        from arraystore.errors import InvalidArgument
-
         raise InvalidArgument(
             f"the memmap backend needs a local store, not {path}: use the zarr backend"
         )

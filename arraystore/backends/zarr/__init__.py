@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from arraystore.backends.base import Backend, Handle, check_block
-from arraystore.backends.zarr.chunks import ALL_CHUNKS
+from arraystore.backends.zarr.chunks import ALL_CHUNKS, ChunkIO, check_same_folder
 from arraystore.backends.zarr.codecs import (
     CODECS,
     codec_from_json,
@@ -40,10 +40,11 @@ from arraystore.core.chunks import (
     intersect,
     relative,
 )
-from arraystore.core.dtypes import Field, check_zarr_dtype, field_dtype, fields_of
+from arraystore.core.dtypes import Field, check_zarr_dtype, dtype_from_json, field_dtype, fields_of
 from arraystore.core.meta import SIDECAR, ArrayMeta
 from arraystore.errors import (
     ArrayNotFound,
+    ArrayStoreError,
     CorruptData,
     MetadataError,
     ReadOnlyError,
@@ -197,8 +198,6 @@ class ZarrHandle(Handle):
             self._fast_read(cio, region, out)
             return out
         if self._dir_fd is not None:  # zarr-python reads by path: is it still our folder?
-            from arraystore.backends.zarr.chunks import check_same_folder
-
             check_same_folder(self._dir_fd, self.path)
         if self.meta.all_chunks:
             self._check_chunks_exist(region, field)
@@ -243,8 +242,6 @@ class ZarrHandle(Handle):
     def chunk_io(self, field: str | None) -> ChunkIO | None:
         """Direct chunk-file reader/writer (numcodecs) or None for zarr-python's path."""
         if field not in self._cio:
-            from arraystore.backends.zarr.chunks import ChunkIO
-
             if not isinstance(self.path, Path):  # remote: zarr-python's own I/O
                 self._cio[field] = None
                 return None
@@ -362,9 +359,6 @@ class ZarrBackend(Backend):
     def open(
         self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None
     ) -> ZarrHandle:
-        from arraystore.core.dtypes import dtype_from_json
-        from arraystore.errors import ArrayStoreError
-
         try:
             dtype = dtype_from_json(sidecar.get("dtype"))  # validates field names first
         except ArrayStoreError as exc:

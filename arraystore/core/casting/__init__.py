@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from arraystore.core.casting.auto import ValueSummary, smallest_dtype
+from arraystore.core.casting.fast import float_narrow
 from arraystore.core.casting.report import CastReport, _fmt
 from arraystore.core.casting.rules import (
     ERRORS,
@@ -202,8 +203,6 @@ def cast_block(
         if strings and _is_numeric(dst):
             part, parse_bad = _cast_strings(xf, yf, policy, rtol, nan_to, errors, fill)
         elif _is_numeric(src) and _is_numeric(dst):
-            from arraystore.core.casting.fast import float_narrow
-
             fast = float_narrow(xf, yf, policy, rtol)
             if fast is not None:
                 report = _fast_report(x, xf, dst, policy, rtol, fast, region, shape)

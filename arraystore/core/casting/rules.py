@@ -9,8 +9,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from arraystore.core.dtypes import check_array_name, fields_of, is_bfloat16, is_numeric, parse_dtype
-from arraystore.errors import ArrayStoreError, CastError, InvalidArgument
+from arraystore.core.dtypes import (
+    check_array_name,
+    fields_of,
+    is_bfloat16,
+    is_numeric,
+    parse_dtype,
+    split_top,
+)
+from arraystore.errors import ArrayStoreError, CastError, FieldNotFound, InvalidArgument
 
 POLICIES = ("unsafe", "same_kind", "safe", "value", "clip")
 ERRORS = ("raise", "coerce")
@@ -157,9 +164,7 @@ def parse_targets(src: np.dtype, to: Any) -> dict[str | None, str]:
         mapping = {str(k): str(v) for k, v in to.items()}
     elif isinstance(to, str) and ":" in to:
         mapping = {}
-        from arraystore.core.dtypes import _split_top
-
-        for part in _split_top(to.strip()):
+        for part in split_top(to.strip()):
             if not part:
                 continue
             key, sep, val = part.partition(":")
@@ -180,8 +185,6 @@ def parse_targets(src: np.dtype, to: Any) -> dict[str | None, str]:
     known = {f.name: f for f in fields}
     for key, val in mapping.items():
         if key not in known:
-            from arraystore.errors import FieldNotFound
-
             raise FieldNotFound(f"no field {key!r} (fields: {', '.join(known)})")
         sub = known[key].subshape
         if val != "auto":  # allow "vec:3f4" for a subarray field of shape (3,)

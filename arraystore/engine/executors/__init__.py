@@ -31,7 +31,7 @@ ExecutorFactory = Callable[..., Executor]
 
 def _dask(workers: int | None = None, **options: Any) -> Executor:
     """Imports distributed only when asked for, so the [dask] extra stays optional."""
-    from arraystore.engine.executors.dask import DaskExecutor
+    from arraystore.engine.executors.dask import DaskExecutor  # lazy: registry (optional dask)
 
     return DaskExecutor(workers=workers, **options)
 

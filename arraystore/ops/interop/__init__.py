@@ -56,9 +56,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arraystore.backends.memmap import bytes_view, write_header
 from arraystore.core.chunks import Region
 from arraystore.errors import ArrayExists, InvalidArgument
 from arraystore.fs import fsync_dir
+from arraystore.ops.create import create_array
+from arraystore.ops.interop.batching import Batches
+from arraystore.ops.interop.batching import to_torch as _to_torch
+from arraystore.ops.interop.dask import from_dask as _from_dask
+from arraystore.ops.interop.dask import to_dask as _to_dask
+from arraystore.ops.interop.dask import to_xarray as _to_xarray
+from arraystore.ops.io.arrow import import_table
+from arraystore.ops.io.arrow_export import export_table
 from arraystore.ops.io.common import (
     MissingDependency,
     check_target,
@@ -67,10 +76,10 @@ from arraystore.ops.io.common import (
     require,
     row_regions,
 )
+from arraystore.ops.io.csv import import_csv
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
-    from arraystore.store import Store
+    from arraystore.storage import ArrayView, StoreRoot
 
 __all__ = [
     "FORMATS",
@@ -127,7 +136,7 @@ def detect_format(path: str | os.PathLike[str], format: str | None = None) -> st
 
 # ------------------------------------------------------------------- import
 def import_file(
-    store: Store,
+    store: StoreRoot,
     name: str,
     path: str | os.PathLike[str],
     *,
@@ -145,7 +154,7 @@ def import_file(
     progress: Callable[[Any, Any], None] | None = None,
     checksum: bool = False,
     **options: Any,
-) -> Array:
+) -> ArrayView:
     """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name`` (atomically).
 
     ``dtype``: for tables, a structured spec (``"price:f4,qty:i4"``) or ``{column: dtype}``
@@ -166,13 +175,7 @@ def import_file(
     """
     if errors not in ("raise", "coerce"):
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
-    src = Path(path)
-    if not src.is_file():
-        if src.is_dir():
-            raise InvalidArgument(f"{src} is a directory, not a file")
-        if src.exists():
-            raise InvalidArgument(f"{src} is not a regular file")
-        raise InvalidArgument(f"no such file: {src}")
+    src = _source_file(path)
     fmt = detect_format(src, format)
     backend = store.default_backend(backend)
     if fmt == "npy":
@@ -208,19 +211,39 @@ def import_file(
         checksum=checksum,
     )
     with store.lock(name):
-        if fmt == "csv":
-            from arraystore.ops.io.csv import import_csv
-
-            import_csv(store, name, src, options=options, **common)
-        else:
-            from arraystore.ops.io.arrow import import_table
-
-            import_table(store, name, src, fmt, options=options, **common)
+        _import_table(store, name, src, fmt, options, common)
     return store[name]
 
 
+def _source_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, which must be a regular file."""
+    src = Path(path)
+    if not src.is_file():
+        if src.is_dir():
+            raise InvalidArgument(f"{src} is a directory, not a file")
+        if src.exists():
+            raise InvalidArgument(f"{src} is not a regular file")
+        raise InvalidArgument(f"no such file: {src}")
+    return src
+
+
+def _import_table(
+    store: StoreRoot,
+    name: str,
+    src: Path,
+    fmt: str,
+    options: dict[str, Any],
+    common: dict[str, Any],
+) -> None:
+    """A CSV, Parquet or Arrow IPC file into array ``name`` (its lock held)."""
+    if fmt == "csv":
+        import_csv(store, name, src, options=options, **common)
+    else:
+        import_table(store, name, src, fmt, options=options, **common)
+
+
 def _import_npy(
-    store: Store,
+    store: StoreRoot,
     name: str,
     src: Path,
     dtype: Any,
@@ -233,12 +256,13 @@ def _import_npy(
     columns: Any,
     options: Mapping[str, Any],
     checksum: bool = False,
-) -> Array:
+) -> ArrayView:
     if columns is not None or options:
         raise InvalidArgument(
             f".npy import takes no columns/format options (got {sorted(options) or 'columns'})"
         )
-    return store.create(
+    create_array(
+        store,
         name,
         dtype=dtype,
         from_npy=src,
@@ -250,11 +274,12 @@ def _import_npy(
         progress=progress,
         checksum=checksum,
     )
+    return store[name]
 
 
 # ------------------------------------------------------------------- export
 def export_file(
-    arr: Array,
+    arr: ArrayView,
     path: str | os.PathLike[str],
     *,
     format: str | None = None,
@@ -289,8 +314,6 @@ def export_file(
         if fmt == "npy":
             _export_npy(arr, tmp, progress)
         else:
-            from arraystore.ops.io.arrow_export import export_table
-
             suffix = dst.suffix.lower()
             stream = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}.get(suffix)
             if stream is not None and fmt != "csv":
@@ -310,10 +333,8 @@ def export_file(
     return dst
 
 
-def _export_npy(arr: Array, tmp: Path, progress: Any) -> None:
+def _export_npy(arr: ArrayView, tmp: Path, progress: Any) -> None:
     """Header, then each row block ``pwrite`` at its offset (bounded memory, no mmap)."""
-    from arraystore.backends.memmap import bytes_view, write_header
-
     dtype, shape = arr.dtype, arr.shape
     names: list[str | None] = [arr.field]
     with open(tmp, "wb") as f:
@@ -341,38 +362,28 @@ def _export_npy(arr: Array, tmp: Path, progress: Any) -> None:
 
 
 # ------------------------------------------------------------- dask, xarray
-def to_dask(arr: Array, fields: str | list[str] | None = None) -> Any:
+def to_dask(arr: ArrayView, fields: str | list[str] | None = None) -> Any:
     """A dask array per field, chunked like the storage; see :func:`.io_dask.to_dask`."""
-    from arraystore.ops.interop.dask import to_dask as _to_dask
-
     return _to_dask(arr, fields)
 
 
-def from_dask(darr: Any, store: Store, name: str, **kwargs: Any) -> Array:
+def from_dask(darr: Any, store: StoreRoot, name: str, **kwargs: Any) -> ArrayView:
     """Store a dask array (or ``{field: dask array}``); see :func:`.io_dask.from_dask`."""
-    from arraystore.ops.interop.dask import from_dask as _from_dask
-
     return _from_dask(darr, store, name, **kwargs)
 
 
-def to_xarray(arr: Array, fields: str | list[str] | None = None) -> Any:
+def to_xarray(arr: ArrayView, fields: str | list[str] | None = None) -> Any:
     """An xarray DataArray / Dataset view; see :func:`.io_dask.to_xarray`."""
-    from arraystore.ops.interop.dask import to_xarray as _to_xarray
-
     return _to_xarray(arr, fields)
 
 
 # -------------------------------------------------------------------- torch
-def batches(arr: Array, batch_size: int, **kwargs: Any) -> Any:
+def batches(arr: ArrayView, batch_size: int, **kwargs: Any) -> Any:
     """Numpy (or torch) batches of rows; see :class:`arraystore.ops.interop.batching.Batches`."""
-    from arraystore.ops.interop.batching import Batches
-
     return Batches(arr, batch_size, **kwargs)
 
 
 def to_torch(batch: Any, torch_dtype: Any = None) -> Any:
     """A numpy batch (array or dict of arrays) as torch tensors, zero-copy where the
     dtype maps; see :func:`arraystore.ops.interop.batching.to_torch`."""
-    from arraystore.ops.interop.batching import to_torch as _to_torch
-
     return _to_torch(batch, torch_dtype)

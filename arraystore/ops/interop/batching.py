@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from arraystore.core.dtypes import is_bfloat16, scalar_str
-from arraystore.errors import DTypeError, InvalidArgument
+from arraystore.errors import DTypeError, FieldNotFound, InvalidArgument
 from arraystore.ops.io.common import read_ahead, read_fields, require, row_regions
 
 if TYPE_CHECKING:
@@ -204,8 +204,6 @@ def _select(arr: ArrayView, fields: str | list[str] | None) -> tuple[list[str | 
         chosen = list(fields) if fields else list(arr.meta.fields)
     for f in chosen:
         if f not in arr.meta.fields:
-            from arraystore.errors import FieldNotFound
-
             raise FieldNotFound(f"no field {f!r} (fields: {', '.join(arr.meta.fields)})")
     return list(chosen), isinstance(fields, str)
 

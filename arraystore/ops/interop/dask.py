@@ -21,7 +21,7 @@ import numpy as np
 from arraystore.backends import get_backend
 from arraystore.core.dtypes import parse_dtype
 from arraystore.core.meta import SIDECAR
-from arraystore.errors import InvalidArgument
+from arraystore.errors import FieldNotFound, InvalidArgument
 from arraystore.ops.create import new_meta
 from arraystore.ops.io.common import check_target, new_array, require
 
@@ -126,8 +126,6 @@ def _field_list(arr: ArrayView, fields: str | list[str] | None) -> list[str | No
     chosen = [fields] if isinstance(fields, str) else list(fields)
     for f in chosen:
         if f not in arr.meta.fields:
-            from arraystore.errors import FieldNotFound
-
             raise FieldNotFound(f"no field {f!r} (fields: {', '.join(arr.meta.fields)})")
     return list(chosen)
 

@@ -69,7 +69,7 @@ from arraystore.core.dtypes import check_array_name, dtype_to_json, parse_dtype
 from arraystore.core.expr import Expr
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, get_executor, run
-from arraystore.engine.memory import READ_AHEAD
+from arraystore.engine.memory import block_target
 from arraystore.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
 from arraystore.ops.map.inputs import (
     _SLOT,
@@ -96,11 +96,11 @@ from arraystore.ops.map.output import (
 from arraystore.ops.map.where import MAX_BLOCK, MIN_BLOCK, where
 from arraystore.ops.reduce import kernels
 from arraystore.ops.reduce.stats import ALL_OPS, STATS, SUB_BLOCK, StatsResult, _budget
+from arraystore.storage import ArrayView
 from arraystore.storage.journal import mark_done
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
-    from arraystore.store import Store
+    from arraystore.storage import ArrayView, StoreRoot
 
 __all__ = ["Source", "map_array", "map_blocks", "map_expr", "reduce_expr", "where"]
 
@@ -237,16 +237,24 @@ def _grid(job: _Job, itemsize: int, budget: int, workers: int, chunks: Any) -> t
         h = s.handle
         if h is not None and not h.contiguous_rows and s.shape == shape:  # its chunks
             return h.meta.chunks + s.shape[h.meta.ndim :]
-    per_task = max(1, budget // (workers * READ_AHEAD) - job.kernel.temps(0))
-    elem = itemsize * (1 + (FN_TEMPS if isinstance(job.kernel, _FnKernel) else 0))
+    inputs = 0
     seen = set()
     for s in job.sources:
         if s.handle is None or (s.records and id(s.handle) in seen):
             continue
         seen.add(id(s.handle))
         sub = math.prod(s.shape[s.handle.meta.ndim :]) or 1
-        elem += (s.handle.meta.dtype.itemsize // sub) if s.records else s.dtype.itemsize
-    target = max(MIN_BLOCK, min(MAX_BLOCK, per_task * itemsize // max(1, elem)))
+        inputs += (s.handle.meta.dtype.itemsize // sub) if s.records else s.dtype.itemsize
+    target = block_target(
+        budget,
+        workers,
+        inputs=inputs,
+        output=itemsize,
+        temps=itemsize * FN_TEMPS if isinstance(job.kernel, _FnKernel) else 0,
+        overhead=job.kernel.temps(0),
+        cap=MAX_BLOCK,
+        floor=MIN_BLOCK,
+    )
     return auto_chunks(shape, itemsize, target)
 
 
@@ -278,7 +286,7 @@ def _infer(job: _Job, dtype: Any) -> np.dtype:
 
 # -------------------------------------------------------------------- map
 def _map(
-    store: Store,
+    store: StoreRoot,
     out: str,
     job: _Job,
     what: dict[str, Any],
@@ -295,7 +303,7 @@ def _map(
     overwrite: bool,
     resume: bool,
     checksum: bool = False,
-) -> Array:
+) -> ArrayView:
     check_array_name(out)
     store.check_writable()
     try:
@@ -336,7 +344,7 @@ def map_blocks(
     fn: Callable[..., np.ndarray],
     *arrays: Any,
     out: str,
-    store: Store | None = None,
+    store: StoreRoot | None = None,
     dtype: Any = None,
     backend: str | None = None,
     codec: str | None = None,
@@ -349,7 +357,7 @@ def map_blocks(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
-) -> Array:
+) -> ArrayView:
     """Write ``fn(*blocks)`` for every block of the broadcast of ``arrays`` to array ``out``.
 
     ``arrays``: Arrays (or field views), names of arrays in ``store``, or small numpy
@@ -361,16 +369,14 @@ def map_blocks(
     run keeps the setting of the interrupted one).
     See the module docstring for the contract of ``fn``.
     """
-    from arraystore.array import Array
-
     if not callable(fn):
         raise InvalidArgument(f"fn must be callable, got {type(fn).__name__}")
     if not arrays:
         raise InvalidArgument("map_blocks needs at least one input array")
     if store is None:
-        store = next((a.store for a in arrays if isinstance(a, Array)), None)
+        store = next((a.store for a in arrays if isinstance(a, ArrayView)), None)
         if store is None:
-            raise InvalidArgument("give store= (no input is a stored Array)")
+            raise InvalidArgument("give store= (no input is a stored ArrayView)")
     sources = tuple(_source(a, store) for a in arrays)
     shape = _broadcast(sources)
     name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
@@ -395,7 +401,7 @@ def map_blocks(
 
 
 def map_expr(
-    store: Store,
+    store: StoreRoot,
     expr: str,
     name: str | None = None,
     *,
@@ -412,7 +418,7 @@ def map_expr(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
-) -> Array:
+) -> ArrayView:
     """Evaluate ``expr`` block by block into array ``out`` (see :mod:`.expr`).
 
     Bare names are the fields of array ``name`` (or ``name`` itself for a plain dtype);
@@ -442,7 +448,9 @@ def map_expr(
     )
 
 
-def map_array(arr: Array, fn: Callable[..., Any] | str, *others: Any, **kwargs: Any) -> Array:
+def map_array(
+    arr: ArrayView, fn: Callable[..., Any] | str, *others: Any, **kwargs: Any
+) -> ArrayView:
     """``Array.map``: a string is an expression over ``arr``'s fields (:func:`map_expr`),
     a callable gets ``arr``'s blocks then the others' (:func:`map_blocks`)."""
     if isinstance(fn, str):
@@ -456,7 +464,7 @@ def map_array(arr: Array, fn: Callable[..., Any] | str, *others: Any, **kwargs: 
 
 # ------------------------------------------------------------------ stats
 def reduce_expr(
-    store: Store,
+    store: StoreRoot,
     expr: str,
     name: str | None = None,
     ops: Iterable[str] = STATS,

@@ -19,8 +19,8 @@ from arraystore.core.chunks import normalize_chunks
 from arraystore.core.dtypes import check_array_name, dtype_to_json, parse_dtype
 from arraystore.core.expr import Expr
 from arraystore.core.meta import ArrayMeta
-from arraystore.engine import Plan, Task, get_executor, run
-from arraystore.engine.memory import READ_AHEAD
+from arraystore.engine import Executor, Plan, Task, get_executor, run
+from arraystore.engine.memory import block_target
 from arraystore.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
 from arraystore.ops.map.inputs import (
     _SLOT,
@@ -45,8 +45,7 @@ from arraystore.ops.reduce.stats import _budget
 from arraystore.storage.journal import mark_done
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
-    from arraystore.store import Store
+    from arraystore.storage import ArrayView, StoreRoot
 
 MAX_BLOCK = 8 * 2**20  # largest output block per task (streamed: bigger gains nothing)
 MIN_BLOCK = 256 * 2**10  # smallest (a smaller budget share fails the budget check)
@@ -113,7 +112,7 @@ def _select_task(
 
 
 def where(
-    store: Store,
+    store: StoreRoot,
     name: str | None,
     cond: str,
     out: str,
@@ -129,7 +128,7 @@ def where(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
-) -> Array:
+) -> ArrayView:
     """Rows (axis 0) where ``cond`` is true, written to array ``out``.
 
     ``cond`` must give one boolean per row. The rows selected are those of array ``name``
@@ -143,6 +142,38 @@ def where(
     store.check_writable()
     if name is None and expr is None:
         raise InvalidArgument("where() without an array name needs expr= (what to select)")
+    sel, n_rows = _bind_select(store, name, cond, expr)
+    cx, vx = sel.cond, sel.value
+    budget = _budget(memory)
+    backend, codec = _out_format(sel.sources, backend, codec)
+    fp = {
+        "op": "where",
+        "array": name,
+        "cond": cx.text,
+        "expr": vx.text if vx else None,
+        "inputs": [s.fingerprint() for s in sel.sources],
+        "dtype": None if dtype is None else dtype_to_json(parse_dtype(dtype)),
+    }
+    with store.lock(out), get_executor(executor, workers=workers) as ex:
+        work, header, done = _start(store, out, overwrite, resume, fp)
+        if header is None:
+            meta, R, counts, header = _count_pass(
+                sel, n_rows, dtype, fp, budget, ex, progress, (backend, codec, checksum)
+            )
+        else:
+            meta, R, counts = _meta_from(header["meta"]), header["rows"], header["counts"]
+        specs2 = _select_specs(sel, meta, R, n_rows, counts, done)
+        meta = meta.evolve(
+            history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),)
+        )
+        return _build(store, out, work, header, meta, specs2, ex, budget, progress, "where")
+
+
+def _bind_select(
+    store: StoreRoot, name: str | None, cond: str, expr: str | None
+) -> tuple[_Select, int]:
+    """Bind ``cond`` and ``expr`` (or the records of array ``name``) to their sources,
+    which must all have the same number of rows; the selection and that number."""
     scope = _Scope(store, name)
     cx, csrc = scope.bind(cond)
     vx, vsrc = scope.bind(expr) if expr is not None else (None, [])
@@ -160,49 +191,46 @@ def where(
         listed = ", ".join(f"{s.label} {s.shape}" for s in sources)
         raise ShapeMismatch(f"where() inputs must have the same number of rows: {listed}")
     n_rows = int(rows.pop())  # type: ignore[arg-type]
-    sel = _Select(sources, tuple(named), cx, vx)
-    budget = _budget(memory)
-    backend, codec = _out_format(sources, backend, codec)
-    fp = {
-        "op": "where",
-        "array": name,
-        "cond": cx.text,
-        "expr": vx.text if vx else None,
-        "inputs": [s.fingerprint() for s in sources],
-        "dtype": None if dtype is None else dtype_to_json(parse_dtype(dtype)),
-    }
-    with store.lock(out), get_executor(executor, workers=workers) as ex:
-        work, header, done = _start(store, out, overwrite, resume, fp)
-        if header is None:
-            dt, trail = _check_select(sel, dtype)
-            R = _rows_per_block(sel, dt, trail, budget, ex.workers)
-            blocks = [(a, min(n_rows, a + R)) for a in range(0, n_rows, R)]
-            row_bytes = sel.row_bytes()
-            specs = tuple(
-                Task(i, _count_task, (sel, a, b), 2 * (b - a) * row_bytes + _expr_temps(cx))
-                for i, (a, b) in enumerate(blocks)
-            )
-            report = None if progress is None else (lambda t, r: progress(t, r[1]))
-            counts = [c for c, _ in run(Plan(specs, "where-count"), ex, budget, progress=report)]
-            total = sum(counts)
-            shape = (total, *trail)
-            meta = ArrayMeta(
-                shape,
-                dt,
-                normalize_chunks((R, *trail), shape, dt.itemsize),
-                backend,
-                codec,
-                checksum=checksum,
-            )
-            header = {"op": "where", "job": fp, "meta": _meta_doc(meta), "rows": R}
-            header["counts"] = counts
-        else:
-            meta, R, counts = _meta_from(header["meta"]), header["rows"], header["counts"]
-        specs2 = _select_specs(sel, meta, R, n_rows, counts, done)
-        meta = meta.evolve(
-            history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),)
-        )
-        return _build(store, out, work, header, meta, specs2, ex, budget, progress, "where")
+    return _Select(sources, tuple(named), cx, vx), n_rows
+
+
+def _count_pass(
+    sel: _Select,
+    n_rows: int,
+    dtype: Any,
+    fp: dict[str, Any],
+    budget: int,
+    ex: Executor,
+    progress: Callable[[Any, Any], None] | None,
+    out_format: tuple[str, str, bool],
+) -> tuple[ArrayMeta, int, list[int], dict[str, Any]]:
+    """Pass 1: count the selected rows of each input block of R rows; the output's
+    metadata (``out_format``: backend, codec, checksum), R, the counts and the journal
+    header."""
+    backend, codec, checksum = out_format
+    dt, trail = _check_select(sel, dtype)
+    R = _rows_per_block(sel, dt, trail, budget, ex.workers)
+    blocks = [(a, min(n_rows, a + R)) for a in range(0, n_rows, R)]
+    row_bytes = sel.row_bytes()
+    specs = tuple(
+        Task(i, _count_task, (sel, a, b), 2 * (b - a) * row_bytes + _expr_temps(sel.cond))
+        for i, (a, b) in enumerate(blocks)
+    )
+    report = None if progress is None else (lambda t, r: progress(t, r[1]))
+    counts = [c for c, _ in run(Plan(specs, "where-count"), ex, budget, progress=report)]
+    total = sum(counts)
+    shape = (total, *trail)
+    meta = ArrayMeta(
+        shape,
+        dt,
+        normalize_chunks((R, *trail), shape, dt.itemsize),
+        backend,
+        codec,
+        checksum=checksum,
+    )
+    header = {"op": "where", "job": fp, "meta": _meta_doc(meta), "rows": R}
+    header["counts"] = counts
+    return meta, R, counts, header
 
 
 def _check_select(sel: _Select, dtype: Any) -> tuple[np.dtype, tuple[int, ...]]:
@@ -246,9 +274,17 @@ def _rows_per_block(
     for s in sel.sources:
         if s.handle is not None and not s.handle.contiguous_rows:  # follow its chunks
             return max(1, s.handle.meta.chunks[0])
-    per_row = 2 * sel.row_bytes() + 2 * math.prod(trail) * dtype.itemsize + 1
-    per_task = budget // (workers * READ_AHEAD) - _expr_temps(sel.cond) * 2
-    return max(1, max(MIN_BLOCK, min(MAX_BLOCK, per_task)) // per_row)
+    return block_target(
+        budget,
+        workers,
+        inputs=2 * sel.row_bytes(),
+        output=2 * math.prod(trail) * dtype.itemsize,
+        temps=1,  # the mask
+        overhead=_expr_temps(sel.cond) * 2,
+        cap=MAX_BLOCK,
+        floor=MIN_BLOCK,
+        per="row",
+    )
 
 
 def _select_specs(

@@ -23,12 +23,13 @@ from arraystore.backends.base import Handle
 from arraystore.core.chunks import Region, iter_chunk_regions, region_shape, split_rows
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
 from arraystore.engine import Plan, Task, default_budget, get_executor, run
+from arraystore.engine.memory import block_target, max_in_flight, parse_size
 from arraystore.errors import InvalidArgument
 from arraystore.ops.reduce import kernels
 from arraystore.ops.reduce.quantiles import exact_quantiles, histogram
 
 if TYPE_CHECKING:
-    from arraystore.array import Array
+    from arraystore.storage import ArrayView
 
 STATS = ("count", "nan_count", "sum", "mean", "std", "min", "max")
 ALL_OPS = (*STATS, "var", "argmin", "argmax", "any", "all", "count_nonzero")
@@ -40,6 +41,8 @@ KERNEL_OVERHEAD = 4 * 2**20
 TASKS_PER_BUDGET = 4
 #: largest memmap row block per task
 MAX_BLOCK = 128 * 2**20
+#: smallest memmap row block per task (unless the budget's share is smaller)
+MIN_BLOCK = 2**20
 #: bytes a memmap task reads at a time: the copy out of the page cache and the kernel
 #: that reduces it meet in the CPU cache instead of main memory (a 128 MiB block read at
 #: once is written to RAM, then read back)
@@ -119,7 +122,9 @@ def json_safe(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------ planning
-def select_fields(arr: Array, fields: Sequence[str] | str | None) -> list[tuple[str | None, Field]]:
+def select_fields(
+    arr: ArrayView, fields: Sequence[str] | str | None
+) -> list[tuple[str | None, Field]]:
     """(storage field or None, Field) pairs to reduce; numeric fields only."""
     if isinstance(fields, str):
         fields = [fields]
@@ -157,8 +162,17 @@ def select_fields(arr: Array, fields: Sequence[str] | str | None) -> list[tuple[
 def task_regions(handle: Handle, budget: int, workers: int) -> list[Region]:
     """The handle's work chunks (:meth:`Handle.work_chunks`): the storage chunks (zarr),
     or row blocks sized from the budget where any row range reads directly (memmap)."""
-    per_task = max(1, budget // TASKS_PER_BUDGET - KERNEL_OVERHEAD)
-    target = max(min(2**20, budget // TASKS_PER_BUDGET), min(MAX_BLOCK, per_task))
+    target = block_target(
+        budget,
+        TASKS_PER_BUDGET,  # not `workers`: the same tiling (and float results) for any executor
+        read_ahead=1,
+        inputs=1,
+        per="input",
+        overhead=KERNEL_OVERHEAD,
+        cap=MAX_BLOCK,
+        floor=MIN_BLOCK,
+        floor_within_share=True,
+    )
     return list(iter_chunk_regions(handle.meta.shape, handle.work_chunks(target)))
 
 
@@ -240,7 +254,7 @@ def _task_bytes(handle: Handle, region: Region, names: list[str | None]) -> int:
 
 
 def reduce(
-    arr: Array,
+    arr: ArrayView,
     ops: Iterable[str] = STATS,
     axis: Any = None,
     fields: Sequence[str] | str | None = None,
@@ -303,8 +317,6 @@ def reduce(
 
 
 def _budget(memory: int | str | None) -> int:
-    from arraystore.engine.memory import parse_size
-
     if memory is None:
         return default_budget()
     budget = parse_size(memory) if isinstance(memory, str) else int(memory)
@@ -321,23 +333,23 @@ def _iter_blocks(handle: Handle, name: str | None, budget: int) -> Iterator[np.n
         yield blocks[name]
 
 
-def _check_pass_budget(arr: Array, name: str | None, budget: int) -> None:
+def _check_pass_budget(arr: ArrayView, name: str | None, budget: int) -> None:
     """Refuse a multi-pass op before reading when one block cannot fit the budget."""
-    from arraystore.engine.memory import max_in_flight
-
     regions = task_regions(arr.handle, budget, 1)
     if regions:
         block = max(_block_bytes(arr.handle, r, [name]) for r in regions)
         max_in_flight(budget, block, 1)
 
 
-def field_blocks(arr: Array, name: str | None, budget: int) -> Callable[[], Iterator[np.ndarray]]:
+def field_blocks(
+    arr: ArrayView, name: str | None, budget: int
+) -> Callable[[], Iterator[np.ndarray]]:
     handle = arr.handle
     return lambda: _iter_blocks(handle, name, budget)
 
 
 def quantile(
-    arr: Array,
+    arr: ArrayView,
     q: Any,
     fields: Sequence[str] | str | None = None,
     skipna: bool = False,
@@ -368,7 +380,7 @@ def quantile(
 
 
 def hist(
-    arr: Array,
+    arr: ArrayView,
     bins: Any = 10,
     range: tuple[float, float] | None = None,
     fields: Sequence[str] | str | None = None,
