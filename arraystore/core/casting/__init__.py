@@ -144,7 +144,7 @@ def cast_block(
     ``dst``). With ``raise_on_violation`` (default) a :class:`CastError` naming the counts,
     first offending indices and example values is raised when the policy refuses any
     value; with ``raise_on_violation=False`` the report's ``violations`` says so and the
-    caller decides after merging every chunk (``report.raise_if_violations(name)``).
+    caller decides after merging every chunk (``CastError(report.error_message(name))``).
 
     ``rtol``: relative tolerance of the ``value`` policy for rounding (float targets:
     ``|y - x| <= rtol * |x|``; float -> integer rounds half to even when ``rtol > 0``).

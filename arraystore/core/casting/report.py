@@ -14,7 +14,7 @@ from arraystore.core.casting.rules import (
     _as_dtype,
     _dtname,
 )
-from arraystore.errors import CastError, InvalidArgument
+from arraystore.errors import InvalidArgument
 
 # ------------------------------------------------------------------------------- reports
 
@@ -168,11 +168,6 @@ class CastReport:
             else (f"cast {self.src} -> {self.dst}")
         )
         return f"{what} refused: {self.summary()}"
-
-    def raise_if_violations(self, name: str | None = None) -> None:
-        """Raise :class:`CastError` with :meth:`error_message` when ``violations > 0``."""
-        if self.violations:
-            raise CastError(self.error_message(name))
 
     # -- message parts -------------------------------------------------------------------
 

@@ -137,19 +137,6 @@ def parse_overrides(dtype: Any) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
     return {f.name: (f.dtype, f.subshape) for f in fields_of(dt)}
 
 
-def arrow_for(dt: np.dtype) -> pa.DataType:
-    """The Arrow type a numpy dtype is exported as (bfloat16: float32)."""
-    if is_bfloat16(dt):
-        return pa.float32()
-    if dt.kind == "U":
-        return pa.string()
-    if dt.kind == "S":
-        return pa.binary()
-    if dt.kind == "c":
-        return pa.list_(pa.from_numpy_dtype(np.dtype(f"<f{dt.itemsize // 2}")), 2)
-    return pa.from_numpy_dtype(dt)
-
-
 # ------------------------------------------------------------------- plans
 @dataclass
 class ColPlan:
