@@ -150,7 +150,7 @@ def source_bytes(s: Any, name: str, writing: bool) -> int:
 
 def remove_arrays(s: Any, names: tuple[str, ...], removed: Callable[[str], None]) -> list[str]:
     """``rm``: remove every named array that exists, each atomically (``Store.delete``),
-    calling ``removed(name)`` after each; returns one message per name that is not there.
+    calling ``removed(name)`` after each; returns the names that are not there.
     A name given twice goes once. Bad names are refused before anything is removed. So
     an interrupted ``rm`` run again removes the rest and names those already gone."""
     unique = list(dict.fromkeys(names))
@@ -161,12 +161,12 @@ def remove_arrays(s: Any, names: tuple[str, ...], removed: Callable[[str], None]
         if name not in s:  # an interrupted replacement may have moved it aside: put back
             s.settle(name)
         if name not in s and not s.is_folder(name):  # (a folder without metadata goes)
-            missing.append(f"no array {name!r} in {s.path}")
+            missing.append(name)
             continue
         try:
             s.delete(name)
         except ArrayNotFound:  # removed meanwhile by another writer
-            missing.append(f"no array {name!r} in {s.path}")
+            missing.append(name)
             continue
         removed(name)
     return missing

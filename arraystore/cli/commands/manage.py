@@ -22,14 +22,16 @@ from arraystore.ops.verify import verify as run_verify
 @click.option("-f", "--missing-ok", is_flag=True, help="Names not in STORE are no error.")
 def rm(store: str, names: tuple[str, ...], missing_ok: bool) -> None:
     """Remove arrays NAMES from STORE: like POSIX rm, every named array that exists goes
-    (each atomically), then each missing name is reported (exit status 1)."""
+    (each atomically), then the missing names are reported on one line (exit status 1)."""
     open_store = store_opener()
 
     s = open_store(store, mode="r+")
     missing = remove_arrays(s, names, lambda name: click.echo(f"removed {name}"))
     if missing and not missing_ok:
-        for line in missing:
-            click.echo(f"error: {line}", err=True)
+        which = ", ".join(repr(n) for n in missing)
+        click.echo(
+            f"error: no array{'s' if len(missing) > 1 else ''} {which} in {s.path}", err=True
+        )
         sys.exit(1)
 
 
