@@ -70,16 +70,17 @@ class _RowLeaves:
         return np.add.reduce(A.reshape(self.L, self.k, self.K), axis=1)
 
 
-def rows_state(X: np.ndarray, spec: Spec) -> State | None:
-    """State of ``X (R, K)`` reduced along axis 0, or ``None`` if not applicable."""
+def rows_state(X: np.ndarray, spec: Spec, fused: bool = True) -> State | None:
+    """State of ``X (R, K)`` reduced along axis 0, or ``None`` if not applicable;
+    ``fused``: a float block first tries the numba kernel (when installed)."""
     if not _applies(spec) or not X.flags.c_contiguous:
         return None
-    if spec.kind == "f":
+    if fused and spec.kind == "f":
         from arraystore.ops.reduce.kernels import numba as kernels_numba
 
-        fused = kernels_numba.rows_state(X, spec.ops)
-        if fused is not None:
-            return fused
+        one_pass = kernels_numba.rows_state(X, spec.ops)
+        if one_pass is not None:
+            return one_pass
     R, K = X.shape
     k = 1
     while K != 1 and K * k * 2 <= 1024:
