@@ -276,3 +276,18 @@ def test_absent_anchor_package_is_skipped(monkeypatch: pytest.MonkeyPatch, tmp_p
         assert importlib.util.find_spec(run.PACKAGES[entry["system"]]) is None, entry
     with pytest.raises(SystemExit, match="unknown system 'spark'"):
         run.parse_args(["--systems", "arraystore,spark"])
+
+
+def test_startup_benchmark_runs(tmp_path: Path) -> None:
+    """``benchmarks/startup.py`` (issue 21): one run of each kind on a small array."""
+    out = tmp_path / "startup.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "startup.py"), "--runs", "1"]
+    cmd += ["--size", "1MiB", "--dir", str(tmp_path), "--json", str(out), "--numba"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc == json.loads(proc.stdout)
+    assert doc["array"]["shape"] == [2**17] and doc["runs"] == 1
+    assert set(doc["results"]) == {"stats", "help", "stats_numba"}
+    for res in doc["results"].values():
+        assert len(res["wall_s"]) == 1 and res["median_s"] > 0 and res["median_cpu_s"] > 0

@@ -144,7 +144,7 @@ def cast_block(
     ``dst``). With ``raise_on_violation`` (default) a :class:`CastError` naming the counts,
     first offending indices and example values is raised when the policy refuses any
     value; with ``raise_on_violation=False`` the report's ``violations`` says so and the
-    caller decides after merging every chunk (``CastError(report.error_message(name))``).
+    caller decides after merging every chunk (``report.raise_if_violations(name)``).
 
     ``rtol``: relative tolerance of the ``value`` policy for rounding (float targets:
     ``|y - x| <= rtol * |x|``; float -> integer rounds half to even when ``rtol > 0``).
@@ -171,11 +171,36 @@ def cast_block(
     """
     x = np.asarray(block)
     dst = _as_dtype(dst)
+    rtol = _check_cast_args(x, dst, policy, rtol, nan_to, errors, fill, out)
+    xf = x.reshape(-1)
+    direct = out is not None and out.flags.c_contiguous and out.flags.writeable
+    yf = out.reshape(-1) if direct and out is not None else np.empty(x.size, dst)
+    with np.errstate(all="ignore"):
+        report = _cast_flat(x, xf, yf, dst, policy, rtol, nan_to, errors, fill, region, shape)
+    if raise_on_violation and report.violations:
+        raise CastError(report.error_message(name))
+    if out is not None:
+        if not direct:  # a strided out (a field of records): copy into it
+            np.copyto(out, yf.reshape(x.shape))
+        return out, report
+    return yf.reshape(x.shape), report
+
+
+def _check_cast_args(
+    x: np.ndarray,
+    dst: np.dtype,
+    policy: str,
+    rtol: Any,
+    nan_to: Any,
+    errors: str,
+    fill: Any,
+    out: np.ndarray | None,
+) -> float:
+    """Refuse the arguments :func:`cast_block` cannot honour; ``rtol`` as a float."""
     src = x.dtype
     check_type_rule(src, dst, policy)
     if not (isinstance(rtol, int | float) and math.isfinite(rtol) and rtol >= 0):
         raise InvalidArgument(f"rtol must be a finite number >= 0, got {rtol!r}")
-    rtol = float(rtol)
     if errors not in ERRORS:
         raise InvalidArgument(f"errors must be one of {ERRORS}, got {errors!r}")
     if nan_to is not None:
@@ -184,8 +209,7 @@ def cast_block(
         _check_value(nan_to, dst, "nan_to")
     if fill is not None:
         _check_value(fill, dst, "fill")
-    strings = src.kind in "SU"
-    if strings and errors == "coerce" and _int_like(dst) and fill is None:
+    if src.kind in "SU" and errors == "coerce" and _int_like(dst) and fill is None:
         raise CastError(
             f"errors='coerce' into {_dtname(dst)} needs a fill value for unparseable strings"
         )
@@ -193,38 +217,36 @@ def cast_block(
         raise InvalidArgument(
             f"out has shape {out.shape} and dtype {out.dtype}; expected {x.shape} {dst}"
         )
+    return float(rtol)
 
-    n = x.size
-    xf = x.reshape(-1)
-    direct = out is not None and out.flags.c_contiguous and out.flags.writeable
-    yf = out.reshape(-1) if direct and out is not None else np.empty(n, dst)
+
+def _cast_flat(
+    x: np.ndarray,
+    xf: np.ndarray,
+    yf: np.ndarray,
+    dst: np.dtype,
+    policy: str,
+    rtol: float,
+    nan_to: Any,
+    errors: str,
+    fill: Any,
+    region: Any,
+    shape: Any,
+) -> CastReport:
+    """Cast the flat ``xf`` (``x`` raveled) into ``yf``; the audit report."""
+    src = x.dtype
     parse_bad: Mask = None
-    with np.errstate(all="ignore"):
-        if strings and _is_numeric(dst):
-            part, parse_bad = _cast_strings(xf, yf, policy, rtol, nan_to, errors, fill)
-        elif _is_numeric(src) and _is_numeric(dst):
-            fast = float_narrow(xf, yf, policy, rtol)
-            if fast is not None:
-                report = _fast_report(x, xf, dst, policy, rtol, fast, region, shape)
-                if raise_on_violation and report.violations:
-                    raise CastError(report.error_message(name))
-                if out is not None:
-                    if not direct:  # a strided out (a field of records): copy into it
-                        np.copyto(out, yf.reshape(x.shape))
-                    return out, report
-                return yf.reshape(x.shape), report
-            part = _convert(xf, yf, policy, rtol, nan_to)
-        else:  # unsafe/same_kind/safe into strings etc.: numpy's cast, nothing to audit
-            np.copyto(yf, xf, casting="unsafe")
-            part = _Part()
-        report = _make_report(x, xf, dst, policy, rtol, errors, part, parse_bad, region, shape)
-    if raise_on_violation and report.violations:
-        raise CastError(report.error_message(name))
-    if out is not None:
-        if not direct:
-            np.copyto(out, yf.reshape(x.shape))
-        return out, report
-    return yf.reshape(x.shape), report
+    if src.kind in "SU" and _is_numeric(dst):
+        part, parse_bad = _cast_strings(xf, yf, policy, rtol, nan_to, errors, fill)
+    elif _is_numeric(src) and _is_numeric(dst):
+        fast = float_narrow(xf, yf, policy, rtol)
+        if fast is not None:
+            return _fast_report(x, xf, dst, policy, rtol, fast, region, shape)
+        part = _convert(xf, yf, policy, rtol, nan_to)
+    else:  # unsafe/same_kind/safe into strings etc.: numpy's cast, nothing to audit
+        np.copyto(yf, xf, casting="unsafe")
+        part = _Part()
+    return _make_report(x, xf, dst, policy, rtol, errors, part, parse_bad, region, shape)
 
 
 def _fast_report(

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from arraystore._native import buffers as _buffers
+from arraystore._native.jit import numba_pays
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import (
     Region,
@@ -222,10 +223,16 @@ def _pieces(dst: Handle, job: _Job, region: Region, dtype: np.dtype) -> list[Reg
 
 
 def _reduce_task(
-    job: _Job, dtype: np.dtype, region: Region, axis: Any, ops: tuple[str, ...], skipna: bool
+    job: _Job,
+    dtype: np.dtype,
+    region: Region,
+    axis: Any,
+    ops: tuple[str, ...],
+    skipna: bool,
+    fused: bool,
 ) -> Any:
     block = job.kernel(_read(job.sources, job.regions(region)), region, dtype)
-    return kernels.partial(block, region, job.shape, axis, ops, skipna)
+    return kernels.partial(block, region, job.shape, axis, ops, skipna, fused=fused)
 
 
 # -------------------------------------------------------------- grid, dtype
@@ -494,12 +501,13 @@ def reduce_expr(
     t0 = time.perf_counter()
     full = tuple(slice(0, n) for n in job.shape)
     dt = _infer(job, None)
+    fused = numba_pays(math.prod(job.shape) * dt.itemsize)  # numba for big data only
     with get_executor(executor, workers=workers) as ex:
         regions = list(
             iter_chunk_regions(job.shape, _grid(job, dt.itemsize, budget, ex.workers, None))
         )
         tasks = tuple(
-            Task(i, _reduce_task, (job, dt, r, axis, ops, skipna), job.task_bytes(r, dt))
+            Task(i, _reduce_task, (job, dt, r, axis, ops, skipna, fused), job.task_bytes(r, dt))
             for i, r in enumerate(regions)
         )
         sizes = [_read_bytes(sources, job.regions(r)) for r in regions]
@@ -513,7 +521,7 @@ def reduce_expr(
                 progress=report,
             )
         else:
-            merged = _reduce_task(job, dt, full, axis, ops, skipna)
+            merged = _reduce_task(job, dt, full, axis, ops, skipna, fused)
     _buffers.release()
     values = kernels.finalize(merged, ops, ddof)
     nbytes = sum(sizes)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from arraystore._native import buffers as _buffers
+from arraystore._native.jit import numba_pays
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import Region, iter_chunk_regions, region_shape, split_rows
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
@@ -26,6 +27,7 @@ from arraystore.engine import Plan, Task, default_budget, get_executor, run
 from arraystore.engine.memory import block_target, max_in_flight, parse_size
 from arraystore.errors import InvalidArgument
 from arraystore.ops.reduce import kernels
+from arraystore.ops.reduce.kernels import numba as kernels_numba
 from arraystore.ops.reduce.quantiles import exact_quantiles, histogram
 
 if TYPE_CHECKING:
@@ -201,11 +203,12 @@ def _reduce_task(
     axis: Any,
     ops: tuple[str, ...],
     skipna: bool,
+    fused: bool,
 ) -> dict[str | None, Any]:
     shape = handle.meta.shape
     subs = _sub_regions(handle, region)
-    # finite float pieces: one running kernel state per task (else a state per piece)
-    if len(subs) > 1 and names == [None] and not handle.meta.dtype.names:
+    # finite float pieces: one running numba state per task (else a state per piece)
+    if fused and len(subs) > 1 and names == [None] and not handle.meta.dtype.names:
         folded = kernels.rows_partial(
             lambda sub: _read_fields(handle, sub, names)[None],
             subs, shape, axis, ops, handle.meta.dtype, skipna,
@@ -215,7 +218,10 @@ def _reduce_task(
     acc: dict[str | None, Any] | None = None
     for sub in subs:
         blocks = _read_fields(handle, sub, names)
-        part = {n: kernels.partial(b, sub, shape, axis, ops, skipna) for n, b in blocks.items()}
+        part = {
+            n: kernels.partial(b, sub, shape, axis, ops, skipna, fused=fused)
+            for n, b in blocks.items()
+        }
         acc = _merge(acc, part)
     assert acc is not None
     return acc
@@ -276,25 +282,25 @@ def reduce(
     chosen = select_fields(arr, fields)
     names = [n for n, _ in chosen]
     handle = arr.handle
+    nbytes = _bytes_read(arr, chosen)
+    fused = numba_pays(nbytes)  # else the numpy kernels, without importing numba
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:
-        if ex.in_process:  # blocks are reduced here: load the kernel while reading
-            from arraystore.ops.reduce.kernels import numba as kernels_numba
-
+        if fused and ex.in_process:  # blocks are reduced here: load it while reading
             kernels_numba.prewarm(f.dtype for _, f in chosen)
         regions = task_regions(handle, budget, ex.workers)
         tasks = tuple(
             Task(
                 i,
                 _reduce_task,
-                (handle, r, names, axis, ops, skipna),
+                (handle, r, names, axis, ops, skipna, fused),
                 _task_bytes(handle, r, names),
             )
             for i, r in enumerate(regions)
         )
         if not tasks:  # an empty array: reduce one empty block so numpy's rules apply
             empty = tuple(slice(0, n) for n in handle.meta.shape)
-            merged = _reduce_task(handle, empty, names, axis, ops, skipna)
+            merged = _reduce_task(handle, empty, names, axis, ops, skipna, fused)
         else:
             merged = run(
                 Plan(tasks, name="stats"), ex, budget, merge=_merge, init=None, progress=progress
@@ -304,16 +310,17 @@ def reduce(
     for name, f in chosen:
         values = kernels.finalize(merged[name], ops, ddof)
         results[f.name] = {op: values[op] for op in ops}
-    nbytes = sum(
-        math.prod(arr.meta.shape)
-        * (
-            f.itemsize
-            if arr.meta.dtype.names is None or handle.columnar
-            else arr.meta.dtype.itemsize
-        )
-        for _, f in chosen[: (len(chosen) if handle.columnar else 1)]
-    )
     return StatsResult(arr.name, axis, results, nbytes, time.perf_counter() - t0)
+
+
+def _bytes_read(arr: ArrayView, chosen: list[tuple[str | None, Field]]) -> int:
+    """Bytes one pass over the ``chosen`` fields reads (memmap records: whole records)."""
+    columnar = arr.handle.columnar
+    return sum(
+        math.prod(arr.meta.shape)
+        * (f.itemsize if arr.meta.dtype.names is None or columnar else arr.meta.dtype.itemsize)
+        for _, f in chosen[: (len(chosen) if columnar else 1)]
+    )
 
 
 def _budget(memory: int | str | None) -> int:

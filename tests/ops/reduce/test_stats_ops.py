@@ -438,6 +438,7 @@ def test_memmap_pieces_fold_into_one_running_state(
 ) -> None:
     """Finite float memmap tasks read in pieces take the running-state path (one kernel
     state per task, no per-piece merge): numpy's results, serial == threads bits."""
+    monkeypatch.setenv("ARRAYSTORE_NUMBA_MIN_BYTES", "0")  # numba for this 3 MiB array too
     monkeypatch.setattr(stats_mod, "SUB_BLOCK", 97 * 160 * 8)  # 97 rows per piece
     folded: list[int] = []
     real = kernels.rows_partial
@@ -1249,12 +1250,21 @@ NEAR_MAX = [
     ("values", "want"), NEAR_MAX, ids=[f"{v[0]:g}x{len(v)}" for v, _ in NEAR_MAX]
 )
 @pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
+@pytest.mark.parametrize("min_bytes", [None, "0"], ids=["default", "numba-always"])
 def test_var_of_finite_values_near_the_float_maximum(
-    store: arraystore.Store, case: BackendCase, values: list[float], want: float
+    store: arraystore.Store,
+    case: BackendCase,
+    values: list[float],
+    want: float,
+    min_bytes: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Q2: var([1e308, 1e308]) was NaN (0.0 in chunks of 1) and var([1e308, -1e308]) in
     chunks of 1 was NaN. Finite data: the exact 0 for equal values, inf when the exact
-    variance exceeds float64 (numpy gives inf for both); never NaN."""
+    variance exceeds float64 (numpy gives inf for both); never NaN. On the kernels small
+    arrays take by default (numpy) and on the numba ones (when installed)."""
+    if min_bytes is not None:
+        monkeypatch.setenv("ARRAYSTORE_NUMBA_MIN_BYTES", min_bytes)
     x = np.array(values)
     for chunks in {(1,), (2,), (len(x),)}:
         if chunks != (len(x),) and len(x) > 10:

@@ -55,7 +55,10 @@ loops are ~1024 long, and all leaves are merged at once, vectorised. Other ops (
 float blocks holding NaN/inf, 64-bit int sums that may overflow) take the generic tiled
 path (one state per ~1 MiB tile); other layouts (strided blocks, interleaved reduced
 axes) the N-d leaf path. No BLAS calls (they would start their own threads next to the
-executor's). Temporaries: ~2 leaves per thread, reused.
+executor's). Temporaries: ~2 leaves per thread, reused. A float ``(R, K)`` block first
+tries the one-pass numba kernel (:mod:`.numba`, when installed) unless the caller passes
+``fused=False``; the stats op does so below ``arraystore._native.jit.NUMBA_MIN_BYTES``,
+where importing numba would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ import numpy as np
 
 from arraystore.errors import ArrayStoreError, InvalidArgument
 from arraystore.ops.reduce.kernels import leaf as _kl
-from arraystore.ops.reduce.kernels.fast import cols_state, rows_state
+from arraystore.ops.reduce.kernels import numba as kernels_numba
+from arraystore.ops.reduce.kernels.fast import FAST_OPS, cols_state, rows_state
 from arraystore.ops.reduce.kernels.leaf import OPS, Spec, leaf_state, make_spec, means
 from arraystore.ops.reduce.kernels.merge import State, combine, identity, place
 
@@ -273,8 +277,13 @@ def partial(
     axis: int | tuple[int, ...] | None,
     ops: Iterable[str],
     skipna: bool = False,
+    *,
+    fused: bool = True,
 ) -> Partial:
-    """The reduction state of ``block == arr[region]`` (region: one step-1 slice per dim)."""
+    """The reduction state of ``block == arr[region]`` (region: one step-1 slice per dim).
+
+    ``fused=False`` keeps to the numpy kernels (no numba import); every partial of one
+    reduction should be computed with the same value (float sums round differently)."""
     block = np.asarray(block)
     shape_t = tuple(operator.index(d) for d in shape)
     nd = len(shape_t)
@@ -296,7 +305,7 @@ def partial(
     if not block.dtype.isnative:
         block = block.astype(block.dtype.newbyteorder("="))
     with np.errstate(all="ignore"):  # NaN/inf follow numpy's values, without warnings
-        return _block_partial(geom, block, tuple(starts))
+        return _block_partial(geom, block, tuple(starts), fused)
 
 
 def rows_partial(
@@ -313,9 +322,6 @@ def rows_partial(
     numba state: no per-piece state dicts or merges. None when that path does not apply
     (not float32/64, an op outside the fused set, axis 0 kept, no numba) or a piece holds
     NaN/inf; the caller then takes :func:`partial` piece by piece."""
-    from arraystore.ops.reduce.kernels import numba as kernels_numba
-    from arraystore.ops.reduce.kernels.fast import FAST_OPS
-
     shape_t = tuple(operator.index(d) for d in shape)
     geom = geometry(shape_t, axis, ops, dtype, skipna)
     m = len(geom.red)
@@ -347,7 +353,9 @@ def rows_partial(
     return Partial(geom, box, {k: v.reshape(out_shape) for k, v in state.items()})
 
 
-def _block_partial(geom: Geometry, block: np.ndarray, starts: tuple[int, ...]) -> Partial:
+def _block_partial(
+    geom: Geometry, block: np.ndarray, starts: tuple[int, ...], fused: bool
+) -> Partial:
     nd = len(geom.shape)
     spec, trailing = geom.spec, geom.trailing
     lshape = block.shape[:nd]
@@ -357,7 +365,7 @@ def _block_partial(geom: Geometry, block: np.ndarray, starts: tuple[int, ...]) -
         return Partial(geom, block_box, identity(spec, out_shape))
     X, ax = _as_2d(geom, block)
     if X is not None:
-        st = rows_state(X, spec) if ax == 0 else cols_state(X, spec)
+        st = rows_state(X, spec, fused) if ax == 0 else cols_state(X, spec)
         if st is None:
             st = _tiled(geom, X, ax, lshape, starts)
         return Partial(geom, block_box, {k: v.reshape(out_shape) for k, v in st.items()})

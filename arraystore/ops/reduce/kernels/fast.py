@@ -16,9 +16,12 @@ NaN counting and exact Python-int sums), and two layouts of a C-contiguous block
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from arraystore.ops.reduce.kernels import leaf as _kl
+from arraystore.ops.reduce.kernels import numba as kernels_numba
 from arraystore.ops.reduce.kernels.leaf import Spec, buffer, leaf_state, two_sum
 from arraystore.ops.reduce.kernels.merge import State, chan, combine
 
@@ -41,37 +44,76 @@ def _int_sums_fit(X: np.ndarray, spec: Spec, r: int, lo: object, hi: object) -> 
     return bound < (1 << 63 if spec.kind == "i" else 1 << 64)
 
 
-def rows_state(X: np.ndarray, spec: Spec) -> State | None:
-    """State of ``X (R, K)`` reduced along axis 0, or ``None`` if not applicable."""
+@dataclass
+class _RowLeaves:
+    """Per-leaf results of :func:`rows_state`, one row per leaf of ``g`` rows: ``(L,)``
+    for one column, else ``(L, W)`` over the ``k`` regrouped rows of ``K`` columns."""
+
+    K: int
+    k: int
+    g: int
+    L: int
+    S: np.ndarray | None  # sums
+    Q: np.ndarray | None  # centred sums of squares
+    C: np.ndarray | None  # sums of the deviations (the mean's low digits)
+    M0: np.ndarray | None  # each leaf's rounded mean (the centre), (L, K)
+    MN: np.ndarray | None
+    MX: np.ndarray | None
+
+    @property
+    def flat(self) -> bool:
+        return self.K == 1
+
+    def per_leaf(self, A: np.ndarray) -> np.ndarray:
+        """``A`` as ``(L, K)``: the regrouped rows of each leaf added up."""
+        if self.flat:
+            return A.reshape(self.L, self.K)
+        return np.add.reduce(A.reshape(self.L, self.k, self.K), axis=1)
+
+
+def rows_state(X: np.ndarray, spec: Spec, fused: bool = True) -> State | None:
+    """State of ``X (R, K)`` reduced along axis 0, or ``None`` if not applicable;
+    ``fused``: a float block first tries the numba kernel (when installed)."""
     if not _applies(spec) or not X.flags.c_contiguous:
         return None
-    if spec.kind == "f":
-        from arraystore.ops.reduce.kernels import numba as kernels_numba
-
-        fused = kernels_numba.rows_state(X, spec.ops)
-        if fused is not None:
-            return fused
+    if fused and spec.kind == "f":
+        one_pass = kernels_numba.rows_state(X, spec.ops)
+        if one_pass is not None:
+            return one_pass
     R, K = X.shape
-    flat = K == 1
     k = 1
-    while not flat and K * k * 2 <= 1024:
+    while K != 1 and K * k * 2 <= 1024:
         k *= 2
-    W = K * k
-    if W > _MAX_ROW:
+    if K * k > _MAX_ROW:
         return None
     g = max(k, (_kl.LEAF_BYTES // (K * X.dtype.itemsize)) // k * k)
-    L = R // g
-    if L < 2:
+    if R // g < 2:
         return None
+    leaves = _row_leaves(X, spec, k, g)
+    if not _row_leaves_usable(X, spec, leaves):
+        return None
+    st = _row_leaves_state(spec, leaves)
+    if leaves.L * g < R:
+        st = combine(spec, [st, leaf_state(X[leaves.L * g :], 0, spec)])
+    return st
+
+
+def _row_leaves(X: np.ndarray, spec: Spec, k: int, g: int) -> _RowLeaves:
+    """Every pass (min, max, sum, centred M2) over each leaf of ``g`` rows while it is in
+    cache, the leaf's rows regrouped ``k`` at a time into rows of ``W = K * k`` values."""
+    R, K = X.shape
+    L = R // g
+    flat = K == 1
+    W = K * k
     is_int = spec.kind != "f"
     need_s = spec.need_sum or spec.track_nan
     m2 = spec.need_m2
-    lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
+    lo_op, hi_op = _lo_hi(spec)
     shape = (L,) if flat else (L, W)
     S = np.empty(shape, spec.sum_dtype) if need_s else None
     Q = np.empty(shape) if m2 else None
-    C = np.empty(shape) if m2 else None  # sums of the deviations (the mean's low digits)
-    M0 = np.empty((L, K)) if m2 else None  # each leaf's rounded mean (the centre)
+    C = np.empty(shape) if m2 else None
+    M0 = np.empty((L, K)) if m2 else None
     MN = np.empty(shape, X.dtype) if "min" in spec.ops else None
     MX = np.empty(shape, X.dtype) if "max" in spec.ops else None
     conv = X.dtype != np.float64 and (m2 or not is_int)
@@ -119,37 +161,54 @@ def rows_state(X: np.ndarray, spec: Spec) -> State | None:
                 np.subtract(xf, T.reshape(W), out=D)
                 np.einsum("ij,ij->j", D, D, out=Q[i])
                 np.einsum("ij->j", D, out=C[i])
-    if not is_int and not all(np.isfinite(A).all() for A in (S, Q) if A is not None):
-        return None  # NaN/inf somewhere, or squares overflowed: the generic path handles them
-    if S is not None and not _int_sums_fit(
-        X, spec, L * g, None if MN is None else MN.min(), None if MX is None else MX.max()
+    return _RowLeaves(K, k, g, L, S, Q, C, M0, MN, MX)
+
+
+def _row_leaves_usable(X: np.ndarray, spec: Spec, lv: _RowLeaves) -> bool:
+    """False when the generic path must take over (see the module docstring)."""
+    is_int = spec.kind != "f"
+    if not is_int and not all(np.isfinite(A).all() for A in (lv.S, lv.Q) if A is not None):
+        return False  # NaN/inf somewhere, or squares overflowed: the generic path handles them
+    if lv.S is not None and not _int_sums_fit(
+        X,
+        spec,
+        lv.L * lv.g,
+        None if lv.MN is None else lv.MN.min(),
+        None if lv.MX is None else lv.MX.max(),
     ):
-        return None  # exact sums need the generic path's Python ints
-    if M0 is not None and is_int and (np.abs(M0) > _kl.BIG_MEAN).any():
-        return None  # 64-bit ints beyond 2**52: the generic path centres them exactly
+        return False  # exact sums need the generic path's Python ints
+    # 64-bit ints beyond 2**52: the generic path centres them exactly
+    return lv.M0 is None or not is_int or not (np.abs(lv.M0) > _kl.BIG_MEAN).any()
+
+
+def _row_leaves_state(spec: Spec, lv: _RowLeaves) -> State:
+    """All leaves merged at once, vectorised (Chan's formula for M2)."""
+    K, g, L = lv.K, lv.g, lv.L
+    lo_op, hi_op = _lo_hi(spec)
     st: State = {"size": np.full(K, L * g, np.int64)}
     st["n"] = st["size"].copy()
     st["nan"] = np.zeros(K, np.int64)
-    if MN is not None:
-        st["min"] = lo_op.reduce(MN.reshape(-1, K), axis=0)
-    if MX is not None:
-        st["max"] = hi_op.reduce(MX.reshape(-1, K), axis=0)
-    if S is not None:
-        s_leaf = S.reshape(L, K) if flat else np.add.reduce(S.reshape(L, k, K), axis=1)
-        total = np.add.reduce(s_leaf, axis=0)
+    if lv.MN is not None:
+        st["min"] = lo_op.reduce(lv.MN.reshape(-1, K), axis=0)
+    if lv.MX is not None:
+        st["max"] = hi_op.reduce(lv.MX.reshape(-1, K), axis=0)
+    if lv.S is not None:
+        total = np.add.reduce(lv.per_leaf(lv.S), axis=0)
         if spec.need_sum:
             st["sum"] = total
-        if Q is not None:
-            assert C is not None and M0 is not None
-            q_leaf = Q.reshape(L, K) if flat else np.add.reduce(Q.reshape(L, k, K), axis=1)
-            c_leaf = C.reshape(L, K) if flat else np.add.reduce(C.reshape(L, k, K), axis=1)
+        if lv.Q is not None:
+            assert lv.C is not None and lv.M0 is not None
+            q_leaf = lv.per_leaf(lv.Q)
+            c_leaf = lv.per_leaf(lv.C)
             m2_leaf = np.maximum(q_leaf - c_leaf * (c_leaf / g), 0.0)
-            mu, mul = two_sum(M0, c_leaf / g)
+            mu, mul = two_sum(lv.M0, c_leaf / g)
             n_leaf = np.full((L, K), g, np.int64)
             st["mu"], st["mul"], st["m2"] = chan(n_leaf, mu, mul, m2_leaf)
-    if L * g < R:
-        st = combine(spec, [st, leaf_state(X[L * g :], 0, spec)])
     return st
+
+
+def _lo_hi(spec: Spec) -> tuple[np.ufunc, np.ufunc]:
+    return (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
 
 
 def cols_state(X: np.ndarray, spec: Spec) -> State | None:
