@@ -523,7 +523,7 @@ def test_memory_interrupted_cast_and_map_resume(
     mem_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Object stores keep no per-chunk journal: resume redoes every chunk, correctly."""
-    from arraystore.ops import cast as cast_mod
+    from arraystore.ops.cast import run as cast_run
     from arraystore.ops.map import blocks as mapping
     from arraystore.ops.map.blocks import map_expr
 
@@ -531,7 +531,7 @@ def test_memory_interrupted_cast_and_map_resume(
     x = _data((64, 3), 6)
     s.create("x", data=x, chunks=(8, 3))
     with monkeypatch.context() as m:
-        _interrupt_after(m, cast_mod, "_cast_task", 3)
+        _interrupt_after(m, cast_run, "_cast_task", 3)
         with pytest.raises(KeyboardInterrupt):
             cast(s, "x", "f4", casting="unsafe", executor="serial")
     assert s.names() == ["x"] and s["x"].dtype == np.dtype("f8")  # the source is intact
@@ -539,7 +539,7 @@ def test_memory_interrupted_cast_and_map_resume(
     with pytest.raises(InvalidArgument, match=r"interrupted cast of 'x' exists.*--resume"):
         cast(s, "x", "f4", casting="unsafe")
     with monkeypatch.context() as m:
-        calls = _interrupt_after(m, cast_mod, "_cast_task", -1)
+        calls = _interrupt_after(m, cast_run, "_cast_task", -1)
         cast(s, "x", None, resume=True, executor="serial")
     assert calls[0] == 8  # every chunk again
     np.testing.assert_array_equal(s["x"][...], x.astype("f4"))
