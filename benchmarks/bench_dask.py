@@ -149,7 +149,7 @@ def main() -> None:
     import arraystore
     from arraystore.engine import Plan, Task, run
     from arraystore.engine.executors.dask import DaskExecutor
-    from arraystore.ops.cast import _noop
+    from arraystore.ops.cast.run import _noop
     from arraystore.ops.reduce.stats import reduce
 
     arr, path = ensure_array(args.dir, parse_size(args.size), args.chunk_mib, args.seed)

@@ -16,7 +16,7 @@ installed. What is checked:
    ``InvalidArgument``; an unreachable one -> ``ArrayStoreError`` within the timeout.
 
 Slowing tasks down for the kill tests: functions *called by* the task functions
-(``stats._read_fields``, ``cast.cast_block``) are replaced inside the worker processes
+(``stats._read_fields``, ``cast.resolve.cast_block``) are replaced inside the worker processes
 with ``client.run`` (nested functions, so cloudpickle ships them by value). A restarted
 worker is a fresh process and runs the normal code.
 """
@@ -407,13 +407,13 @@ def test_cast_survives_a_killed_worker(
     data = f4_exact()
     store.create("x", data=data, **case.kwargs, **chunks_for(case, 3))
     before = tree_hash(store.path / "x")
-    patch_workers(client, "arraystore.ops.cast", "cast_block", 0.4)
+    patch_workers(client, "arraystore.ops.cast.resolve", "cast_block", 0.4)
     try:
         res = with_kill(
             client, 0.1, lambda: cast(store, "x", "f4", out="y", executor=dask_ex, memory=MEMORY)
         )
     finally:
-        unpatch_workers(client, "arraystore.ops.cast", "cast_block")
+        unpatch_workers(client, "arraystore.ops.cast.resolve", "cast_block")
     assert res.reports["x"].ok and res.reports["x"].to_dict() == (
         cast(store, "x", "f4", out="z", executor="serial", memory=MEMORY).reports["x"].to_dict()
     )
@@ -438,7 +438,7 @@ def test_cast_fails_cleanly_when_a_worker_dies(
     log = store.path.parent / "calls.log"  # outside the store: worker-side call log
 
     def patch() -> None:  # log every cast_block call in the workers, slowly
-        import arraystore.ops.cast as mod
+        import arraystore.ops.cast.resolve as mod
 
         orig = mod.cast_block
         orig = getattr(orig, "_orig", orig)
@@ -468,7 +468,7 @@ def test_cast_fails_cleanly_when_a_worker_dies(
         returned = time.time()
     finally:
         killer.join()
-        unpatch_workers(client, "arraystore.ops.cast", "cast_block")
+        unpatch_workers(client, "arraystore.ops.cast.resolve", "cast_block")
     assert killer.killed is not None
     msg = str(info.value)
     assert "failed on the dask cluster" in msg and "KilledWorker" in msg, msg
