@@ -66,8 +66,6 @@ from arraystore.ops.interop.batching import to_torch as _to_torch
 from arraystore.ops.interop.dask import from_dask as _from_dask
 from arraystore.ops.interop.dask import to_dask as _to_dask
 from arraystore.ops.interop.dask import to_xarray as _to_xarray
-from arraystore.ops.io.arrow import import_table
-from arraystore.ops.io.arrow_export import export_table
 from arraystore.ops.io.common import (
     MissingDependency,
     check_target,
@@ -76,7 +74,6 @@ from arraystore.ops.io.common import (
     require,
     row_regions,
 )
-from arraystore.ops.io.csv import import_csv
 
 if TYPE_CHECKING:
     from arraystore.storage import ArrayView, StoreRoot
@@ -237,8 +234,12 @@ def _import_table(
 ) -> None:
     """A CSV, Parquet or Arrow IPC file into array ``name`` (its lock held)."""
     if fmt == "csv":
+        from arraystore.ops.io.csv import import_csv  # lazy: needs pyarrow (optional)
+
         import_csv(store, name, src, options=options, **common)
     else:
+        from arraystore.ops.io.arrow import import_table  # lazy: needs pyarrow (optional)
+
         import_table(store, name, src, fmt, options=options, **common)
 
 
@@ -318,6 +319,8 @@ def export_file(
             stream = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}.get(suffix)
             if stream is not None and fmt != "csv":
                 raise InvalidArgument(f"{dst.name}: only CSV exports can be compressed whole")
+            from arraystore.ops.io.arrow_export import export_table  # lazy: pyarrow (optional)
+
             export_table(arr, tmp, fmt, progress=progress, stream=stream, **options)
         fd = os.open(tmp, os.O_RDONLY)
         try:
