@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from arraystore.array import Array
+from arraystore.array import Array, map_blocks
 from arraystore.core.dtypes import parse_dtype
 from arraystore.errors import (
     ArrayExists,
@@ -38,20 +38,7 @@ from arraystore.errors import (
     UnknownCodec,
     UnknownExecutorError,
 )
-from arraystore.ops.interop import from_dask as _from_dask
-from arraystore.ops.map.blocks import map_blocks as _map_blocks
-from arraystore.store import Store, open
-
-
-def map_blocks(fn: Any, *arrays: Any, **kwargs: Any) -> Array:
-    """Apply ``fn`` to aligned numpy blocks of ``arrays`` into a new array (``out=NAME``);
-    see :func:`arraystore.ops.map.blocks.map_blocks`."""
-    return cast(Array, _map_blocks(fn, *arrays, **kwargs))  # (views of a Store are Arrays)
-
-
-def from_dask(darr: Any, store: Store, name: str, **kwargs: Any) -> Array:
-    """Store a dask array chunk by chunk as array ``name``."""
-    return cast(Array, _from_dask(darr, store, name, **kwargs))
+from arraystore.store import Store, from_dask, open
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,9 @@ integers, slices and ``...`` reads only the chunks the index touches and returns
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -17,21 +19,48 @@ from arraystore.core.assign import assigned_block
 from arraystore.core.chunks import Region, check_region, normalize_index, region_shape
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
 from arraystore.core.meta import ArrayMeta
+from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
 from arraystore.ops.interop import batches, export_file, to_dask, to_xarray
+from arraystore.ops.interop.batching import Batches
 from arraystore.ops.map.blocks import map_array
-from arraystore.ops.reduce.stats import STATS, hist, quantile, reduce
+from arraystore.ops.map.blocks import map_blocks as _map_blocks
+from arraystore.reductions import Reductions
 
 if TYPE_CHECKING:
     from arraystore.store import Store
+
+
+#: export options and their defaults (``.npy`` takes none: only those changed are passed)
+_EXPORT_DEFAULTS: dict[str, Any] = {
+    "compression": "snappy",
+    "delimiter": ",",
+    "nan_as_null": None,
+    "masks": True,
+}
 
 
 def _has_ellipsis(key: Any) -> bool:
     return key is Ellipsis or (isinstance(key, tuple) and any(k is Ellipsis for k in key))
 
 
-class Array:
-    """Lazy array: ``shape``, ``dtype``, ``chunks``, ``nbytes``; ``arr[...]`` reads."""
+class Array(Reductions):
+    """Lazy array: ``shape``, ``dtype``, ``chunks``, ``nbytes``; ``arr[...]`` reads.
+
+    Get one with ``store[name]`` (and a field view with ``arr["field"]``); the reductions
+    (``stats``, ``sum`` ... ``histogram``) come from :class:`arraystore.reductions.Reductions`.
+
+    Parameters
+    ----------
+    store : Store
+        The store holding the array.
+    name : str
+        The array's name.
+    handle : Handle
+        Its open backend handle (``store.open_handle(name)``).
+    field : str, optional
+        A field of a structured array: this is a view of that field.
+    """
 
     def __init__(self, store: Store, name: str, handle: Handle, field: str | None = None) -> None:
         self.store = store
@@ -43,6 +72,7 @@ class Array:
     # ------------------------------------------------------------ properties
     @property
     def meta(self) -> ArrayMeta:
+        """The stored metadata (shape, dtype, chunks, backend, codec, attrs, history)."""
         return self.handle.meta
 
     @property
@@ -51,42 +81,52 @@ class Array:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape (a field view adds its subarray dimensions)."""
         return self.meta.shape + self._sub
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype (a field view: the field's base dtype)."""
         return self._field.dtype if self._field else self.meta.dtype
 
     @property
     def chunks(self) -> tuple[int, ...]:
+        """The storage chunk shape (a field view adds its subarray dimensions)."""
         return self.meta.chunks + self._sub
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return len(self.shape)
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
+        """The size of the data in bytes, uncompressed."""
         return self.size * self.dtype.itemsize
 
     @property
     def backend(self) -> str:
+        """The storage backend: ``"memmap"`` or ``"zarr"``."""
         return self.meta.backend
 
     @property
     def codec(self) -> str:
+        """The zarr codec (``"none"`` for memmap)."""
         return self.meta.codec
 
     @property
     def fields(self) -> tuple[str, ...]:
+        """The field names of a structured array (``()`` for a plain one or a field view)."""
         return () if self._field else self.meta.fields
 
     @property
     def attrs(self) -> dict[str, Any]:
+        """A copy of the user attributes."""
         return dict(self.meta.attrs)
 
     def __len__(self) -> int:
@@ -132,7 +172,20 @@ class Array:
 
     def read(self, region: Region | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Read a region (one step-1 slice per dimension, bounds as numpy's slices;
-        default: everything) into ``out``."""
+        default: everything) into ``out``.
+
+        Parameters
+        ----------
+        region : tuple of slice, optional
+            One step-1 slice per dimension (default: everything).
+        out : numpy.ndarray, optional
+            A C-contiguous array of the region's shape and the dtype to read into.
+
+        Returns
+        -------
+        numpy.ndarray
+            The region's data.
+        """
         if region is None:
             region = tuple(slice(0, n) for n in self.shape)
         region = check_region(region, self.shape)
@@ -176,6 +229,8 @@ class Array:
 
     # --------------------------------------------------------------- describe
     def info(self) -> dict[str, Any]:
+        """A JSON-able description: name, backend, shape, dtype, fields, chunks, codec,
+        checksum, nbytes, stored_bytes, ratio (nbytes / stored_bytes), attrs, history."""
         stored = self.handle.stored_bytes()
         meta = self.meta
         return {
@@ -198,117 +253,267 @@ class Array:
         }
 
     # ------------------------------------------------------------- map, interop
-    def map(self, fn: Any, *others: Any, **kwargs: Any) -> Array:
-        """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
-        chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.map.blocks`)."""
-        return cast(Array, map_array(self, fn, *others, **kwargs))  # (self.store is a Store)
-
-    def to_dask(self, fields: Any = None) -> Any:
-        """A dask array over the storage chunks (a dict per field for records)."""
-        return to_dask(self, fields)
-
-    def to_xarray(self, fields: Any = None) -> Any:
-        return to_xarray(self, fields)
-
-    def export(self, path: Any, **kwargs: Any) -> Any:
-        """Write this array to a ``.npy``, CSV, Parquet or Arrow IPC file, chunk by chunk
-        (see :func:`arraystore.ops.interop.export_file`); returns the path written."""
-        return export_file(self, path, **kwargs)
-
-    def batches(self, batch_size: int, **kwargs: Any) -> Any:
-        """numpy (or torch with ``to_torch=True``) batches, read chunk-wise with read-ahead."""
-        return batches(self, batch_size, **kwargs)
-
-    # ------------------------------------------------------------ reductions
-    def stats(
+    def map(
         self,
-        fields: Any = None,
-        axis: Any = None,
-        skipna: bool = True,
-        ddof: int = 0,
-        memory: Any = None,
-        executor: Any = None,
+        fn: Callable[..., np.ndarray] | str,
+        *others: Any,
+        out: str,
+        store: Store | None = None,
+        dtype: Any = None,
+        backend: str | None = None,
+        codec: str | None = None,
+        chunks: Any = None,
+        attrs: dict[str, Any] | None = None,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
         workers: int | None = None,
-        ops: Any = None,
-    ) -> Any:
-        """count, nan_count, sum, mean, std, min, max per field in one pass (a StatsResult).
+        progress: Callable[[Any, Any], None] | None = None,
+        overwrite: bool = False,
+        resume: bool = False,
+        checksum: bool = False,
+    ) -> Array:
+        """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
+        chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.map.blocks`).
 
-        ``skipna=True`` by default here (a data summary); the single reductions below
-        follow numpy (``skipna=False``).
+        Parameters
+        ----------
+        fn : callable or str
+            ``fn(block, *other_blocks) -> block`` of the output's shape and dtype, or an
+            expression over this array's fields (``"price * qty"``).
+        *others : Array, str or numpy.ndarray
+            More inputs of a function (arrays, array names, small arrays), broadcast.
+        out : str
+            The new array.
+        store : Store, optional
+            The store receiving ``out`` (default this array's); a function only.
+        dtype : optional
+            The output dtype (default: inferred from a tiny first block).
+        backend, codec, chunks, attrs, overwrite, checksum, memory, executor, progress
+            As in :meth:`Store.create`, but backend and codec default to this array's,
+            chunks to the map's grid; ``progress(task, nbytes)`` gets the bytes read.
+        workers : int, optional
+            Workers of an executor given by name.
+        resume : bool, default False
+            Finish an interrupted run of the same job, skipping its finished blocks.
+
+        Returns
+        -------
+        Array
         """
-        return reduce(
+        arr = map_array(
             self,
-            ops or STATS,
-            axis=axis,
-            fields=fields,
-            skipna=skipna,
-            ddof=ddof,
+            fn,
+            *others,
+            out=out,
+            store=store,
+            dtype=dtype,
+            backend=backend,
+            codec=codec,
+            chunks=chunks,
+            attrs=attrs,
             memory=memory,
             executor=executor,
             workers=workers,
+            progress=progress,
+            overwrite=overwrite,
+            resume=resume,
+            checksum=checksum,
+        )
+        return cast(Array, arr)  # (self.store is a Store)
+
+    def to_dask(self, fields: str | list[str] | None = None) -> Any:
+        """A dask array over the storage chunks (a dict per field for records).
+
+        Parameters
+        ----------
+        fields : str or list of str, optional
+            Fields of a structured array (default all; one name gives one dask array).
+
+        Returns
+        -------
+        dask.array.Array or dict of dask.array.Array
+        """
+        return to_dask(self, fields)
+
+    def to_xarray(self, fields: str | list[str] | None = None) -> Any:
+        """An xarray view backed by :meth:`to_dask`, dims ``dim_0...`` as in zarr.
+
+        Parameters
+        ----------
+        fields : str or list of str, optional
+            Fields of a structured array (default all).
+
+        Returns
+        -------
+        xarray.DataArray or xarray.Dataset
+            A DataArray for a plain array, a field view or one field; else a Dataset.
+        """
+        return to_xarray(self, fields)
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        overwrite: bool = False,
+        progress: Callable[[Any, Any], None] | None = None,
+        compression: str = "snappy",
+        delimiter: str = ",",
+        nan_as_null: bool | None = None,
+        masks: bool = True,
+    ) -> Path:
+        """Write this array to a ``.npy``, CSV, Parquet or Arrow IPC file, chunk by chunk
+        (see :func:`arraystore.ops.interop.export_file`); returns the path written.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file (written under a temp name, then renamed).
+        format : {"npy", "csv", "parquet", "arrow"}, optional
+            Default: from the extension (``.csv.gz`` / ``.bz2`` / ``.zst``: compressed CSV).
+        overwrite : bool, default False
+            Replace an existing file (else :class:`ArrayExists`).
+        progress : callable, optional
+            ``progress(None, nbytes)`` after each block written.
+        compression : str, default "snappy"
+            Parquet compression.
+        delimiter : str, default ","
+            CSV delimiter.
+        nan_as_null : bool, optional
+            Write NaN as null (default: in the columns that had nulls at import).
+        masks : bool, default True
+            Turn ``<col>__valid`` fields back into nulls (``False``: keep them as columns).
+
+        Returns
+        -------
+        Path
+        """
+        given = {
+            "compression": compression,
+            "delimiter": delimiter,
+            "nan_as_null": nan_as_null,
+            "masks": masks,
+        }
+        options = {k: v for k, v in given.items() if v != _EXPORT_DEFAULTS[k]}
+        return export_file(
+            self, path, format=format, overwrite=overwrite, progress=progress, **options
         )
 
-    def _one(self, op: str, axis: Any, fields: Any, skipna: bool, ddof: int = 0, **kw: Any) -> Any:
-        res = reduce(self, (op,), axis=axis, fields=fields, skipna=skipna, ddof=ddof, **kw)
-        values = {name: d[op] for name, d in res.fields.items()}
-        if self.meta.fields and self.field is None and not isinstance(fields, str):
-            return values
-        return next(iter(values.values()))
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        fields: str | list[str] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        to_torch: bool = False,
+        torch_dtype: Any = None,
+        drop_last: bool = False,
+        prefetch: int = 1,
+    ) -> Batches:
+        """numpy (or torch with ``to_torch=True``) batches, read chunk-wise with read-ahead.
 
-    def sum(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
-        return self._one("sum", axis, fields, skipna, **kw)
+        See :mod:`arraystore.ops.interop.batching` for the shuffle and the torch dtypes.
 
-    def mean(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
-        return self._one("mean", axis, fields, skipna, **kw)
+        Parameters
+        ----------
+        batch_size : int
+            Rows (along axis 0) per batch.
+        fields : str or list of str, optional
+            Fields of a structured array (default all: ``{field: batch}``; one name gives
+            plain batches).
+        shuffle, seed : optional
+            Shuffle rows within row blocks and the order of the blocks, reproducibly from
+            ``seed`` (default 0) and the epoch (``set_epoch``).
+        to_torch, torch_dtype : optional
+            Yield torch tensors (zero-copy where the dtype maps), converted to
+            ``torch_dtype`` (one dtype or ``{field: dtype}``) if given.
+        drop_last : bool, default False
+            Drop a last, shorter batch.
+        prefetch : int, default 1
+            Row blocks read ahead by a background thread.
 
-    def var(
-        self, axis: Any = None, fields: Any = None, skipna: bool = False, ddof: int = 0, **kw: Any
-    ) -> Any:
-        return self._one("var", axis, fields, skipna, ddof, **kw)
+        Returns
+        -------
+        Batches
+            An iterable (one pass per ``iter()``) with ``len()``.
+        """
+        return batches(
+            self,
+            batch_size,
+            fields=fields,
+            shuffle=shuffle,
+            seed=seed,
+            to_torch=to_torch,
+            torch_dtype=torch_dtype,
+            drop_last=drop_last,
+            prefetch=prefetch,
+        )
 
-    def std(
-        self, axis: Any = None, fields: Any = None, skipna: bool = False, ddof: int = 0, **kw: Any
-    ) -> Any:
-        return self._one("std", axis, fields, skipna, ddof, **kw)
 
-    def min(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
-        return self._one("min", axis, fields, skipna, **kw)
+def map_blocks(
+    fn: Callable[..., np.ndarray],
+    *arrays: Any,
+    out: str,
+    store: Store | None = None,
+    dtype: Any = None,
+    backend: str | None = None,
+    codec: str | None = None,
+    chunks: Any = None,
+    attrs: dict[str, Any] | None = None,
+    memory: int | str | None = None,
+    executor: str | Executor | None = None,
+    workers: int | None = None,
+    progress: Callable[[Any, Any], None] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    checksum: bool = False,
+) -> Array:
+    """Apply ``fn`` to aligned numpy blocks of ``arrays`` into a new array (``out=NAME``);
+    see :func:`arraystore.ops.map.blocks.map_blocks`.
 
-    def max(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
-        return self._one("max", axis, fields, skipna, **kw)
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*blocks) -> block``: one block per input (a view, valid during the call),
+        returning a numpy array of the block's broadcast shape and the output dtype.
+    *arrays : Array, str or numpy.ndarray
+        The inputs, broadcast like numpy: arrays (or field views), names of arrays in
+        ``store``, small numpy arrays.
+    out : str
+        The new array.
+    store : Store, optional
+        The store receiving ``out`` (default: the first input Array's).
+    dtype : optional
+        The output dtype (default: inferred from a tiny first block).
+    backend, codec, chunks, attrs, overwrite, checksum, memory, executor, progress
+        As in :meth:`Store.create`, but backend and codec default to the first stored
+        input's, chunks to the map's grid; ``progress(task, nbytes)`` gets the bytes read.
+    workers : int, optional
+        Workers of an executor given by name.
+    resume : bool, default False
+        Finish an interrupted run of the same job, skipping its finished blocks.
 
-    def argmin(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
-        return self._one("argmin", axis, fields, skipna, **kw)
-
-    def argmax(self, axis: Any = None, fields: Any = None, skipna: bool = False, **kw: Any) -> Any:
-        return self._one("argmax", axis, fields, skipna, **kw)
-
-    def any(self, axis: Any = None, fields: Any = None, **kw: Any) -> Any:
-        return self._one("any", axis, fields, False, **kw)
-
-    def all(self, axis: Any = None, fields: Any = None, **kw: Any) -> Any:
-        return self._one("all", axis, fields, False, **kw)
-
-    def count_nonzero(self, axis: Any = None, fields: Any = None, **kw: Any) -> Any:
-        return self._one("count_nonzero", axis, fields, False, **kw)
-
-    def quantile(
-        self, q: Any, fields: Any = None, skipna: bool = False, axis: Any = None, memory: Any = None
-    ) -> Any:
-        """Exact quantiles, equal to ``np.quantile(data, q, method="linear")``."""
-        res = quantile(self, q, fields=fields, skipna=skipna, memory=memory, axis=axis)
-        if self.meta.fields and self.field is None and not isinstance(fields, str):
-            return res
-        return next(iter(res.values()))
-
-    def median(self, fields: Any = None, skipna: bool = False, memory: Any = None) -> Any:
-        return self.quantile(0.5, fields=fields, skipna=skipna, memory=memory)
-
-    def histogram(
-        self, bins: Any = 10, range: Any = None, fields: Any = None, memory: Any = None
-    ) -> Any:
-        """``(counts, edges)`` like ``np.histogram`` (NaN skipped)."""
-        res = hist(self, bins=bins, range=range, fields=fields, memory=memory)
-        if self.meta.fields and self.field is None and not isinstance(fields, str):
-            return res
-        return next(iter(res.values()))
+    Returns
+    -------
+    Array
+    """
+    arr = _map_blocks(
+        fn,
+        *arrays,
+        out=out,
+        store=store,
+        dtype=dtype,
+        backend=backend,
+        codec=codec,
+        chunks=chunks,
+        attrs=attrs,
+        memory=memory,
+        executor=executor,
+        workers=workers,
+        progress=progress,
+        overwrite=overwrite,
+        resume=resume,
+        checksum=checksum,
+    )
+    return cast(Array, arr)  # (views of a Store are Arrays)

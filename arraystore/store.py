@@ -6,22 +6,45 @@ Opening a store or listing it reads small JSON files only, never array data.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from arraystore.core.chunks import DEFAULT_CHUNK_BYTES
+from arraystore.engine import Executor
 from arraystore.ops.create import create_array
+from arraystore.ops.interop import from_dask as _from_dask
 from arraystore.ops.interop import import_file
 from arraystore.storage.root import StoreRoot
 
 
 class Store(StoreRoot):
-    """A directory of named arrays. ``mode``: ``r`` read-only, ``r+`` read-write, ``a``
-    read-write and create the store if missing."""
+    """A directory of named arrays; ``store[name]`` is an :class:`Array`.
+
+    Open one with :func:`arraystore.open`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory, or an fsspec URL (``s3://...``, ``memory://...``) for
+        zarr arrays.
+    mode : {"r", "r+", "a"}, default "r+"
+        ``r`` read-only, ``r+`` read-write, ``a`` read-write and create the store if
+        missing.
+    storage_options : dict, optional
+        Options of the fsspec file system of a URL.
+    """
 
     def __getitem__(self, name: str) -> Array:
         return Array(self, name, self.open_handle(name))
 
     def info(self, name: str) -> dict[str, Any]:
+        """The description of array ``name`` (see :meth:`Array.info`).
+
+        Parameters
+        ----------
+        name : str
+            The array.
+        """
         return self[name].info()
 
     def create(
@@ -40,17 +63,44 @@ class Store(StoreRoot):
         attrs: dict[str, Any] | None = None,
         overwrite: bool = False,
         memory: int | str | None = None,
-        executor: Any = None,
+        executor: str | Executor | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         checksum: bool = False,
-        progress: Any = None,
+        progress: Callable[[Any, Any], None] | None = None,
     ) -> Array:
         """Create an array (atomically: built in a hidden temp folder, then renamed in).
 
-        Give ``shape`` and ``dtype`` with an optional ``fill`` (zeros, ones, range, random),
-        or ``data`` (an array-like), or ``from_npy`` (a .npy file, streamed; ``shape`` and
-        ``dtype``, if given, must agree with it). ``backend``: ``memmap`` (the default for
-        a local store) or ``zarr`` (the default, and the only one, for a URL store).
+        Parameters
+        ----------
+        name : str
+            The new array.
+        shape, dtype : optional
+            Shape (an int or a tuple) and dtype (numpy's or a spec: ``"f8"``,
+            ``"price:f4,qty:i4"``); from ``data`` / ``from_npy`` if not given, else equal.
+        chunks, chunk_bytes : optional
+            Chunk shape (an int for axis 0, ``-1`` a whole dimension); default: row blocks
+            of about ``chunk_bytes`` (64 MiB).
+        backend, codec : str, optional
+            ``memmap`` (default for a local store) or ``zarr`` (default, and the only one,
+            for a URL); the zarr codec (``"zstd"``, ``"zstd:3"``, ``"lz4"``, ``"none"``...).
+        fill, seed : optional
+            ``"zeros"`` (default), ``"ones"``, ``"range"``, ``"random"`` (reproducible from
+            ``seed``, default 0) or ``"empty"``.
+        data, from_npy : optional
+            The content instead: an array-like, or a ``.npy`` file (streamed).
+        attrs : dict, optional
+            User attributes (JSON).
+        overwrite : bool, default False
+            Replace an existing array ``name`` (else :class:`ArrayExists`).
+        memory, executor, progress : optional
+            Memory budget (bytes or ``"512MiB"``); executor (name or instance, default
+            ``"threads"``); ``progress(task, nbytes)`` after each chunk written.
+        checksum : bool, default False
+            Store checksums (zarr: the crc32c codec; memmap: block checksums).
+
+        Returns
+        -------
+        Array
         """
         create_array(
             self,
@@ -74,13 +124,94 @@ class Store(StoreRoot):
         )
         return self[name]
 
-    def import_file(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Array:
+    def import_file(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        dtype: Any = None,
+        columns: list[str] | None = None,
+        errors: str = "raise",
+        backend: str | None = None,
+        codec: str | None = None,
+        chunks: Any = None,
+        attrs: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        null_mask: bool = True,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+        checksum: bool = False,
+        delimiter: str | None = None,
+        header: bool | None = None,
+        skip_rows: int | None = None,
+        block_size: int | None = None,
+        null_values: Sequence[str] | None = None,
+        quote_char: str | bool | None = None,
+        newlines_in_values: bool | None = None,
+        batch_rows: int | None = None,
+    ) -> Array:
         """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name``, streamed and
-        committed atomically (see :func:`arraystore.ops.interop.import_file`)."""
-        return cast(Array, import_file(self, name, path, **kwargs))
+        committed atomically (see :func:`arraystore.ops.interop.import_file`).
+
+        Parameters
+        ----------
+        name, path
+            The new array's name; the file (str or os.PathLike).
+        format : {"npy", "csv", "parquet", "arrow"}, optional
+            Default: from the file's extension.
+        dtype, columns : optional
+            A structured spec (``"price:f4,qty:i4"``) or ``{column: dtype}`` overriding the inferred
+            column types, or one dtype for all (``.npy``: the file's must match); the columns.
+        errors : {"raise", "coerce"}, default "raise"
+            ``"coerce"``: values that do not parse / fit become missing.
+        backend, codec, chunks, attrs, overwrite, checksum, progress
+            As in :meth:`create` (``progress(None, nbytes)``: the file's bytes pro rata).
+        null_mask, workers : optional
+            Add a ``<col>__valid`` field to integer/bool/string columns holding nulls
+            (default True); conversion threads (default ``min(2, cpu_count)``).
+        delimiter, header, skip_rows, block_size, null_values, quote_char, newlines_in_values
+            CSV options; ``None``: the default (a ``.tsv`` file is tab-separated).
+        batch_rows : int, optional
+            Parquet / Arrow: rows per batch read.
+        """
+        arr = import_file(
+            self,
+            name,
+            path,
+            format=format,
+            dtype=dtype,
+            columns=columns,
+            errors=errors,
+            backend=backend,
+            codec=codec,
+            chunks=chunks,
+            attrs=attrs,
+            overwrite=overwrite,
+            null_mask=null_mask,
+            workers=workers,
+            progress=progress,
+            checksum=checksum,
+            **_given(
+                delimiter=delimiter,
+                header=header,
+                skip_rows=skip_rows,
+                block_size=block_size,
+                null_values=null_values,
+                quote_char=quote_char,
+                newlines_in_values=newlines_in_values,
+                batch_rows=batch_rows,
+            ),
+        )
+        return cast(Array, arr)
 
     def __repr__(self) -> str:
         return f"<arraystore.Store {str(self.path)!r} arrays={len(self)} mode={self.mode!r}>"
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The format options given (not ``None``): the file format's reader refuses others."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def open(
@@ -88,13 +219,88 @@ def open(
 ) -> Store:
     """Open a store (``mode="a"`` creates it when missing). Reads metadata only.
 
-    ``path`` may be an fsspec URL (``s3://bucket/data.store``, ``gs://...``,
-    ``memory://...``) for zarr arrays; ``storage_options`` go to the fsspec file system
-    (e.g. ``{"endpoint_url": ..., "key": ..., "secret": ...}`` for s3fs).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory, or an fsspec URL (``s3://bucket/data.store``, ``gs://...``,
+        ``memory://...``) for zarr arrays.
+    mode : {"r", "r+", "a"}, default "r+"
+        ``r`` read-only, ``r+`` read-write, ``a`` read-write and create the store if
+        missing.
+    storage_options : dict, optional
+        Options of the fsspec file system (e.g. ``{"endpoint_url": ..., "key": ...,
+        "secret": ...}`` for s3fs).
+
+    Returns
+    -------
+    Store
     """
     return Store(path, mode, storage_options)
 
 
+def from_dask(
+    darr: Any,
+    store: Store,
+    name: str,
+    *,
+    backend: str | None = None,
+    codec: str | None = None,
+    chunks: Any = None,
+    attrs: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    ndim: int | None = None,
+    checksum: bool = False,
+    scheduler: Any = None,
+    num_workers: int | None = None,
+    compute_kwargs: Mapping[str, Any] | None = None,
+) -> Array:
+    """Store a dask array chunk by chunk as array ``name``.
+
+    Each dask task writes whole storage chunks (see
+    :func:`arraystore.ops.interop.dask.from_dask`); committed atomically.
+
+    Parameters
+    ----------
+    darr : dask.array.Array or dict of dask.array.Array
+        The data; a dict ``{field: dask array}`` gives a structured array.
+    store : Store
+        The store receiving it.
+    name : str
+        The new array.
+    backend, codec, chunks, attrs, overwrite, checksum
+        As in :meth:`Store.create` (default chunks: the dask chunks when regular).
+    ndim : int, optional
+        For a dict: the record dimensions (default: the smallest ndim; the others are
+        subarray dimensions of the fields).
+    scheduler, num_workers, compute_kwargs : optional
+        dask's compute options (``scheduler="threads"``, ...), given to
+        ``dask.array.store``.
+
+    Returns
+    -------
+    Array
+    """
+    compute = dict(compute_kwargs or {})
+    if scheduler is not None:
+        compute["scheduler"] = scheduler
+    if num_workers is not None:
+        compute["num_workers"] = num_workers
+    arr = _from_dask(
+        darr,
+        store,
+        name,
+        backend=backend,
+        codec=codec,
+        chunks=chunks,
+        attrs=attrs,
+        overwrite=overwrite,
+        ndim=ndim,
+        checksum=checksum,
+        **compute,
+    )
+    return cast(Array, arr)
+
+
 from arraystore.array import Array  # noqa: E402
 
-__all__ = ["Array", "Store", "open"]
+__all__ = ["Array", "Store", "from_dask", "open"]

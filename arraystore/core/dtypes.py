@@ -148,7 +148,21 @@ def _parse_field(item: str) -> tuple[Any, ...]:
 
 
 def parse_dtype(spec: Any) -> np.dtype:
-    """Parse any accepted spec into a validated, native little-endian numpy dtype."""
+    """Parse any accepted spec into a validated, native little-endian numpy dtype.
+
+    Parameters
+    ----------
+    spec : str, list, numpy.dtype or type
+        A numpy name (``"f4"``, ``"float32"``, ``"S10"``, ``"bfloat16"``), a structured
+        spec (``"id:i8,price:f8,vec:3f4"``), a JSON list (``[["id", "<i8"], ["vec",
+        "<f4", [3]]]``, as text or a list), a numpy dtype or a scalar type.
+
+    Returns
+    -------
+    numpy.dtype
+        Little-endian and packed; :class:`DTypeError` for a spec that is refused
+        (object, unsized string, datetime, nested structured dtypes, bad field names).
+    """
     if isinstance(spec, np.dtype):
         dt = spec
     elif isinstance(spec, str):

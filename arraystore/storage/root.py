@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -82,8 +82,18 @@ class ArrayView(Protocol):
 
 
 class StoreRoot:
-    """A directory of named arrays. ``mode``: ``r`` read-only, ``r+`` read-write, ``a``
-    read-write and create the store if missing."""
+    """A directory of named arrays (a zarr v3 group), without the façade.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory, or an fsspec URL (``s3://...``, ``memory://...``).
+    mode : {"r", "r+", "a"}, default "r+"
+        ``r`` read-only, ``r+`` read-write, ``a`` read-write and create the store if
+        missing.
+    storage_options : dict, optional
+        Options of the fsspec file system of a URL.
+    """
 
     def __init__(
         self,
@@ -154,14 +164,21 @@ class StoreRoot:
 
     @property
     def writable(self) -> bool:
+        """Whether the store was opened for writing (``mode`` is not ``"r"``)."""
         return self.mode != "r"
 
     def check_writable(self) -> None:
+        """Raise :class:`ReadOnlyError` unless the store is writable."""
         if not self.writable:
             raise ReadOnlyError(f"store {self.path} is open read-only")
 
     def names(self) -> list[str]:
-        """Names of the arrays, sorted. Reads directory entries only."""
+        """Names of the arrays, sorted. Reads directory entries only.
+
+        Returns
+        -------
+        list of str
+        """
         if self.remote:
             found = {p.parent.name for p in self.path.glob(f"*/{SIDECAR}")}
             return sorted(n for n in found if not n.startswith("."))
@@ -197,7 +214,13 @@ class StoreRoot:
 
     def is_folder(self, name: str) -> bool:
         """``name`` is a valid array name and a folder in the store (an array or not:
-        e.g. one whose metadata was lost, which ``delete`` still removes)."""
+        e.g. one whose metadata was lost, which ``delete`` still removes).
+
+        Parameters
+        ----------
+        name : str
+            Any string (an invalid array name gives ``False``).
+        """
         try:
             p = self.array_path(name)
         except InvalidName:
@@ -205,10 +228,31 @@ class StoreRoot:
         return p.is_dir() and not p.is_symlink()
 
     def array_path(self, name: str) -> Path:
+        """The folder of array ``name`` (which need not exist).
+
+        Parameters
+        ----------
+        name : str
+            An array name; :class:`InvalidName` if it is not a valid one.
+        """
         check_array_name(name)
         return self.path / name
 
     def open_handle(self, name: str, mode: str | None = None) -> Handle:
+        """Open the backend handle of array ``name`` (its metadata and data access).
+
+        Parameters
+        ----------
+        name : str
+            The array; :class:`ArrayNotFound` if missing, :class:`MetadataError` if its
+            folder has no sidecar.
+        mode : {"r", "r+"}, optional
+            Default: ``"r+"`` in a writable store, else ``"r"``.
+
+        Returns
+        -------
+        Handle
+        """
         path = self.array_path(name)
         if path.is_symlink() or not (path / SIDECAR).exists():
             if path.is_dir() and not path.is_symlink():
@@ -249,24 +293,59 @@ class StoreRoot:
         raise AssertionError("unreachable")
 
     def roll_back(self, name: str) -> None:
+        """Put back the version of ``name`` an interrupted replacement moved aside, or
+        remove it if the replacement happened (:meth:`Layout.roll_back`).
+
+        Parameters
+        ----------
+        name : str
+            The array name.
+        """
         self.layout.roll_back(name)
 
     def commit(self, tmp: Path, path: Path) -> None:
+        """Move the finished temp array ``tmp`` into place at ``path``, replacing what is
+        there (:meth:`Layout.commit`).
+
+        Parameters
+        ----------
+        tmp : Path
+            The complete array built in a hidden temp folder of the store.
+        path : Path
+            Its final folder (``array_path(name)``).
+        """
         self.layout.commit(tmp, path)
 
     def refuse_existing(self, name: str, overwrite: bool) -> None:
+        """Raise :class:`ArrayExists` if ``name`` exists and ``overwrite`` is false.
+
+        Parameters
+        ----------
+        name : str
+            The array name.
+        overwrite : bool
+            Whether an existing array may be replaced.
+        """
         path = self.array_path(name)
         if (path.exists() or path.is_symlink()) and not overwrite:
             raise ArrayExists(
                 f"array {name!r} already exists in {self.path} (use overwrite / --overwrite)"
             )
 
-    def clean_stale(self, name: str, keep: Any = None) -> None:
+    def clean_stale(self, name: str, keep: Callable[[Path], bool] | None = None) -> None:
         """Called by a writer of ``name`` holding its lock: what writers of ``name`` that
         died left behind goes. Temp folders / spool files ``.NAME.tmp-PID-*`` of other
         processes are removed (except those ``keep(path)`` accepts: a resumable job); a
         ``.NAME.old-*`` (killed inside a two-rename commit) is put back when NAME is
-        missing, else removed; a crashed cast of NAME is settled (``settle_held``)."""
+        missing, else removed; a crashed cast of NAME is settled (``settle_held``).
+
+        Parameters
+        ----------
+        name : str
+            The array name; its lock must be held.
+        keep : callable, optional
+            ``keep(path) -> bool``: temp folders it accepts stay (a resumable job).
+        """
         for stale in self.layout.builds(name):
             if not self.layout.own_build(stale) and (keep is None or not keep(stale)):
                 remove_hidden(stale)
@@ -281,7 +360,13 @@ class StoreRoot:
         committed (what ``verify --repair`` does) and an unfinished one dropped (its
         source is going away), removals of killed ``rm``s are finished. A cast to
         another name OUT is committed under OUT's lock: LockedError (nothing changed)
-        while another writer holds it."""
+        while another writer holds it.
+
+        Parameters
+        ----------
+        name : str
+            The array name; its lock must be held.
+        """
         if self.remote:
             return
         self.roll_back(name)
@@ -295,14 +380,26 @@ class StoreRoot:
     def settle(self, name: str) -> None:
         """Resolve what interrupted writers of ``name`` left (see ``settle_held``), under its
         lock: ``rm`` calls it for a name it does not find (an interrupted replacement
-        may have moved the array aside)."""
+        may have moved the array aside).
+
+        Parameters
+        ----------
+        name : str
+            The array name.
+        """
         with self.lock(name):
             self.settle_held(name)
 
     def delete(self, name: str) -> None:
         """Remove an array: renamed to a hidden ``.NAME.rm-*`` first (atomic: it is listed
         whole or not at all), then deleted. A kill during the deletion leaves only that
-        hidden folder (removed by the next writer of NAME or ``verify --repair``)."""
+        hidden folder (removed by the next writer of NAME or ``verify --repair``).
+
+        Parameters
+        ----------
+        name : str
+            The array to remove; :class:`ArrayNotFound` if there is none.
+        """
         self.check_writable()
         path = self.array_path(name)
         if self.remote:
@@ -330,6 +427,15 @@ class StoreRoot:
         the hidden one is deleted. Killed in between, ``new`` is missing until the next
         writer of ``new`` or ``verify --repair`` puts the hidden one back: ``old`` never
         holds anything but its own data, and no visible array is ever half deleted.
+
+        Parameters
+        ----------
+        old : str
+            The array to rename; :class:`ArrayNotFound` if there is none.
+        new : str
+            Its new name.
+        overwrite : bool, default False
+            Replace an array ``new``; without it, :class:`ArrayExists`.
         """
         self.check_writable()
         src, dst = self.array_path(old), self.array_path(new)
@@ -347,7 +453,17 @@ class StoreRoot:
             self.layout.commit_rename(src, dst)
 
     def update_meta(self, name: str, meta: ArrayMeta) -> None:
-        """Rewrite an array's sidecar (attrs, history) atomically."""
+        """Rewrite an array's sidecar (attrs, history) atomically.
+
+        Parameters
+        ----------
+        name : str
+            The array.
+        meta : ArrayMeta
+            Its current metadata with new ``attrs`` / ``history`` (e.g. from
+            ``arr.meta.evolve(attrs=...)``); anything else changed, or the array replaced
+            since, raises :class:`ArrayNotFound`.
+        """
         self.check_writable()
         with self.write_lock(name):  # not while a cast/mv/rm/... of it runs
             with self.open_handle(name) as handle:
@@ -362,7 +478,18 @@ class StoreRoot:
 
     def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         """The writer lock of array ``name`` for an operation (fails fast when another
-        process, or another operation of this one, holds it)."""
+        process, or another operation of this one, holds it).
+
+        Parameters
+        ----------
+        name : str
+            The array name (it need not exist).
+
+        Returns
+        -------
+        context manager
+            Raises :class:`LockedError` on entry when the lock is held elsewhere.
+        """
         return self._lock(name, shared=False)
 
     @contextlib.contextmanager
@@ -370,7 +497,13 @@ class StoreRoot:
         """The writer lock of array ``name`` for one region write (``arr[...] = x``):
         shared with the region writes of this process, refused while an operation (or
         another process) holds it, or a crashed cast of it waits (see
-        :mod:`arraystore.fs.lock`)."""
+        :mod:`arraystore.fs.lock`).
+
+        Parameters
+        ----------
+        name : str
+            The array name.
+        """
         with self._lock(name, shared=True):
             if not self.remote:
                 refuse_pending_cast(self.path, name)
@@ -378,7 +511,13 @@ class StoreRoot:
 
     def lock_unless_held(self, name: str) -> contextlib.AbstractContextManager[None]:
         """``lock(name)``, or nothing if this thread's operation holds it already (e.g.
-        settling a crashed ``cast a --out n`` inside ``mv a n``, which holds n's lock)."""
+        settling a crashed ``cast a --out n`` inside ``mv a n``, which holds n's lock).
+
+        Parameters
+        ----------
+        name : str
+            The array name.
+        """
         if held_here(self._lock_key(name)):
             return contextlib.nullcontext()
         return self.lock(name)
@@ -397,7 +536,18 @@ class StoreRoot:
         return hold(key, name, shared, lambda: writer_lock(self.path, name))
 
     def default_backend(self, backend: str | None) -> str:
-        """``backend`` checked against the store: memmap needs a local store."""
+        """``backend`` checked against the store: memmap needs a local store.
+
+        Parameters
+        ----------
+        backend : str or None
+            A backend name, or ``None`` for the store's default (``memmap`` for a local
+            store, ``zarr`` for a URL).
+
+        Returns
+        -------
+        str
+        """
         if backend is None:
             return "zarr" if self.remote else "memmap"
         if self.remote and backend == "memmap":

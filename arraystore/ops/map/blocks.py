@@ -456,17 +456,51 @@ def map_expr(
 
 
 def map_array(
-    arr: ArrayView, fn: Callable[..., Any] | str, *others: Any, **kwargs: Any
+    arr: ArrayView,
+    fn: Callable[..., Any] | str,
+    *others: Any,
+    out: str,
+    store: StoreRoot | None = None,
+    dtype: Any = None,
+    backend: str | None = None,
+    codec: str | None = None,
+    chunks: Any = None,
+    attrs: dict[str, Any] | None = None,
+    memory: int | str | None = None,
+    executor: Any = None,
+    workers: int | None = None,
+    progress: Callable[[Any, Any], None] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    checksum: bool = False,
 ) -> ArrayView:
     """``Array.map``: a string is an expression over ``arr``'s fields (:func:`map_expr`),
-    a callable gets ``arr``'s blocks then the others' (:func:`map_blocks`)."""
+    a callable gets ``arr``'s blocks then the others' (:func:`map_blocks`, into ``store``,
+    default ``arr``'s); the other arguments are theirs."""
+    options: dict[str, Any] = dict(
+        out=out,
+        dtype=dtype,
+        backend=backend,
+        codec=codec,
+        chunks=chunks,
+        attrs=attrs,
+        memory=memory,
+        executor=executor,
+        workers=workers,
+        progress=progress,
+        overwrite=overwrite,
+        resume=resume,
+        checksum=checksum,
+    )
     if isinstance(fn, str):
         if others:
             raise InvalidArgument("an expression reads the array's own fields: no other inputs")
         if arr.field is not None:
             raise InvalidArgument("map an expression over the whole array, not a field view")
-        return map_expr(arr.store, fn, arr.name, **kwargs)
-    return map_blocks(fn, arr, *others, store=kwargs.pop("store", arr.store), **kwargs)
+        if store is not None:
+            raise TypeError("an expression is mapped into its array's store: no store argument")
+        return map_expr(arr.store, fn, arr.name, **options)
+    return map_blocks(fn, arr, *others, store=arr.store if store is None else store, **options)
 
 
 # ------------------------------------------------------------------ stats

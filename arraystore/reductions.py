@@ -1,0 +1,552 @@
+"""The reductions of :class:`arraystore.Array` (``stats``, ``sum`` ... ``histogram``).
+
+A mixin of the façade, kept apart from ``array.py`` as xarray keeps its aggregation
+methods in ``core/_aggregations.py``: thin, typed, documented methods over
+:mod:`arraystore.ops.reduce.stats`, which reads the array once per call, chunk by chunk,
+in bounded memory. Single reductions follow numpy (``skipna=False``); :meth:`stats`
+summarises data (``skipna=True``). On a structured array they give ``{field: result}``
+(its numeric fields, or those ``fields`` lists) unless ``fields`` is one name; a plain
+array or a field view gives the result itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
+
+from arraystore.engine import Executor
+from arraystore.ops.reduce.stats import STATS, StatsResult, hist, quantile, reduce
+from arraystore.storage import ArrayView
+
+
+class Reductions:
+    """Reduction methods of :class:`arraystore.Array` (which mixes this in)."""
+
+    @property
+    def _view(self) -> ArrayView:
+        return cast(ArrayView, self)  # (only ever mixed into Array, an ArrayView)
+
+    def _unwrap(self, values: dict[str, Any], fields: Any) -> Any:
+        """``{field: value}`` for a structured array, else the one value."""
+        view = self._view
+        if view.meta.fields and view.field is None and not isinstance(fields, str):
+            return values
+        return next(iter(values.values()))
+
+    def stats(
+        self,
+        fields: str | Sequence[str] | None = None,
+        axis: int | Sequence[int] | None = None,
+        skipna: bool = True,
+        ddof: int = 0,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        ops: Iterable[str] | None = None,
+    ) -> StatsResult:
+        """count, nan_count, sum, mean, std, min, max per field in one pass (a StatsResult).
+
+        ``skipna=True`` by default here (a data summary); the single reductions below
+        follow numpy (``skipna=False``).
+
+        Parameters
+        ----------
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        skipna : bool, default True
+            Skip NaN, like the ``np.nan*`` functions (without their warnings).
+        ddof : int, default 0
+            Delta degrees of freedom of ``std`` / ``var``.
+        memory : int or str, optional
+            Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
+        executor : str or Executor, optional
+            The executor, by name or instance (default ``"threads"``).
+        workers : int, optional
+            Workers of an executor given by name.
+        ops : iterable of str, optional
+            The reductions to compute (default the seven above; also ``var``,
+            ``argmin``, ``argmax``, ``any``, ``all``, ``count_nonzero``).
+
+        Returns
+        -------
+        StatsResult
+            ``result[field][op]``; ``to_dict()`` / ``to_json()``.
+        """
+        return reduce(
+            self._view,
+            ops or STATS,
+            axis=axis,
+            fields=fields,
+            skipna=skipna,
+            ddof=ddof,
+            memory=memory,
+            executor=executor,
+            workers=workers,
+        )
+
+    def _one(
+        self,
+        op: str,
+        axis: int | Sequence[int] | None,
+        fields: str | Sequence[str] | None,
+        skipna: bool,
+        ddof: int,
+        memory: int | str | None,
+        executor: str | Executor | None,
+        workers: int | None,
+        progress: Callable[[Any, Any], None] | None,
+    ) -> Any:
+        res = reduce(
+            self._view,
+            (op,),
+            axis=axis,
+            fields=fields,
+            skipna=skipna,
+            ddof=ddof,
+            memory=memory,
+            executor=executor,
+            workers=workers,
+            progress=progress,
+        )
+        return self._unwrap({name: d[op] for name, d in res.fields.items()}, fields)
+
+    def sum(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Sum, as ``np.sum`` (``np.nansum`` with ``skipna``); integer sums are exact.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN.
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        scalar, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("sum", axis, fields, skipna, 0, memory, executor, workers, progress)
+
+    def mean(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Mean, as ``np.mean`` (``np.nanmean`` with ``skipna``), in float64 or complex128.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN.
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        scalar, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("mean", axis, fields, skipna, 0, memory, executor, workers, progress)
+
+    def var(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        ddof: int = 0,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Variance, as ``np.var`` (``np.nanvar`` with ``skipna``), in float64.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN.
+        ddof : int, default 0
+            Delta degrees of freedom: the divisor is ``n - ddof``.
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        scalar, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("var", axis, fields, skipna, ddof, memory, executor, workers, progress)
+
+    def std(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        ddof: int = 0,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Standard deviation, as ``np.std`` (``np.nanstd`` with ``skipna``), in float64.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN.
+        ddof : int, default 0
+            Delta degrees of freedom: the divisor is ``n - ddof``.
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        scalar, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("std", axis, fields, skipna, ddof, memory, executor, workers, progress)
+
+    def min(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Minimum, as ``np.min`` (``np.nanmin`` with ``skipna``), in the data's dtype.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN.
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        scalar, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("min", axis, fields, skipna, 0, memory, executor, workers, progress)
+
+    def max(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Maximum, as ``np.max`` (``np.nanmax`` with ``skipna``), in the data's dtype.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN.
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        scalar, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("max", axis, fields, skipna, 0, memory, executor, workers, progress)
+
+    def argmin(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Index of the minimum, as ``np.argmin`` (``np.nanargmin`` with ``skipna``).
+
+        Parameters
+        ----------
+        axis : int, optional
+            The axis (default: the flat index into the whole array); no tuple.
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN.
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        int, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("argmin", axis, fields, skipna, 0, memory, executor, workers, progress)
+
+    def argmax(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Index of the maximum, as ``np.argmax`` (``np.nanargmax`` with ``skipna``).
+
+        Parameters
+        ----------
+        axis : int, optional
+            The axis (default: the flat index into the whole array); no tuple.
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN.
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        int, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("argmax", axis, fields, skipna, 0, memory, executor, workers, progress)
+
+    def any(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Whether any element is true (nonzero), as ``np.any``.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        bool, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("any", axis, fields, False, 0, memory, executor, workers, progress)
+
+    def all(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Whether all elements are true (nonzero), as ``np.all``.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        bool, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one("all", axis, fields, False, 0, memory, executor, workers, progress)
+
+    def count_nonzero(
+        self,
+        axis: int | Sequence[int] | None = None,
+        fields: str | Sequence[str] | None = None,
+        *,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Any:
+        """Number of nonzero elements, as ``np.count_nonzero``.
+
+        Parameters
+        ----------
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        memory, executor, workers, progress : optional
+            Memory budget, executor and its workers as in :meth:`stats`;
+            ``progress(task, nbytes)`` after each block read.
+
+        Returns
+        -------
+        int, numpy.ndarray or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self._one(
+            "count_nonzero", axis, fields, False, 0, memory, executor, workers, progress
+        )
+
+    def quantile(
+        self,
+        q: float | Sequence[float],
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        axis: int | Sequence[int] | None = None,
+        memory: int | str | None = None,
+    ) -> Any:
+        """Exact quantiles, equal to ``np.quantile(data, q, method="linear")``.
+
+        Parameters
+        ----------
+        q : float or sequence of float
+            Quantiles in [0, 1].
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN (``np.nanquantile``).
+        axis : None
+            Quantiles are over the whole array only (else :class:`InvalidArgument`).
+        memory : int or str, optional
+            Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
+
+        Returns
+        -------
+        scalar, numpy.ndarray or dict
+            A scalar for a scalar ``q``, else an array of ``q``'s shape;
+            ``{field: result}`` for the fields of a structured array.
+        """
+        res = quantile(self._view, q, fields=fields, skipna=skipna, memory=memory, axis=axis)
+        return self._unwrap(res, fields)
+
+    def median(
+        self,
+        fields: str | Sequence[str] | None = None,
+        skipna: bool = False,
+        memory: int | str | None = None,
+    ) -> Any:
+        """The exact median, ``quantile(0.5)``.
+
+        Parameters
+        ----------
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        skipna : bool, default False
+            Skip NaN (``np.nanmedian``).
+        memory : int or str, optional
+            Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
+
+        Returns
+        -------
+        scalar or dict
+            ``{field: result}`` for the fields of a structured array.
+        """
+        return self.quantile(0.5, fields=fields, skipna=skipna, memory=memory)
+
+    def histogram(
+        self,
+        bins: int | Sequence[float] | str = 10,
+        range: tuple[float, float] | None = None,
+        fields: str | Sequence[str] | None = None,
+        memory: int | str | None = None,
+    ) -> Any:
+        """``(counts, edges)`` like ``np.histogram`` (NaN skipped).
+
+        Parameters
+        ----------
+        bins : int, sequence of float or str, default 10
+            Number of bins, the bin edges, or one of numpy's bin estimators (``"auto"``...).
+        range : (float, float), optional
+            Lower and upper range of the bins (default: the data's min and max).
+        fields : str or list of str, optional
+            Fields of a structured array (default: its numeric fields).
+        memory : int or str, optional
+            Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
+
+        Returns
+        -------
+        tuple of numpy.ndarray, or dict
+            ``(counts, edges)``; ``{field: (counts, edges)}`` for the fields of a
+            structured array.
+        """
+        res = hist(self._view, bins=bins, range=range, fields=fields, memory=memory)
+        return self._unwrap(res, fields)
+
+
+__all__ = ["Reductions"]
