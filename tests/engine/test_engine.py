@@ -242,7 +242,7 @@ def test_closing_map_early_leaves_nothing_running(executor: Executor) -> None:
     tracker = Tracker()
     plan = tracked_plan(tracker, 50, delay=0.0005)
     results = executor.map(plan.tasks, 4)
-    assert next(results)[1] == 0
+    assert next(results)[1] in range(4)  # (threads hand over results as they finish)
     results.close()  # type: ignore[attr-defined]
     assert tracker.running == 0
     assert tracker.started <= 4  # the 4 pulled before the first result was handed over
