@@ -175,6 +175,19 @@ def test_hist(trades: tuple[str, np.ndarray], capsys: Any) -> None:
     assert "histogram" in out and "q0.5" in out and "price" in out and "vec" in out
 
 
+def test_hist_auto_of_int8_extremes(tmp_path: Path, capsys: Any) -> None:
+    """``--hist auto`` of int8 [-128, 127, 127]: numpy's 4 bins (it gave 3)."""
+    path = str(tmp_path / "i.store")
+    x = np.array([-128, 127, 127], np.int8)
+    arraystore.open(path, mode="a").create("x", data=x, chunks=(2,))
+    code, out, err = run_cli(["stats", path, "x", "--hist", "auto", "--json"], capsys)
+    assert code == 0, err
+    h = strict_json(out)["fields"]["x"]["histogram"]
+    counts, edges = np.histogram(x, bins="auto")
+    assert h["counts"] == counts.tolist() == [1, 0, 0, 2]
+    assert h["edges"] == edges.tolist()
+
+
 def test_table_output(trades: tuple[str, np.ndarray], capsys: Any) -> None:
     path, _ = trades
     code, out, err = run_cli(["stats", path, "trades", "--quiet"], capsys)

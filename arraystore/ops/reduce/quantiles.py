@@ -29,7 +29,7 @@ Memory: one block, ``max_select`` values and ``O(2**16 * targets)`` counts (at m
 :func:`histogram` equals ``np.histogram`` of the concatenated (NaN-free when ``skipna``)
 data: same edges, same bin assignment (numpy's own code runs on each block against the
 global edges), right edge inclusive. String ``bins`` follow numpy's estimators exactly
-(``"auto"``, ``"fd"`` -- via an exact IQR --, ``"sturges"``, ``"sqrt"``, ``"rice"``);
+(``"auto"``, ``"fd"`` -- via numpy's wrapping IQR --, ``"sturges"``, ``"sqrt"``, ``"rice"``);
 ``"scott"``, ``"stone"`` and ``"doane"`` are not offered. Bool data is counted as uint8
 (as numpy does, but without its warning).
 """
@@ -207,13 +207,14 @@ def exact_quantiles(
     *,
     max_select: int = DEFAULT_MAX_SELECT,
     axis: None = None,
+    numpy_wrap: bool = False,
 ) -> Any:
     """``np.quantile(data, q)`` (or ``np.nanquantile`` when ``skipna``) of all blocks.
 
     Returns what numpy returns: a numpy scalar for a scalar ``q``, else an array of
     ``q``'s shape. Raises :class:`InvalidArgument` for empty data, ``q`` outside
     [0, 1], complex/bool data or ``axis`` other than None. An all-NaN input gives NaN
-    (numpy's ``nanquantile`` warns; this does not).
+    (numpy's ``nanquantile`` warns; this does not). ``numpy_wrap``: wrap as numpy does (see above).
     """
     if axis is not None:
         raise InvalidArgument("exact quantiles are computed over the whole array (axis=None)")
@@ -268,7 +269,7 @@ def exact_quantiles(
             gamma = np.asanyarray(virtual - lo_r)
             gamma = np.asanyarray(gamma, dtype=virtual.dtype)
             g: Any = float(gamma) if weak_q else gamma.reshape(virtual.shape)
-            result = _lerp_ints(pick(lo_r), pick(hi_r), g)
+            result = (_lerp if numpy_wrap else _lerp_ints)(pick(lo_r), pick(hi_r), g)
         if has_nan:
             if np.ndim(result) == 0:
                 return dtype.type(np.nan)
@@ -510,7 +511,8 @@ def _estimate_bins(
         sturges = ptp / (np.log2(n) + 1.0)
         sqrt = ptp / np.sqrt(n)
         if name in ("fd", "auto"):
-            iqr = np.subtract(*exact_quantiles(data, np.true_divide([75, 25], 100)))
+            q = np.true_divide([75, 25], 100)  # np.percentile's IQR, numpy's wrap included
+            iqr = np.subtract(*exact_quantiles(data, q, numpy_wrap=True))
             fd = 2.0 * iqr * n ** (-1.0 / 3.0)
         width = {
             "sturges": lambda: sturges,
@@ -524,7 +526,10 @@ def _estimate_bins(
         if np.issubdtype(dtype, np.integer) and width < 1:
             width = 1
         delta = _unsigned_subtract(last, first)
-        return int(np.ceil(delta / width))
+        count = np.ceil(delta / width)
+    if not np.isfinite(count):  # float16 [-65504, 65504]: numpy fails too, on int(nan)
+        raise InvalidArgument(f"bins={name!r}: {dtype} bin count {delta} / {width} is not finite")
+    return int(count)
 
 
 #: More bins than this are refused (counts and edges: 16 bytes a bin, 1.6 GB here); an

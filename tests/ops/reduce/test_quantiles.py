@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,7 +17,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from arraystore.errors import InvalidArgument
+from arraystore.ops.reduce import quantiles
 from arraystore.ops.reduce.quantiles import MAX_BINS, exact_quantiles, histogram
+
+#: numpy's private histogram module: only to size numpy's bins without making them
+np_hist: Any = importlib.import_module(
+    "numpy.lib._histograms_impl"
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+    else "numpy.lib.histograms"
+)
 
 REALS = ["f8", "f4", "f2", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"]
 
@@ -275,5 +285,164 @@ def test_int_median_and_quantiles_never_wrap(data: st.DataObject) -> None:
         ulp = math.ulp(max(abs(x), abs(y)))
         assert abs(Fraction(float(got[idx])) - exact) <= ulp, (a, q, got, float(exact))
     same(exact_quantiles(Source(a, [3]), q), no_wrap(a, q, quiet(np.quantile, a, q)))
+    # numpy_wrap (for the histogram estimators): numpy's value, wrapped or not
+    same(exact_quantiles(Source(a, [3]), q, numpy_wrap=True), quiet(np.quantile, a, q))
     if a.size % 2 == 0 and dtype.itemsize < 8:  # np.median averages in float64: exact here
         assert float(exact_quantiles(Source(a, [5]), 0.5)) == quiet(np.median, a)
+
+
+ESTIMATORS = ["auto", "fd", "sturges", "sqrt", "rice"]
+#: bin counts the extremes test builds at most (an estimator on extreme integers can ask
+#: for 2**64 bins): MAX_BINS is lowered to this, and the refusal must name numpy's count
+TEST_MAX_BINS = 100_000
+
+
+def numpy_bin_count(x: np.ndarray, name: str, rng: Any) -> int:
+    """The number of bins ``np.histogram(x, bins=name, range=rng)`` makes, from numpy's
+    own estimator code (the string branch of its ``_get_bin_edges``) without making the
+    edges: a wrong count in arraystore must fail the test, not allocate gigabytes."""
+    first, last = np_hist._get_outer_edges(x, rng)
+    if rng is not None:
+        x = x[(x >= first) & (x <= last)]
+    if x.size == 0:
+        return 1
+    width = np_hist._hist_bin_selectors[name](x, (first, last))
+    if not width:
+        return 1
+    if np.issubdtype(x.dtype, np.integer) and width < 1:
+        width = 1
+    return int(np.ceil(np_hist._unsigned_subtract(last, first) / width))
+
+
+def capped_histogram(a: np.ndarray, sizes: list[int], **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`histogram` of ``a`` refusing more than :data:`TEST_MAX_BINS` bins."""
+    with mock.patch.object(quantiles, "MAX_BINS", TEST_MAX_BINS):
+        return histogram(Source(a, sizes), **kw)
+
+
+def extremes(dtype: np.dtype) -> st.SearchStrategy[Any]:
+    """Values at the dtype's limits, plus (floats) NaN/inf and values a few ulps apart."""
+    if dtype.kind == "b":
+        return st.booleans()
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = int(info.min), int(info.max)
+        edge = st.sampled_from([lo, hi, lo + 1, hi - 1, 0, 1, max(lo, -1), lo // 2, hi // 2])
+        return st.one_of(edge, st.integers(lo, hi))
+    fi, t = np.finfo(dtype), dtype.type
+    base = st.sampled_from([1.0, -3.5, 1e-3, float(fi.tiny), 1000.0])
+    near = st.tuples(base, st.integers(-3, 3)).map(lambda b: t(b[0]) + b[1] * np.spacing(t(b[0])))
+    edge = st.sampled_from([fi.max, -fi.max, fi.max / 4, fi.tiny, 0.0, -0.0, np.nan, np.inf])
+    return st.one_of(edge, near, st.floats(width=8 * dtype.itemsize))  # type: ignore[arg-type]
+
+
+@st.composite
+def hist_ranges(draw: st.DrawFn, a: np.ndarray) -> Any:
+    """None, or a (lo, hi) of Python numbers: data values, the dtype's limits, small ints
+    (floats: within +-max/4, so that numpy's own ``x - lo`` cannot overflow the dtype)."""
+    if draw(st.booleans()):
+        return None
+    if a.dtype.kind in "iu":
+        info = np.iinfo(a.dtype)
+        cap = float(2**62)
+        lo, hi = max(int(info.min), -(2**63)), min(int(info.max), 2**63 - 1)
+        bound: st.SearchStrategy[Any] = st.one_of(st.integers(lo, hi), st.integers(-3, 3))
+    else:
+        cap = float(np.finfo(a.dtype).max) / 4 if a.dtype.kind == "f" else 300.0
+        bound = st.floats(-cap, cap)
+    vals = a.astype(np.uint8) if a.dtype.kind == "b" else a  # numpy cannot subtract bools
+    inside = [v.item() for v in vals.ravel() if np.isfinite(v) and abs(float(v)) <= cap]
+    if inside:
+        bound = st.one_of(bound, st.sampled_from(inside))
+    lo, hi = sorted([draw(bound), draw(bound)])
+    return lo, hi
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_histogram_estimators_match_numpy_at_extremes(data: st.DataObject) -> None:
+    """Every string estimator, every int dtype (and bool, floats) at its limits: the same
+    bin count, edges and counts as ``np.histogram``. int8 [-128, 127, 127] with 'auto'
+    gave 3 bins, numpy 4: numpy's IQR (``np.percentile``) wraps ``b - a`` of extreme
+    integers (25th percentile 127.5), and the estimators must use that IQR, not the
+    exact quantiles' (-0.5). Where numpy fails (a float range overflowing to inf)
+    arraystore raises InvalidArgument."""
+    dtype = np.dtype(data.draw(st.sampled_from([*INTS, "?", "f2", "f4", "f8"])))
+    a = data.draw(hnp.arrays(dtype, st.integers(1, 12), elements=extremes(dtype)))
+    name = data.draw(st.sampled_from(ESTIMATORS))
+    rng = data.draw(hist_ranges(a))
+    skipna = data.draw(st.booleans())
+    sizes = data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
+    ref = a.astype(np.uint8) if dtype.kind == "b" else a
+    if skipna and dtype.kind == "f":
+        ref = ref[~np.isnan(ref)]
+
+    def ours() -> tuple[np.ndarray, np.ndarray]:
+        # quiet: numpy's own linspace may warn of float16 overflow (as np.histogram does)
+        return quiet(capped_histogram, a, sizes, bins=name, range=rng, skipna=skipna, dtype=dtype)
+
+    try:
+        n = quiet(numpy_bin_count, ref, name, rng)
+    except (ValueError, OverflowError):  # non-finite range, NaN/inf bin count
+        with pytest.raises(InvalidArgument):
+            ours()
+        return
+    if n > TEST_MAX_BINS:
+        with pytest.raises(InvalidArgument, match=rf"gives {n} bins \(more than"):
+            ours()
+        return
+    try:
+        want = quiet(np.histogram, ref, bins=name, range=rng)
+    except ValueError:  # e.g. a negative count from a negative (wrapped) IQR
+        with pytest.raises(InvalidArgument):
+            ours()
+        return
+    counts, edges = ours()
+    assert len(counts) == n
+    np.testing.assert_array_equal(counts, want[0].astype(np.int64), strict=True)
+    np.testing.assert_array_equal(edges, want[1], strict=True)
+
+
+def test_histogram_auto_of_int8_extremes() -> None:
+    """int8 [-128, 127, 127] with 'auto' gave 3 bins, numpy 4 (np.percentile's 25th
+    percentile wraps to 127.5, so numpy's IQR is -0.5 and its FD width the sqrt one)."""
+    counts, edges = histogram(Source(np.array([-128, 127, 127], np.int8), [2]), bins="auto")
+    np.testing.assert_array_equal(counts, [1, 0, 0, 2])
+    np.testing.assert_array_equal(edges, [-128.0, -64.25, -0.5, 63.25, 127.0])
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+@pytest.mark.parametrize("dtype", INTS)
+def test_histogram_estimators_of_int_extremes(dtype: str, name: str) -> None:
+    """min and max of every int dtype, numpy's bins (the extremes test's example's kin)."""
+    info = np.iinfo(dtype)
+    for vals in (
+        [info.min, info.max, info.max],
+        [info.min, info.min, info.max],
+        [info.min, info.max],
+    ):
+        a = np.array(vals, dtype)
+        n = quiet(numpy_bin_count, a, name, None)
+        if n > TEST_MAX_BINS:
+            with pytest.raises(InvalidArgument, match=rf"gives {n} bins"):
+                capped_histogram(a, [1], bins=name)
+            continue
+        want = quiet(np.histogram, a, bins=name)
+        counts, edges = histogram(Source(a, [1]), bins=name)
+        np.testing.assert_array_equal(counts, want[0].astype(np.int64), strict=True)
+        np.testing.assert_array_equal(edges, want[1], strict=True)
+
+
+@pytest.mark.parametrize("dtype", ["f2", "f4", "f8"])
+def test_histogram_estimator_overflowing_float_range(dtype: str) -> None:
+    """numpy fails with ValueError/OverflowError (``int(nan)``, ``int(inf)``) when the data's
+    range overflows the float dtype; arraystore refuses with InvalidArgument."""
+    fmax = float(np.finfo(dtype).max)
+    a = np.array([-fmax, 0.0, fmax], dtype)
+    for name in ESTIMATORS:
+        with pytest.raises((ValueError, OverflowError)):
+            quiet(np.histogram, a, bins=name)
+        with pytest.raises(
+            InvalidArgument, match=rf"^bins='{name}': {a.dtype} bin count .* not finite"
+        ):
+            histogram(Source(a, [2]), bins=name)
