@@ -92,10 +92,10 @@ def _fits(
 
 
 def _wrap_header(header: str, cells: list[str]) -> str:
-    """``header`` wrapped (at spaces) to the width of the widest cell below it."""
+    """``header`` wrapped (at spaces) to the width of the widest cell below it (>= 6)."""
     import textwrap
 
-    width = max([*(_width(c) for c in cells), *(len(w) for w in header.split())])
+    width = max([6, *(_width(c) for c in cells), *(len(w) for w in header.split())])
     return "\n".join(textwrap.wrap(header, width)) or header
 
 
