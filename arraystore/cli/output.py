@@ -82,12 +82,12 @@ def _width(text: str) -> int:
 def _fits(
     headers: list[str], rows: list[list[str]], numeric: set[int], width: int, pad: int
 ) -> bool:
-    """Whether the numeric columns keep their full width (text columns may fold to 6)
-    with ``pad`` cells of padding per column."""
+    """Whether the numeric columns keep their full width, with ``pad`` cells of padding
+    per column (text cells may fold to 6 cells or their header's longest word)."""
     need = 0
     for i, h in enumerate(headers):
         w = max(_width(c) for c in [h, *(r[i] for r in rows)])
-        need += (w if i in numeric else min(w, 6)) + pad
+        need += (w if i in numeric else min(w, max(6, *map(len, h.split())))) + pad
     return need <= width
 
 
