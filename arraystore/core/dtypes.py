@@ -69,8 +69,11 @@ def check_name(name: str, what: str = "name") -> str:
             f"{what} {name!r} may only use letters, digits, '_', '.', '-' and must not "
             "start with '.' or '-'"
         )
-    if name in {"zarr.json", "arraystore.json", "c"}:
-        raise_name(f"{what} {name!r} is reserved")
+    if name in {"zarr.json", "arraystore.json"}:
+        # an array's folder sits next to the store's zarr.json, a structured zarr array's
+        # field folders next to the group's zarr.json and arraystore.json ('c', zarr's
+        # chunk-key prefix, is only used inside an array's folder: no clash)
+        raise_name(f"{what} {name!r} is reserved: it is the name of a metadata file")
     return name
 
 

@@ -29,7 +29,7 @@ FAST = settings(max_examples=100, deadline=None)
 
 PLAIN = ["b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16"]
 STRINGS = ["S1", "S10", "U1", "U7"]
-RESERVED = {"zarr.json", "arraystore.json", "c"}
+RESERVED = {"zarr.json", "arraystore.json"}
 
 _FIRST = "abcxyzABCXYZ_"
 field_names = st.builds(
@@ -215,11 +215,18 @@ def test_refused(spec, message):
 
 
 @pytest.mark.parametrize(
-    "spec", [":f8", ".a:f8", "a b:f8", "a/b:f8", "..:f8", "c:f8", "zarr.json:f8", "-a:i4"]
+    "spec",
+    [":f8", ".a:f8", "a b:f8", "a/b:f8", "..:f8", "zarr.json:f8", "arraystore.json:f8", "-a:i4"],
 )
 def test_bad_field_names(spec):
     with pytest.raises(InvalidName, match="field name"):
         parse_dtype(spec)
+
+
+def test_field_named_c_is_fine():
+    """zarr's chunk-key prefix ``c`` clashes only inside an array's folder (issue 19)."""
+    assert parse_dtype("a:i4,c:f8").names == ("a", "c")
+    assert check_name("c") == "c"
 
 
 def test_error_classes_refine_builtins():
@@ -303,7 +310,8 @@ def test_check_name_accepts_ordinary_names(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["", "a/b", "..", "a..b", ".x", "-x", "a\\b", "a b", "é", "x" * 256, "c", 3, None]
+    "name",
+    ["", "a/b", "..", "a..b", ".x", "-x", "a\\b", "a b", "é", "x" * 256, "zarr.json", 3, None],
 )
 def test_check_name_refuses(name):
     with pytest.raises(InvalidName):

@@ -9,6 +9,8 @@ import click
 from arraystore.cli.options import storage_option, store_opener
 from arraystore.cli.output import (
     _checksum_label,
+    console,
+    kv_table,
     ls_rows,
     print_ls,
     warn_broken,
@@ -48,10 +50,7 @@ def info(store: str, name: str, as_json: bool) -> None:
     if as_json:
         _print_json(doc)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(show_header=False, box=None, title=f"{store} / {name}", title_justify="left")
+    t = kv_table(f"{store} / {name}")
     t.add_row("backend", doc["backend"])
     t.add_row("shape", str(tuple(doc["shape"])))
     t.add_row("dtype", doc["dtype"])
@@ -69,4 +68,4 @@ def info(store: str, name: str, as_json: bool) -> None:
         t.add_row(f"attr {k}", json.dumps(v))
     for h in doc["history"]:
         t.add_row("history", json.dumps(h)[:200])
-    Console().print(t)
+    console().print(t)

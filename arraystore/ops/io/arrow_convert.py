@@ -24,7 +24,7 @@ else:
 META_KEY = b"arraystore"
 MASK_SUFFIX = "__valid"
 MAX_SHOWN = 5
-_RESERVED = {"c", "zarr.json", "arraystore.json"}
+_RESERVED = {"zarr.json", "arraystore.json"}
 
 
 # ------------------------------------------------------------------ names

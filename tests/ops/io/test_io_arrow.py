@@ -55,7 +55,7 @@ def test_parquet_round_trip_equals_source(store, tmp_path, case):
         "day",
         "vec",
         "Unit_Price",
-        "c_",
+        "c",
         "cat",
     )
     assert arr.dtype["qty"] == np.dtype("i4") and arr.dtype["name"] == np.dtype("U8")

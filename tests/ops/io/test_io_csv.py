@@ -127,7 +127,7 @@ def test_strings_given_width_columns_and_names(store, tmp_path):
     with pytest.raises(arraystore.InvalidArgument, match=r"line 2: cannot parse 'hello' as U3"):
         interop.import_file(store, "s", src, dtype={"text": "U3"})
     s = interop.import_file(store, "s", src, dtype={"text": "U3"}, errors="coerce")
-    assert s.dtype.names == ("Unit_Price", "c_", "text", "text__valid")
+    assert s.dtype.names == ("Unit_Price", "c", "text", "text__valid")
     assert s["text"][...].tolist() == ["", "hi"]
     out = tmp_path / "o.csv"
     interop.export_file(s, out)
