@@ -247,6 +247,7 @@ def test_other_numpy_functions_say_to_read_a_region(store: arraystore.Store) -> 
     ):
         with pytest.raises(TypeError, match=r"read a region.*np.asarray\(arr\[\.\.\.\]\)"):
             call()
+    assert (np.shape(arr), np.ndim(arr), np.size(arr), np.size(arr, 1)) == ((3, 4), 2, 12, 4)
     np.testing.assert_array_equal(np.asarray(arr), x, strict=True)
     np.testing.assert_array_equal(np.array(arr, dtype="f8"), x.astype("f8"), strict=True)
     np.testing.assert_array_equal(np.asarray(arr[1:]), x[1:], strict=True)

@@ -7,12 +7,15 @@ same call on a one-element array of the data's dtype), a numpy scalar or an arra
 ``keepdims`` honoured. Integer sums are exact and then wrap to numpy's dtype as numpy's
 do. Arguments numpy accepts that an out-of-core reduction cannot honour (``out``,
 ``where``, ``initial``, a ``method`` other than linear...) are refused by name. Any
-other numpy function raises :class:`InvalidType`: read a region first.
+other numpy function raises :class:`InvalidType`: read a region first (``np.shape``,
+``np.ndim`` and ``np.size`` answer from the metadata).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import math
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -60,9 +63,22 @@ _HONOURED = {"a", "axis", "keepdims", "ddof", "correction", "dtype", "q", "overw
 _QUANTILES = ("quantile", "percentile", "median")
 
 
-def handles(func: Any) -> bool:
-    """Whether ``func`` runs out of core on a stored array."""
-    return func in _REDUCTIONS
+@functools.cache
+def _signature(func: Any) -> inspect.Signature:
+    return inspect.signature(func)
+
+
+def _metadata(view: ArrayView, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``np.shape`` / ``np.ndim`` / ``np.size``: from the metadata, nothing read."""
+    call = _signature(func).bind(*args, **kwargs).arguments
+    if call.get("a") is not view:
+        raise refuse(func, view.name)
+    if func is np.shape:
+        return view.shape
+    if func is np.ndim:
+        return len(view.shape)
+    axis = call.get("axis")
+    return math.prod(view.shape) if axis is None else view.shape[axis]
 
 
 def refuse(func: Any, name: str) -> InvalidType:
@@ -89,12 +105,12 @@ def _is_default(param: inspect.Parameter, value: Any) -> bool:
 def _bind(func: Any, view: ArrayView, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     fname = func.__name__
     try:
-        bound = inspect.signature(func).bind(*args, **kwargs)
+        bound = _signature(func).bind(*args, **kwargs)
     except TypeError as e:
         raise TypeError(f"np.{fname}(): {e}") from None
     if bound.arguments.get("a") is not view:
         raise refuse(func, view.name)
-    params = inspect.signature(func).parameters
+    params = _signature(func).parameters
     for pname, value in bound.arguments.items():
         if pname in _HONOURED or _is_default(params[pname], value):
             continue
@@ -195,6 +211,8 @@ def array_function(
     view: ArrayView, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """``func(*args, **kwargs)`` (a numpy reduction of ``view``) computed out of core."""
+    if func in (np.shape, np.ndim, np.size):
+        return _metadata(view, func, args, kwargs)
     if func not in _REDUCTIONS:
         raise refuse(func, view.name)
     op, skipna = _REDUCTIONS[func]
@@ -233,4 +251,4 @@ def array_function(
     return _as_numpy(value, like)
 
 
-__all__ = ["array_function", "handles", "refuse"]
+__all__ = ["array_function", "refuse"]
