@@ -128,12 +128,22 @@ def _bind(func: Any, view: ArrayView, args: tuple[Any, ...], kwargs: dict[str, A
 
 
 def _probe(func: Any, view: ArrayView, call: dict[str, Any]) -> Any:
-    """numpy's own result for a one-element array of the data's dtype (its type, dtype,
-    and the errors numpy raises for the arguments, such as a bad axis)."""
-    one = np.ones((1,) * len(view.shape), dtype=view.dtype)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        return func(one, **call)
+    """numpy's own result for a tiny array of the data's dtype (its type, dtype, and the
+    errors numpy raises for the arguments, such as a bad axis)."""
+    ddof = call.get("ddof", 0)
+    correction = call.get("correction", np._NoValue)
+    ddof = ddof if correction is np._NoValue else correction
+    side = int(ddof) + 1 if isinstance(ddof, int | float) and 0 <= ddof < 8 else 1
+    ndim = len(view.shape)
+    if side**ndim > 4096 or (ndim == 0 and side > 1):
+        side = 1
+    tiny = np.ones((side,) * ndim, dtype=view.dtype)
+    with np.errstate(all="ignore"):
+        if side > 1 or not ddof:  # no warning to expect (catch_warnings is not thread-safe)
+            return func(tiny, **call)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # degrees of freedom <= 0
+            return func(tiny, **call)
 
 
 def _norm_axis(axis: Any, ndim: int) -> Any:
