@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from arraystore.engine import Executor
+from arraystore.ops.reduce.numpy_api import array_function
 from arraystore.ops.reduce.stats import STATS, StatsResult, hist, quantile, reduce
 from arraystore.storage import ArrayView
 
@@ -25,6 +26,20 @@ class Reductions:
     @property
     def _view(self) -> ArrayView:
         return cast(ArrayView, self)  # (only ever mixed into Array, an ArrayView)
+
+    def __array_function__(
+        self,
+        func: Callable[..., Any],
+        types: Iterable[type],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """numpy's reductions (``np.sum(arr)``, ``np.mean(arr, axis=0)``,
+        ``np.quantile(arr, q)``...) run out of core, returning what numpy returns on the
+        data in memory; any other numpy function raises :class:`InvalidType` (read a
+        region first: ``np.asarray(arr[...])``). See :mod:`arraystore.ops.reduce.numpy_api`.
+        """
+        return array_function(self._view, func, args, kwargs)
 
     def _unwrap(self, values: dict[str, Any], fields: Any) -> Any:
         """``{field: value}`` for a structured array, else the one value."""

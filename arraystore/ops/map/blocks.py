@@ -561,4 +561,4 @@ def reduce_expr(
     nbytes = sum(sizes)
     label = name if name is not None else store.path.name
     fields = {x.text: {op: values[op] for op in ops}}
-    return StatsResult(label, axis, fields, nbytes, time.perf_counter() - t0)
+    return StatsResult(label, axis, fields, nbytes, time.perf_counter() - t0, plain=True)

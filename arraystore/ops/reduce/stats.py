@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from arraystore.core.chunks import Region, iter_chunk_regions, region_shape, spl
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
 from arraystore.engine import Plan, Task, default_budget, get_executor, run
 from arraystore.engine.memory import block_target, max_in_flight, parse_size
-from arraystore.errors import InvalidArgument
+from arraystore.errors import FieldNotFound, InvalidArgument
 from arraystore.ops.reduce import kernels
 from arraystore.ops.reduce.kernels import numba as kernels_numba
 from arraystore.ops.reduce.quantiles import exact_quantiles, histogram
@@ -51,9 +51,31 @@ MIN_BLOCK = 2**20
 SUB_BLOCK = 4 * 2**20
 
 
+class FieldStats(dict[str, Any]):
+    """One field's results, ``{statistic: value}``, also as attributes (``.mean``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"no statistic {name!r} (computed: {', '.join(self) or 'none'})"
+            ) from None
+
+
 @dataclass
 class StatsResult:
-    """Per-field results of :func:`stats` / ``Array.stats``; ``to_dict`` / ``to_json``."""
+    """Per-field results of :func:`stats` / ``Array.stats``; ``to_dict`` / ``to_json``.
+
+    A plain array's (or a field view's, or one field chosen by ``fields="price"``):
+    ``res["mean"]`` / ``res.mean``. A structured array's: by field, then statistic,
+    ``res["price"]["mean"]`` / ``res["price"].mean``. ``res[NAME]`` -- the results keyed
+    by the array's (or field's) name, the old form of a plain array's -- still works;
+    where a plain array (or its one field) is named like a statistic, the statistic
+    wins (``res.fields[NAME]`` always gives the per-field results). A structured
+    array's fields are never confused with statistics: a field named ``"mean"`` is
+    ``res["mean"]``, its mean ``res["mean"]["mean"]``.
+    """
 
     array: str
     axis: Any
@@ -61,9 +83,41 @@ class StatsResult:
     nbytes: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: one array's results (a plain array, a field view, one field): statistics index it
+    plain: bool = False
 
-    def __getitem__(self, key: str) -> dict[str, Any]:
-        return self.fields[key]
+    def __post_init__(self) -> None:
+        self.fields = {k: FieldStats(d) for k, d in self.fields.items()}
+
+    def _single(self) -> FieldStats | None:
+        if self.plain and len(self.fields) == 1:
+            return cast(FieldStats, next(iter(self.fields.values())))
+        return None
+
+    def __getitem__(self, key: str) -> Any:
+        single = self._single()
+        if single is not None and key in single:
+            return single[key]
+        try:
+            return self.fields[key]
+        except KeyError:
+            what = "statistic or " if single is not None else ""
+            have = [*(single or ()), *self.fields]
+            raise FieldNotFound(
+                f"no {what}field {key!r} in the results of {self.array} "
+                f"(choose from: {', '.join(map(str, have))})"
+            ) from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("fields", "plain"):
+            raise AttributeError(name)  # (copy/pickle probe before __init__ ran)
+        single = self._single()
+        if single is not None and name in single:
+            return single[name]
+        hint = (
+            f"; a structured array's: res[field].{name}" if single is None and self.fields else ""
+        )
+        raise AttributeError(f"StatsResult has no statistic {name!r}{hint}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -310,7 +364,8 @@ def reduce(
     for name, f in chosen:
         values = kernels.finalize(merged[name], ops, ddof)
         results[f.name] = {op: values[op] for op in ops}
-    return StatsResult(arr.name, axis, results, nbytes, time.perf_counter() - t0)
+    plain = arr.field is not None or not arr.meta.fields or isinstance(fields, str)
+    return StatsResult(arr.name, axis, results, nbytes, time.perf_counter() - t0, plain=plain)
 
 
 def _bytes_read(arr: ArrayView, chosen: list[tuple[str | None, Field]]) -> int:

@@ -1313,3 +1313,102 @@ def test_median_of_extreme_ints_does_not_wrap(
         got = arr.median()
         assert got == np.float64(float(exact)), (vals, got, float(exact))
         assert arr.quantile([0.5])[0] == got
+
+
+# ------------------------------------------------ StatsResult indexed by statistic
+@pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_plain_stats_result_is_indexed_by_statistic(
+    store: arraystore.Store, case: BackendCase, axis: Any
+) -> None:
+    """Issue 19: ``grid.stats(axis=0)["mean"]`` raised KeyError (the results were only
+    keyed by the array's name). A plain array's result is indexed by statistic and has
+    them as attributes; the old ``res[name][stat]`` still works; to_dict/JSON unchanged."""
+    x = np.random.default_rng(5).normal(size=(6, 5))
+    x[1, 2] = np.nan
+    arr = store.create("grid", data=x, chunks=(4, 2), **case.kwargs)
+    res = arr.stats(axis=axis, ops=["count", "nan_count", "sum", "mean", "std", "min", "max"])
+    want = {
+        "count": np.sum(~np.isnan(x), axis=axis),
+        "nan_count": np.sum(np.isnan(x), axis=axis),
+        "sum": np.nansum(x, axis=axis),
+        "mean": np.nanmean(x, axis=axis),
+        "std": np.nanstd(x, axis=axis),
+        "min": np.nanmin(x, axis=axis),
+        "max": np.nanmax(x, axis=axis),
+    }
+    for op, w in want.items():
+        np.testing.assert_allclose(res[op], w, rtol=1e-12)
+        np.testing.assert_array_equal(getattr(res, op), res[op])
+        np.testing.assert_array_equal(res["grid"][op], res[op])  # the old form
+        np.testing.assert_array_equal(getattr(res["grid"], op), res[op])
+    doc = res.to_dict()
+    assert list(doc["fields"]) == ["grid"]
+    assert list(doc["fields"]["grid"]) == list(want)
+    assert json.loads(res.to_json())["fields"]["grid"]["count"] == json_list(want["count"])
+    with pytest.raises(KeyError, match="median"):
+        res["median"]
+    with pytest.raises(AttributeError, match="median"):
+        res.median  # noqa: B018
+    # a field view, and one field chosen by name, are one array's results too
+    rec = np.zeros(6, dtype=[("price", "f8"), ("qty", "i4")])
+    rec["price"] = x[:, 0]
+    trades = store.create("trades", data=rec, **case.kwargs)
+    for one in (trades["price"].stats(), trades.stats(fields="price")):
+        assert one["mean"] == one.mean == one["price"]["mean"] == np.nanmean(x[:, 0])
+
+
+def json_list(v: Any) -> Any:
+    return np.asarray(v).tolist()
+
+
+@pytest.mark.parametrize("case", backend_params(lambda c: c.codec in (None, "none")))
+def test_structured_stats_result_field_then_statistic(
+    store: arraystore.Store, case: BackendCase
+) -> None:
+    """A structured array's result: field, then statistic (``res["price"]["mean"]`` and
+    ``res["price"].mean``); a field named like a statistic is a field (documented
+    precedence), and ``res.mean`` is no shortcut for a structured array."""
+    data = np.zeros(5, dtype=[("price", "f8"), ("mean", "i4"), ("qty", "u2")])
+    data["price"] = [1.5, 2.5, np.nan, 4.0, -1.0]
+    data["mean"] = [7, 8, 9, 10, 11]
+    data["qty"] = [3, 0, 2, 1, 4]
+    arr = store.create(fresh("t"), data=data, chunks=(2,), **case.kwargs)
+    res = arr.stats(ddof=1)
+    assert res["price"]["mean"] == res["price"].mean == np.nanmean(data["price"])
+    assert res["price"].std == pytest.approx(np.nanstd(data["price"], ddof=1), rel=1e-12)
+    assert res["mean"]["mean"] == res["mean"].mean == 9.0  # the field named "mean"
+    assert res["mean"].max == 11
+    assert res["qty"].sum == 10
+    with pytest.raises(AttributeError, match=r"res\[field\]\.std"):
+        res.std  # noqa: B018
+    with pytest.raises(KeyError, match="price, mean, qty"):
+        res["std"]
+    with pytest.raises(AttributeError, match="median"):
+        res["price"].median  # noqa: B018
+    assert list(res.to_dict()["fields"]) == ["price", "mean", "qty"]
+    assert isinstance(res["price"], dict)
+
+
+def test_plain_array_named_like_a_statistic(store: arraystore.Store) -> None:
+    """A plain array named like a statistic: the statistic wins over the old by-name form
+    (``res.fields[name]`` still holds the per-array results)."""
+    x = np.arange(6.0)
+    arr = store.create("mean", data=x)
+    res = arr.stats()
+    assert res["mean"] == 2.5
+    assert res.fields["mean"]["max"] == 5.0
+    assert res["max"] == 5.0
+
+
+def test_expression_stats_result_is_indexed_by_statistic(store: arraystore.Store) -> None:
+    """``store`` expression stats (the CLI's ``stats --expr``) give one result too."""
+    from arraystore.ops.map.blocks import reduce_expr
+
+    data = np.zeros(4, dtype=[("price", "f8"), ("qty", "i4")])
+    data["price"] = [1.0, 2.0, 3.0, 4.0]
+    data["qty"] = [1, 2, 3, 4]
+    store.create("t", data=data)
+    res = reduce_expr(store, "price * qty", "t")
+    assert res["mean"] == res.mean == np.mean(data["price"] * data["qty"])
+    assert res["price * qty"]["sum"] == 30.0
