@@ -18,7 +18,7 @@ import pytest
 import arraystore
 from arraystore._native import pages
 from arraystore.errors import InvalidArgument
-from arraystore.testing import BackendCase, resident_fraction
+from arraystore.testing import BackendCase, resident_fraction, run_cli
 
 ENV = pages.POLICY_ENV
 CASES = [
@@ -150,3 +150,21 @@ def test_policy_decision(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_page_cache_bytes_is_positive() -> None:
     assert pages.page_cache_bytes() > 0
+
+
+@pytest.mark.parametrize("stored", CASES[:1], indirect=True)
+def test_cli_page_policy_option(stored, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _, files = stored
+    monkeypatch.setenv(ENV, "keep")  # (restored after the test: the option sets it)
+    assert _warm(files) > 0.9
+    store = str(files[0].parent.parent)
+    status, _, err = run_cli(["stats", store, "a", "--axis", "0", "--json"])
+    assert status == 0, err
+    assert _resident(files) > 0.9
+    status, _, err = run_cli(
+        ["stats", store, "a", "--axis", "0", "--json", "--page-policy", "drop"]
+    )
+    assert status == 0, err
+    assert _resident(files) < 0.1
+    status, _, err = run_cli(["stats", store, "a", "--page-policy", "sometimes"])
+    assert status != 0 and "sometimes" in err
