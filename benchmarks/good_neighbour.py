@@ -14,6 +14,9 @@ the user's other hot files?
    * ``auto``, ``keep``, ``drop``: ``arraystore stats STORE big --axis 0 --json`` in a
      fresh process with the default settings and ``ARRAYSTORE_PAGE_POLICY`` unset /
      ``keep`` / ``drop``;
+   * ``dask``: ``da.from_array(np.load(DATA, mmap_mode="r"), chunks=(8192, 1024))``
+     (64 MiB chunks) and ``dask.compute`` of sum, mean, std, min and max over axis 0 on
+     2 threads, the way a user would write it (as ``bench_stats.py``'s dask-memmap);
    * ``dd``: ``dd if=DATA of=/dev/null bs=16M`` (buffered), the reference of a plain
      sequential read.
 
@@ -44,7 +47,16 @@ sys.path.insert(0, str(REPO))
 from arraystore.testing import resident_fraction  # noqa: E402
 
 GiB = 2**30
-CASES = ("auto", "keep", "drop", "dd")
+CASES = ("auto", "keep", "drop", "dask", "dd")
+DASK = """
+import sys
+import dask
+import dask.array as da
+import numpy as np
+x = da.from_array(np.load(sys.argv[1], mmap_mode="r"), chunks=(8192, 1024))
+with dask.config.set(scheduler="threads", num_workers=2):
+    dask.compute(x.sum(0), x.mean(0), x.std(0), x.min(0), x.max(0))
+"""
 COLUMNS = 1024
 
 
@@ -144,6 +156,9 @@ def one_run(case: str, store: Path, data: Path, hot: Path) -> dict:
     t0 = time.perf_counter()
     if case == "dd":
         subprocess.run(["dd", f"if={data}", "of=/dev/null", "bs=16M", "status=none"], check=True)
+        bytes_read = data.stat().st_size
+    elif case == "dask":
+        subprocess.run([sys.executable, "-c", DASK, str(data)], check=True, env=env(None))
         bytes_read = data.stat().st_size
     else:
         res = cli("stats", str(store), "big", "--axis", "0", "--json", "-q",
