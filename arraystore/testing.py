@@ -15,6 +15,9 @@ This module imports pytest and is never imported by ``import arraystore``.
 ``run_cli(args)``
     ``arraystore ARGS`` in this process (click's ``CliRunner``): (exit status, stdout,
     stderr).
+``resident_fraction(path)``
+    The fraction of a file's pages in the page cache (``mincore`` on a mapping of it),
+    or None where ``mincore`` is unavailable.
 ``FailingExecutor(after, error)``
     The serial executor, stopped on purpose once ``after`` tasks have run (a Ctrl-C by
     default): pass it as ``executor=`` to interrupt an operation half-way and test its
@@ -44,6 +47,7 @@ __all__ = [
     "assert_same",
     "backend_params",
     "listing",
+    "resident_fraction",
     "run_cli",
     "tree_hash",
 ]
@@ -189,3 +193,45 @@ def tree_hash(path: Path) -> str:
             h.update(f"F {rel} {p.stat().st_size}\n".encode())
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def resident_fraction(path: str | os.PathLike[str]) -> float | None:
+    """The fraction of ``path``'s pages that are in the page cache: ``mincore(2)`` on a
+    read-only shared mapping of the file (mapping it reads nothing). 1.0 for an empty
+    file; None where libc's ``mmap``/``mincore`` are unavailable (not Linux/BSD/macOS)."""
+    import ctypes
+    import ctypes.util
+    import mmap
+
+    size = os.path.getsize(path)
+    if size == 0:
+        return 1.0
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        c_mmap, c_munmap, c_mincore = libc.mmap, libc.munmap, libc.mincore
+    except (OSError, AttributeError):
+        return None
+    c_mmap.restype = ctypes.c_void_p
+    c_mmap.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+    ]  # fmt: skip
+    c_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    c_mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    vec = (ctypes.c_ubyte * pages)()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = c_mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            return None
+        try:
+            rc = c_mincore(addr, size, vec)
+        finally:
+            c_munmap(addr, size)
+    finally:
+        os.close(fd)
+    if rc != 0:
+        return None
+    return (
+        int(np.count_nonzero(np.frombuffer(memoryview(vec).cast("B"), dtype=np.uint8) & 1)) / pages
+    )

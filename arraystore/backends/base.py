@@ -99,6 +99,12 @@ class Handle(ABC):
         checksums): called before a new array's metadata is written and it is committed.
         The default does nothing (nothing to sync)."""
 
+    def drop_pages(self, region: Region, field: str | None = None) -> None:  # noqa: B027
+        """Tell the kernel that the file pages holding ``region`` (of one field), which
+        this process has just read and consumed, will not be read again (a scan larger
+        than the page cache, see :mod:`arraystore._native.pages`). Only read-only
+        handles advise. The default does nothing (no local file pages)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file descriptors (the handle stays usable: it reopens lazily)."""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from arraystore._native.pages import drop_range
 from arraystore.backends.base import Backend, Handle, check_block
 from arraystore.backends.memmap import crc
 from arraystore.backends.memmap.npy import (
@@ -185,6 +186,17 @@ class MemmapHandle(Handle):
             finally:
                 del mm
         return out
+
+    def drop_pages(self, region: Region, field: str | None = None) -> None:
+        """Drop the pages of a row-contiguous region (a whole record's bytes, whatever
+        ``field``: records are read whole); others are left alone (their pages hold
+        data that was not read)."""
+        if self.writable or self._fd is None or not region or not self._contiguous(region):
+            return
+        start = self.offset + region[0].start * self.row_bytes
+        length = (region[0].stop - region[0].start) * self.row_bytes
+        if length > 0:
+            drop_range(self._fd, start, length)
 
     def _pread(self, buf: memoryview, offset: int) -> None:
         fd, done, total = self.fd(), 0, len(buf)

@@ -254,6 +254,25 @@ class ZarrHandle(Handle):
                 self._cio[field] = ChunkIO.from_dir(where, self._dir_fd, rel, self.path)
         return self._cio[field]
 
+    def drop_pages(self, region: Region, field: str | None = None) -> None:
+        """Drop the pages of the chunk files wholly inside ``region`` (local stores read
+        by the direct chunk reader; a chunk shared with another region is read again)."""
+        if self.writable:
+            return
+        if self.columnar and field is None:
+            for f in fields_of(self.meta.dtype):
+                self.drop_pages(region, f.name)
+            return
+        cio = self.chunk_io(field)
+        if cio is None:
+            return
+        ntrail = len(cio.shape) - self.meta.ndim
+        shape, chunks = self.meta.shape, self.meta.chunks
+        for idx in chunks_touching(region, shape, chunks):
+            creg = chunk_region(idx, shape, chunks)
+            if intersect(region, creg) == creg:  # (a chunk shared with another region: kept)
+                cio.drop_chunk(idx + (0,) * ntrail)
+
     def _fast_read(self, cio: ChunkIO, region: Region, out: np.ndarray) -> None:
         """Read whole chunks straight into ``out`` when aligned, else via a chunk buffer."""
         shape, chunks = self.meta.shape, self.meta.chunks

@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from arraystore._native.alloc import raw_buffer
+from arraystore._native.pages import drop_range
 from arraystore.backends.zarr.codecs import (
     DATA_TYPES,
     Compressor,
@@ -391,6 +392,17 @@ class ChunkIO:
             self._verify_crc(key, data, crc)
         self._decode(key, data, flat)
         return out
+
+    def drop_chunk(self, index: Sequence[int]) -> None:
+        """Drop the page-cache pages of one chunk file just read (a missing file: none)."""
+        try:
+            fd = self._open_chunk(self.chunk_key(index))
+        except OSError:
+            return
+        try:
+            drop_range(fd, 0, 0)
+        finally:
+            os.close(fd)
 
     def _missing(self, key: str, out: np.ndarray, fill_missing: bool, why: str) -> np.ndarray:
         if self.complete and not fill_missing:  # named as in its array folder

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
 
+from arraystore._native.pages import POLICIES, POLICY_ENV
 from arraystore.cli.options import scheduler_option, storage_option, store_opener
 from arraystore.cli.output import (
     _print_stats,
@@ -43,6 +45,13 @@ from arraystore.errors import InvalidArgument
     show_default=True,
     help="Delta degrees of freedom of std.",
 )
+@click.option(
+    "--page-policy",
+    type=click.Choice(POLICIES),
+    default=None,
+    help="Drop the pages a scan has read from the page cache: auto (when the scan is over "
+    f"half of it), keep or drop (default: ${POLICY_ENV}, else auto).",
+)
 @executor_option
 @scheduler_option
 @memory_option
@@ -59,6 +68,7 @@ def stats(
     bins: str | None,
     keep_nan: bool,
     ddof: int,
+    page_policy: str | None,
     executor: str | None,
     memory: str | None,
     workers: int | None,
@@ -66,6 +76,8 @@ def stats(
     as_json: bool,
 ) -> None:
     """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
+    if page_policy is not None:  # read by each operation (and by local dask workers)
+        os.environ[POLICY_ENV] = page_policy
     if expr is not None:
         if quantiles is not None or bins is not None or fields:
             raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")

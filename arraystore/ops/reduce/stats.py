@@ -20,6 +20,7 @@ import numpy as np
 
 from arraystore._native import buffers as _buffers
 from arraystore._native.jit import numba_pays
+from arraystore._native.pages import drop_behind
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import Region, iter_chunk_regions, region_shape, split_rows
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
@@ -258,6 +259,27 @@ def _reduce_task(
     ops: tuple[str, ...],
     skipna: bool,
     fused: bool,
+    drop: bool = False,
+) -> dict[str | None, Any]:
+    acc = _reduce_region(handle, region, names, axis, ops, skipna, fused)
+    if drop:  # consumed: its pages will not be read again by this scan
+        _drop_pages(handle, region, names)
+    return acc
+
+
+def _drop_pages(handle: Handle, region: Region, names: list[str | None]) -> None:
+    for n in names if handle.columnar else [None]:
+        handle.drop_pages(region, n)
+
+
+def _reduce_region(
+    handle: Handle,
+    region: Region,
+    names: list[str | None],
+    axis: Any,
+    ops: tuple[str, ...],
+    skipna: bool,
+    fused: bool,
 ) -> dict[str | None, Any]:
     shape = handle.meta.shape
     subs = _sub_regions(handle, region)
@@ -338,6 +360,7 @@ def reduce(
     handle = arr.handle
     nbytes = _bytes_read(arr, chosen)
     fused = numba_pays(nbytes)  # else the numpy kernels, without importing numba
+    drop = drop_behind(nbytes)  # a scan bigger than the page cache: do not fill it
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:
         if fused and ex.in_process:  # blocks are reduced here: load it while reading
@@ -347,7 +370,7 @@ def reduce(
             Task(
                 i,
                 _reduce_task,
-                (handle, r, names, axis, ops, skipna, fused),
+                (handle, r, names, axis, ops, skipna, fused, drop),
                 _task_bytes(handle, r, names),
             )
             for i, r in enumerate(regions)
@@ -388,11 +411,15 @@ def _budget(memory: int | str | None) -> int:
 
 
 # ------------------------------------------------------ quantiles, histograms
-def _iter_blocks(handle: Handle, name: str | None, budget: int) -> Iterator[np.ndarray]:
+def _iter_blocks(
+    handle: Handle, name: str | None, budget: int, drop: bool = False
+) -> Iterator[np.ndarray]:
     regions = task_regions(handle, budget, 1)
     for region in regions:
         blocks = _read_fields(handle, region, [name])
         yield blocks[name]
+        if drop:  # the consumer has taken the block: its pages are not needed this pass
+            _drop_pages(handle, region, [name])
 
 
 def _check_pass_budget(arr: ArrayView, name: str | None, budget: int) -> None:
@@ -407,7 +434,12 @@ def field_blocks(
     arr: ArrayView, name: str | None, budget: int
 ) -> Callable[[], Iterator[np.ndarray]]:
     handle = arr.handle
-    return lambda: _iter_blocks(handle, name, budget)
+    meta = handle.meta
+    columnar = name is not None and handle.columnar
+    item = field_dtype(meta.dtype, name).itemsize if columnar else meta.dtype.itemsize  # type: ignore[arg-type]
+    # several passes: drop only what could not stay cached between them anyway
+    drop = drop_behind(math.prod(meta.shape) * item, passes=2)
+    return lambda: _iter_blocks(handle, name, budget, drop)
 
 
 def quantile(
