@@ -21,7 +21,7 @@ from arraystore.backends.base import Handle
 from arraystore.core.chunks import Region
 from arraystore.core.dtypes import fields_of
 from arraystore.core.meta import ArrayMeta
-from arraystore.errors import ArrayExists, InvalidArgument, MissingDependency
+from arraystore.errors import InvalidArgument, MissingDependency
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.transaction import NewArray
 
@@ -74,11 +74,7 @@ def new_array(store: StoreRoot, name: str, meta: ArrayMeta, overwrite: bool) -> 
 def check_target(store: StoreRoot, name: str, overwrite: bool) -> None:
     """Fail early when ``name`` exists (and ``overwrite`` is off) or the store is read-only."""
     store.check_writable()
-    path = store.array_path(name)
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise ArrayExists(
-            f"array {name!r} already exists in {store.path} (use overwrite / --overwrite)"
-        )
+    store.refuse_existing(name, overwrite)
 
 
 # ------------------------------------------------------------ row-block reads
