@@ -223,6 +223,9 @@ class Array(Reductions):
         block = assigned_block(value, self.dtype, region_shape(region), post, _has_ellipsis(key))
         # under the array's writer lock (refused while a cast/map/mv/rm/... runs), and
         # only into the array this handle was opened on (not one that replaced it)
+        if self.handle.meta.format < 2:  # a write to a format-1 array upgrades it first
+            self.store.upgrade(self.name)
+            self.handle = self.store.open_handle(self.name)
         with self.store.write_lock(self.name):
             self.handle.check_current()
             self.handle.write(logical, block, self.field)
@@ -230,7 +233,8 @@ class Array(Reductions):
     # --------------------------------------------------------------- describe
     def info(self) -> dict[str, Any]:
         """A JSON-able description: name, backend, shape, dtype, fields, chunks, codec,
-        checksum, nbytes, stored_bytes, ratio (nbytes / stored_bytes), attrs, history."""
+        checksum, nbytes, stored_bytes, ratio (nbytes / stored_bytes), attrs, history,
+        format (on disk: 2, or 1 for an array not yet upgraded)."""
         stored = self.handle.stored_bytes()
         meta = self.meta
         return {
@@ -250,6 +254,7 @@ class Array(Reductions):
             "ratio": (meta.nbytes / stored) if stored else None,
             "attrs": meta.attrs,
             "history": list(meta.history),
+            "format": meta.format,
         }
 
     # ------------------------------------------------------------- map, interop

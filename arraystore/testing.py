@@ -15,6 +15,12 @@ This module imports pytest and is never imported by ``import arraystore``.
 ``run_cli(args)``
     ``arraystore ARGS`` in this process (click's ``CliRunner``): (exit status, stdout,
     stderr).
+``data_file(store_path, name)`` / ``meta_file(store_path, name)``
+    The file holding a memmap array's data (its ``.npy``, format 2: ``c/0/...``) / the
+    file holding an array's metadata (its top ``zarr.json``; format 1: ``arraystore.json``).
+``read_meta(store_path, name)`` / ``write_meta(store_path, name, doc)``
+    Our metadata document of an array as stored (``attributes["arraystore"]``), and
+    writing a (possibly hostile) one in its place: for corruption tests.
 ``resident_fraction(path)``
     The fraction of a file's pages in the page cache (``mincore`` on a mapping of it),
     or None where ``mincore`` is unavailable.
@@ -36,6 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytest
 
+import arraystore
 from arraystore.cli import main
 from arraystore.engine import SerialExecutor, Task
 
@@ -46,10 +53,14 @@ __all__ = [
     "FailingExecutor",
     "assert_same",
     "backend_params",
+    "data_file",
     "listing",
+    "meta_file",
+    "read_meta",
     "resident_fraction",
     "run_cli",
     "tree_hash",
+    "write_meta",
 ]
 
 
@@ -177,6 +188,41 @@ class FailingExecutor(SerialExecutor):
             if self.ran == self.after:
                 raise self.error
             yield done
+
+
+def data_file(store_path: str | os.PathLike[str], name: str) -> Path:
+    """The data file of memmap array ``name``: its ``.npy`` (format 2: at its chunk key)."""
+    with arraystore.open(store_path, mode="r").open_handle(name, "r") as handle:
+        return Path(handle.file)  # type: ignore[attr-defined]
+
+
+def meta_file(store_path: str | os.PathLike[str], name: str) -> Path:
+    """The file holding array ``name``'s metadata: its top ``zarr.json`` (format 2)."""
+    folder = Path(store_path) / name
+    side = folder / "arraystore.json"
+    return side if side.exists() else folder / "zarr.json"
+
+
+def read_meta(store_path: str | os.PathLike[str], name: str) -> dict[str, Any]:
+    """Our metadata document of array ``name`` as stored."""
+    import json
+
+    f = meta_file(store_path, name)
+    doc = json.loads(f.read_text())
+    return doc if f.name == "arraystore.json" else doc["attributes"]["arraystore"]
+
+
+def write_meta(store_path: str | os.PathLike[str], name: str, doc: Any) -> None:
+    """Store ``doc`` (anything JSON-able: tests write hostile ones) as array ``name``'s
+    metadata document, keeping the rest of its zarr.json."""
+    import json
+
+    f = meta_file(store_path, name)
+    if f.name == "zarr.json":
+        node = json.loads(f.read_text())
+        node["attributes"]["arraystore"] = doc
+        doc = node
+    f.write_text(json.dumps(doc))
 
 
 def tree_hash(path: Path) -> str:

@@ -192,7 +192,8 @@ def ensure_arrays(
 
 
 def data_files(array_dir: Path) -> list[Path]:
-    """The files holding an array's data (``data.npy`` or zarr chunk files)."""
+    """The files holding an array's data: zarr chunk files, or a memmap array's one
+    ``.npy``/shard file (format 2: ``c/0/...``; format 1: ``data.npy``)."""
     npy = array_dir / "data.npy"
     if npy.exists():
         return [npy]

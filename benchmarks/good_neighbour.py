@@ -46,6 +46,8 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
+
 from arraystore.testing import resident_fraction  # noqa: E402
 
 GiB = 2**30
@@ -107,12 +109,14 @@ def make_hot(path: Path, size: int) -> None:
 
 def make_array(store: Path, size: int) -> Path:
     """A float64 (rows, 1024) memmap array of ``size`` bytes, with real blocks on disk."""
-    data = store / "big" / "data.npy"
+    data = store / "big" / "c" / "0" / "0"  # the memmap array's .npy (format 2)
     rows = size // (COLUMNS * 8)
     if data.exists() and data.stat().st_size >= rows * COLUMNS * 8:
         return data
     cli("create", str(store), "big", "--shape", f"{rows},{COLUMNS}", "-q", "--overwrite")
-    total = data.stat().st_size
+    mm = np.load(data, mmap_mode="r")
+    total = mm.offset + mm.nbytes  # the data's end: the padding and shard index stay
+    del mm
     blocks = (total - 4096) // (16 * 2**20)
     dd = ["dd", "if=/dev/zero", f"of={data}", "conv=notrunc", "status=none"]
     subprocess.run(

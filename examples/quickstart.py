@@ -49,9 +49,12 @@ def main(root: Path) -> None:
     small = np.asarray(again["grid"][:10])
     assert small.shape == (10, 16)
 
-    # The memmap file is a plain .npy: numpy opens it without arraystore
-    raw = np.load(root / "quick.store" / "grid" / "data.npy", mmap_mode="r")
+    # The memmap file is a plain .npy (and a zarr shard): numpy and zarr open it alone
+    raw = np.load(root / "quick.store" / "grid" / "c" / "0" / "0", mmap_mode="r")
     assert raw[5, 3] == grid[5, 3]
+    import zarr
+
+    assert zarr.open_array(root / "quick.store" / "grid", mode="r")[5, 3] == grid[5, 3]
     print("quickstart ok")
 
 

@@ -1,11 +1,13 @@
-"""Regenerate the golden store ``tests/fixtures/golden.store`` (acceptance 7).
+"""Regenerate the format-2 golden store ``tests/fixtures/golden2.store``.
 
     .venv/bin/python tests/make_fixtures.py [--out PATH]
 
-The store is committed: ``tests/storage/test_fixtures.py`` opens it read-only and checks every
-value against numpy, so a later change of the on-disk format cannot silently break
-stores written by this version. Only regenerate it for a deliberate format change (and
-then keep the old one too, e.g. as ``golden-v1.store``). Every array uses
+The stores are committed: ``tests/storage/test_fixtures.py`` (format 1,
+``golden.store``, written by the version before format 2 with this script's ``ARRAYS``
+and frozen since) and ``tests/storage/test_fixtures2.py`` (format 2) open them read-only
+and check every value against numpy, so a later change of the on-disk format cannot
+silently break stores written by earlier versions. Only regenerate for a deliberate
+format change, and keep the old stores. Every array uses
 ``fill="range"``: element ``i`` (C order) holds ``i``; in structured arrays every field
 holds the record's index, repeated over subarray dims.
 """
@@ -35,13 +37,21 @@ ARRAYS: dict[str, dict] = {
         codec="blosc-lz4",
     ),
 }
+#: format 2 adds checksummed memmap (a table inside the shard file), records and strings
+#: declared to zarr as raw bytes, the spec's blosc for `lz4`
+ARRAYS_2: dict[str, dict] = {
+    **ARRAYS,
+    "mm_crc": dict(shape=(7, 2), dtype="i2", chunks=(3, 2), backend="memmap", checksum=True),
+    "mm_str": dict(shape=(4,), dtype="S3", chunks=(3,), backend="memmap"),
+    "zarr_lz4": dict(shape=(9,), dtype="u2", chunks=(4,), backend="zarr", codec="lz4"),
+}
 
 
 def make(out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     store = arraystore.open(out, mode="a")
-    for name, kwargs in ARRAYS.items():
+    for name, kwargs in ARRAYS_2.items():
         store.create(name, fill="range", attrs={"golden": name}, executor="serial", **kwargs)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({total} bytes): {', '.join(store.names())}")
@@ -49,7 +59,7 @@ def make(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE / "fixtures" / "golden.store")
+    parser.add_argument("--out", type=Path, default=HERE / "fixtures" / "golden2.store")
     make(parser.parse_args().out)
 
 

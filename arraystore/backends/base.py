@@ -105,6 +105,11 @@ class Handle(ABC):
         than the page cache, see :mod:`arraystore._native.pages`). Only read-only
         handles advise. The default does nothing (no local file pages)."""
 
+    def check_layout(self) -> list[str]:
+        """What ``verify`` finds wrong in the array's files besides the chunk data (a
+        memmap shard index that disagrees with the header...). Default: nothing."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file descriptors (the handle stays usable: it reopens lazily)."""
 
@@ -136,8 +141,16 @@ class Backend(ABC):
 
     @abstractmethod
     def open(self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None) -> Handle:
-        """Open an existing array; ``sidecar`` is its parsed ``arraystore.json``;
-        ``dir_fd`` (optional) an open descriptor of the folder ``path`` to read from."""
+        """Open an existing array; ``sidecar`` is its parsed metadata document
+        (``attributes["arraystore"]`` of its zarr.json, or format 1's ``arraystore.json``;
+        a build not yet committed: ``meta.to_doc()``); ``dir_fd`` (optional) an open
+        descriptor of the folder ``path`` to read from."""
+
+    @abstractmethod
+    def write_meta(self, path: Path, meta: ArrayMeta) -> None:
+        """Write the metadata of the array at ``path`` into its ``zarr.json`` (format 2,
+        atomically): the commit of a new array, or new attrs/history. Only for arrays
+        whose data are format 2 (a new one, or one ``upgrade`` rewrote)."""
 
 
 def check_block(block: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:

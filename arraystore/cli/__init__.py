@@ -15,7 +15,7 @@ import click
 from arraystore.cli.commands.cast import cast_cmd
 from arraystore.cli.commands.create import create
 from arraystore.cli.commands.inspect import info, ls_cmd
-from arraystore.cli.commands.manage import mv, rm, verify
+from arraystore.cli.commands.manage import mv, rm, upgrade, verify
 from arraystore.cli.commands.map import map_cmd
 from arraystore.cli.commands.stats import stats
 from arraystore.cli.options import remote_error
@@ -74,6 +74,7 @@ main.add_command(info)
 main.add_command(rm)
 main.add_command(mv)
 main.add_command(verify)
+main.add_command(upgrade)
 main.add_command(stats)
 main.add_command(cast_cmd)
 main.add_command(map_cmd)

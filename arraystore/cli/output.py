@@ -31,7 +31,7 @@ def _checksum_label(doc: dict[str, Any]) -> str:
         return "off (verify cannot detect bit flips)"
     if doc["backend"] == "zarr":
         return "crc32c per chunk (zarr codec)"
-    return "crc32c per 1 MiB block (data.crc32c)"
+    return "crc32c per 1 MiB block (in the data file)"
 
 
 def ls_rows(store: Any) -> list[dict[str, Any]]:

@@ -1,9 +1,11 @@
 """Array metadata: a frozen dataclass and its JSON (de)serialisation.
 
-``arraystore.json`` beside each array holds only what the backend's own metadata cannot
-say (DESIGN.md §3): format version, backend, logical dtype (field order, subarrays),
-logical chunks of memmap arrays, attrs and the history of operations. Shape (and, for
-zarr, chunks and codecs) are read from the backend's own files.
+Format 2 (DESIGN.md §3): ``attributes["arraystore"]`` of the array's own ``zarr.json``
+(:data:`ATTR`) holds only what zarr's metadata cannot say: format version, backend,
+logical dtype (field order, subarrays), attrs and the history of operations, the
+checksum flag. Shape, chunks and codecs are read from zarr's own metadata.
+Format 1 (read, and upgraded on write): the same facts in a sidecar ``arraystore.json``
+(:data:`SIDECAR`) beside the data, with a memmap array's logical chunks.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ import numpy as np
 from arraystore.core.dtypes import check_zarr_dtype, dtype_from_json, dtype_to_json, fields_of
 from arraystore.errors import ArrayStoreError, MetadataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: the key of our metadata in a node's zarr.json ``attributes`` (format 2)
+ATTR = "arraystore"
+#: format 1's metadata file beside the data
 SIDECAR = "arraystore.json"
 MAX_METADATA_BYTES = 16 * 2**20
 BACKENDS = ("memmap", "zarr")
-_KEYS = {"arraystore_format", "backend", "dtype", "chunks", "attrs", "history", "checksum"}
+_KEYS_1 = {"arraystore_format", "backend", "dtype", "chunks", "attrs", "history", "checksum"}
+_KEYS_2 = {"format", "backend", "dtype", "chunks", "attrs", "history", "checksum"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class ArrayMeta:
     #: zarr: every chunk was written (zarr.json attribute ``arraystore_all_chunks``; a
     #: missing chunk file is then corruption, not fill value). Not stored in the sidecar.
     all_chunks: bool = False
+    #: on-disk format of the array: 2 (zarr.json attributes) or 1 (sidecar; upgraded on write)
+    format: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.shape):
@@ -81,10 +89,12 @@ class ArrayMeta:
     def evolve(self, **changes: Any) -> ArrayMeta:
         return replace(self, **changes)
 
-    def to_sidecar(self) -> dict[str, Any]:
-        """The ``arraystore.json`` document (backend-owned facts left out for zarr)."""
+    def to_doc(self) -> dict[str, Any]:
+        """Our metadata document (format 2): ``attributes["arraystore"]`` of the array's
+        ``zarr.json``; the logical chunks of a memmap array are included (they are also
+        the inner chunks of its shard: a journal or a worker rebuilds the array from it)."""
         doc: dict[str, Any] = {
-            "arraystore_format": FORMAT_VERSION,
+            "format": FORMAT_VERSION,
             "backend": self.backend,
             "dtype": dtype_to_json(self.dtype),
         }
@@ -96,18 +106,13 @@ class ArrayMeta:
         return doc
 
     @classmethod
-    def from_sidecar(cls, doc: Any, **backend_facts: Any) -> ArrayMeta:
-        """Build from a sidecar document plus facts read from the backend (shape...)."""
-        if not isinstance(doc, dict):
-            raise MetadataError("metadata must be a JSON object")
-        unknown = set(doc) - _KEYS
+    def from_doc(cls, doc: Any, **backend_facts: Any) -> ArrayMeta:
+        """Build from our metadata document (format 2, or a format-1 sidecar) plus facts
+        read from the backend (shape...)."""
+        version = doc_format(doc)
+        unknown = set(doc) - (_KEYS_1 if version == 1 else _KEYS_2)
         if unknown:
             raise MetadataError(f"unknown metadata keys {sorted(unknown)}")
-        version = doc.get("arraystore_format")
-        if version != FORMAT_VERSION:
-            raise MetadataError(
-                f"unsupported arraystore format version {version!r} (this is {FORMAT_VERSION})"
-            )
         try:
             dtype = dtype_from_json(doc["dtype"])
             attrs = doc.get("attrs", {})
@@ -120,6 +125,7 @@ class ArrayMeta:
                 "attrs": attrs,
                 "history": tuple(history),
                 "checksum": bool(doc.get("checksum", False)),
+                "format": version,
             }
             if "chunks" in doc:
                 kw["chunks"] = tuple(int(c) for c in doc["chunks"])
@@ -130,6 +136,18 @@ class ArrayMeta:
             raise
         except (ArrayStoreError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise MetadataError(f"invalid metadata: {exc}") from exc
+
+
+def doc_format(doc: Any) -> int:
+    """The format of our metadata document: 2 (zarr.json attributes) or 1 (sidecar)."""
+    if not isinstance(doc, dict):
+        raise MetadataError("metadata must be a JSON object")
+    version = doc.get("format", doc.get("arraystore_format"))
+    if type(version) is not int or version not in (1, 2) or ("format" in doc) == (version == 1):
+        raise MetadataError(
+            f"unsupported arraystore format version {version!r} (this is {FORMAT_VERSION})"
+        )
+    return version
 
 
 def loads(text: str | bytes, what: str = "metadata") -> Any:

@@ -9,11 +9,12 @@ can silently turn a remote key into a local file.
 
 Object stores have no directories and no atomic rename. The protocol here:
 
-* a new array is written under a hidden temp prefix, its ``arraystore.json`` last; it is
-  then moved (server-side copy + delete, object by object) to its name, the sidecar
-  moved last, so a reader never lists an array whose data is missing;
+* a new array is written under a hidden temp prefix, its top ``zarr.json`` (which holds
+  our metadata) last; it is then moved (server-side copy + delete, object by object) to
+  its name, that ``zarr.json`` (and format 1's ``arraystore.json``) moved last, so a
+  reader never lists an array whose data is missing;
 * replacing an array (``--overwrite``, in-place cast, ``mv --overwrite``) first deletes
-  the old sidecar (the name disappears), then the old objects, then moves the new ones
+  the old metadata (the name disappears), then the old objects, then moves the new ones
   in: *not* atomic — a reader in that window finds no array;
 * writer locks are ``.NAME.lock`` objects created with a conditional put
   (``If-None-Match: *`` on S3; exclusive on ``memory://``), holding host, PID and a token;
@@ -41,6 +42,8 @@ from arraystore.fs.lock import alive, my_identity
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://(.*)$")
 SIDECAR = "arraystore.json"
+#: an array's metadata objects: moved last, deleted first
+_META = ("arraystore.json", "zarr.json")
 
 
 def split_url(text: str) -> tuple[str, str] | None:
@@ -227,10 +230,11 @@ class RemotePath:
 
 # --------------------------------------------------------------- tree operations
 def remove_tree(path: RemotePath) -> None:
-    """Delete every key under ``path`` (the sidecar first: the array vanishes at once)."""
+    """Delete every key under ``path`` (the metadata first: the array vanishes at once)."""
     fs = path.fs
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm_file(f"{path.key}/{SIDECAR}")
+    for name in _META:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(f"{path.key}/{name}")
     keys = path.files()
     if keys:
         with contextlib.suppress(FileNotFoundError):
@@ -242,12 +246,12 @@ def remove_tree(path: RemotePath) -> None:
 
 
 def move_tree(src: RemotePath, dst: RemotePath) -> None:
-    """Move every key of ``src`` under ``dst`` (copy + delete), any sidecar last."""
+    """Move every key of ``src`` under ``dst`` (copy + delete), the metadata last."""
     fs = src.fs
     keys = src.files()
     rel = [posixpath.relpath(k, src.key) for k in keys]
-    first = [(k, r) for k, r in zip(keys, rel, strict=True) if r != SIDECAR]
-    last = [(k, r) for k, r in zip(keys, rel, strict=True) if r == SIDECAR]
+    first = [(k, r) for k, r in zip(keys, rel, strict=True) if r not in _META]
+    last = [(k, r) for k, r in zip(keys, rel, strict=True) if r in _META]
     for group in (first, last):
         if group:
             fs.copy([k for k, _ in group], [f"{dst.key}/{r}" for _, r in group])

@@ -72,6 +72,8 @@ def verify_array(store: StoreRoot, name: str, report: VerifyReport) -> None:
     try:
         handle = store.open_handle(name, "r")
         report.checked.append(name)
+        for problem in handle.check_layout():
+            report.findings.append(Finding("corrupt", name, problem))
         if handle.meta.backend == "memmap" and handle.meta.checksum:
             _check_memmap_crcs(handle, name, report)  # reads every byte once
             handle.close()
@@ -95,7 +97,7 @@ def verify_array(store: StoreRoot, name: str, report: VerifyReport) -> None:
 
 def _check_memmap_crcs(handle: Any, name: str, report: VerifyReport) -> None:
     """Recompute the block checksums of a memmap array; one finding per bad block."""
-    table = memmap_crc.load(handle.path, handle.offset, handle.meta.nbytes)
+    table = memmap_crc.load(handle.crc_loc, handle.offset, handle.meta.nbytes)
     for m in memmap_crc.check(handle.file, table):
         report.findings.append(Finding("corrupt", name, m.describe(handle.row_bytes)))
 
@@ -130,11 +132,12 @@ def _busy(store: StoreRoot, owner: str) -> bool:
 
 #: what a folder of an array holds (a zarr array/group, a memmap .npy, chunk folders)
 _ARRAY_MARKS = ("zarr.json", "data.npy", "c")
+_LOST = "not an array: its metadata (zarr.json attributes.arraystore) is missing"
 
 
 def _strangers(store: StoreRoot, report: VerifyReport, names: set[str]) -> None:
     """Visible entries that are not arrays: a folder that holds array files but no
-    arraystore.json is a damaged array (corrupt); anything else is reported (a warning):
+    metadata is a damaged array (corrupt); anything else is reported (a warning):
     arraystore ignores it, 'arraystore rm STORE NAME' removes such a folder."""
     for entry in _entries(store):
         if entry.startswith(".") or entry == "zarr.json" or entry in names:
@@ -142,10 +145,9 @@ def _strangers(store: StoreRoot, report: VerifyReport, names: set[str]) -> None:
         path = store.path / entry
         if path.is_dir() and not path.is_symlink():
             if any((path / mark).exists() for mark in _ARRAY_MARKS):
-                msg = "not an array: its arraystore.json is missing (metadata lost)"
-                report.findings.append(Finding("corrupt", entry, msg))
+                report.findings.append(Finding("corrupt", entry, _LOST))
                 continue
-            what = "a folder that is not an array (no arraystore.json)"
+            what = "a folder that is not an array (no zarr.json)"
         else:
             what = "a symlink" if path.is_symlink() else "a file"
             what += ", not an array (ignored)"

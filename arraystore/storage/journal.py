@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arraystore.core.meta import SIDECAR
 from arraystore.errors import ArrayExists, ArrayStoreError, LockedError
-from arraystore.fs import read_json, remove_tree
+from arraystore.fs import remove_tree
 from arraystore.storage.killpoints import kill_point
+from arraystore.storage.nodes import array_doc
 
 if TYPE_CHECKING:
     from arraystore.storage.root import StoreRoot
@@ -65,7 +65,7 @@ def mark_done(journal: Path | None, index: int, reports: dict[str, Any] | None =
 
 
 def history_len(path: Path) -> int:
-    doc = read_json(path / SIDECAR)
+    doc = array_doc(path)
     return len(doc.get("history", [])) if isinstance(doc, dict) else -1
 
 
@@ -84,7 +84,7 @@ def recover(store: StoreRoot, name: str, work: Path) -> bool:
     if not data.exists():
         remove_tree(work)
         return True
-    if not (data / SIDECAR).exists():
+    if array_doc(data) is None:
         return False
     header, _ = read_journal(work / CAST_JOURNAL)
     out = header.get("out") or name

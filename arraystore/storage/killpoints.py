@@ -20,6 +20,9 @@ killer would. The variable is read once at import; without it ``kill_point`` is 
 ``remove-part`` deleting a hidden folder (``storage.layout.remove_hidden``): its
                 metadata files are gone, the rest not
 ``committed``   the commit returned; the work folder / spool file not yet removed
+``upgrade-data``   (upgrade of a format-1 memmap array) the shard file is complete beside
+                ``data.npy``, the zarr.json not switched yet
+``upgrade-switch`` (upgrade) the zarr.json holds our metadata; format 1's files not removed
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from arraystore.core.meta import SIDECAR
 from arraystore.fs import can_exchange, exchange, fsync_dir, remove_tree, rename_noreplace
 from arraystore.fs.remote import commit
 from arraystore.storage.killpoints import kill_point
+from arraystore.storage.nodes import NODE, is_array
 
 __all__ = ["DERIVED_NAMES", "LEFTOVER", "LOCK", "SPOOL", "Layout", "remove_hidden"]
 
@@ -103,7 +104,7 @@ class Layout:
                 not self.remote
                 and old.is_dir()
                 and not old.is_symlink()
-                and (old / SIDECAR).is_file()
+                and is_array(old)
                 and not (path.exists() or path.is_symlink())
             ):
                 os.replace(old, path)  # the interrupted replace never happened
@@ -180,7 +181,7 @@ def remove_hidden(path: Path) -> None:
     first, so that a kill part-way leaves a folder nothing takes for an array (a
     ``.NAME.old-*`` without its sidecar is never put back), then the rest."""
     if isinstance(path, Path) and path.is_dir() and not path.is_symlink():
-        for meta_file in (SIDECAR, "zarr.json"):
+        for meta_file in (SIDECAR, NODE):
             with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
                 (path / meta_file).unlink()
         kill_point("remove-part")

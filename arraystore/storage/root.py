@@ -49,7 +49,9 @@ from arraystore.fs import (
 from arraystore.storage.journal import recover
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.layout import Layout, remove_hidden
+from arraystore.storage.nodes import NODE, array_format, is_array, require_doc
 from arraystore.storage.transaction import group_doc
+from arraystore.storage.upgrade import upgrade_array
 
 ROOT_ATTR = "arraystore"
 MODES = ("r", "r+", "a")
@@ -116,9 +118,7 @@ class StoreRoot:
             if mode != "a":
                 raise StoreNotFound(f"no store at {self.path}")
             self.path.mkdir(parents=True)
-            write_json(
-                self.path / "zarr.json", group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}})
-            )
+            write_json(self.path / "zarr.json", group_doc({ROOT_ATTR: {"format": FORMAT_VERSION}}))
             fsync_dir(self.path.parent)
         elif not self.path.is_dir():
             raise InvalidStore(f"{self.path} is a file, not a store directory")
@@ -127,7 +127,7 @@ class StoreRoot:
             if mode == "a" and not any(self.path.iterdir()):
                 write_json(
                     self.path / "zarr.json",
-                    group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}}),
+                    group_doc({ROOT_ATTR: {"format": FORMAT_VERSION}}),
                 )
             else:
                 raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
@@ -147,7 +147,7 @@ class StoreRoot:
             raise StoreNotFound(f"no store at {self.path}")
         if any(True for _ in self.path.iterdir()):
             raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
-        doc = group_doc({ROOT_ATTR: {"format_version": FORMAT_VERSION}})
+        doc = group_doc({ROOT_ATTR: {"format": FORMAT_VERSION}})
         write_json(self.path / "zarr.json", doc)
 
     def _root_doc(self) -> dict[str, Any] | None:
@@ -160,6 +160,11 @@ class StoreRoot:
         attrs = doc.get("attributes") or {}
         if not isinstance(attrs, dict) or ROOT_ATTR not in attrs:
             raise InvalidStore(f"{self.path} is a zarr group but not an arraystore store")
+        if isinstance(attrs[ROOT_ATTR], dict) and "backend" in attrs[ROOT_ATTR]:
+            raise InvalidStore(
+                f"{self.path} is a zarr group but not an arraystore store (it is an array "
+                f"of the store {self.path.parent})"
+            )
         return doc
 
     @property
@@ -180,14 +185,15 @@ class StoreRoot:
         list of str
         """
         if self.remote:
-            found = {p.parent.name for p in self.path.glob(f"*/{SIDECAR}")}
-            return sorted(n for n in found if not n.startswith("."))
+            found = {p.parent.name for p in self.path.glob(f"*/{NODE}")}
+            found |= {p.parent.name for p in self.path.glob(f"*/{SIDECAR}")}
+            return sorted(n for n in found if not n.startswith(".") and is_array(self.path / n))
         out = []
         for entry in os.scandir(self.path):
             if (
                 entry.is_dir(follow_symlinks=False)
                 and not entry.name.startswith(".")
-                and os.path.exists(os.path.join(entry.path, SIDECAR))
+                and is_array(Path(entry.path))
             ):
                 out.append(entry.name)
         return sorted(out)
@@ -210,7 +216,7 @@ class StoreRoot:
         except InvalidName:
             return False
         p = self.path / name
-        return p.is_dir() and not p.is_symlink() and (p / SIDECAR).exists()
+        return p.is_dir() and not p.is_symlink() and is_array(p)
 
     def is_folder(self, name: str) -> bool:
         """``name`` is a valid array name and a folder in the store (an array or not:
@@ -254,17 +260,15 @@ class StoreRoot:
         Handle
         """
         path = self.array_path(name)
-        if path.is_symlink() or not (path / SIDECAR).exists():
+        if path.is_symlink() or not is_array(path):
             if path.is_dir() and not path.is_symlink():
-                raise MetadataError(f"array {name!r} has no {SIDECAR} (corrupt or incomplete)")
+                raise MetadataError(f"array {name!r} has no metadata (corrupt or incomplete)")
             raise ArrayNotFound(
                 f"no array {name!r} in {self.path} (arrays: {', '.join(self.names()) or 'none'})"
             )
         mode = mode or ("r+" if self.writable else "r")
         if self.remote:  # object stores: no folder to hold open
-            doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}")
-            if not isinstance(doc, dict):
-                raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
+            doc = require_doc(path, name, None)
             backend = get_backend(str(doc.get("backend")))
             if self.remote and backend.name != "zarr":
                 raise InvalidArgument(
@@ -283,9 +287,7 @@ class StoreRoot:
                     continue
                 raise ArrayNotFound(f"no array {name!r} in {self.path}") from None
             try:
-                doc = read_json(path / SIDECAR, f"{name}/{SIDECAR}", dir_fd=dir_fd)
-                if not isinstance(doc, dict):
-                    raise MetadataError(f"{name}/{SIDECAR} must hold a JSON object")
+                doc = require_doc(path, name, dir_fd)
                 backend = get_backend(str(doc.get("backend")))
                 return backend.open(path, doc, mode, dir_fd=dir_fd)
             finally:
@@ -474,7 +476,43 @@ class StoreRoot:
                     "since it was opened? open it again); update_meta changes attrs and "
                     "history only"
                 )
-            write_json(self.array_path(name) / SIDECAR, meta.to_sidecar())
+            path = self.array_path(name)
+            if meta.format < 2:  # any write to a format-1 array upgrades it first
+                upgrade_array(path, now)
+            get_backend(meta.backend).write_meta(path, meta.evolve(format=2))
+
+    def upgrade(self, name: str) -> bool:
+        """Rewrite array ``name`` in format 2, in place (``storage.upgrade``); True if it
+        was format 1. Atomic: a kill leaves format 1 or format 2, both readable.
+
+        Parameters
+        ----------
+        name : str
+            The array.
+        """
+        self.check_writable()
+        with self.lock(name):
+            self.settle_held(name)
+            with self.open_handle(name, "r") as handle:
+                meta = handle.meta
+            return upgrade_array(self.array_path(name), meta)
+
+    def mark_format(self) -> None:
+        """Say format 2 in the store's own zarr.json once every array is format 2 (after
+        ``upgrade``; otherwise nothing changes)."""
+        self.check_writable()
+        if all(array_format(self.array_path(n)) == 2 for n in self.names()):
+            write_json(self.path / NODE, group_doc({ROOT_ATTR: {"format": FORMAT_VERSION}}))
+
+    def array_format(self, name: str) -> int:
+        """The on-disk format of array ``name`` (1 or 2; 0: no metadata).
+
+        Parameters
+        ----------
+        name : str
+            The array.
+        """
+        return array_format(self.array_path(name))
 
     def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         """The writer lock of array ``name`` for an operation (fails fast when another

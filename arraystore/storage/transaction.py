@@ -2,7 +2,7 @@
 
 :class:`NewArray` builds the array in a hidden work folder ``W`` of the store: ``W/data``
 is the new array, ``W/JOURNAL`` an optional journal of finished chunks (resumable writers:
-map, cast). Commit: flush and close the array, write its metadata (the sidecar) last,
+map, cast). Commit: flush and close the array, write its metadata (into its zarr.json) last,
 seal the journal, rename ``W/data`` over the target name (``Layout.commit``: atomic
 exchange, or a two-rename commit that ``Layout.roll_back`` undoes), then remove ``W``.
 Abort removes ``W``; an interruption (not an error) of a journaled build keeps ``W`` for a
@@ -22,8 +22,8 @@ from typing import Any
 
 from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
-from arraystore.core.meta import SIDECAR, ArrayMeta
-from arraystore.fs import move_tree, remove_tree, write_json
+from arraystore.core.meta import ArrayMeta
+from arraystore.fs import move_tree, remove_tree
 from arraystore.storage.journal import write_header
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.layout import Layout
@@ -106,16 +106,13 @@ class NewArray:
                 kill_point("header")
             (building / DATA).mkdir()
             backend = get_backend(meta.backend)
+            meta = meta.evolve(format=2)
             handle = backend.create(building / DATA, meta)
-            if meta.backend == "memmap":  # keep the store a valid zarr hierarchy
-                write_json(
-                    building / DATA / "zarr.json", group_doc({"arraystore_backend": "memmap"})
-                )
             if work is not None:  # the work folder appears complete or not at all
                 handle.close()
                 move_tree(building, work)
                 building = work
-                handle = backend.open(work / DATA, meta.to_sidecar(), "r+")
+                handle = backend.open(work / DATA, meta.to_doc(), "r+")
         except BaseException:
             remove_tree(building)
             raise
@@ -126,7 +123,8 @@ class NewArray:
         cls, layout: Layout, target: str, meta: ArrayMeta, work: Path, journal: str
     ) -> NewArray:
         """Reopen the partial array of an interrupted journaled build in ``work``."""
-        handle = get_backend(meta.backend).open(work / DATA, meta.to_sidecar(), "r+")
+        meta = meta.evolve(format=2)
+        handle = get_backend(meta.backend).open(work / DATA, meta.to_doc(), "r+")
         return cls(layout, target, meta, work, handle, journal)
 
     # ------------------------------------------------------------ properties
@@ -155,10 +153,12 @@ class NewArray:
         """
         if meta is not None:
             self.meta = meta
+        self.meta = self.meta.evolve(format=2)
         try:
             self.handle.flush()
             self.handle.close()
-            write_json(self.path / SIDECAR, self.meta.to_sidecar())  # metadata last
+            # metadata last: the array's zarr.json gets attributes["arraystore"]
+            get_backend(self.meta.backend).write_meta(self.path, self.meta)
             kill_point("sidecar")
             if self.journal_name is not None and seal_journal:
                 journal = self.work / self.journal_name

@@ -399,50 +399,68 @@ def test_bad_mode(tmp_path):
 
 # ------------------------------------------------------- corrupt arrays
 
-sidecar = "arraystore.json"
+
+def _meta(p: Path) -> Path:
+    """The file holding an array's metadata (format 2: its top zarr.json)."""
+    return p / "zarr.json"
+
+
+def _npy(p: Path) -> Path:
+    """A memmap array's data file (format 2: its chunk key, ``c/0`` for 1-d)."""
+    return p / "c" / "0"
 
 
 def _garbage_sidecar(p: Path) -> None:
-    (p / sidecar).write_bytes(b"\x00\xff\xfe garbage {{")
+    _meta(p).write_bytes(b"\x00\xff\xfe garbage {{")
 
 
 def _no_sidecar(p: Path) -> None:
-    (p / sidecar).unlink()
+    _meta(p).unlink()
 
 
 def _list_sidecar(p: Path) -> None:
-    (p / sidecar).write_text("[]")
+    _meta(p).write_text("[]")
 
 
 def _edit_sidecar(**changes: Any) -> Callable[[Path], None]:
     def edit(p: Path) -> None:
-        doc = json.loads((p / sidecar).read_text())
-        doc.update(changes)
-        (p / sidecar).write_text(json.dumps(doc))
+        doc = json.loads(_meta(p).read_text())
+        doc["attributes"]["arraystore"].update(changes)
+        _meta(p).write_text(json.dumps(doc))
+
+    return edit
+
+
+def _edit_inner_chunks(rows: int) -> Callable[[Path], None]:
+    def edit(p: Path) -> None:
+        doc = json.loads(_meta(p).read_text())
+        doc["codecs"][0]["configuration"]["chunk_shape"] = [rows]
+        _meta(p).write_text(json.dumps(doc))
 
     return edit
 
 
 def _truncate_npy(p: Path) -> None:
-    with open(p / "data.npy", "r+b") as f:
-        f.truncate(os.path.getsize(p / "data.npy") - 8)
+    with open(_npy(p), "r+b") as f:
+        f.truncate(os.path.getsize(_npy(p)) - 8)
 
 
 def _extend_npy(p: Path) -> None:
-    with open(p / "data.npy", "ab") as f:
+    with open(_npy(p), "ab") as f:
         f.write(b"xx")
 
 
 def _garbage_npy(p: Path) -> None:
-    (p / "data.npy").write_bytes(b"garbage garbage garbage")
+    _npy(p).write_bytes(b"garbage garbage garbage")
 
 
 def _other_dtype_npy(p: Path) -> None:
-    np.save(p / "data.npy", np.zeros(4, np.float32))
+    with open(_npy(p), "wb") as f:  # (np.save would add '.npy' to the name)
+        np.save(f, np.zeros(4, np.float32))
 
 
 def _no_npy(p: Path) -> None:
-    (p / "data.npy").unlink()
+    _npy(p).unlink()
 
 
 def _garbage_zarr_json(p: Path) -> None:
@@ -454,20 +472,20 @@ def _no_field(p: Path) -> None:
 
 
 CORRUPT_CASES = [
-    ("ex", _garbage_sidecar, MetadataError, "ex/arraystore.json is not valid JSON"),
-    ("zex", _garbage_sidecar, MetadataError, "zex/arraystore.json is not valid JSON"),
-    ("ex", _no_sidecar, MetadataError, "'ex' has no arraystore.json"),
+    ("ex", _garbage_sidecar, MetadataError, "ex/zarr.json is not valid JSON"),
+    ("zex", _garbage_sidecar, MetadataError, "zex/zarr.json is not valid JSON"),
+    ("ex", _no_sidecar, MetadataError, "'ex' has no metadata"),
     ("ex", _list_sidecar, MetadataError, "must hold a JSON object"),
-    ("ex", _edit_sidecar(arraystore_format=99), MetadataError, "format version 99"),
+    ("ex", _edit_sidecar(format=99), MetadataError, "format version 99"),
     ("ex", _edit_sidecar(surprise=1), MetadataError, "unknown metadata keys.*surprise"),
     ("ex", _edit_sidecar(dtype="O"), MetadataError, "object dtype"),
     ("ex", _edit_sidecar(backend="hdf5"), UnknownBackend, "'hdf5'"),
-    ("ex", _edit_sidecar(chunks=[2, 2]), MetadataError, "chunks.*do not match shape"),
-    ("ex", _truncate_npy, CorruptData, "data.npy is 152 bytes.*needs 160 .truncated"),
+    ("ex", _edit_inner_chunks(3), CorruptData, "disagree with the shard's inner chunks"),
+    ("ex", _truncate_npy, CorruptData, r"c/0 is \d+ bytes.*needs \d+ .truncated"),
     ("ex", _extend_npy, CorruptData, "trailing bytes"),
     ("ex", _garbage_npy, CorruptData, r"not a valid \.npy file"),
     ("ex", _other_dtype_npy, CorruptData, "holds float32 but metadata says float64"),
-    ("ex", _no_npy, CorruptData, "data.npy is missing"),
+    ("ex", _no_npy, CorruptData, "c/0 is missing"),
     ("zex", _garbage_zarr_json, MetadataError, "zarr.json is not valid JSON"),
     ("zex", _no_field, MetadataError, "missing metadata file"),
 ]
@@ -490,12 +508,12 @@ def test_folder_without_sidecar_is_not_listed(store):
     (store.path / "stray").mkdir()
     assert store.names() == ["ex", "zex"]
     assert "stray" not in store
-    fails(store.path, MetadataError, "'stray' has no arraystore.json", lambda: store["stray"])
+    fails(store.path, MetadataError, "'stray' has no metadata", lambda: store["stray"])
 
 
-def test_zero_chunks_in_sidecar(store):
-    _edit_sidecar(chunks=[0])(store.path / "ex")
-    fails(store.path, MetadataError, "chunk", lambda: list(store["ex"].iter_chunks()))
+def test_zero_chunks_in_zarr_json(store):
+    _edit_inner_chunks(0)(store.path / "ex")
+    fails(store.path, CorruptData, "disagree", lambda: list(store["ex"].iter_chunks()))
 
 
 @pytest.mark.parametrize("codec", ["none", "zstd:1", "blosc-lz4"])

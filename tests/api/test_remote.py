@@ -201,7 +201,7 @@ def test_file_url_is_a_local_store(tmp_path: Any) -> None:
     s = arraystore.open(url, mode="a")
     assert not s.remote and s.path == tmp_path / "f.store"
     s.create("x", data=np.arange(5.0))  # memmap works: it is a local path
-    assert (tmp_path / "f.store" / "x" / "data.npy").exists()
+    assert (tmp_path / "f.store" / "x" / "c" / "0").exists()  # its .npy, at the chunk key
 
 
 def test_cli_memory_round_trip(mem_url: str, capsys: pytest.CaptureFixture[str]) -> None:

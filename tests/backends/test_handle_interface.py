@@ -13,6 +13,7 @@ from arraystore.core.chunks import Region, auto_chunks
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine.executors import SerialExecutor, ThreadExecutor
 from arraystore.engine.executors.base import Executor
+from arraystore.errors import CorruptData
 
 
 class _Bare(Handle):
@@ -80,9 +81,12 @@ def test_memmap_flush_writes_a_new_arrays_checksums(tmp_path: Path) -> None:
     meta = ArrayMeta(shape=(10,), dtype=np.dtype("f8"), chunks=(10,), checksum=True)
     h = get_backend("memmap").create(tmp_path, meta)
     h.write((slice(0, 10),), np.arange(10.0))
-    assert not (tmp_path / crc.CRC_FILE).exists()
+    loc = h.crc_loc  # format 2: a table inside the data file
+    with pytest.raises(CorruptData, match="bad magic"):
+        crc.load(loc, h.offset, meta.nbytes)
     h.flush()
-    assert (tmp_path / crc.CRC_FILE).exists()
+    table = crc.load(loc, h.offset, meta.nbytes)
+    assert table.crcs[0] == crc.crc32c(np.arange(10.0).tobytes())
     h.close()
 
 

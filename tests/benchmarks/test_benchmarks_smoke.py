@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from arraystore.testing import data_file
+
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "benchmarks" / "run.py"
 sys.path.insert(0, str(REPO / "benchmarks"))  # run.py, common.py (imported in the tests)
@@ -96,7 +98,7 @@ def test_every_scenario_has_arraystore_and_agreeing_anchors(suite: dict[str, Any
 
 def test_arraystore_answers_equal_numpy(suite: dict[str, Any]) -> None:
     plain = Path(suite["datasets"]["plain"]["store"])
-    x = np.load(plain / "memmap" / "data.npy")
+    x = np.load(data_file(plain, "memmap"))
     for fmt in ("memmap", "zarr-none", "zarr-lz4", "zarr-zstd", "zarr-blosc-lz4"):
         v = _get(suite, "stats", f"arraystore/{fmt}")["answer"]["values"]
         np.testing.assert_allclose(v["mean"], x.mean(axis=0), rtol=0, atol=1e-12)
@@ -104,7 +106,7 @@ def test_arraystore_answers_equal_numpy(suite: dict[str, Any]) -> None:
         np.testing.assert_array_equal(v["min"], x.min(axis=0))
         np.testing.assert_array_equal(v["max"], x.max(axis=0))
     rec = Path(suite["datasets"]["columns"]["store"])
-    col = np.load(rec / "rec" / "data.npy")[suite["datasets"]["columns"]["field"]]
+    col = np.load(data_file(rec, "rec"))[suite["datasets"]["columns"]["field"]]
     for fmt in ("memmap", "zarr"):
         assert _get(suite, "median", f"arraystore/{fmt}")["answer"]["answer"] == np.median(col)
         h = _get(suite, "hist", f"arraystore/{fmt}")["answer"]["answer"]
@@ -113,7 +115,7 @@ def test_arraystore_answers_equal_numpy(suite: dict[str, Any]) -> None:
         assert s["min"] == col.min() and s["max"] == col.max()
         assert s["mean"] == pytest.approx(col.mean(), rel=0, abs=1e-12)
     mp = Path(suite["datasets"]["map"]["store"])
-    a, b = np.load(mp / "a" / "data.npy"), np.load(mp / "b" / "data.npy")
+    a, b = np.load(data_file(mp, "a")), np.load(data_file(mp, "b"))
     n = len(a)
     want = [float((a[i] * 2 + b[i]).sum()) for i in (0, n // 2, n - 1)]
     for fmt in ("memmap", "zarr"):
@@ -125,9 +127,9 @@ def test_arraystore_answers_equal_numpy(suite: dict[str, Any]) -> None:
 def test_tensorstore_and_zarrs_anchors_equal_numpy(suite: dict[str, Any]) -> None:
     """The standard-codec zarr formats are read by tensorstore and dask + zarrs (when
     installed) with numpy's answers; arraystore's numcodecs.lz4 is skipped with a reason."""
-    x = np.load(Path(suite["datasets"]["plain"]["store"]) / "memmap" / "data.npy")
+    x = np.load(data_file(suite["datasets"]["plain"]["store"], "memmap"))
     rec = Path(suite["datasets"]["columns"]["store"])
-    col = np.load(rec / "rec" / "data.npy")[suite["datasets"]["columns"]["field"]]
+    col = np.load(data_file(rec, "rec"))[suite["datasets"]["columns"]["field"]]
     for system in ("tensorstore", "dask-zarrs"):
         if system not in suite["systems"]:
             continue  # the package is absent (e.g. CI): listed under skipped

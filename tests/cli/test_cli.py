@@ -315,7 +315,7 @@ def test_ls_flags_a_broken_array_and_lists_the_rest(
     s.create("good", (3,), "f8")
     s.create("meta", (3,), "f8", backend="zarr")
     s.create("zdtype", (3,), "f8", backend="zarr")
-    (store / "meta" / "arraystore.json").write_bytes(b"\x00 not json")
+    (store / "meta" / "zarr.json").write_bytes(b"\x00 not json")
     doc = json.loads((store / "zdtype" / "zarr.json").read_text())
     doc["data_type"] = "int64"
     (store / "zdtype" / "zarr.json").write_text(json.dumps(doc))
@@ -324,7 +324,7 @@ def test_ls_flags_a_broken_array_and_lists_the_rest(
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ["good", "meta", "zdtype"]
     assert "error" not in rows[0] and rows[0]["shape"] == [3]
-    assert "arraystore.json is not valid JSON" in rows[1]["error"]
+    assert "meta/zarr.json is not valid JSON" in rows[1]["error"]
     assert "data_type int64 disagrees" in rows[2]["error"]
     assert err.count("\n") == 1 and "meta, zdtype" in err
     code, out, err = run_cli(["ls", str(store)], capsys)
@@ -339,18 +339,20 @@ def test_ls_flags_a_broken_array_and_lists_the_rest(
 def test_verify_reports_and_rm_removes_folders_without_metadata(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A folder without arraystore.json was skipped by verify (ok) and rm refused it."""
+    """A folder without our metadata was skipped by verify (ok) and rm refused it."""
     store = tmp_path / "s.store"
     s = arraystore.open(store, mode="a")
     s.create("good", (3,), "f8")
     s.create("lostmeta", (3,), "f8", backend="zarr")
     s.create("lostnpy", (3,), "f8")
-    (store / "lostmeta" / "arraystore.json").unlink()
-    (store / "lostnpy" / "arraystore.json").unlink()
+    node = json.loads((store / "lostmeta" / "zarr.json").read_text())
+    del node["attributes"]["arraystore"]  # zarr's own array metadata stays
+    (store / "lostmeta" / "zarr.json").write_text(json.dumps(node))
+    (store / "lostnpy" / "zarr.json").unlink()
     (store / "junk").mkdir()
     code, out, _ = run_cli(["verify", str(store)], capsys)
     assert code == 1, out
-    assert "CORRUPT: lostmeta: not an array: its arraystore.json is missing" in out
+    assert "CORRUPT: lostmeta: not an array: its metadata (zarr.json attributes.arraystore)" in out
     assert "CORRUPT: lostnpy: not an array" in out
     assert "warning: junk: a folder that is not an array" in out
     for name in ("lostmeta", "lostnpy"):

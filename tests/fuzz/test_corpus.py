@@ -38,6 +38,7 @@ import pytest
 import arraystore
 from arraystore import ReadOnlyError
 from arraystore.cli import main
+from arraystore.testing import data_file, meta_file, read_meta, write_meta
 
 # ----------------------------------------------------------------- helpers
 
@@ -144,12 +145,15 @@ Setup = Callable[[Path], None]
 
 
 def _sidecar(name: str, content: bytes | str | Callable[[dict[str, Any]], Any]) -> Setup:
+    """Damage array ``name``'s metadata: ``content`` replaces its zarr.json (bytes or
+    text), or edits our metadata document in it (a callable)."""
+
     def setup(ws: Path) -> None:
-        p = ws / "s.store" / name / "arraystore.json"
+        p = meta_file(ws / "s.store", name)
         if callable(content):
-            doc = json.loads(p.read_text())
+            doc = read_meta(ws / "s.store", name)
             new = content(doc)
-            p.write_text(json.dumps(doc if new is None else new))
+            write_meta(ws / "s.store", name, doc if new is None else new)
         elif isinstance(content, bytes):
             p.write_bytes(content)
         else:
@@ -160,20 +164,19 @@ def _sidecar(name: str, content: bytes | str | Callable[[dict[str, Any]], Any]) 
 
 
 def _huge_sidecar(ws: Path) -> None:
-    p = ws / "s.store" / "ex" / "arraystore.json"
-    doc = json.loads(p.read_text())
+    doc = read_meta(ws / "s.store", "ex")
     doc["attrs"] = {"pad": "x" * (16 * 2**20 + 10)}
-    p.write_text(json.dumps(doc))
+    write_meta(ws / "s.store", "ex", doc)
 
 
 def _truncate_npy(ws: Path) -> None:
-    p = ws / "s.store" / "ex" / "data.npy"
+    p = data_file(ws / "s.store", "ex")
     with open(p, "r+b") as f:
         f.truncate(os.path.getsize(p) - 8)
 
 
 def _no_npy(ws: Path) -> None:
-    (ws / "s.store" / "ex" / "data.npy").unlink()
+    data_file(ws / "s.store", "ex").unlink()
 
 
 def _garbage_chunk(ws: Path) -> None:
@@ -233,11 +236,10 @@ def _zero_size_field(ws: Path) -> None:
     """A memmap array with a zero-size subarray field, as versions that accepted
     'a:(0)f4' wrote it (create now refuses that dtype): sidecar and .npy header edited."""
     arraystore.open(ws / "s.store").create("z0", (3,), "a:(1)f4")
-    side = ws / "s.store" / "z0" / "arraystore.json"
-    doc = json.loads(side.read_text())
+    npy = data_file(ws / "s.store", "z0")
+    doc = read_meta(ws / "s.store", "z0")
     doc["dtype"][0][2] = [0]
-    side.write_text(json.dumps(doc))
-    npy = ws / "s.store" / "z0" / "data.npy"
+    write_meta(ws / "s.store", "z0", doc)
     raw = npy.read_bytes()
     assert b"(1,)" in raw[:128]
     npy.write_bytes(raw.replace(b"(1,)", b"(0,)", 1))
@@ -728,13 +730,13 @@ CASES += [
     Case(
         "sidecar-garbage",
         ["info", "{s}", "ex"],
-        "ex/arraystore.json is not valid JSON",
+        "ex/zarr.json is not valid JSON",
         setup=_sidecar("ex", b"\x00\xff garbage {{"),
     ),
     Case(
         "sidecar-garbage-cast",
         ["cast", "{s}", "ex", "--to", "f4"],
-        "ex/arraystore.json is not valid JSON",
+        "ex/zarr.json is not valid JSON",
         setup=_sidecar("ex", "{"),
     ),
     Case(
@@ -747,13 +749,13 @@ CASES += [
         "sidecar-version",
         ["info", "{s}", "ex"],
         "unsupported arraystore format version 99",
-        setup=_sidecar("ex", _update(arraystore_format=99)),
+        setup=_sidecar("ex", _update(format=99)),
     ),
     Case(
         "sidecar-version-zarr",
         ["stats", "{s}", "zex"],
         "format version 'one'",
-        setup=_sidecar("zex", _update(arraystore_format="one")),
+        setup=_sidecar("zex", _update(format="one")),
     ),
     Case(
         "sidecar-unknown-key",
@@ -777,13 +779,13 @@ CASES += [
     Case(
         "npy-truncated-info",
         ["info", "{s}", "ex"],
-        "data.npy is .* bytes.*truncated",
+        "c/0 is .* bytes.*truncated",
         setup=_truncate_npy,
     ),
     Case(
         "npy-truncated-cast", ["cast", "{s}", "ex", "--to", "f4"], "truncated", setup=_truncate_npy
     ),
-    Case("npy-missing", ["stats", "{s}", "ex"], "data.npy is missing", setup=_no_npy),
+    Case("npy-missing", ["stats", "{s}", "ex"], "c/0 is missing", setup=_no_npy),
     Case("zarr-chunk-garbage", ["stats", "{s}", "zex"], "c/0", setup=_garbage_chunk),
     # zarr metadata / chunks that disagree with ours (issue 15, items 4-6)
     Case(
@@ -808,7 +810,7 @@ CASES += [
         Case(
             f"zarr-data-type-{cmd[0]}",
             [cmd[0], "{s}", "zex", *cmd[1:]],
-            r"zex/id/zarr.json: data_type int32 disagrees with arraystore.json \(dtype int64\)",
+            r"zex/id/zarr.json: data_type int32 disagrees with our metadata \(dtype int64\)",
             setup=_zarr_doc(("id", _update(data_type="int32"))),
         )
         for cmd in (["stats"], ["info"], ["cast", "--to", "id:i4"])
@@ -822,7 +824,7 @@ CASES += [
     Case(
         "zarr-checksum-disagrees",
         ["stats", "{s}", "zex"],
-        "codecs disagree with arraystore.json, which says checksums",
+        "codecs disagree with our metadata, which says checksums",
         setup=_sidecar("zex", _update(checksum=True)),
     ),
     *[

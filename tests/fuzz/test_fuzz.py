@@ -1,8 +1,8 @@
 """Fuzzers (issue 8, acceptance 2): hostile input raises ``ArrayStoreError`` subclasses only.
 
-* metadata: random JSON documents, mutations of a valid document and byte-level
-  corruptions written into an array's ``arraystore.json`` (and into the zarr ``zarr.json``
-  files) -> opening / describing / reading the array raises only ``ArrayStoreError``;
+* metadata: random JSON documents, mutations of a valid document (written as
+  ``attributes["arraystore"]`` of an array's ``zarr.json``) and byte-level corruptions of
+  every ``zarr.json`` -> opening / describing / reading the array raises only ``ArrayStoreError``;
 * dtype specs: random text, mutations of valid specs and random JSON objects ->
   ``parse_dtype`` returns a dtype (which round-trips through its spec and JSON forms) or
   raises ``ArrayStoreError``;
@@ -52,6 +52,7 @@ import arraystore
 from arraystore import ArrayStoreError
 from arraystore.cli import main
 from arraystore.core.dtypes import dtype_to_json, dtype_to_spec, parse_dtype
+from arraystore.testing import meta_file, read_meta, write_meta
 
 # ------------------------------------------------------------------ settings
 
@@ -176,8 +177,8 @@ BUGS: dict[str, KnownBug] = {
     "inf-chunks": KnownBug(
         (OverflowError,),
         "arraystore/core/meta.py",
-        ("from_sidecar", "<genexpr>"),
-        "BUG arraystore/core/meta.py:119 from_sidecar converts chunks with int() but does not "
+        ("from_doc", "<genexpr>"),
+        "BUG arraystore/core/meta.py:119 from_doc converts chunks with int() but does not "
         "catch OverflowError: 'chunks': [Infinity] escapes as OverflowError",
     ),
     "zarr-field-shape": KnownBug(
@@ -249,7 +250,7 @@ json_values = st.recursive(
 
 # "interesting" replacements for each key of a sidecar
 SIDECAR_VALUES: dict[str, list[Any]] = {
-    "arraystore_format": [0, 1, 2, 1.0, "1", True, None, -1, 2**64],
+    "format": [0, 1, 2, 1.0, "1", True, None, -1, 2**64],
     "backend": ["memmap", "zarr", "hdf5", "", None, 1, ["memmap"], {"x": 1}],
     "dtype": [
         "f8",
@@ -310,7 +311,15 @@ SIDECAR_VALUES: dict[str, list[Any]] = {
 
 
 def _base_sidecars(store: Path) -> dict[str, dict[str, Any]]:
-    return {n: json.loads((store / n / "arraystore.json").read_text()) for n in ARRAYS}
+    return {n: read_meta(store, n) for n in ARRAYS}
+
+
+def _node_with(store: Path, name: str, doc: Any) -> tuple[Path, bytes]:
+    """The array's zarr.json, and its bytes with ``doc`` as our metadata."""
+    path = meta_file(store, name)
+    node = json.loads(path.read_text())
+    node["attributes"]["arraystore"] = doc
+    return path, _dump(node)
 
 
 @st.composite
@@ -416,14 +425,14 @@ def test_fuzz_sidecar_mutations(fuzz_store: Path, data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(ARRAYS))
     base = _base_sidecars(fuzz_store)[name]
     doc = data.draw(mutated_sidecar(base))
-    with replaced(fuzz_store / name / "arraystore.json", _dump(doc)), only_arraystore_errors():
+    with replaced(*_node_with(fuzz_store, name, doc)), only_arraystore_errors():
         exercise(fuzz_store, name)
 
 
 @FUZZ
 @given(name=st.sampled_from(ARRAYS), doc=json_values)
 def test_fuzz_sidecar_random_json(fuzz_store: Path, name: str, doc: Any) -> None:
-    with replaced(fuzz_store / name / "arraystore.json", _dump(doc)), only_arraystore_errors():
+    with replaced(*_node_with(fuzz_store, name, doc)), only_arraystore_errors():
         exercise(fuzz_store, name)
 
 
@@ -909,8 +918,9 @@ def test_bug_root_attributes_not_an_object(tmp_path: Path, attributes: Any) -> N
 def test_bug_zarr_sidecar_field_name_not_validated(tmp_path: Path) -> None:
     s = arraystore.open(tmp_path / "s.store", mode="a")
     s.create("zex", (4,), "id:i8,v:2f4", backend="zarr")
-    p = tmp_path / "s.store" / "zex" / "arraystore.json"
-    p.write_text(json.dumps({**json.loads(p.read_text()), "dtype": [[1]]}))
+    write_meta(
+        tmp_path / "s.store", "zex", {**read_meta(tmp_path / "s.store", "zex"), "dtype": [[1]]}
+    )
     _raises_plain(lambda: arraystore.open(tmp_path / "s.store", mode="r")["zex"])
 
 
@@ -926,17 +936,18 @@ def test_bug_zarr_second_field_not_validated(tmp_path: Path) -> None:
 def test_bug_infinite_chunks_in_sidecar(tmp_path: Path) -> None:
     s = arraystore.open(tmp_path / "s.store", mode="a")
     s.create("ex", (4,), "f8")
-    p = tmp_path / "s.store" / "ex" / "arraystore.json"
-    p.write_text(json.dumps({**json.loads(p.read_text()), "chunks": [float("inf")]}))
+    doc = {**read_meta(tmp_path / "s.store", "ex"), "chunks": [float("inf")]}
+    meta_file(tmp_path / "s.store", "ex").write_bytes(
+        _node_with(tmp_path / "s.store", "ex", doc)[1]
+    )
     _raises_plain(lambda: arraystore.open(tmp_path / "s.store", mode="r")["ex"])
 
 
 def test_bug_zarr_field_shape_not_checked(tmp_path: Path) -> None:
     s = arraystore.open(tmp_path / "s.store", mode="a")
     s.create("zex", (4,), "id:i8,v:2f4", backend="zarr", chunks=2)
-    p = tmp_path / "s.store" / "zex" / "arraystore.json"
-    doc = {**json.loads(p.read_text()), "dtype": [["id", "<i8"], ["v", "<f4", [3]]]}
-    p.write_text(json.dumps(doc))
+    doc = {**read_meta(tmp_path / "s.store", "zex"), "dtype": [["id", "<i8"], ["v", "<f4", [3]]]}
+    write_meta(tmp_path / "s.store", "zex", doc)
     _raises_plain(lambda: arraystore.open(tmp_path / "s.store", mode="r")["zex"][...])
 
 

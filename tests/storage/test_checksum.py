@@ -6,7 +6,7 @@
 * cast / map / where / import / from_dask outputs with checksums verify clean, and a flip
   in them is caught (so the checksums really exist); cast keeps the source's setting;
 * writes through ``Array[...] = x`` keep a memmap array's checksums valid;
-* a damaged or hostile ``data.crc32c`` gives a clean CorruptData, never a traceback.
+* a damaged or hostile checksum table gives a clean CorruptData, never a traceback.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from arraystore.backends.memmap import read_header
 from arraystore.errors import CorruptData
 from arraystore.ops.cast import cast
 from arraystore.ops.verify import verify
-from arraystore.testing import LZ4_WARNING, assert_same, run_cli
+from arraystore.testing import LZ4_WARNING, assert_same, data_file, run_cli
 
 BS = memmap_crc.BLOCK_SIZE
 
@@ -43,8 +43,13 @@ def flip(path: Path, offset: int) -> None:
         f.write(bytes([b[0] ^ 0x10]))
 
 
+def npy(array_dir: Path) -> Path:
+    """A memmap array's data file (format 2: at its chunk key)."""
+    return data_file(array_dir.parent, array_dir.name)
+
+
 def data_offset(array_dir: Path) -> int:
-    return read_header(array_dir / "data.npy")[2]
+    return read_header(npy(array_dir))[2]
 
 
 def assert_clean_error(err: str) -> None:
@@ -72,7 +77,7 @@ def test_memmap_flip_is_reported_with_its_block(
     nbytes = arr.nbytes
     assert nbytes > 3 * BS  # several blocks, the last one short
     pos = where if where >= 0 else nbytes - 1
-    flip(store / "a" / "data.npy", data_offset(store / "a") + pos)
+    flip(npy(store / "a"), data_offset(store / "a") + pos)
     code, out, err = run_cli(["verify", str(store)], capsys)
     assert_clean_error(err)
     assert code == 1, out
@@ -93,15 +98,15 @@ def test_memmap_flip_is_reported_with_its_block(
 def test_memmap_header_flip_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     s = arraystore.open(tmp_path / "c.store", mode="a")
     s.create("a", (1000,), "i4", fill="range", checksum=True)
-    path = tmp_path / "c.store" / "a" / "data.npy"
-    header = path.read_bytes()[: data_offset(path.parent)]
+    path = npy(tmp_path / "c.store" / "a")
+    header = path.read_bytes()[: data_offset(tmp_path / "c.store" / "a")]
     pad = header.rindex(b"  ")  # a padding space: the header still parses after the flip
     with open(path, "r+b") as f:
         f.seek(pad)
         f.write(b"\t")
     code, out, err = run_cli(["verify", str(s.path)], capsys)
     assert_clean_error(err)
-    assert code == 1 and "CORRUPT: a: data.npy header" in out, out
+    assert code == 1 and "CORRUPT: a: .npy header" in out, out
 
 
 # --------------------------------------------------------------- zarr flips
@@ -137,8 +142,9 @@ def test_unchecksummed_flip_verify_cannot_tell(
 ) -> None:
     s = arraystore.open(tmp_path / "c.store", mode="a")
     s.create("p", (3000,), "f8", fill="random", backend=backend, chunks=1000)
-    data = s.path / "p" / ("data.npy" if backend == "memmap" else "c/1")
-    flip(data, os.path.getsize(data) - 5)
+    data = npy(s.path / "p") if backend == "memmap" else s.path / "p" / "c/1"
+    end = data_offset(s.path / "p") + 3000 * 8 if backend == "memmap" else os.path.getsize(data)
+    flip(data, end - 5)
     code, out, _ = run_cli(["verify", str(s.path)], capsys)
     assert code == 0, out
     assert "note: p: no checksums stored: cannot tell" in out, out
@@ -163,9 +169,8 @@ def test_info_shows_checksum(
 def _corrupt_one(store: arraystore.Store, name: str) -> None:
     """Flip a byte in the middle of the array's stored data."""
     path = store.path / name
-    if (path / "data.npy").exists():
-        f = path / "data.npy"
-        flip(f, data_offset(path) + (os.path.getsize(f) - data_offset(path)) // 2)
+    if store[name].backend == "memmap":
+        flip(npy(path), data_offset(path) + store[name].nbytes // 2)
         return
     skip = {"zarr.json", "arraystore.json"}
     chunks = sorted(p for p in path.rglob("*") if p.is_file() and p.name not in skip)
@@ -204,7 +209,7 @@ def test_cast_keeps_checksums_and_accepts_the_option(
     assert code == 0, err
     assert not s["n"].meta.checksum
     assert [f.kind for f in verify(s, "n").findings] == ["unchecked"]
-    assert not (s.path / "n" / memmap_crc.CRC_FILE).exists()
+    assert not list((s.path / "n").glob("*.crc32c"))
     _assert_checksummed(s, "b")
     # an unchecksummed source gains checksums with --checksum (in place)
     from arraystore.ops.cast import cast
@@ -408,20 +413,17 @@ def test_random_writes_keep_checksums(tmp_path: Path, ops: list[tuple[int, int, 
     assert_same(a[...], truth)
 
 
-# --------------------------------------------------- a hostile checksum file
-def _crc_file(store: arraystore.Store) -> Path:
-    return store.path / "a" / memmap_crc.CRC_FILE
-
-
+# --------------------------------------------------- a hostile checksum table
 def _field(store: arraystore.Store, offset: int, fmt: str, value: int) -> None:
-    with open(_crc_file(store), "r+b") as f:
-        f.seek(offset)
+    """Overwrite a field of the checksum table inside the data file (format 2)."""
+    with store.open_handle("a", "r") as handle:
+        loc = handle.crc_loc  # type: ignore[attr-defined]
+    with open(loc.file, "r+b") as f:
+        f.seek(loc.base + offset)
         f.write(struct.pack(fmt, value))
 
 
 BAD_FILES = {
-    "empty": lambda s: _crc_file(s).write_bytes(b""),
-    "short": lambda s: _crc_file(s).write_bytes(_crc_file(s).read_bytes()[:20]),
     "magic": lambda s: _field(s, 0, "<Q", 0),
     "version": lambda s: _field(s, 8, "<I", 99),
     "block0": lambda s: _field(s, 16, "<Q", 0),
@@ -430,11 +432,6 @@ BAD_FILES = {
     "block_small": lambda s: _field(s, 16, "<Q", 4096),  # table size then disagrees
     "offset": lambda s: _field(s, 24, "<Q", 2**63),
     "nbytes": lambda s: _field(s, 32, "<Q", 2**64 - 1),
-    "truncated_table": lambda s: os.truncate(_crc_file(s), os.path.getsize(_crc_file(s)) - 4),
-    "trailing": lambda s: _crc_file(s).write_bytes(_crc_file(s).read_bytes() + b"\0" * 4),
-    "huge": lambda s: os.truncate(_crc_file(s), 1 << 40),  # sparse 1 TiB: never read
-    "missing": lambda s: _crc_file(s).unlink(),
-    "directory": lambda s: (_crc_file(s).unlink(), _crc_file(s).mkdir()),
 }
 
 
@@ -450,11 +447,11 @@ def test_damaged_checksum_file_is_a_clean_error(
     assert_clean_error(err)
     assert code == 1, out
     lines = [ln for ln in out.splitlines() if ln.startswith("CORRUPT")]
-    assert len(lines) == 1 and lines[0].startswith("CORRUPT: a: a/data.crc32c"), out
+    assert len(lines) == 1 and lines[0].startswith("CORRUPT: a: the checksum table of c/0"), out
     # reads do not depend on the checksum file; a write refuses with CorruptData
     arr = arraystore.open(s.path)["a"]
     assert_same(arr[...], truth)
-    with pytest.raises(CorruptData, match=r"data\.crc32c"):
+    with pytest.raises(CorruptData, match=r"checksum table"):
         arr[0] = 1.0
     code, out, err = run_cli(["verify", str(s.path), "--repair"], capsys)
     assert code == 1 and "Traceback" not in err  # repair never blesses unknown data

@@ -35,9 +35,8 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.core.meta import SIDECAR
 from arraystore.errors import ArrayNotFound, CorruptData, LockedError
-from arraystore.testing import run_cli
+from arraystore.testing import data_file, run_cli
 
 CLI = [sys.executable, "-m", "arraystore.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -470,8 +469,13 @@ def test_without_checksums_verify_cannot_tell(
         capsys,
     )
     assert code == 0, err
-    data = store / "p" / ("data.npy" if backend == "memmap" else "c/1")
-    _flip(data, offset=os.path.getsize(data) - 3)  # inside the values, not the header
+    if backend == "memmap":  # inside the values, not the header (nor the shard index)
+        data = data_file(store, "p")
+        end = np.load(data, mmap_mode="r").offset + 1000 * 8
+    else:
+        data = store / "p" / "c/1"
+        end = os.path.getsize(data)
+    _flip(data, offset=end - 3)
     code, out, _ = run_cli(["verify", str(store)], capsys)
     assert code == 0, out  # the flip goes unnoticed ...
     assert "note: p: no checksums stored" in out  # ... and verify says it cannot tell
@@ -624,19 +628,17 @@ def test_no_space_for_the_metadata_leaves_nothing(
 ) -> None:
     """Every chunk written, then no space for the new array's metadata: the work folder
     goes (it was kept, resumable, though nothing can resume a clean error)."""
+    from arraystore.backends.memmap import MemmapBackend
+    from arraystore.backends.zarr import ZarrBackend
     from arraystore.ops import cast
-    from arraystore.storage import transaction
 
     before = tree(small)
-    module = transaction  # the one code that commits a new array
-    real = module.write_json
 
-    def write_json(path: Path, doc: object) -> None:
-        if path.name == SIDECAR:  # the last write before the commit
-            _enospc()
-        real(path, doc)
+    def write_meta(self: object, path: Path, meta: object) -> None:
+        _enospc()  # the last write before the commit: the metadata into zarr.json
 
-    monkeypatch.setattr(module, "write_json", write_json)
+    for backend in (MemmapBackend, ZarrBackend):
+        monkeypatch.setattr(backend, "write_meta", write_meta)
     s = arraystore.open(small)
     with pytest.raises(OSError, match="No space left"):
         if op == "map":
@@ -827,10 +829,10 @@ def test_handle_reads_the_folder_it_opened(tmp_path: Path, backend: str) -> None
 def test_open_racing_a_commit_is_consistent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    """Fixed (open_handle read NAME/arraystore.json, then the data by path: a commit in
-    between paired the old sidecar with the new data). The folder is opened once and
+    """Fixed (open_handle read the metadata, then the data by path: a commit in
+    between paired the old metadata with the new data). The folder is opened once and
     every file read relative to it."""
-    import arraystore.storage.root as root_mod
+    import arraystore.storage.nodes as root_mod
     from arraystore.fs.local import exchange
 
     store = tmp_path / "o.store"
@@ -842,7 +844,8 @@ def test_open_racing_a_commit_is_consistent(
 
     def read_json_then_commit(path: Path, what: str | None = None, **kw: Any) -> object:
         doc = real_read_json(path, what, **kw)
-        if path == store / "a" / "arraystore.json" and not swapped:
+        # (reads relative to the opened folder: after the listing's check)
+        if path == store / "a" / "zarr.json" and kw.get("dir_fd") is not None and not swapped:
             swapped.append(exchange(store / "b", store / "a"))  # what _commit does
         return doc
 

@@ -1,11 +1,14 @@
-"""memmap backend: one NumPy ``.npy`` file per array (``data.npy``), records interleaved.
+"""memmap backend: one NumPy ``.npy`` file per array, records interleaved.
 
-``np.load(path, mmap_mode="r")`` opens the file with plain numpy. Logical chunks are
-row blocks recorded in ``arraystore.json``. Row-contiguous regions are read with
-``os.preadv`` into (reusable) caller buffers and written with ``os.pwrite``, so streaming
-never fills resident memory with mapped pages; other regions go through ``np.memmap``.
-The .npy header is read and written by :mod:`.npy`, the optional block checksums
-(``data.crc32c``) by :mod:`.crc`.
+Format 2: the file is also the single shard of a Zarr v3 array (:mod:`.shard`): it lives
+at the array's chunk key (``NAME/c/0/0`` for 2-d) beside the array's ``zarr.json``, whose
+sharding codec's inner chunks are the logical row blocks. Format 1 (read; upgraded on
+write): ``NAME/data.npy`` beside ``arraystore.json`` (and ``data.crc32c``).
+``np.load(path, mmap_mode="r")`` opens the file with plain numpy either way.
+Row-contiguous regions are read with ``os.preadv`` into (reusable) caller buffers and
+written with ``os.pwrite``, so streaming never fills resident memory with mapped pages;
+other regions go through ``np.memmap``. The .npy header is read and written by
+:mod:`.npy`, the optional block checksums by :mod:`.crc`.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from arraystore.backends.memmap.npy import (
     same_layout,
     write_header,
 )
+from arraystore.backends.memmap.shard import ShardLayout, chunk_key, zarr_doc, zarr_type
 from arraystore.core.chunks import Region, auto_chunks
-from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.core.meta import ATTR, ArrayMeta, doc_format
 from arraystore.errors import (
     ArrayNotFound,
     CorruptData,
@@ -37,7 +41,7 @@ from arraystore.errors import (
     MetadataError,
     ReadOnlyError,
 )
-from arraystore.fs import file_identity, start_writeback
+from arraystore.fs import file_identity, read_json, start_writeback, write_json
 
 __all__ = [
     "DATA",
@@ -50,8 +54,23 @@ __all__ = [
     "write_header",
 ]
 
+#: format 1's data file
 DATA = "data.npy"
 _OPEN_LOCK = threading.Lock()
+
+
+def data_name(meta: ArrayMeta) -> str:
+    """The data file of an array, relative to its folder: its chunk key (format 2) or
+    ``data.npy`` (format 1)."""
+    if meta.format < 2:
+        return DATA
+    return chunk_key(meta.ndim + (zarr_type(meta.dtype) is None))  # + the bytes dimension
+
+
+def shard_layout(meta: ArrayMeta, header: int) -> ShardLayout:
+    """Where data, padding, checksums and shard index sit in a format-2 data file."""
+    rows = int(meta.chunks[0]) if meta.shape else 1
+    return ShardLayout(meta.shape, meta.dtype.itemsize, rows, header, meta.checksum)
 
 
 def open_npy(file: Path) -> MemmapHandle:
@@ -74,16 +93,26 @@ class MemmapHandle(Handle):
     contiguous_rows = True
 
     def __init__(
-        self, path: Path, meta: ArrayMeta, offset: int, writable: bool, file: Path | None = None
+        self,
+        path: Path,
+        meta: ArrayMeta,
+        offset: int,
+        writable: bool,
+        file: Path | None = None,
+        committed: bool = False,
     ) -> None:
         self.path = path
-        self.file = file if file is not None else path / DATA
+        self.file = file if file is not None else path / data_name(meta)
         self.meta = meta
         self.offset = offset
         self.writable = writable
+        #: the array has its metadata (False while a create/cast/map builds it)
+        self.committed = committed
+        #: format 2 (an array's own file): where padding, checksums and index are
+        self.shard = shard_layout(meta, offset) if file is None and meta.format >= 2 else None
         self._fd: int | None = None
         self.row_bytes = math.prod(meta.shape[1:]) * meta.dtype.itemsize
-        #: writes update ``data.crc32c`` in place (a committed checksummed array, see
+        #: writes update the checksum table in place (a committed checksummed array, see
         #: :mod:`.crc`); a new array's checksums are computed by ``flush`` instead
         self.crc_live = False
         #: (st_dev, st_ino, generation) of the data file this handle was opened on
@@ -214,7 +243,7 @@ class MemmapHandle(Handle):
         if block.size == 0:
             return
         if self.crc_live:  # refuse before writing when the checksums cannot follow
-            crc.precheck(self.path, self.offset, self.meta.nbytes)
+            crc.precheck(self.crc_loc, self.offset, self.meta.nbytes)
         if field is None and (self.meta.ndim == 0 or self._contiguous(region)):
             start = self.offset + (region[0].start * self.row_bytes if region else 0)
             buf = bytes_view(block)
@@ -241,7 +270,29 @@ class MemmapHandle(Handle):
             start, stop = 0, self.meta.nbytes
         else:
             start, stop = region[0].start * self.row_bytes, region[0].stop * self.row_bytes
-        crc.update(self.path, self.fd(), self.offset, self.meta.nbytes, start, stop)
+        crc.update(self.crc_loc, self.file, self.fd(), self.offset, self.meta.nbytes, start, stop)
+
+    def check_layout(self) -> list[str]:
+        """Format 2: the shard index at the end of the file must be the one the header
+        implies (every inner chunk where the data are), else zarr readers read wrong bytes."""
+        if self.shard is None:
+            return []
+        want = self.shard.index()
+        got = os.pread(self.fd(), len(want), self.shard.index_offset)
+        if got == want:
+            return []
+        return [
+            f"{self.file.name}: the shard index (bytes {self.shard.index_offset}-"
+            f"{self.shard.file_size - 1}) disagrees with the .npy header: zarr readers would "
+            "read wrong data ('arraystore upgrade' rewrites it)"
+        ]
+
+    @property
+    def crc_loc(self) -> crc.Loc:
+        """Where this array's checksum table is."""
+        if self.shard is None:
+            return crc.Loc.beside(self.path)
+        return crc.Loc(self.file, self.shard.padded_end, alone=False)
 
     def stored_bytes(self) -> int:
         return os.path.getsize(self.file)
@@ -249,37 +300,58 @@ class MemmapHandle(Handle):
     def flush(self) -> None:
         """fsync the data file (also when other processes, e.g. dask workers, wrote it).
 
-        A new checksummed array (no metadata yet: not committed) gets its checksum file
-        here, computed from the finished data, so it is committed with the array.
+        A new checksummed array (no metadata yet: not committed) gets its checksums here,
+        computed from the finished data, so they are committed with the array.
         """
         os.fsync(self.fd())
-        if not (self.meta.checksum and self.writable and self.file == self.path / DATA):
+        if not (
+            self.meta.checksum and self.writable and self.file == self.path / data_name(self.meta)
+        ):
             return
-        crc_path = self.path / crc.CRC_FILE
+        loc = self.crc_loc
         if self.crc_live:
-            if crc_path.is_file():  # (a missing one is reported by writes and verify)
-                fd = os.open(crc_path, os.O_RDONLY)
+            if loc.alone and loc.file.is_file():  # (a missing one: reported by writes, verify)
+                fd = os.open(loc.file, os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-        elif not (self.path / SIDECAR).exists():
+        elif not self.committed:
             table = crc.compute(self.file, self.offset, self.meta.nbytes)
-            crc.write(self.path, table)
+            crc.write(loc, table)
 
 
 class MemmapBackend(Backend):
     name = "memmap"
 
     def create(self, path: Path, meta: ArrayMeta) -> MemmapHandle:
+        """A new format-2 array: its ``zarr.json`` (no arraystore metadata until the
+        commit) and its data file: header, zeros, shard index."""
         _check_local(path)
-        with open(path / DATA, "wb") as f:
+        meta = meta.evolve(format=2)
+        file = path / data_name(meta)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with open(file, "wb") as f:
             offset = write_header(f, meta.dtype, meta.shape)
-            f.truncate(offset + meta.nbytes)
+            layout = shard_layout(meta, offset)
+            f.truncate(layout.index_offset)
+            f.seek(layout.index_offset)
+            f.write(layout.index())
             ident = file_identity(f.fileno())
+        write_json(path / "zarr.json", self.node_doc(meta, committed=False))
         handle = MemmapHandle(path, meta, offset, writable=True)
         handle.ident = ident
         return handle
+
+    @staticmethod
+    def node_doc(meta: ArrayMeta, committed: bool = True) -> dict[str, Any]:
+        """The array's ``zarr.json`` (with our metadata once ``committed``)."""
+        rows = int(meta.chunks[0]) if meta.shape else 1
+        attrs = {ATTR: _attr_doc(meta)} if committed else {}
+        return zarr_doc(meta.shape, meta.dtype, rows, attrs)
+
+    def write_meta(self, path: Path, meta: ArrayMeta) -> None:
+        write_json(path / "zarr.json", self.node_doc(meta.evolve(format=2)))
 
     def open(
         self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None
@@ -288,32 +360,122 @@ class MemmapBackend(Backend):
         when given): the handle keeps reading the file it was opened on, even after a
         commit replaced the array (its metadata describes that file, not the new one)."""
         _check_local(path)
+        fmt = doc_format(sidecar)
+        node = _read_node(path, dir_fd) if fmt >= 2 else None
         flags = os.O_RDWR if mode != "r" else os.O_RDONLY
+        rel = DATA if fmt < 2 else _node_key(node, path)
         try:
-            fd = os.open(DATA if dir_fd is not None else path / DATA, flags, dir_fd=dir_fd)
-        except FileNotFoundError:
-            raise CorruptData(f"data file {path / DATA} is missing") from None
+            fd = os.open(rel if dir_fd is not None else path / rel, flags, dir_fd=dir_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            raise CorruptData(f"data file {path / rel} is missing") from None
         except OSError as exc:
-            raise CorruptData(f"cannot read {path / DATA}: {exc.strerror or exc}") from None
+            raise CorruptData(f"cannot read {path / rel}: {exc.strerror or exc}") from None
         try:
-            shape, file_dtype, offset = read_header(path / DATA, fd)
-            meta = ArrayMeta.from_sidecar(sidecar, shape=shape)
-            if "chunks" not in sidecar:
-                raise MetadataError(f"{path.name}: memmap metadata lacks 'chunks'")
-            if not same_layout(file_dtype, meta.dtype):
-                raise CorruptData(
-                    f"{path.name}: data file holds {file_dtype} but metadata says {meta.dtype}"
-                )
-            check_npy_size(path / DATA, shape, meta.dtype, offset, fd)
+            meta, offset = _check_file(path, rel, fd, sidecar, node)
         except BaseException:
             os.close(fd)
             raise
-        handle = MemmapHandle(path, meta, offset, writable=(mode != "r"))
+        committed = fmt < 2 or ATTR in (node or {}).get("attributes", {})
+        handle = MemmapHandle(path, meta, offset, writable=(mode != "r"), committed=committed)
         handle._fd = fd
         handle.ident = file_identity(fd)
-        # a committed checksummed array: writes keep data.crc32c up to date
-        handle.crc_live = meta.checksum and handle.writable and (path / SIDECAR).exists()
+        # a committed checksummed array: writes keep its checksums up to date
+        handle.crc_live = meta.checksum and handle.writable and committed
         return handle
+
+
+def _attr_doc(meta: ArrayMeta) -> dict[str, Any]:
+    """``attributes["arraystore"]``: our metadata, with the logical chunks (their rows
+    are the shard's inner chunks, which span whole rows; the chunks may split a row)."""
+    return meta.to_doc()
+
+
+def _read_node(path: Path, dir_fd: int | None) -> dict[str, Any]:
+    label = f"{path.name}/zarr.json"
+    if dir_fd is None:
+        doc = read_json(path / "zarr.json", label)
+    else:
+        doc = read_json(path / "zarr.json", label, dir_fd=dir_fd)
+    if not isinstance(doc, dict) or doc.get("node_type") != "array":
+        raise MetadataError(f"{label} is not a zarr array node")
+    return doc
+
+
+def _node_key(node: Any, path: Path) -> str:
+    """The data file named by a memmap array's zarr.json (its only chunk's key)."""
+    try:
+        return chunk_key(len(node["shape"]))
+    except (KeyError, TypeError) as exc:
+        raise MetadataError(f"{path.name}/zarr.json: not a memmap array ({exc})") from None
+
+
+def _essentials(node: dict) -> Any:
+    """What must agree between a memmap array's zarr.json and its data file (zarr-python
+    may rewrite the rest, e.g. attributes, in its own spelling)."""
+    try:
+        shard = node["codecs"][0]
+        conf = shard["configuration"]
+        return (
+            node["zarr_format"],
+            node["shape"],
+            node["data_type"],
+            node["chunk_grid"]["configuration"]["chunk_shape"],
+            node.get("chunk_key_encoding", {}).get("configuration", {}).get("separator", "/"),
+            len(node["codecs"]),
+            shard["name"],
+            conf["chunk_shape"],
+            [c["name"] for c in conf["codecs"]],
+            [c["name"] for c in conf["index_codecs"]],
+            conf.get("index_location", "end"),
+        )
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+def _check_file(
+    path: Path, rel: str, fd: int, doc: dict, node: dict | None
+) -> tuple[ArrayMeta, int]:
+    """Metadata of an opened data file, checked against its header, size and zarr.json."""
+    file = path / rel
+    shape, file_dtype, offset = read_header(file, fd)
+    if node is None:  # format 1: chunks in the sidecar, the file is header + data
+        meta = ArrayMeta.from_doc(doc, shape=shape)
+        if "chunks" not in doc:
+            raise MetadataError(f"{path.name}: memmap metadata lacks 'chunks'")
+        expected = offset + meta.nbytes
+    else:
+        try:
+            inner = node["codecs"][0]["configuration"]["chunk_shape"]
+            rows = int(inner[0]) if shape else 1
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise MetadataError(f"{path.name}/zarr.json: no shard inner chunks ({exc})") from None
+        chunks = (max(rows, 1), *(max(1, s) for s in shape[1:])) if shape else ()
+        meta = ArrayMeta.from_doc(
+            doc, **({"shape": shape} if "chunks" in doc else {"shape": shape, "chunks": chunks})
+        )
+        if meta.chunks[:1] != chunks[:1]:
+            raise CorruptData(
+                f"{path.name}: chunks {meta.chunks} disagree with the shard's inner chunks "
+                f"({rows} rows) in zarr.json"
+            )
+        want = zarr_doc(shape, meta.dtype, chunks[0] if shape else 1, {})
+        if _essentials(node) != _essentials(want):
+            raise CorruptData(
+                f"{path.name}/zarr.json does not describe its data file {rel} "
+                f"(shape {shape}, {meta.dtype})"
+            )
+        expected = shard_layout(meta, offset).file_size
+    if not same_layout(file_dtype, meta.dtype):
+        raise CorruptData(
+            f"{path.name}: data file holds {file_dtype} but metadata says {meta.dtype}"
+        )
+    size = os.fstat(fd).st_size
+    if size < expected or (node is not None and size != expected):
+        raise CorruptData(
+            f"{file} is {size} bytes but shape {shape} of {meta.dtype} needs {expected} "
+            f"({'truncated' if size < expected else 'trailing bytes'})"
+        )
+    return meta, offset
 
 
 def _check_local(path: Path) -> None:

@@ -1,30 +1,32 @@
-"""Block checksums of a memmap array: the ``data.crc32c`` file beside ``data.npy``.
+"""Block checksums of a memmap array: a table inside its data file (format 2: between
+the padding and the shard index, see :mod:`.shard`) or the ``data.crc32c`` file beside
+``data.npy`` (format 1). A :class:`Loc` says which.
 
-The data region of ``data.npy`` (the bytes after the .npy header) is cut into fixed
+The data region of the data file (the bytes after the .npy header) is cut into fixed
 blocks of ``block_size`` bytes (1 MiB; the last block may be shorter) and each block's
 CRC-32C (Castagnoli, the same checksum as zarr's ``crc32c`` codec, computed by the
 ``google-crc32c`` library) is stored. The .npy header has its own CRC-32C.
 
-File layout (little-endian)::
+Table layout (little-endian)::
 
     magic      8 bytes  b"ASCRC32C"
     version    u4       1
     reserved   u4       0
     block_size u8       bytes per block (a power of two, 4 KiB .. 1 GiB)
-    offset     u8       where the data region starts in data.npy (= header length)
+    offset     u8       where the data region starts in the data file (= header length)
     nbytes     u8       length of the data region
-    header_crc u4       CRC-32C of data.npy's first ``offset`` bytes
+    header_crc u4       CRC-32C of the data file's first ``offset`` bytes
     reserved   u4       0
     crcs       u4 * ceil(nbytes / block_size)
 
 Nothing in the file decides how much is read: the number of blocks follows from the
-array's shape and dtype (already checked against ``data.npy``'s size), and a file whose
+array's shape and dtype (already checked against the data file's size), and a table whose
 size or fields disagree is rejected as :class:`CorruptData` before its table is read.
 
 Lifecycle: a new array's checksums are computed once, by reading the finished data
 back, when the writer flushes it (``MemmapHandle.flush``), i.e. before its metadata is
-written and the temp folder is committed — the checksum file is part of the atomic
-commit. Later writes to a committed array (``arr[...] = x``) update the checksums of
+written and the temp folder is committed — the checksums are part of the atomic commit.
+Later writes to a committed array (``arr[...] = x``) update the checksums of
 the blocks they touch, in place, under a lock; a crash between a data write and its
 checksum update makes ``verify`` report the touched blocks (as it should: their state
 is unknown).
@@ -59,9 +61,29 @@ _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def _lock_for(array_dir: Path) -> threading.Lock:
+def _lock_for(loc: Loc) -> threading.Lock:
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(os.path.abspath(array_dir), threading.Lock())
+        return _LOCKS.setdefault(os.path.abspath(loc.file), threading.Lock())
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where a checksum table lives: ``base`` bytes into ``file``; ``alone``: the file is
+    the table (format 1's ``data.crc32c``), else the table is inside the data file."""
+
+    file: Path
+    base: int = 0
+    alone: bool = True
+
+    @classmethod
+    def beside(cls, array_dir: Path) -> Loc:
+        """Format 1: ``data.crc32c`` in the array folder."""
+        return cls(array_dir / CRC_FILE)
+
+    @property
+    def label(self) -> str:
+        where = f"{self.file.parent.name}/{self.file.name}"
+        return where if self.alone else f"the checksum table of {where}"
 
 
 def crc32c(data: bytes) -> int:
@@ -126,19 +148,27 @@ def compute(data_file: Path, offset: int, nbytes: int, block_size: int = BLOCK_S
     return Table(block_size, offset, nbytes, header_crc, crcs)
 
 
-def write(array_dir: Path, table: Table) -> None:
-    write_atomic(array_dir / CRC_FILE, table.encode())
+def write(loc: Loc, table: Table) -> None:
+    """Store a table: a new ``data.crc32c`` (atomic), or in place in the data file."""
+    if loc.alone:
+        write_atomic(loc.file, table.encode())
+        return
+    fd = os.open(loc.file, os.O_WRONLY)
+    try:
+        data, done = table.encode(), 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], loc.base + done)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _label(array_dir: Path) -> str:
-    return f"{array_dir.name}/{CRC_FILE}"
-
-
-def _parse_head(fd: int, label: str, offset: int, nbytes: int) -> tuple[int, int, int]:
+def _parse_head(fd: int, loc: Loc, offset: int, nbytes: int) -> tuple[int, int, int]:
     """Validate the header against the data region and the file's size: (block size,
     header CRC, number of blocks). Raises CorruptData."""
-    size = os.fstat(fd).st_size
-    head = os.pread(fd, HEAD_SIZE, 0)
+    label = loc.label
+    size = os.fstat(fd).st_size - loc.base
+    head = os.pread(fd, HEAD_SIZE, loc.base)
     if len(head) < HEAD_SIZE:
         raise CorruptData(f"{label} is {size} bytes: too short for a checksum file")
     magic, version, _r1, bs, off, nb, hcrc, _r2 = _HEAD.unpack(head)
@@ -150,21 +180,21 @@ def _parse_head(fd: int, label: str, offset: int, nbytes: int) -> tuple[int, int
         raise CorruptData(f"{label}: invalid block size {bs}")
     if off != offset or nb != nbytes:
         raise CorruptData(
-            f"{label} describes {nb} data bytes at offset {off}, but data.npy holds "
+            f"{label} describes {nb} data bytes at offset {off}, but the data file holds "
             f"{nbytes} at offset {offset}"
         )
     n = nblocks(nbytes, bs)
-    if size != HEAD_SIZE + 4 * n:
+    if size != HEAD_SIZE + 4 * n if loc.alone else size < HEAD_SIZE + 4 * n:
         raise CorruptData(
             f"{label} is {size} bytes; {n} blocks of {bs} bytes need {HEAD_SIZE + 4 * n}"
         )
     return bs, hcrc, n
 
 
-def _open(array_dir: Path, flags: int) -> int:
-    label = _label(array_dir)
+def _open(loc: Loc, flags: int) -> int:
+    label = loc.label
     try:
-        fd = os.open(array_dir / CRC_FILE, flags)
+        fd = os.open(loc.file, flags)
     except FileNotFoundError:
         raise CorruptData(
             f"{label} is missing but the metadata says the array is checksummed (if it "
@@ -187,13 +217,13 @@ def _is_file(fd: int) -> bool:
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
-def load(array_dir: Path, offset: int, nbytes: int) -> Table:
-    """Read and validate ``data.crc32c`` of an array whose data region is known."""
-    label = _label(array_dir)
-    fd = _open(array_dir, os.O_RDONLY)
+def load(loc: Loc, offset: int, nbytes: int) -> Table:
+    """Read and validate the checksum table of an array whose data region is known."""
+    label = loc.label
+    fd = _open(loc, os.O_RDONLY)
     try:
-        bs, hcrc, n = _parse_head(fd, label, offset, nbytes)
-        body = os.pread(fd, 4 * n, HEAD_SIZE) if n else b""
+        bs, hcrc, n = _parse_head(fd, loc, offset, nbytes)
+        body = os.pread(fd, 4 * n, loc.base + HEAD_SIZE) if n else b""
     except OSError as exc:
         if isinstance(exc, CorruptData):
             raise
@@ -206,11 +236,11 @@ def load(array_dir: Path, offset: int, nbytes: int) -> Table:
     return Table(bs, offset, nbytes, hcrc, crcs)
 
 
-def precheck(array_dir: Path, offset: int, nbytes: int) -> None:
-    """Raise CorruptData unless the checksum file can be updated (before a data write)."""
-    fd = _open(array_dir, os.O_RDONLY)
+def precheck(loc: Loc, offset: int, nbytes: int) -> None:
+    """Raise CorruptData unless the checksum table can be updated (before a data write)."""
+    fd = _open(loc, os.O_RDONLY)
     try:
-        _parse_head(fd, _label(array_dir), offset, nbytes)
+        _parse_head(fd, loc, offset, nbytes)
     finally:
         os.close(fd)
 
@@ -225,7 +255,7 @@ class Mismatch:
 
     def describe(self, row_bytes: int) -> str:
         if self.index < 0:
-            return f"data.npy header (bytes 0-{self.stop - 1}): checksum mismatch"
+            return f".npy header (bytes 0-{self.stop - 1}): checksum mismatch"
         rows = ""
         if row_bytes > 0:
             rows = f", rows {self.start // row_bytes}-{(self.stop - 1) // row_bytes}"
@@ -251,7 +281,9 @@ def check(data_file: Path, table: Table) -> list[Mismatch]:
     return out
 
 
-def update(array_dir: Path, data_fd: int, offset: int, nbytes: int, start: int, stop: int) -> None:
+def update(
+    loc: Loc, data: Path, data_fd: int, offset: int, nbytes: int, start: int, stop: int
+) -> None:
     """Recompute the checksums of the blocks holding data bytes ``start..stop-1`` after a
     write, in place. Each writer recomputes after its own write and the recomputations
     are serialised (threads: a lock, processes: ``lockf``), so the last one sees every
@@ -259,16 +291,15 @@ def update(array_dir: Path, data_fd: int, offset: int, nbytes: int, start: int, 
     """
     if stop <= start:
         return
-    with _lock_for(array_dir):
-        fd = _open(array_dir, os.O_RDWR)
+    with _lock_for(loc):
+        fd = _open(loc, os.O_RDWR)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX)
             try:
-                bs = _parse_head(fd, _label(array_dir), offset, nbytes)[0]
+                bs = _parse_head(fd, loc, offset, nbytes)[0]
                 first, last = start // bs, (stop - 1) // bs
-                data_file = array_dir / "data.npy"
-                for i, c in block_crcs(data_fd, data_file, offset, nbytes, bs, first, last + 1):
-                    os.pwrite(fd, struct.pack("<I", c), HEAD_SIZE + 4 * i)
+                for i, c in block_crcs(data_fd, data, offset, nbytes, bs, first, last + 1):
+                    os.pwrite(fd, struct.pack("<I", c), loc.base + HEAD_SIZE + 4 * i)
             finally:
                 with contextlib.suppress(OSError):
                     fcntl.lockf(fd, fcntl.LOCK_UN)

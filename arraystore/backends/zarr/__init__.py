@@ -10,8 +10,12 @@ touches only that field's chunk files. Codecs come from zarr / numcodecs:
 ``zstd[:L]``   zarr's ``zstd`` codec (level L, default 3)
 ``gzip[:L]``   zarr's ``gzip`` codec
 ``blosc-lz4``  zarr's ``blosc`` codec, cname lz4, byte shuffle (``blosc-zstd`` too)
-``lz4``        numcodecs' LZ4 (``numcodecs.lz4``: not in the zarr v3 spec; zarr-python reads it)
+``lz4``        zarr's ``blosc`` codec, cname lz4, no shuffle (format 1 wrote numcodecs'
+               ``numcodecs.lz4``, which is not in the zarr v3 spec: still read)
 =============  ==================================================================
+
+Our metadata (format 2) is ``attributes["arraystore"]`` of the array's ``zarr.json`` (the
+group's for a structured array), written last: :meth:`ZarrBackend.write_meta`.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from arraystore.core.chunks import (
     relative,
 )
 from arraystore.core.dtypes import Field, check_zarr_dtype, dtype_from_json, field_dtype, fields_of
-from arraystore.core.meta import SIDECAR, ArrayMeta
+from arraystore.core.meta import ATTR, SIDECAR, ArrayMeta, doc_format
 from arraystore.errors import (
     ArrayNotFound,
     ArrayStoreError,
@@ -49,7 +53,7 @@ from arraystore.errors import (
     MetadataError,
     ReadOnlyError,
 )
-from arraystore.fs import file_identity, read_json, tree_state
+from arraystore.fs import file_identity, read_json, tree_state, write_json
 
 if TYPE_CHECKING:
     from arraystore.backends.zarr.chunks import ChunkIO
@@ -105,7 +109,7 @@ class ZarrHandle(Handle):
         self.columnar = meta.dtype.names is not None
         self._arrays: dict[str | None, Any] = {}
         self._cio: dict[str | None, ChunkIO | None] = {}
-        #: the array has its arraystore.json (False while a create/cast/map builds it)
+        #: the array has its metadata (False while a create/cast/map builds it)
         self.committed = committed
         # the array folder as opened: chunk files are read relative to it (a commit that
         # replaces the array cannot pair these metadata with the new array's chunks)
@@ -353,12 +357,25 @@ class ZarrBackend(Backend):
                     attributes={ALL_CHUNKS: True},
                 )
             else:
-                group = zarr.open_group(
-                    store, mode="w", zarr_format=3, attributes={"arraystore_structured": True}
-                )
+                group = zarr.open_group(store, mode="w", zarr_format=3)
                 for f in fields_of(meta.dtype):
                     self._create_field(group, meta, f, compressors)
-        return ZarrHandle(path, meta.evolve(all_chunks=True), writable=True, committed=False)
+        meta = meta.evolve(all_chunks=True, format=2)
+        return ZarrHandle(path, meta, writable=True, committed=False)
+
+    def write_meta(self, path: Path, meta: ArrayMeta) -> None:
+        """Our metadata into the node's zarr.json (the array's, or the structured array's
+        group's), atomically; zarr's own keys are kept as they are."""
+        label = f"{path.name}/zarr.json"
+        doc = read_json(path / "zarr.json", label)
+        if not isinstance(doc, dict) or doc.get("node_type") not in ("array", "group"):
+            raise MetadataError(f"{label} is not a zarr node")
+        attrs = doc.get("attributes")
+        attrs = dict(attrs) if isinstance(attrs, dict) else {}
+        attrs.pop("arraystore_structured", None)  # format 1's marker
+        attrs[ATTR] = meta.evolve(format=2).to_doc()
+        attrs[ATTR].pop("chunks", None)  # zarr.json says it
+        write_json(path / "zarr.json", {**doc, "attributes": attrs})
 
     @staticmethod
     def _create_field(group: Any, meta: ArrayMeta, f: Field, compressors: list[Any]) -> None:
@@ -409,10 +426,10 @@ class ZarrBackend(Backend):
                 raise MetadataError(f"{label}: shape/chunks differ from the other fields")
             complete = complete and (doc.get("attributes") or {}).get(ALL_CHUNKS) is True
         assert logical is not None
-        meta = ArrayMeta.from_sidecar(
+        meta = ArrayMeta.from_doc(
             sidecar, shape=logical[0], chunks=logical[1], codec=codec, all_chunks=complete
         )
-        committed = (path / SIDECAR).exists() if dir_fd is None else _has_sidecar(dir_fd)
+        committed = _committed(path, dir_fd, doc_format(sidecar))
         handle = ZarrHandle(path, meta, writable=(mode != "r"), dir_fd=dir_fd, committed=committed)
         grid = grid_shape(meta.shape, meta.chunks)
         if committed and meta.all_chunks and 0 not in grid:
@@ -452,12 +469,24 @@ def _zarr_store(where: Path, read_only: bool) -> Any:
     )
 
 
-def _has_sidecar(dir_fd: int) -> bool:
+def _committed(path: Path, dir_fd: int | None, fmt: int) -> bool:
+    """The array has its metadata: its zarr.json has our attributes (format 2), or its
+    sidecar exists (format 1)."""
+    if fmt < 2:
+        if dir_fd is None:
+            return bool((path / SIDECAR).exists())
+        try:
+            os.stat(SIDECAR, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return False
+        return True
+    label = f"{path.name}/zarr.json"
     try:
-        os.stat(SIDECAR, dir_fd=dir_fd)
-    except FileNotFoundError:
+        doc = read_json(path / "zarr.json", label, **({} if dir_fd is None else {"dir_fd": dir_fd}))
+    except MetadataError:
         return False
-    return True
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    return isinstance(attrs, dict) and ATTR in attrs
 
 
 def _ints(doc: Any, what: str, low: int) -> tuple[int, ...]:
@@ -497,11 +526,11 @@ def _check_array_doc(
     stored = _native_dtype(doc["data_type"], label)
     if stored.str.replace(">", "<") != dtype.str:
         raise MetadataError(
-            f"{label}: data_type {stored.name} disagrees with {SIDECAR} (dtype {dtype.name})"
+            f"{label}: data_type {stored.name} disagrees with our metadata (dtype {dtype.name})"
         )
     if any(c.get("name") == "crc32c" for c in codecs) != checksum:
         says = "checksums" if checksum else "no checksums"
-        raise MetadataError(f"{label}: codecs disagree with {SIDECAR}, which says {says}")
+        raise MetadataError(f"{label}: codecs disagree with our metadata, which says {says}")
     return shape, chunks, codec_from_json(codecs)
 
 

@@ -112,10 +112,9 @@ def make_compressors(spec: str | None) -> list[Any]:
                 shuffle="shuffle",
             )
         ]
-    from zarr.codecs.numcodecs import LZ4
-
-    with quiet():
-        return [LZ4()]
+    # lz4 (format 2): the spec's blosc with cname lz4 and no shuffle, which every zarr
+    # reader decodes (numcodecs' own LZ4 codec is not in the zarr v3 spec)
+    return [zc.BloscCodec(cname="lz4", clevel=5 if level is None else level, shuffle="noshuffle")]
 
 
 def codec_from_json(codecs: list[dict[str, Any]]) -> str:
@@ -125,7 +124,9 @@ def codec_from_json(codecs: list[dict[str, Any]]) -> str:
         name, conf = c.get("name"), c.get("configuration") or {}
         if name in ("bytes", "crc32c"):
             continue
-        if name == "blosc":
+        if name == "blosc" and conf.get("cname") == "lz4" and conf.get("shuffle") == "noshuffle":
+            names.append("lz4")
+        elif name == "blosc":
             names.append(f"blosc-{conf.get('cname', '?')}")
         elif name == "numcodecs.lz4":
             names.append("lz4")

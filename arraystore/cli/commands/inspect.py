@@ -57,6 +57,8 @@ def info(store: str, name: str, as_json: bool) -> None:
     t.add_row("chunks", str(tuple(doc["chunks"])))
     t.add_row("codec", doc["codec"])
     t.add_row("checksum", _checksum_label(doc))
+    if doc["format"] < 2:
+        t.add_row("format", "1 (upgraded on the next write, or by 'arraystore upgrade')")
     t.add_row("logical size", format_size(doc["nbytes"]))
     t.add_row("on disk", format_size(doc["stored_bytes"]))
     if doc["ratio"]:

@@ -31,16 +31,14 @@ field (columnar, like the zarr layout), never a record dask array. Graph tasks r
 the store by path, so they run on ``distributed`` workers that see the same storage.
 
 xarray: a zarr-backed *structured* array is a zarr v3 group with one array per field and
-``dimension_names`` set, so ``xarray.open_zarr(STORE/NAME, consolidated=False)`` opens it
-as a Dataset with one variable per field. Quirks: zarr-python warns about the
-``arraystore.json`` sidecar beside ``zarr.json`` (``ZarrUserWarning: Object at
-arraystore.json is not recognized as a component of a Zarr hierarchy``; harmless), the
-variables come in directory order (not field order), and subarray fields get a second
-dimension ``<field>_dim_0``. A *plain* zarr array is a bare zarr array, which
-``open_zarr`` does not open (it wants a group; the store root holds every array, whose
-``dim_0`` sizes conflict). :func:`to_xarray` works for every backend: it wraps
-:func:`to_dask` in a ``DataArray`` (plain) or ``Dataset`` (structured) with the same
-dimension names.
+``dimension_names`` set, so ``xarray.open_zarr(STORE/NAME, consolidated=False)`` opens
+it as a Dataset with one variable per field, with no warning (format 2: our metadata is
+in the group's ``zarr.json``). Quirks: the variables come in directory order (not field
+order), and subarray fields get a second dimension ``<field>_dim_0``. A *plain* zarr
+array is a bare zarr array, which ``open_zarr`` does not open (it wants a group; the
+store root holds every array, whose ``dim_0`` sizes conflict). :func:`to_xarray` works
+for every backend: it wraps :func:`to_dask` in a ``DataArray`` (plain) or ``Dataset``
+(structured) with the same dimension names.
 
 torch: see :mod:`arraystore.ops.interop.batching` (:func:`batches`, :func:`to_torch`).
 """

@@ -24,6 +24,7 @@ from arraystore.core.meta import SIDECAR
 from arraystore.errors import FieldNotFound, InvalidArgument
 from arraystore.ops.create import new_meta
 from arraystore.ops.io.common import check_target, new_array, require
+from arraystore.storage.nodes import NODE
 
 if TYPE_CHECKING:
     from arraystore.storage import ArrayView, StoreRoot
@@ -85,10 +86,9 @@ def to_dask(arr: ArrayView, fields: str | list[str] | None = None) -> Any:
     names = _field_list(arr, fields)
     stamp: Any
     try:
-        if arr.store.remote:  # the sidecar's bytes (its history changes on every rewrite)
-            stamp = (arr.store.path / arr.name / SIDECAR).read_bytes()
-        else:
-            stamp = os.stat(arr.store.path / arr.name / SIDECAR).st_mtime_ns
+        meta_file = arr.store.path / arr.name / (SIDECAR if arr.meta.format < 2 else NODE)
+        # remote: the metadata's bytes (its history changes on every rewrite)
+        stamp = meta_file.read_bytes() if arr.store.remote else os.stat(meta_file).st_mtime_ns
     except OSError:
         stamp = 0
     root = arr.store.path if arr.store.remote else arr.store.path.resolve()
@@ -226,7 +226,7 @@ def from_dask(
     )
     sources, targets = [], []
     with store.lock(name), new_array(store, name, meta, overwrite) as new:
-        sidecar = meta.to_sidecar()
+        sidecar = meta.to_doc()
         for k, v in items.items():
             want = meta.chunks + tuple(v.shape[nd:])
             if tuple(c[0] if c else 0 for c in v.chunks) != want or _regular(v.chunks) is None:

@@ -68,12 +68,12 @@ def _start(
 
 def _meta_doc(meta: ArrayMeta) -> dict[str, Any]:
     facts = {"shape": list(meta.shape), "chunks": list(meta.chunks), "codec": meta.codec}
-    return {**meta.to_sidecar(), "facts": facts}
+    return {**meta.to_doc(), "facts": facts}
 
 
 def _meta_from(doc: dict[str, Any]) -> ArrayMeta:
     doc = dict(doc)
-    return ArrayMeta.from_sidecar(doc, **doc.pop("facts"))
+    return ArrayMeta.from_doc(doc, **doc.pop("facts"))
 
 
 TaskSpec = tuple[int, Callable[..., Any], tuple[Any, ...], int]

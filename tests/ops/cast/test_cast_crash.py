@@ -56,7 +56,8 @@ from arraystore.errors import (
 from arraystore.ops.cast import cast
 from arraystore.ops.map.blocks import map_expr
 from arraystore.ops.verify import verify
-from arraystore.testing import LZ4_WARNING, assert_same
+from arraystore.storage.nodes import array_doc
+from arraystore.testing import LZ4_WARNING, assert_same, data_file
 from tests._crash import PY, crc_file, crc_tree, hidden, link_tree, pattern, run_child
 
 pytestmark = pytest.mark.filterwarnings(LZ4_WARNING)
@@ -113,12 +114,12 @@ class Big:
         assert crc_tree(self.store / self.name) == self.source_crc, "the source was modified"
 
     def out_crc(self, name: str) -> str:
-        """memmap: the bytes of data.npy (header + data); zarr: the logical data."""
+        """memmap: the bytes of its .npy (header, data, shard index); zarr: the logical data."""
         arr = arraystore.open(self.store, mode="r")[name]
         assert arr.dtype == np.dtype("f4") and arr.shape == (self.rows, 8)
         if self.zarr:
             return crc_data(arr)
-        return f"{crc_file(self.store / name / 'data.npy'):08x}"
+        return f"{crc_file(data_file(self.store, name)):08x}"
 
     def check_output(self) -> None:
         assert self.out_crc(self.name) == self.ref_crc
@@ -194,7 +195,7 @@ def classify(big: Big) -> str:
         return "no-journal"
     if not (work / "journal.jsonl").exists():
         return "mkdir-no-journal"
-    if not (work / "data" / ("zarr.json" if big.zarr else "data.npy")).exists():
+    if not (work / "data" / "zarr.json").exists():
         return "journal-no-data"
     return "journal"
 
@@ -552,7 +553,7 @@ def _crashed_cast_to_n(tmp_path: Path) -> tuple[arraystore.Store, np.ndarray]:
     metadata in ``.a.cast/data``), not yet renamed into place."""
     s, data, _ = _small_store(tmp_path, zarr=False)
     _kill_at(s, "swap", "--to", "f4", "--out", "n")
-    assert (s.path / ".a.cast" / "data" / "arraystore.json").is_file()
+    assert array_doc(s.path / ".a.cast" / "data") is not None  # its metadata is written
     return arraystore.open(s.path, mode="r+"), data
 
 

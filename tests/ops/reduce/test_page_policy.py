@@ -154,10 +154,10 @@ def test_page_cache_bytes_is_positive() -> None:
 
 @pytest.mark.parametrize("stored", CASES[:1], indirect=True)
 def test_cli_page_policy_option(stored, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, _, files = stored
+    arr, _, files = stored
     monkeypatch.setenv(ENV, "keep")  # (restored after the test: the option sets it)
     assert _warm(files) > 0.9
-    store = str(files[0].parent.parent)
+    store = str(arr.store.path)
     status, _, err = run_cli(["stats", store, "a", "--axis", "0", "--json"])
     assert status == 0, err
     assert _resident(files) > 0.9
