@@ -14,10 +14,10 @@ from arraystore.engine import Executor
 from arraystore.ops.create import create_array
 from arraystore.ops.interop import from_dask as _from_dask
 from arraystore.ops.interop import import_file
-from arraystore.storage.root import StoreRoot
+from arraystore.verbs import StoreVerbs
 
 
-class Store(StoreRoot):
+class Store(StoreVerbs):
     """A directory of named arrays; ``store[name]`` is an :class:`Array`.
 
     Open one with :func:`arraystore.open`.
