@@ -362,3 +362,35 @@ def test_read_only_store_refuses_writing_verbs(store: arraystore.Store) -> None:
     _refused(ro, lambda: ro.map("x + 1", out="y"), err, "read-only")
     _refused(ro, lambda: ro.remove("x"), err, "read-only")
     _refused(ro, lambda: ro.verify(repair=True), err, "read-only")
+
+
+@pytest.mark.parametrize(
+    ("cli", "call"),
+    [
+        (["cast", "nope", "--to", "f4"], lambda s: s.cast("nope", "f4")),
+        (["cast", "x", "--to", "f9"], lambda s: s.cast("x", "f9")),
+        (["cast", "x", "--to", "f4", "--out", "y"], lambda s: s.cast("x", "f4", out="y")),
+        (["cast", "x", "--to", "i1"], lambda s: s.cast("x", "i1")),
+        (["map", "--expr", "x + 1", "--out", "y"], lambda s: s.map("x + 1", out="y")),
+        (["map", "--expr", "nope + 1", "--out", "z"], lambda s: s.map("nope + 1", out="z")),
+        (
+            ["map", "t", "--where", "qty", "--out", "z"],
+            lambda s: s.map(name="t", where="qty", out="z"),
+        ),
+        (["stats", "nope"], lambda s: s.stats("nope")),
+        (["stats", "x", "--axis", "7"], lambda s: s.stats("x", axis=7)),
+        (["verify", "nope"], lambda s: s.verify("nope")),
+        (["rm", "nope"], lambda s: s.remove("nope")),
+        (["mv", "nope", "z"], lambda s: s.rename("nope", "z")),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_cli_and_python_give_the_same_error(
+    store: arraystore.Store, cli: list[str], call: Any
+) -> None:
+    _same_store(store, ("x", "y"))
+    with pytest.raises(arraystore.ArrayStoreError) as exc:
+        call(store)
+    code, _, err = run_cli([cli[0], str(store.path), *cli[1:]])
+    assert code == 1 and err == f"error: {_one_line_error(exc)}\n"
+    assert store.names() == ["t", "x", "y"]
