@@ -50,6 +50,65 @@ def _one_line_error(exc: pytest.ExceptionInfo[BaseException]) -> str:
     return msg
 
 
+#: each ``arraystore`` command and its Python twin
+TWINS = {
+    "create": arraystore.Store.create,
+    "ls": arraystore.Store.ls,
+    "info": arraystore.Store.info,
+    "mv": arraystore.Store.rename,
+    "rm": arraystore.Store.remove,
+    "import": arraystore.Store.import_file,
+    "export": arraystore.Array.export,
+    "stats": arraystore.Store.stats,
+    "cast": arraystore.Store.cast,
+    "map": arraystore.Store.map,
+    "verify": arraystore.Store.verify,
+}
+
+
+def test_every_command_has_a_python_twin() -> None:
+    from arraystore.cli import main
+
+    assert sorted(main.commands) == sorted(TWINS)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create", "n", "--shape", "4"],
+        ["ls"],
+        ["info", "x"],
+        ["mv", "x", "x2"],
+        ["rm", "x"],
+        ["import", "n", "IN.npy"],
+        ["export", "x", "OUT.npy"],
+        ["stats", "x"],
+        ["cast", "x", "--to", "f4"],
+        ["map", "--expr", "x + 1", "--out", "n"],
+        ["verify"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_the_command_calls_its_twin(
+    store: arraystore.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    _same_store(store)
+    np.save(tmp_path / "IN.npy", np.arange(3))
+    twin = TWINS[args[0]]
+    owner = arraystore.Array if twin.__name__ == "export" else arraystore.Store
+    calls: list[Any] = []
+
+    def spy(self: Any, *a: Any, **kw: Any) -> Any:
+        calls.append(a)
+        return twin(self, *a, **kw)
+
+    monkeypatch.setattr(owner, twin.__name__, spy)
+    files = {"IN.npy": str(tmp_path / "IN.npy"), "OUT.npy": str(tmp_path / "OUT.npy")}
+    code, _, err = run_cli([args[0], str(store.path), *(files.get(a, a) for a in args[1:])])
+    assert code == 0, err
+    assert len(calls) == 1
+
+
 # ------------------------------------------------------------------ twins vs CLI
 def test_ls_is_ls_json(store: arraystore.Store) -> None:
     _same_store(store)
