@@ -197,11 +197,13 @@ def test_verify_is_verify_json(store: arraystore.Store) -> None:
 
 
 def test_verify_reports_corruption_as_the_cli(store: arraystore.Store) -> None:
-    arr = store.create("z", shape=(100,), dtype="f8", fill="random", backend="zarr", codec="zstd:1")
+    arr = store.create(
+        "z", shape=(10_000,), dtype="f8", fill="random", backend="zarr", codec="zstd:1"
+    )
     # the largest file of the array holds data (whatever the layout): garble it
     data = max((p for p in store.path.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     data.write_bytes(b"garbage")
-    assert arr.shape == (100,)
+    assert arr.shape == (10_000,)
     report = store.verify()
     assert report.corrupt and [f.name for f in report.findings if f.kind == "corrupt"] == ["z"]
     code, out, _ = run_cli(["verify", str(store.path), "--json"])
