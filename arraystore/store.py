@@ -20,7 +20,11 @@ from arraystore.verbs import StoreVerbs
 class Store(StoreVerbs):
     """A directory of named arrays; ``store[name]`` is an :class:`Array`.
 
-    Open one with :func:`arraystore.open`.
+    Open one with :func:`arraystore.open`. Every ``arraystore`` command is a method:
+    :meth:`create`, :meth:`ls`, :meth:`info`, :meth:`rename` (``mv``), :meth:`remove`
+    (``rm``), :meth:`import_file`, :meth:`stats`, :meth:`cast`, :meth:`map`,
+    :meth:`verify` (from :class:`arraystore.verbs.StoreVerbs`); ``export`` is
+    :meth:`Array.export`.
 
     Parameters
     ----------
