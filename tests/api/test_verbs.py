@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 
 import arraystore
+from arraystore.cli import main
+from arraystore.core.meta import dumps
+from arraystore.ops.reduce.stats import json_safe
 from arraystore.testing import assert_same, run_cli
 
 #: keys of a cast report / stats document that depend on the run (timings) or the output
@@ -38,9 +41,6 @@ def _cli_json(args: list[str]) -> Any:
 
 def _py_json(doc: Any) -> Any:
     """``doc`` as the CLI's ``--json`` writes it (NaN/inf as strings, tuples as lists)."""
-    from arraystore.core.meta import dumps
-    from arraystore.ops.reduce.stats import json_safe
-
     return json.loads(dumps(json_safe(doc)))
 
 
@@ -67,8 +67,6 @@ TWINS = {
 
 
 def test_every_command_has_a_python_twin() -> None:
-    from arraystore.cli import main
-
     assert sorted(main.commands) == sorted(TWINS)
 
 
