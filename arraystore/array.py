@@ -326,6 +326,74 @@ class Array(Reductions):
         )
         return cast(Array, arr)  # (self.store is a Store)
 
+    def astype(
+        self,
+        dtype: Any,
+        *,
+        out: str | None = None,
+        casting: str = "value",
+        rtol: float = 0.0,
+        nan_to: float | None = None,
+        errors: str = "raise",
+        fill: float | None = None,
+        checksum: bool | None = None,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> Array:
+        """This array cast to ``dtype`` as a NEW stored array ``out``, chunk by chunk with
+        the value audit of :meth:`Store.cast` (never an in-memory copy: for that, read
+        first, ``np.asarray(arr[...]).astype(dtype)``).
+
+        Parameters
+        ----------
+        dtype : dtype, str or dict
+            The target, as ``to`` of :meth:`Store.cast` (``"f4"``, ``"price:f4,qty:auto"``,
+            ``"auto"``...).
+        out : str
+            The new array (required; it must not exist).
+        casting, rtol, nan_to, errors, fill, checksum, memory, executor, workers, progress
+            As in :meth:`Store.cast` (default ``casting="value"``: every value survives,
+            else :class:`CastError` and nothing is written).
+
+        Returns
+        -------
+        Array
+            The new array ``out``.
+        """
+        if out is None:
+            raise InvalidArgument(
+                "astype writes a new stored array: give out=NAME "
+                "(np.asarray(arr[...]).astype(dtype) copies in memory)"
+            )
+        if self.field is not None:
+            raise InvalidArgument(
+                f"astype of field view {self.field!r}: cast the array, "
+                f"store.cast({self.name!r}, {{{self.field!r}: dtype}}, out=...)"
+            )
+        if out == self.name:
+            raise InvalidArgument(
+                f"astype writes a new array: out must differ from {self.name!r} "
+                f"(store.cast({self.name!r}, dtype) casts in place)"
+            )
+        self.store.cast(
+            self.name,
+            dtype,
+            out=out,
+            casting=casting,
+            rtol=rtol,
+            nan_to=nan_to,
+            errors=errors,
+            fill=fill,
+            checksum=checksum,
+            memory=memory,
+            executor=executor,
+            workers=workers,
+            progress=progress,
+        )
+        return self.store[out]
+
     def to_dask(self, fields: str | list[str] | None = None) -> Any:
         """A dask array over the storage chunks (a dict per field for records).
 

@@ -14,13 +14,17 @@ from arraystore.engine import Executor
 from arraystore.ops.create import create_array
 from arraystore.ops.interop import from_dask as _from_dask
 from arraystore.ops.interop import import_file
-from arraystore.storage.root import StoreRoot
+from arraystore.verbs import StoreVerbs
 
 
-class Store(StoreRoot):
+class Store(StoreVerbs):
     """A directory of named arrays; ``store[name]`` is an :class:`Array`.
 
-    Open one with :func:`arraystore.open`.
+    Open one with :func:`arraystore.open`. Every ``arraystore`` command is a method:
+    :meth:`create`, :meth:`ls`, :meth:`info`, :meth:`rename` (``mv``), :meth:`remove`
+    (``rm``), :meth:`import_file`, :meth:`stats`, :meth:`cast`, :meth:`map`,
+    :meth:`verify` (from :class:`arraystore.verbs.StoreVerbs`); ``export`` is
+    :meth:`Array.export`.
 
     Parameters
     ----------

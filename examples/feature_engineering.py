@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 import arraystore
-from arraystore.ops.map.blocks import map_blocks, map_expr, reduce_expr, where
 
 
 def step(label: str, t0: float) -> float:
@@ -50,9 +49,9 @@ def main(root: Path, rows: int, backend: str, memory: str) -> None:
     t = step(f"create {trades.shape[0]:,} trades ({trades.nbytes / 2**20:.0f} MiB)", t)
 
     opts: dict[str, Any] = {"memory": memory, "overwrite": True}
-    notional = map_expr(store, "price * qty", "trades", out="notional", **opts)
+    notional = store.map("price * qty", "trades", out="notional", **opts)
     t = step("notional = price * qty", t)
-    logp = map_expr(store, "log1p(abs(price))", "trades", out="logp", dtype="f4", **opts)
+    logp = store.map("log1p(abs(price))", "trades", out="logp", dtype="f4", **opts)
     t = step("logp = float32(log1p(abs(price)))", t)
 
     s = trades.stats(fields=["price"], memory=memory)["price"]
@@ -61,12 +60,12 @@ def main(root: Path, rows: int, backend: str, memory: str) -> None:
     def zscore(price: np.ndarray) -> np.ndarray:  # any numpy code, one block at a time
         return ((price - mean) / std).astype(np.float32)
 
-    z = map_blocks(zscore, trades["price"], out="price_z", **opts)
+    z = arraystore.map_blocks(zscore, trades["price"], out="price_z", **opts)
     t = step("price_z = (price - mean) / std   (a function)", t)
 
-    positive = where(store, "trades", "price > 0", "positive", **opts)
+    positive = store.map(name="trades", where="price > 0", out="positive", **opts)
     t = step("positive = trades where price > 0", t)
-    kept = reduce_expr(store, "price * qty", "positive", memory=memory)["price * qty"]
+    kept = store.stats("positive", expr="price * qty", memory=memory)["fields"]["price * qty"]
     t = step("stats of price * qty over the kept rows", t)
 
     print(f"\n{notional!r}\n{logp!r}\n{z!r}\n{positive!r}")

@@ -2,7 +2,7 @@
 
 A Parquet file (written here with pyarrow: trade records with some missing quantities)
 is imported into a zarr-backed structured array, one field per column (streamed by
-record batch, bounded memory); ``cast(..., "auto")`` shrinks every field to its
+record batch, bounded memory); ``store.cast(..., "auto")`` shrinks every field to its
 smallest lossless dtype; then the array is read in shuffled batches of torch tensors
 (zero-copy from numpy; unsigned fields, which torch cannot compute with, are widened
 to a signed dtype once per batch).
@@ -23,8 +23,6 @@ import pyarrow.parquet as pq
 import torch
 
 import arraystore
-from arraystore.ops.cast import cast
-from arraystore.ops.interop import batches, import_file
 
 
 def write_parquet(path: Path, rows: int) -> None:
@@ -69,11 +67,11 @@ def main() -> None:
         src = root / "trades.parquet"
         write_parquet(src, args.rows)
         store = arraystore.open(root / "example.store", mode="a")
-        trades = import_file(store, "trades", src, backend="zarr", codec="lz4", overwrite=True)
+        trades = store.import_file("trades", src, backend="zarr", codec="lz4", overwrite=True)
         print(trades)
         print("qty nulls:", {c["column"]: c["nulls"] for c in trades.attrs["import"]["columns"]})
 
-        result = cast(store, "trades", "auto")  # smallest lossless dtype per field
+        result = store.cast("trades", "auto")  # smallest lossless dtype per field
         for field, (before, after) in result.plan.items():
             print(f"  {field:>11}: {before} -> {after}")
         print(f"  {result.nbytes_before / 2**20:.1f} MiB -> {result.nbytes_after / 2**20:.1f} MiB")
@@ -87,8 +85,7 @@ def main() -> None:
                 widen[name] = torch.int32 if dt.itemsize == 2 else torch.int64
         fields = ["price", "qty", "qty__valid", "label"]
         rows, total, nvalid = 0, 0.0, 0
-        for batch in batches(
-            trades,
+        for batch in trades.batches(
             args.batch,
             fields=fields,
             shuffle=True,

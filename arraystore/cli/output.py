@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from arraystore.core.dtypes import dtype_to_spec
 from arraystore.engine.memory import format_size
-from arraystore.errors import ArrayStoreError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,26 +30,6 @@ def _checksum_label(doc: dict[str, Any]) -> str:
     if doc["backend"] == "zarr":
         return "crc32c per chunk (zarr codec)"
     return "crc32c per 1 MiB block (in the data file)"
-
-
-def ls_rows(store: Any) -> list[dict[str, Any]]:
-    """One row per array of ``store``; a broken array's row holds ``name`` and ``error``."""
-    rows: list[dict[str, Any]] = []
-    for name in store.names():
-        try:
-            arr = store[name]
-            row = {
-                "name": name,
-                "shape": list(arr.shape),
-                "dtype": dtype_to_spec(arr.dtype),
-                "backend": arr.backend,
-                "codec": arr.codec,
-                "nbytes": arr.nbytes,
-            }
-        except (ArrayStoreError, OSError) as exc:
-            row = {"name": name, "error": " ".join(str(exc).split()) or type(exc).__name__}
-        rows.append(row)
-    return rows
 
 
 def console() -> Console:

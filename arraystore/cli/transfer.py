@@ -9,7 +9,6 @@ import click
 from arraystore.cli.options import storage_option, store_opener
 from arraystore.cli.util import progress_bar, quiet_option
 from arraystore.core.dtypes import dtype_to_spec
-from arraystore.ops.interop import export_file, import_file
 
 
 @click.command(name="import")
@@ -48,8 +47,7 @@ def import_cmd(
     with progress_bar(
         os.path.getsize(file) if os.path.exists(file) else 0, f"import {name}", quiet
     ) as adv:
-        arr = import_file(
-            s,
+        arr = s.import_file(
             name,
             file,
             format=fmt,
@@ -80,5 +78,5 @@ def export_cmd(
     open_store = store_opener()
     arr = open_store(store, mode="r")[name]
     with progress_bar(arr.nbytes, f"export {name}", quiet) as adv:
-        path = export_file(arr, file, format=fmt, overwrite=overwrite, progress=adv)
+        path = arr.export(file, format=fmt, overwrite=overwrite, progress=adv)
     click.echo(f"exported {name} to {path}")

@@ -14,11 +14,11 @@ import click
 
 from arraystore.cli.options import scheduler
 from arraystore.core.chunks import normalize_shape
-from arraystore.core.dtypes import check_array_name, parse_dtype
+from arraystore.core.dtypes import parse_dtype
 from arraystore.core.meta import dumps
 from arraystore.engine import get_executor
 from arraystore.engine.memory import parse_size
-from arraystore.errors import ArrayNotFound, InvalidArgument
+from arraystore.errors import InvalidArgument
 
 
 def _one_line(text: str) -> str:
@@ -146,27 +146,3 @@ def source_bytes(s: Any, name: str, writing: bool) -> int:
     if writing and name not in s:
         s.settle(name)
     return int(s[name].nbytes)
-
-
-def remove_arrays(s: Any, names: tuple[str, ...], removed: Callable[[str], None]) -> list[str]:
-    """``rm``: remove every named array that exists, each atomically (``Store.delete``),
-    calling ``removed(name)`` after each; returns the names that are not there.
-    A name given twice goes once. Bad names are refused before anything is removed. So
-    an interrupted ``rm`` run again removes the rest and names those already gone."""
-    unique = list(dict.fromkeys(names))
-    for name in unique:
-        check_array_name(name)
-    missing = []
-    for name in unique:
-        if name not in s:  # an interrupted replacement may have moved it aside: put back
-            s.settle(name)
-        if name not in s and not s.is_folder(name):  # (a folder without metadata goes)
-            missing.append(name)
-            continue
-        try:
-            s.delete(name)
-        except ArrayNotFound:  # removed meanwhile by another writer
-            missing.append(name)
-            continue
-        removed(name)
-    return missing

@@ -84,6 +84,8 @@ def test_the_public_api_is_walked() -> None:
     assert {"open", "map_blocks", "from_dask", "parse_dtype", "Store()", "Array()"} <= names
     assert {"Store.create", "Store.import_file", "Store.rename", "Store.names"} <= names
     assert {"Array.map", "Array.export", "Array.batches", "Array.sum", "Array.quantile"} <= names
+    assert {"Store.ls", "Store.remove", "Store.verify", "Store.stats", "Store.cast"} <= names
+    assert {"Store.map", "Store.info", "Array.astype"} <= names
     assert "Array.shape (property)" in names
 
 

@@ -97,13 +97,10 @@ def cast_cmd(
     as_json: bool,
 ) -> None:
     """Cast NAME chunk by chunk with a value audit (atomic; the source stays intact until done)."""
-    from arraystore.ops.cast import cast  # lazy: start-up
-
     to = _target(to, auto, resume)
     s = store_opener()(store, mode="r" if dry_run else "r+")
     with progress_bar(source_bytes(s, name, not dry_run), f"cast {name}", quiet or as_json) as adv:
-        res = cast(
-            s,
+        res = s.cast(
             name,
             to,
             out=out,

@@ -11,7 +11,6 @@ from arraystore.cli.output import (
     _checksum_label,
     console,
     kv_table,
-    ls_rows,
     print_ls,
     warn_broken,
 )
@@ -29,7 +28,7 @@ from arraystore.engine.memory import format_size
 def ls_cmd(store: str, as_json: bool) -> None:
     """List the arrays of STORE (reads metadata only); a broken array is flagged."""
     open_store = store_opener()
-    rows = ls_rows(open_store(store, mode="r"))
+    rows = open_store(store, mode="r").ls()
     if as_json:
         _print_json(rows)
     else:

@@ -8,12 +8,7 @@ import sys
 import click
 
 from arraystore.cli.options import storage_option, store_opener
-from arraystore.cli.util import (
-    _print_json,
-    json_option,
-    remove_arrays,
-)
-from arraystore.ops.verify import verify as run_verify
+from arraystore.cli.util import _print_json, json_option
 
 
 @click.command()
@@ -24,16 +19,8 @@ from arraystore.ops.verify import verify as run_verify
 def rm(store: str, names: tuple[str, ...], missing_ok: bool) -> None:
     """Remove arrays NAMES from STORE: like POSIX rm, every named array that exists goes
     (each atomically), then the missing names are reported on one line (exit status 1)."""
-    open_store = store_opener()
-
-    s = open_store(store, mode="r+")
-    missing = remove_arrays(s, names, lambda name: click.echo(f"removed {name}"))
-    if missing and not missing_ok:
-        which = ", ".join(repr(n) for n in missing)
-        click.echo(
-            f"error: no array{'s' if len(missing) > 1 else ''} {which} in {s.path}", err=True
-        )
-        sys.exit(1)
+    s = store_opener()(store, mode="r+")
+    s.remove(names, missing_ok=missing_ok, removed=lambda name: click.echo(f"removed {name}"))
 
 
 @click.command()
@@ -60,7 +47,7 @@ def verify(store: str, name: str | None, repair: bool, as_json: bool) -> None:
     """Check metadata, file sizes, that every chunk decodes, and checksums; exit 1 if corrupt."""
     open_store = store_opener()
     s = open_store(store, mode="r+" if repair else "r")
-    report = run_verify(s, name, repair=repair)
+    report = s.verify(name, repair=repair)
     if as_json:
         _print_json(report.to_dict())
     else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from arraystore.cli.options import scheduler_option, storage_option, store_opener
@@ -57,28 +55,25 @@ def map_cmd(
 ) -> None:
     """Evaluate --expr chunk by chunk into a new array (bare names: fields of NAME or
     arrays of STORE); --where selects rows. Never Python eval: a safe expression language."""
-    open_store = store_opener()
-    from arraystore.ops.map.blocks import map_expr, where  # lazy: start-up
-
     if expr is None and cond is None:
         raise InvalidArgument("map needs --expr and/or --where")
-    s = open_store(store, mode="r+")
+    s = store_opener()(store, mode="r+")
     total = s[name].nbytes if name else 0
-    kw: dict[str, Any] = dict(
-        dtype=dtype,
-        backend=backend,
-        codec=codec,
-        memory=_size(memory),
-        executor=_executor(workers, executor),
-        overwrite=overwrite,
-        resume=resume,
-        checksum=checksum,
-    )
     with progress_bar(total, f"map {name or store}", quiet) as adv:
-        if cond is not None:
-            arr = where(s, name, cond, out, expr=expr, progress=adv, **kw)
-        else:
-            assert expr is not None
-            arr = map_expr(s, expr, name, out=out, progress=adv, **kw)
+        arr = s.map(
+            expr,
+            name,
+            out=out,
+            where=cond,
+            dtype=dtype,
+            backend=backend,
+            codec=codec,
+            memory=_size(memory),
+            executor=_executor(workers, executor),
+            progress=adv,
+            overwrite=overwrite,
+            resume=resume,
+            checksum=checksum,
+        )
 
     click.echo(f"wrote {out}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")

@@ -78,25 +78,21 @@ def stats(
     """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
     if page_policy is not None:  # read by each operation (and by local dask workers)
         os.environ[POLICY_ENV] = page_policy
-    if expr is not None:
-        if quantiles is not None or bins is not None or fields:
-            raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
-        doc = _expr_stats(store, expr, name, axis, keep_nan, ddof, memory, workers, executor)
-        _show(doc, as_json)
-        return
-    if name is None:
+    if expr is not None and (quantiles is not None or bins is not None or fields):
+        raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
+    if expr is None and name is None:
         raise InvalidArgument("stats needs an array NAME (or --expr)")
-    from arraystore.ops.reduce import summarize  # lazy: start-up
-
-    arr = store_opener()(store, mode="r")[name]
+    s = store_opener()(store, mode="r")
+    total = s[name].nbytes if expr is None and name is not None else 0
     ax = _parse_axis(axis)
     qs = _parse_floats(quantiles, "--quantiles") if quantiles is not None else None
     nbins = _parse_bins(bins)
     budget = _size(memory)
     ex = _executor(workers, executor)
-    with progress_bar(arr.nbytes, f"stats {name}", quiet or as_json) as adv:
-        doc = summarize(
-            arr,
+    with progress_bar(total, f"stats {name}", quiet or as_json) as adv:
+        doc = s.stats(
+            name,
+            expr=expr,
             fields=list(fields) or None,
             axis=ax,
             quantiles=qs,
@@ -121,33 +117,6 @@ def _parse_bins(text: str | None) -> int | str | None:
     raise InvalidArgument(
         f"--hist must be a number of bins in 1..{MAX_SUMMARY_BINS} or 'auto', got {text!r}"
     )
-
-
-def _expr_stats(
-    store: str,
-    expr: str,
-    name: str | None,
-    axis: str | None,
-    keep_nan: bool,
-    ddof: int,
-    memory: str | None,
-    workers: int | None,
-    executor: str | None,
-) -> dict[str, Any]:
-    """``--expr``: the stats of an expression (nothing stored), as a document."""
-    from arraystore.ops.map.blocks import reduce_expr  # lazy: start-up
-
-    res = reduce_expr(
-        store_opener()(store, mode="r"),
-        expr,
-        name,
-        axis=_parse_axis(axis),
-        skipna=not keep_nan,
-        ddof=ddof,
-        memory=_size(memory),
-        executor=_executor(workers, executor),
-    )
-    return res.to_dict()
 
 
 def _show(doc: dict[str, Any], as_json: bool) -> None:

@@ -1,0 +1,376 @@
+"""The :class:`arraystore.Store` methods twinning the command line's verbs that run an
+operation: ``ls``, ``rm`` (:meth:`~StoreVerbs.remove`), ``verify``, ``stats``, ``cast`` and
+``map`` (``create``, ``info``, ``mv``/``rename``, ``import_file`` are in ``store.py``,
+``export`` on the Array).
+
+A mixin of the façade, kept apart from ``store.py`` as :mod:`arraystore.reductions` is
+from ``array.py``: thin, typed, documented methods over the ops. ``arraystore VERB`` parses
+its options, calls the method of the same name and prints what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from arraystore.core.dtypes import check_array_name, dtype_to_spec
+from arraystore.engine import Executor, get_executor
+from arraystore.errors import ArrayNotFound, ArrayStoreError, InvalidArgument
+from arraystore.ops.map.blocks import map_expr, reduce_expr
+from arraystore.ops.map.blocks import where as _where
+from arraystore.ops.reduce import summarize
+from arraystore.ops.verify import VerifyReport
+from arraystore.ops.verify import verify as _verify
+from arraystore.storage.root import StoreRoot
+
+if TYPE_CHECKING:
+    from arraystore.array import Array
+    from arraystore.ops.cast import CastResult
+
+
+class StoreVerbs(StoreRoot):
+    """The command line's verbs as methods of :class:`arraystore.Store` (which mixes
+    this in)."""
+
+    def ls(self) -> list[dict[str, Any]]:
+        """One row per array (``arraystore ls --json``); reads metadata only.
+
+        Returns
+        -------
+        list of dict
+            ``name``, ``shape``, ``dtype``, ``backend``, ``codec``, ``nbytes``; a broken
+            array's row holds only ``name`` and ``error`` (one line).
+        """
+        rows: list[dict[str, Any]] = []
+        for name in self.names():
+            try:
+                arr = self[name]
+                row = {
+                    "name": name,
+                    "shape": list(arr.shape),
+                    "dtype": dtype_to_spec(arr.dtype),
+                    "backend": arr.meta.backend,
+                    "codec": arr.meta.codec,
+                    "nbytes": arr.meta.nbytes,
+                }
+            except (ArrayStoreError, OSError) as exc:
+                row = {"name": name, "error": " ".join(str(exc).split()) or type(exc).__name__}
+            rows.append(row)
+        return rows
+
+    def remove(
+        self,
+        names: str | Sequence[str],
+        *,
+        missing_ok: bool = False,
+        removed: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        """Remove arrays like POSIX ``rm`` (``arraystore rm``): every named array that
+        exists goes, each atomically (:meth:`delete`), then the missing names are reported.
+
+        Bad names are refused before anything is removed; a name given twice goes once;
+        a folder without metadata goes too. Run again after an interruption, it removes
+        the rest.
+
+        Parameters
+        ----------
+        names : str or sequence of str
+            The arrays.
+        missing_ok : bool, default False
+            Names not in the store are no error (else one :class:`ArrayNotFound` naming
+            them all, raised after the others are removed).
+        removed : callable, optional
+            ``removed(name)`` after each array removed.
+
+        Returns
+        -------
+        list of str
+            The names removed.
+        """
+        unique = list(dict.fromkeys([names] if isinstance(names, str) else names))
+        for name in unique:
+            check_array_name(name)
+        done: list[str] = []
+        missing: list[str] = []
+        for name in unique:
+            if name not in self:  # an interrupted replacement may have moved it aside
+                self.settle(name)
+            if name not in self and not self.is_folder(name):
+                missing.append(name)
+                continue
+            try:
+                self.delete(name)
+            except ArrayNotFound:  # removed meanwhile by another writer
+                missing.append(name)
+                continue
+            done.append(name)
+            if removed is not None:
+                removed(name)
+        if missing and not missing_ok:
+            which = ", ".join(repr(n) for n in missing)
+            plural = "s" if len(missing) > 1 else ""
+            raise ArrayNotFound(f"no array{plural} {which} in {self.path}")
+        return done
+
+    def verify(
+        self, names: str | Sequence[str] | None = None, *, repair: bool = False
+    ) -> VerifyReport:
+        """Check metadata, file sizes, that every chunk exists and decodes, and checksums
+        (``arraystore verify``); see :mod:`arraystore.ops.verify`.
+
+        Parameters
+        ----------
+        names : str or sequence of str, optional
+            The arrays to check (default: the whole store, with its leftovers of
+            interrupted writes and entries that are no array).
+        repair : bool, default False
+            Remove leftovers of interrupted writes (whole-store checks only; never an
+            array the store lists).
+
+        Returns
+        -------
+        VerifyReport
+            ``checked`` (names), ``findings`` (``kind``, ``name``, ``message``,
+            ``repaired``), ``corrupt`` (bool) and ``to_dict()``.
+        """
+        if names is None or isinstance(names, str):
+            return _verify(self, names, repair=repair)
+        report = VerifyReport()
+        for name in dict.fromkeys(names):
+            part = _verify(self, name, repair=repair)
+            report.checked += part.checked
+            report.findings += part.findings
+        return report
+
+    def stats(
+        self,
+        name: str | None = None,
+        *,
+        expr: str | None = None,
+        fields: Sequence[str] | None = None,
+        axis: int | Sequence[int] | None = None,
+        quantiles: Sequence[float] | None = None,
+        bins: int | str | None = None,
+        skipna: bool = True,
+        ddof: int = 0,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> dict[str, Any]:
+        """The summary ``arraystore stats --json`` prints: count, nan_count, sum, mean,
+        std, min, max per field in one pass, with exact quantiles and a histogram.
+
+        Parameters
+        ----------
+        name : str, optional
+            The array (with ``expr``: whose fields the bare names are; else required).
+        expr : str, optional
+            Summarise this expression instead (names bound as in :meth:`map`; nothing
+            stored; not with ``fields``, ``quantiles`` or ``bins``).
+        fields : sequence of str, optional
+            Fields of a structured array (default: its numeric fields).
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all; quantiles need all).
+        quantiles : sequence of float, optional
+            Exact quantiles in [0, 1] (numpy's ``method="linear"``).
+        bins : int or "auto", optional
+            Add a histogram with this many bins.
+        skipna : bool, default True
+            Skip NaN (``False``: propagate it like numpy).
+        ddof : int, default 0
+            Delta degrees of freedom of ``std``.
+        memory, executor, workers, progress : optional
+            As in :meth:`create` (``workers``: of an executor given by name);
+            ``progress(task, nbytes)`` after each task of the stats pass.
+
+        Returns
+        -------
+        dict
+            ``StatsResult.to_dict()`` with each field's ``quantiles`` and ``histogram``.
+        """
+        if expr is not None:
+            if quantiles is not None or bins is not None or fields:
+                raise InvalidArgument("expr cannot be combined with fields, quantiles or bins")
+            res = reduce_expr(
+                self,
+                expr,
+                name,
+                axis=axis,
+                skipna=skipna,
+                ddof=ddof,
+                memory=memory,
+                executor=executor,
+                workers=workers,
+                progress=progress,
+            )
+            return res.to_dict()
+        if name is None:
+            raise InvalidArgument("stats needs an array name (or expr)")
+        return summarize(
+            self[name],
+            fields=list(fields) if fields else None,
+            axis=axis,
+            quantiles=quantiles,
+            bins=bins,
+            skipna=skipna,
+            ddof=ddof,
+            memory=memory,
+            executor=get_executor(executor, workers=workers),
+            progress=progress,
+        )
+
+    def cast(
+        self,
+        name: str,
+        to: Any = None,
+        *,
+        out: str | None = None,
+        casting: str = "value",
+        rtol: float = 0.0,
+        nan_to: float | None = None,
+        errors: str = "raise",
+        fill: float | None = None,
+        allow_half: bool = False,
+        allow_float_to_int: bool = False,
+        dry_run: bool = False,
+        resume: bool = False,
+        checksum: bool | None = None,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+    ) -> CastResult:
+        """Cast array ``name`` chunk by chunk with a value audit (``arraystore cast``):
+        atomic; a policy violation writes nothing and raises :class:`CastError`.
+
+        Parameters
+        ----------
+        name : str
+            The array.
+        to : dtype, str or dict
+            The target: a dtype (``"f4"``), per field (``"price:f4,qty:auto"`` or
+            ``{"price": "f4"}``) or ``"auto"`` (the smallest lossless dtype per field);
+            ``None`` only with ``resume`` (taken from the interrupted cast).
+        out : str, optional
+            Write a new array ``out`` (which must not exist) instead of replacing ``name``.
+        casting : {"value", "clip", "safe", "same_kind", "unsafe"}, default "value"
+            ``value``: every value survives; ``clip``: saturate; the others: numpy's rules.
+        rtol : float, default 0.0
+            Relative tolerance of ``value`` for float targets.
+        nan_to, fill : float, optional
+            ``clip``: what NaN becomes in an integer; ``errors="coerce"``: the sentinel
+            of an integer target for strings that do not parse.
+        errors : {"raise", "coerce"}, default "raise"
+            String fields that do not parse.
+        allow_half, allow_float_to_int : bool, default False
+            ``auto`` may pick float16/bfloat16; may turn integral floats into integers.
+        dry_run, resume : bool, default False
+            Plan and audit only, writing nothing; finish an interrupted cast.
+        checksum : bool, optional
+            Store checksums in the output (default: as the source).
+        memory, executor, workers, progress : optional
+            As in :meth:`create`; ``progress(task, nbytes)`` gets the bytes read.
+
+        Returns
+        -------
+        CastResult
+            The audit ``arraystore cast`` prints: ``plan``, per-field ``reports``,
+            ``nbytes_before`` / ``nbytes_after``, ``to_dict()``.
+        """
+        from arraystore.ops.cast import cast as _cast  # lazy: start-up (casting modules)
+
+        return _cast(
+            self,
+            name,
+            to,
+            out=out,
+            casting=casting,
+            rtol=rtol,
+            nan_to=nan_to,
+            errors=errors,
+            fill=fill,
+            allow_half=allow_half,
+            allow_float_to_int=allow_float_to_int,
+            dry_run=dry_run,
+            resume=resume,
+            memory=memory,
+            executor=executor,
+            workers=workers,
+            progress=progress,
+            checksum=checksum,
+        )
+
+    def map(
+        self,
+        expr: str | None = None,
+        name: str | None = None,
+        *,
+        out: str,
+        where: str | None = None,
+        dtype: Any = None,
+        backend: str | None = None,
+        codec: str | None = None,
+        chunks: Any = None,
+        attrs: dict[str, Any] | None = None,
+        memory: int | str | None = None,
+        executor: str | Executor | None = None,
+        workers: int | None = None,
+        progress: Callable[[Any, Any], None] | None = None,
+        overwrite: bool = False,
+        resume: bool = False,
+        checksum: bool = False,
+    ) -> Array:
+        """Evaluate ``expr`` chunk by chunk into a new array ``out`` (``arraystore map``);
+        ``where`` keeps the rows where a condition holds. A safe expression language,
+        never Python ``eval`` (see :mod:`arraystore.core.expr`).
+
+        Parameters
+        ----------
+        expr : str, optional
+            The expression (``"sqrt(price) * qty"``); bare names are the fields of array
+            ``name`` (or ``name`` itself for a plain dtype), without ``name`` whole arrays
+            of this store, broadcast like numpy. Default with ``where``: the rows of
+            ``name``, every field.
+        name : str, optional
+            The array whose fields the names are.
+        out : str
+            The new array.
+        where : str, optional
+            Keep the rows (axis 0) where this boolean expression is true.
+        dtype : optional
+            The output dtype (default: the expression's).
+        backend, codec, chunks, attrs, overwrite, checksum, memory, executor, progress
+            As in :meth:`create`; backend and codec default to the input's; ``chunks``
+            and ``attrs`` only without ``where``; ``progress(task, nbytes)`` gets the
+            bytes read.
+        workers : int, optional
+            Workers of an executor given by name.
+        resume : bool, default False
+            Finish an interrupted run of the same job, skipping its finished blocks.
+
+        Returns
+        -------
+        Array
+        """
+        options: dict[str, Any] = dict(
+            dtype=dtype,
+            backend=backend,
+            codec=codec,
+            memory=memory,
+            executor=executor,
+            workers=workers,
+            progress=progress,
+            overwrite=overwrite,
+            resume=resume,
+            checksum=checksum,
+        )
+        if where is not None:
+            if chunks is not None or attrs is not None:
+                raise InvalidArgument("map with where= takes no chunks or attrs")
+            return cast("Array", _where(self, name, where, out, expr=expr, **options))
+        if expr is None:
+            raise InvalidArgument("map needs expr and/or where")
+        return cast(
+            "Array", map_expr(self, expr, name, out=out, chunks=chunks, attrs=attrs, **options)
+        )
