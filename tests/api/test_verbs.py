@@ -63,6 +63,7 @@ TWINS = {
     "cast": arraystore.Store.cast,
     "map": arraystore.Store.map,
     "verify": arraystore.Store.verify,
+    "upgrade": arraystore.Store.upgrade,
 }
 
 
@@ -84,6 +85,7 @@ def test_every_command_has_a_python_twin() -> None:
         ["cast", "x", "--to", "f4"],
         ["map", "--expr", "x + 1", "--out", "n"],
         ["verify"],
+        ["upgrade", "x"],
     ],
     ids=lambda a: a[0],
 )
