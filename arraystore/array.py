@@ -1,7 +1,9 @@
 """Array: a lazy handle on one stored array (or one field of it).
 
 Cheap to create: it holds metadata and a backend handle, no data. Indexing with
-integers, slices and ``...`` reads only the chunks the index touches and returns numpy.
+integers, slices and ``...`` reads only the chunks the index touches and returns numpy;
+integer arrays and boolean masks (``arr[[1, 5]]``, ``arr[mask]``, ``arr.oindex``,
+``arr.vindex``) go through :mod:`arraystore.indexing`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
+from arraystore.indexing import Indexer, get_selection, plan, set_selection
 from arraystore.ops.interop import batches, export_file, to_dask, to_xarray
 from arraystore.ops.interop.batching import Batches
 from arraystore.ops.map.blocks import map_array
@@ -151,11 +154,26 @@ class Array(Reductions):
             return Array(self.store, self.name, self.handle, key)
         if isinstance(key, list) and key and all(isinstance(k, str) for k in key):
             raise InvalidArgument("select one field at a time: arr['price'], not arr[['a', 'b']]")
+        sel = plan(self, "numpy", key)
+        if sel is not None:  # integer arrays, boolean masks: numpy's advanced indexing
+            return get_selection(self, sel)
         region, post = normalize_index(key, self.shape)
         result = self._read(region)[post]
         if not isinstance(result, np.ndarray) and _has_ellipsis(key):
             return np.asarray(result)  # numpy: arr[..., i] is 0-d, not a scalar
         return result
+
+    @property
+    def oindex(self) -> Indexer:
+        """Orthogonal selection as zarr's: each axis on its own by an integer, a slice, an
+        integer array or a boolean mask (``arr.oindex[[0, 2], [1, 3]]`` is a 2x2 block)."""
+        return Indexer(self, "orthogonal")
+
+    @property
+    def vindex(self) -> Indexer:
+        """Coordinate selection as zarr's: one integer array per axis, broadcast together
+        (``arr.vindex[[0, 2], [1, 3]]`` is the 2 points), or one boolean mask."""
+        return Indexer(self, "coordinate")
 
     def _split(self, region: Region) -> tuple[Region, tuple[slice, ...]]:
         nd = self.meta.ndim
@@ -211,6 +229,10 @@ class Array(Reductions):
             return
         if not self.store.writable:
             raise ReadOnlyError(f"store {self.store.path} is open read-only")
+        sel = plan(self, "numpy", key)
+        if sel is not None:
+            set_selection(self, sel, value)
+            return
         region, post = normalize_index(key, self.shape)
         if any(isinstance(p, slice) and p.step not in (None, 1) for p in post):
             raise InvalidArgument("writes need step-1 slices (read, modify and write a region)")
