@@ -39,9 +39,18 @@ def plan(arr: Array, kind: str, key: Any) -> Selection | None:
     return _PLANS[kind](key, arr.shape)
 
 
+def _whole(arr: Array) -> tuple[bool, ...]:
+    """The axes read and written whole: a field's subarray dimensions (the backends take
+    them only whole) and, where any row range is one run of bytes (``contiguous_rows``),
+    every axis but the first, so that each box is one plain read or write."""
+    nd = arr.meta.ndim
+    rows = arr.handle.contiguous_rows and nd > 0
+    return (False,) * min(nd, 1) + (rows,) * max(0, nd - 1) + (True,) * (arr.ndim - nd)
+
+
 def _io(arr: Array) -> tuple[Any, Any, tuple[bool, ...]]:
-    """read(region) and write(region, block) over the view's full shape (subarray
-    dimensions whole) and which axes are whole."""
+    """read(region) and write(region, block) over the view's full shape, and the axes
+    read whole."""
     nd, handle, field = arr.meta.ndim, arr.handle, arr.field
 
     def read(region: Region) -> np.ndarray:
@@ -50,13 +59,13 @@ def _io(arr: Array) -> tuple[Any, Any, tuple[bool, ...]]:
     def write(region: Region, block: np.ndarray) -> None:
         handle.write(region[:nd], block, field)
 
-    return read, write, (False,) * nd + (True,) * (arr.ndim - nd)
+    return read, write, _whole(arr)
 
 
 def get_selection(arr: Array, sel: Selection) -> Any:
     """Read a planned selection (refused before any read if over the memory budget)."""
-    check_budget(sel, arr.dtype, arr.chunks)
     read, _, whole = _io(arr)
+    check_budget(sel, arr.dtype, arr.chunks, whole)
     return read_selection(sel, arr.dtype, arr.chunks, read, whole)
 
 
@@ -64,9 +73,9 @@ def set_selection(arr: Array, sel: Selection, value: Any) -> None:
     """Write ``value`` into a planned selection, chunk by chunk under the writer lock."""
     if not arr.store.writable:
         raise ReadOnlyError(f"store {arr.store.path} is open read-only")
-    check_budget(sel, arr.dtype, arr.chunks, writing=True)
-    values = convert_value(sel, value, arr.dtype)  # numpy's errors, before any I/O
     read, write, whole = _io(arr)
+    check_budget(sel, arr.dtype, arr.chunks, whole, writing=True)
+    values = convert_value(sel, value, arr.dtype)  # numpy's errors, before any I/O
     with arr.store.write_lock(arr.name):
         arr.handle.check_current()
         write_selection(sel, values, arr.chunks, read, write, whole)

@@ -36,6 +36,7 @@ def check_budget(
     sel: Selection,
     dtype: np.dtype,
     chunks: Sequence[int],
+    whole: Sequence[bool] | None = None,
     writing: bool = False,
     budget: int | None = None,
 ) -> int:
@@ -43,11 +44,13 @@ def check_budget(
     (default: :func:`~arraystore.engine.memory.default_budget`) before anything is read.
 
     The result (a write: the value converted, and in the gather layout once more), one
-    chunk's box and the index arrays.
+    chunk's box (``whole`` axes at full length) and the index arrays.
     """
     budget = default_budget() if budget is None else budget
     result = sel.size * dtype.itemsize
-    chunk = math.prod(min(c, n) for c, n in zip(chunks, sel.shape, strict=True)) * dtype.itemsize
+    whole = whole or (False,) * len(chunks)
+    box = [n if w else min(c, n) for c, n, w in zip(chunks, sel.shape, whole, strict=True)]
+    chunk = math.prod(box) * dtype.itemsize
     need = result * (2 if writing else 1) + chunk + sel.index_bytes
     if need > budget:
         what = "writing" if writing else "reading"
