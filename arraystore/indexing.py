@@ -19,6 +19,7 @@ from arraystore.core.selection import (
     numpy_selection,
     orthogonal_selection,
 )
+from arraystore.engine import default_budget
 from arraystore.errors import ReadOnlyError
 from arraystore.ops.select import check_budget, convert_value, read_selection, write_selection
 
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from arraystore.array import Array
 
 __all__ = ["Indexer", "get_selection", "set_selection"]
+
+#: the size of the row blocks a selection is cut into where the format reads any row
+#: range directly (memmap): small enough that a sparse selection reads little around
+#: each index, large enough that a dense one costs few reads
+PIECE_BYTES = 4 * 2**20
 
 _PLANS = {
     "numpy": numpy_selection,
@@ -48,10 +54,14 @@ def _whole(arr: Array) -> tuple[bool, ...]:
     return (False,) * min(nd, 1) + (rows,) * max(0, nd - 1) + (True,) * (arr.ndim - nd)
 
 
-def _io(arr: Array) -> tuple[Any, Any, tuple[bool, ...]]:
-    """read(region) and write(region, block) over the view's full shape, and the axes
-    read whole."""
+def _io(arr: Array, budget: int) -> tuple[Any, Any, tuple[int, ...], tuple[bool, ...]]:
+    """read(region) and write(region, block) over the view's full shape, the grid the
+    selection is cut by (the storage chunks, or row blocks of ``PIECE_BYTES`` -- at most
+    an eighth of the budget -- where any row range reads directly) and the axes read
+    whole."""
     nd, handle, field = arr.meta.ndim, arr.handle, arr.field
+    target = max(1, min(PIECE_BYTES, budget // 8))
+    grid = tuple(handle.work_chunks(target)) + arr.chunks[nd:]
 
     def read(region: Region) -> np.ndarray:
         return handle.read(region[:nd], field)
@@ -59,26 +69,28 @@ def _io(arr: Array) -> tuple[Any, Any, tuple[bool, ...]]:
     def write(region: Region, block: np.ndarray) -> None:
         handle.write(region[:nd], block, field)
 
-    return read, write, _whole(arr)
+    return read, write, grid, _whole(arr)
 
 
 def get_selection(arr: Array, sel: Selection) -> Any:
     """Read a planned selection (refused before any read if over the memory budget)."""
-    read, _, whole = _io(arr)
-    check_budget(sel, arr.dtype, arr.chunks, whole)
-    return read_selection(sel, arr.dtype, arr.chunks, read, whole)
+    budget = default_budget()
+    read, _, grid, whole = _io(arr, budget)
+    check_budget(sel, arr.dtype, grid, whole, budget=budget)
+    return read_selection(sel, arr.dtype, grid, read, whole)
 
 
 def set_selection(arr: Array, sel: Selection, value: Any) -> None:
     """Write ``value`` into a planned selection, chunk by chunk under the writer lock."""
     if not arr.store.writable:
         raise ReadOnlyError(f"store {arr.store.path} is open read-only")
-    read, write, whole = _io(arr)
-    check_budget(sel, arr.dtype, arr.chunks, whole, writing=True)
+    budget = default_budget()
+    read, write, grid, whole = _io(arr, budget)
+    check_budget(sel, arr.dtype, grid, whole, writing=True, budget=budget)
     values = convert_value(sel, value, arr.dtype)  # numpy's errors, before any I/O
     with arr.store.write_lock(arr.name):
         arr.handle.check_current()
-        write_selection(sel, values, arr.chunks, read, write, whole)
+        write_selection(sel, values, grid, read, write, whole)
 
 
 class Indexer:

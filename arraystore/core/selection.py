@@ -450,6 +450,19 @@ def _mesh(parts: list[Any], point: np.ndarray | None) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _leading_piece(region: list[slice], combo: Any, group: Any) -> Piece:
+    """A piece of points on the leading axes and slices after them: numpy's indexing
+    of the box with (offsets..., slices...) is already in G's layout."""
+    src: tuple[Any, ...] = tuple(p[2] for p in combo)
+    dst: tuple[Any, ...] = tuple(p[3] for p in combo)
+    if group:
+        lows, highs, offsets, members = group
+        for r, (lo, hi) in enumerate(zip(lows, highs, strict=True)):
+            region[r] = slice(lo, hi)
+        src, dst = (*offsets, *src), (members, *dst)
+    return Piece(tuple(region), src, dst)
+
+
 def pieces(
     sel: Selection, chunks: Sequence[int], whole: Sequence[bool] | None = None
 ) -> Iterator[Piece]:
@@ -468,16 +481,18 @@ def pieces(
         else:
             per_axis.append(_slice_pieces(o, n, c, whole[axis]))  # type: ignore[arg-type]
     groups: list[Any] = _point_pieces(sel, chunks, whole) if sel.point_axes else [None]
-    simple = not sel.point_axes and not any(isinstance(o, np.ndarray) for o in sel.orth)
+    sliced = not any(isinstance(o, np.ndarray) for o in sel.orth)
+    # points on the leading axes, slices after: numpy's own indexing gives G's layout
+    leading = sliced and sel.point_axes == tuple(range(len(sel.point_axes)))
     for group in groups:
         for combo in product(*per_axis):
             region: list[slice] = [slice(0, 0)] * len(sel.shape)
             for axis, (lo, hi, _, _) in zip(orth_axes, combo, strict=True):
                 region[axis] = slice(lo, hi)
-            if simple:
-                yield Piece(tuple(region), tuple(p[2] for p in combo), tuple(p[3] for p in combo))
+            if leading:
+                yield _leading_piece(region, combo, group)
                 continue
-            src: list[Any] = [None] * len(sel.shape)
+            src: list[Any] = [None] * len(sel.shape)  # an open mesh of index arrays
             orth_src = _mesh([p[2] for p in combo], group[2][0] if group else None)
             lead = 1 if group else 0
             for i, axis in enumerate(orth_axes):
@@ -487,5 +502,6 @@ def pieces(
                 for r, axis in enumerate(sel.point_axes):
                     region[axis] = slice(lows[r], highs[r])
                     src[axis] = offsets[r].reshape(orth_src[0].shape)
-            dst = _mesh([p[3] for p in combo], group[3] if group else None)
-            yield Piece(tuple(region), tuple(src), dst)
+            yield Piece(
+                tuple(region), tuple(src), _mesh([p[3] for p in combo], group[3] if group else None)
+            )
