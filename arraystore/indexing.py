@@ -90,7 +90,9 @@ def set_selection(arr: Array, sel: Selection, value: Any) -> None:
     values = convert_value(sel, value, arr.dtype)  # numpy's errors, before any I/O
     with arr.store.write_lock(arr.name):
         arr.handle.check_current()
-        write_selection(sel, values, grid, read, write, whole)
+        # whole chunks where the format rewrites them whole (not where rows are plain bytes)
+        whole_chunks = not arr.handle.contiguous_rows
+        write_selection(sel, values, grid, read, write, whole, whole_chunks)
 
 
 class Indexer:

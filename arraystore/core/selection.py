@@ -39,6 +39,7 @@ __all__ = [
     "Piece",
     "Selection",
     "coordinate_selection",
+    "enclosing_chunk",
     "is_advanced",
     "numpy_selection",
     "orthogonal_selection",
@@ -505,3 +506,16 @@ def pieces(
             yield Piece(
                 tuple(region), tuple(src), _mesh([p[3] for p in combo], group[3] if group else None)
             )
+
+
+def enclosing_chunk(region: Region, shape: Sequence[int], chunks: Sequence[int]) -> Region:
+    """The whole chunk holding a piece's ``region`` (axes the region spans whole stay
+    so): a write of a whole chunk replaces it instead of reading it back first."""
+    out = []
+    for r, n, c in zip(region, shape, chunks, strict=True):
+        if r.start == 0 and r.stop == n:
+            out.append(r)
+            continue
+        lo = r.start // c * c
+        out.append(slice(lo, min(lo + c, n)))
+    return tuple(out)

@@ -22,7 +22,7 @@ import numpy as np
 
 from arraystore.core.assign import assigned_block
 from arraystore.core.chunks import Region
-from arraystore.core.selection import Selection, pieces
+from arraystore.core.selection import Selection, enclosing_chunk, pieces
 from arraystore.engine.memory import default_budget, format_size
 from arraystore.errors import MemoryBudgetError
 
@@ -92,10 +92,20 @@ def write_selection(
     read: Reader,
     write: Writer,
     whole: Sequence[bool] | None = None,
+    whole_chunks: bool = False,
 ) -> None:
     """Write ``values`` (from :func:`convert_value`) into each touched box: read it,
-    assign (of repeated indices the last one wins, as in numpy), write it back."""
+    assign (of repeated indices the last one wins, as in numpy), write it back.
+
+    ``whole_chunks``: read and write each touched chunk whole (a format that rewrites
+    whole chunks would otherwise read a partly written one again).
+    """
     for piece in pieces(sel, chunks, whole):
-        block = read(piece.region)
-        block[piece.src] = values[piece.dst]
-        write(piece.region, block)
+        box = enclosing_chunk(piece.region, sel.shape, chunks) if whole_chunks else piece.region
+        block = read(box)
+        inner = tuple(
+            slice(r.start - b.start, r.stop - b.start)
+            for r, b in zip(piece.region, box, strict=True)
+        )
+        block[inner][piece.src] = values[piece.dst]
+        write(box, block)

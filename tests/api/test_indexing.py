@@ -215,6 +215,26 @@ def test_structured_and_field_views(store, case):
     assert_same(arr[...], data)
 
 
+@pytest.mark.parametrize("case", CASES[:2])
+def test_reads_only_the_touched_chunks_each_once(store, case, monkeypatch):
+    arr, _, data = stored(store, case, 2)  # (203, 10) in chunks of (30, 3)
+    reads = count_reads(monkeypatch, arr)
+    rows = [150, 5, 5, 7, 29, 151]
+    assert_same(arr[rows], data[rows])
+    if case.backend != "zarr":  # any row range reads directly: row blocks of <= 4 MiB,
+        # whole rows (here one block: the box from the first to the last row asked for)
+        assert reads == [(slice(5, 152), slice(0, 10))]
+        return
+    # storage chunks: rows in chunks 0 and 5, all 4 column chunks, each read once
+    assert len(reads) == 8
+    boxes = {(r[0].start // 30, r[1].start // 3) for r in reads}
+    assert boxes == {(i, j) for i in (0, 5) for j in range(4)}
+    for r in reads:  # inside one chunk, from the first to the last row asked for there
+        assert r[0].start // 30 == (r[0].stop - 1) // 30
+        assert r[1].start // 3 == (r[1].stop - 1) // 3
+        assert (r[0].start, r[0].stop) in [(5, 30), (150, 152)]
+
+
 # --------------------------------------------------------------------------- budget
 def count_reads(monkeypatch: pytest.MonkeyPatch, arr: Any) -> list[Any]:
     seen: list[Any] = []

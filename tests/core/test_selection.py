@@ -20,6 +20,7 @@ from arraystore.core.chunks import chunks_touching, grid_shape
 from arraystore.core.selection import (
     Selection,
     coordinate_selection,
+    enclosing_chunk,
     is_advanced,
     numpy_selection,
     orthogonal_selection,
@@ -47,15 +48,25 @@ def gather(a: np.ndarray, sel: Selection, chunks: Any, whole: Any = None) -> np.
     return sel.finish(out)
 
 
-def scatter(a: np.ndarray, sel: Selection, value: Any, chunks: Any, whole: Any = None) -> None:
-    """What ops.select.write_selection does (read, modify, write back each box)."""
+def scatter(
+    a: np.ndarray, sel: Selection, value: Any, chunks: Any, whole_chunks: bool = False
+) -> None:
+    """What ops.select.write_selection does (read, modify, write back each box, or each
+    whole chunk holding one)."""
     full = np.empty(sel.out_shape, a.dtype)
     full[...] = value
     values = sel.unfinish(full)
-    for p in pieces(sel, chunks, whole):
-        block = a[p.region].copy()
-        block[p.src] = values[p.dst]
-        a[p.region] = block
+    for p in pieces(sel, chunks):
+        box = enclosing_chunk(p.region, a.shape, chunks) if whole_chunks else p.region
+        assert all(
+            b.start <= r.start <= r.stop <= b.stop for r, b in zip(p.region, box, strict=True)
+        )
+        block = a[box].copy()
+        inner = tuple(
+            slice(r.start - b.start, r.stop - b.start) for r, b in zip(p.region, box, strict=True)
+        )
+        block[inner][p.src] = values[p.dst]
+        a[box] = block
 
 
 # ------------------------------------------------------------------ strategies
@@ -166,7 +177,7 @@ def test_numpy_selection_writes_like_numpy(data):
         value = value[..., -1:]  # broadcast along the last dimension
     expected[key] = value
     got = np.zeros(shape, np.int64)
-    scatter(got, sel, value, chunks)
+    scatter(got, sel, value, chunks, data.draw(st.booleans()))
     np.testing.assert_array_equal(got, expected)
 
 
@@ -371,3 +382,15 @@ def test_pieces_of_a_slice_with_a_large_step_skip_untouched_chunks():
     assert sel is not None
     regions = [p.region[0] for p in pieces(sel, (10, 2))]
     assert regions == [slice(3, 4), slice(43, 44), slice(83, 84)]
+
+
+def test_enclosing_chunk():
+    shape, chunks = (100, 10), (30, 4)
+    assert enclosing_chunk((slice(95, 99), slice(5, 6)), shape, chunks) == (
+        slice(90, 100),
+        slice(4, 8),
+    )
+    assert enclosing_chunk((slice(0, 100), slice(8, 9)), shape, chunks) == (
+        slice(0, 100),
+        slice(8, 10),
+    )
