@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from arraystore.core.chunks import Region
-from arraystore.errors import InvalidIndex
+from arraystore.errors import InvalidArgument, InvalidIndex, InvalidType
 
 __all__ = [
     "Piece",
@@ -167,8 +167,10 @@ def _integer(k: Any, n: int, axis: int) -> int | None:
 def _slice(k: slice, n: int, axis: int) -> slice:
     try:
         start, stop, step = k.indices(n)
-    except (TypeError, ValueError) as exc:
-        raise InvalidIndex(f"bad slice {k!r} on axis {axis}: {exc}") from None
+    except TypeError as exc:  # as numpy and arr[...] with a basic key
+        raise InvalidType(f"bad slice {k!r} on axis {axis}: {exc}") from None
+    except ValueError as exc:  # step 0
+        raise InvalidArgument(f"bad slice {k!r} on axis {axis}: {exc}") from None
     length = len(range(start, stop, step))
     return slice(start, start + length * step if start + length * step >= 0 else None, step)
 

@@ -26,7 +26,7 @@ from arraystore.core.selection import (
     orthogonal_selection,
     pieces,
 )
-from arraystore.errors import InvalidIndex
+from arraystore.errors import InvalidArgument, InvalidIndex, InvalidType
 
 FAST = settings(max_examples=300, deadline=None)
 
@@ -229,6 +229,13 @@ def test_numpy_selection_refuses(key, message):
         numpy_selection(key, (5, 3))
     assert isinstance(info.value, IndexError)
     assert "\n" not in str(info.value)
+
+
+def test_bad_slices_raise_what_numpy_raises():
+    with pytest.raises(InvalidArgument, match="step cannot be zero"):
+        numpy_selection(([0], slice(None, None, 0)), (5, 3))
+    with pytest.raises(InvalidType, match="slice indices must be integers"):
+        orthogonal_selection(([0], slice(1.0, 2)), (5, 3))
 
 
 def test_basic_keys_are_not_advanced():
