@@ -300,6 +300,12 @@ def orthogonal_selection(key: Any, shape: Sequence[int]) -> Selection | None:
     """zarr's ``oindex``: each axis on its own by an integer (dropped), a slice, a 1-d
     integer array or a 1-d boolean mask (None for a key without arrays: it is basic)."""
     shape = tuple(shape)
+    for axis, k in enumerate(key if isinstance(key, tuple) else (key,)):
+        ndim = np.ndim(_index_array(k, type(k).__name__)) if _is_array_like(k) else 0
+        if ndim > 1:
+            raise InvalidIndex(
+                f"orthogonal selection takes 1-d index arrays, got a {ndim}-d one (entry {axis})"
+            )
     items = [k for _, k in _entries(key, shape, allow_new=False)]
     if not any(isinstance(k, np.ndarray) for k in items):
         return None
@@ -310,10 +316,6 @@ def orthogonal_selection(key: Any, shape: Sequence[int]) -> Selection | None:
             orth.append(_slice(k, n, axis))
             keep.append(_slice_len(orth[-1]))  # type: ignore[arg-type]
         elif isinstance(k, np.ndarray):
-            if k.ndim != 1:
-                raise InvalidIndex(
-                    f"orthogonal selection takes 1-d index arrays, got {k.ndim}-d on axis {axis}"
-                )
             a = _mask_axes(k, shape, axis)[0] if k.dtype == bool else _wrap(k, n, axis)
             orth.append(a)
             keep.append(len(a))

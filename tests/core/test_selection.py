@@ -317,7 +317,9 @@ def test_orthogonal_selection_reads_and_writes_like_ix(data):
 
 def test_orthogonal_refuses():
     for key, message in [
-        (np.zeros((2, 2), int), "1-d index arrays"),
+        (np.zeros((2, 2), int), "1-d index arrays, got a 2-d one"),
+        (np.ones((5, 3), bool), "1-d index arrays, got a 2-d one"),
+        ((0, [[True]]), r"1-d index arrays, got a 2-d one \(entry 1\)"),
         ((None, [0]), "None"),
         (([0], 1.5), "orthogonal selection takes integers"),
         (np.zeros(4, bool), "boolean index did not match"),
