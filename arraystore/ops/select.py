@@ -70,11 +70,19 @@ def read_selection(
     read: Reader,
     whole: Sequence[bool] | None = None,
 ) -> Any:
-    """The selected data in numpy's layout (a scalar for a 0-d result, as numpy)."""
-    gathered = np.empty(sel.gshape, dtype)
+    """The selected data in numpy's layout (a scalar for a 0-d result, as numpy).
+
+    The result is allocated C-contiguous, as numpy's, and gathered into through a view
+    in the gather layout (a copy only if no such view exists).
+    """
+    out = np.empty(sel.out_shape, dtype)
+    gathered = sel.unfinish(out)
+    if not np.may_share_memory(gathered, out):
+        gathered = np.empty(sel.gshape, dtype)
     for piece in pieces(sel, chunks, whole):
         gathered[piece.dst] = read(piece.region)[piece.src]
-    out = sel.finish(gathered)
+    if not np.may_share_memory(gathered, out):
+        out = sel.finish(gathered)
     return out[()] if out.ndim == 0 else out
 
 

@@ -136,7 +136,9 @@ def _id(key: Any) -> str:
 def test_reads_match_numpy_and_zarr(store, case, ndim):
     arr, z, data = stored(store, case, ndim)
     for key in numpy_cases(ndim):
-        assert_same(arr[key], data[key])
+        got = arr[key]
+        assert_same(got, data[key])
+        assert got.flags.c_contiguous  # as numpy's (not a transposed gather block)
     for key in orthogonal_cases(ndim):
         assert_same(arr.oindex[key], z.oindex[key])
     for key in coordinate_cases(ndim):
