@@ -21,6 +21,7 @@ from arraystore.core.assign import assigned_block
 from arraystore.core.chunks import Region, check_region, normalize_index, region_shape
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
 from arraystore.core.meta import ArrayMeta
+from arraystore.core.selection import basic_selection
 from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
 from arraystore.indexing import Indexer, get_selection, plan, set_selection
@@ -235,18 +236,20 @@ class Array(Reductions):
             return
         region, post = normalize_index(key, self.shape)
         if any(isinstance(p, slice) and p.step not in (None, 1) for p in post):
-            raise InvalidArgument("writes need step-1 slices (read, modify and write a region)")
+            set_selection(self, basic_selection(key, self.shape), value)  # strided: by chunk
+            return
         logical, sub = self._split(region)
-        if any(s.start != 0 or s.stop != n for s, n in zip(sub, self._sub, strict=True)):
-            raise InvalidArgument(
-                f"writes to field {self.field!r} must cover its whole subarray {self._sub}"
-            )
         # numpy's own conversion (and errors) into a scratch block, before touching disk
         block = assigned_block(value, self.dtype, region_shape(region), post, _has_ellipsis(key))
         # under the array's writer lock (refused while a cast/map/mv/rm/... runs), and
         # only into the array this handle was opened on (not one that replaced it)
         with self.store.write_lock(self.name):
             self.handle.check_current()
+            if any(s.start != 0 or s.stop != n for s, n in zip(sub, self._sub, strict=True)):
+                part: tuple[Any, ...] = (Ellipsis, *sub)  # part of a subarray field: the
+                whole = self.handle.read(logical, self.field)  # backends write it whole
+                whole[part] = block
+                block = whole
             self.handle.write(logical, block, self.field)
 
     # --------------------------------------------------------------- describe

@@ -38,6 +38,7 @@ from arraystore.errors import InvalidArgument, InvalidIndex, InvalidType
 __all__ = [
     "Piece",
     "Selection",
+    "basic_selection",
     "coordinate_selection",
     "enclosing_chunk",
     "is_advanced",
@@ -293,6 +294,32 @@ def numpy_selection(key: Any, shape: Sequence[int]) -> Selection | None:
     out = mid[nb : nb + at] + mid[:nb] + mid[nb + at :] if move else mid
     return Selection(
         shape, tuple(orth), tuple(a for a, _ in adv), coords, _gshape(orth, points), mid, move, out
+    )
+
+
+def basic_selection(key: Any, shape: Sequence[int]) -> Selection:
+    """A basic key (integers, slices of any step, ``...``, None) as a selection: for
+    writes through strided slices, which no single region can take."""
+    shape = tuple(shape)
+    orth: list[Orth | None] = []
+    mid: list[int] = []
+    axis = 0
+    for _, k in _entries(key, shape, allow_new=True):
+        if k is None:
+            mid.append(1)
+            continue
+        if isinstance(k, slice):
+            orth.append(_slice(k, shape[axis], axis))
+            mid.append(_slice_len(orth[-1]))  # type: ignore[arg-type]
+        else:
+            i = _integer(k, shape[axis], axis)
+            if i is None:
+                raise InvalidIndex(f"only integers, slices, '...' and None (axis {axis})")
+            orth.append(slice(i, i + 1, 1))
+        axis += 1
+    empty = np.zeros((0, 0), np.intp)
+    return Selection(
+        shape, tuple(orth), (), empty, _gshape(orth, None), tuple(mid), None, tuple(mid)
     )
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import arraystore
 import arraystore.engine.memory
@@ -322,3 +324,53 @@ def test_indexers_fall_back_to_basic_keys(store):
     arr.oindex[0, :] = 0
     assert arr[0].tolist() == [0, 0, 0, 0]
     assert "oindex" in repr(arr.oindex) and "vindex" in repr(arr.vindex)
+
+
+# --------------------------------------------------------------------------- random keys
+def _axis_keys(n: int) -> st.SearchStrategy[Any]:
+    ints = st.integers(-n, n - 1)
+    return st.one_of(
+        ints,
+        st.builds(slice, st.none() | ints, st.none() | ints, st.sampled_from([None, 2, -1, -3])),
+        st.lists(ints, max_size=5),
+        st.lists(st.booleans(), min_size=n, max_size=n).map(np.array),
+    )
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+@pytest.mark.parametrize("case", CASES[:2])
+def test_random_keys_read_and_write_like_numpy(store, case, data):
+    """Random mixes of ints, slices, lists and masks on a stored 3-d array (ragged
+    chunks): arr[key] and arr[key] = v as numpy, oindex as np.ix_."""
+    shape, chunks = (9, 7, 4), (4, 3, 3)
+    if "r" not in store:
+        store.create("r", shape=shape, dtype="i8", chunks=chunks, **case.kwargs)
+    arr = store["r"]
+    base = np.arange(np.prod(shape), dtype="i8").reshape(shape)
+    arr[...] = base
+    key = tuple(data.draw(_axis_keys(n)) for n in shape[: data.draw(st.integers(1, 3))])
+    try:
+        expected = base[key]
+    except IndexError:
+        with pytest.raises(InvalidIndex):
+            arr[key]
+        return
+    assert_same(np.asarray(arr[key]), np.asarray(expected))
+    want = base.copy()
+    want[key] = -np.arange(np.size(expected)).reshape(np.shape(expected))
+    arr[key] = -np.arange(np.size(expected)).reshape(np.shape(expected))
+    assert_same(arr[...], want)
+    if any(isinstance(k, list | np.ndarray) for k in key):
+        ix = [
+            np.arange(n)[k if isinstance(k, slice | np.ndarray) else np.array(k, int).reshape(-1)]
+            for k, n in zip(key, shape, strict=False)
+        ]
+        ortho = want[np.ix_(*ix, *[np.arange(n) for n in shape[len(key) :]])]
+        drop = [i for i, k in enumerate(key) if isinstance(k, int)]
+        ortho = ortho.reshape([s for i, s in enumerate(ortho.shape) if i not in drop])
+        assert_same(arr.oindex[key] - 0, ortho)

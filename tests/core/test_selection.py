@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import basic_indices
 
 from arraystore.core.chunks import chunks_touching, grid_shape
 from arraystore.core.selection import (
     Selection,
+    basic_selection,
     coordinate_selection,
     enclosing_chunk,
     is_advanced,
@@ -403,3 +405,21 @@ def test_enclosing_chunk():
         slice(0, 100),
         slice(8, 10),
     )
+
+
+@FAST
+@given(st.data())
+def test_basic_selection_writes_like_numpy(data):
+    """Basic keys with strided slices (and None, ...) as selections, for writes."""
+    shape = data.draw(shapes)
+    chunks = data.draw(chunkings(shape))
+    key = data.draw(basic_indices(shape, allow_ellipsis=True, allow_newaxis=True))
+    sel = basic_selection(key, shape)
+    a = np.arange(math.prod(shape)).reshape(shape)
+    assert sel.out_shape == np.shape(a[key])
+    np.testing.assert_array_equal(gather(a, sel, chunks), a[key])
+    want, got = a.copy(), a.copy()
+    value = -np.arange(1, np.size(a[key]) + 1).reshape(np.shape(a[key]))
+    want[key] = value
+    scatter(got, sel, value, chunks, data.draw(st.booleans()))
+    np.testing.assert_array_equal(got, want)
