@@ -21,7 +21,13 @@ from arraystore.core.selection import (
 )
 from arraystore.engine import default_budget
 from arraystore.errors import ReadOnlyError
-from arraystore.ops.select import check_budget, convert_value, read_selection, write_selection
+from arraystore.ops.select import (
+    check_budget,
+    convert_value,
+    is_scalar,
+    read_selection,
+    write_selection,
+)
 
 if TYPE_CHECKING:
     from arraystore.array import Array
@@ -86,7 +92,8 @@ def set_selection(arr: Array, sel: Selection, value: Any) -> None:
         raise ReadOnlyError(f"store {arr.store.path} is open read-only")
     budget = default_budget()
     read, write, grid, whole = _io(arr, budget)
-    check_budget(sel, arr.dtype, grid, whole, writing=True, budget=budget)
+    scalar = is_scalar(value)  # (broadcast, not held: arr[mask] = 0 of any size)
+    check_budget(sel, arr.dtype, grid, whole, writing=True, budget=budget, scalar=scalar)
     values = convert_value(sel, value, arr.dtype)  # numpy's errors, before any I/O
     with arr.store.write_lock(arr.name):
         arr.handle.check_current()

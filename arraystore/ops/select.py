@@ -26,7 +26,7 @@ from arraystore.core.selection import Selection, enclosing_chunk, pieces
 from arraystore.engine.memory import default_budget, format_size
 from arraystore.errors import MemoryBudgetError
 
-__all__ = ["check_budget", "convert_value", "read_selection", "write_selection"]
+__all__ = ["check_budget", "convert_value", "is_scalar", "read_selection", "write_selection"]
 
 Reader = Callable[[Region], np.ndarray]
 Writer = Callable[[Region, np.ndarray], None]
@@ -39,19 +39,22 @@ def check_budget(
     whole: Sequence[bool] | None = None,
     writing: bool = False,
     budget: int | None = None,
+    scalar: bool = False,
 ) -> int:
     """The bytes a read (or write) of ``sel`` holds at once; refused over ``budget``
     (default: :func:`~arraystore.engine.memory.default_budget`) before anything is read.
 
-    The result (a write: the value converted, and in the gather layout once more), one
-    chunk's box (``whole`` axes at full length) and the index arrays.
+    The result (a write: the value converted, and in the gather layout once more; a
+    ``scalar`` value: nothing, it is broadcast), one chunk's box (``whole`` axes at full
+    length) and the index arrays.
     """
     budget = default_budget() if budget is None else budget
     result = sel.size * dtype.itemsize
     whole = whole or (False,) * len(chunks)
     box = [n if w else min(c, n) for c, n, w in zip(chunks, sel.shape, whole, strict=True)]
     chunk = math.prod(box) * dtype.itemsize
-    need = result * (2 if writing else 1) + chunk + sel.index_bytes
+    held = 0 if writing and scalar else result * (2 if writing else 1)
+    need = held + chunk + sel.index_bytes
     if need > budget:
         what = "writing" if writing else "reading"
         raise MemoryBudgetError(
@@ -86,10 +89,25 @@ def read_selection(
     return out[()] if out.ndim == 0 else out
 
 
+def is_scalar(value: Any) -> bool:
+    """One value (a number, a string, a 0-d array), not a sequence or an array."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0
+    if isinstance(value, list | tuple):  # (a tuple is a record: held, as any sequence)
+        return False
+    try:
+        return np.ndim(value) == 0
+    except ValueError:
+        return False
+
+
 def convert_value(sel: Selection, value: Any, dtype: np.dtype) -> np.ndarray:
     """``value`` broadcast to the selection's shape and converted by numpy's rules (and
     errors, see :mod:`arraystore.core.assign`), in the gather layout: done before any
     I/O, so a refused value writes nothing."""
+    if is_scalar(value):  # one value, broadcast without memory (0 strides)
+        one = assigned_block(value, dtype, (), (), True)
+        return sel.unfinish(np.broadcast_to(one, sel.out_shape))
     return sel.unfinish(assigned_block(value, dtype, sel.out_shape, (), True))
 
 

@@ -270,10 +270,15 @@ def test_selection_over_the_budget_is_refused_before_any_read(store, case, monke
         with pytest.raises(MemoryBudgetError, match=r"needs .*KiB.* budget is 4\.0 KiB.*--where"):
             select()
     with pytest.raises(MemoryBudgetError, match="writing this selection"):
-        arr[np.ones(203, bool)] = 0
+        arr[np.ones(203, bool)] = np.zeros((203, 10), "i8")
     assert reads == []
     assert tree_hash(store.path) == before
     assert_same(arr[[1, 2]], data[[1, 2]])  # small selections still fine
+    arr[np.arange(203) % 2 == 0] = -1  # one value is broadcast, not held: any size
+    arr[::2, 1] = -2
+    data[::2] = -1
+    data[::2, 1] = -2
+    assert_same(arr[...], data)
 
 
 # --------------------------------------------------------------------------- errors
