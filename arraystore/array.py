@@ -1,15 +1,15 @@
 """Array: a lazy handle on one stored array (or one field of it).
 
 Cheap to create: it holds metadata and a backend handle, no data. Indexing with
-integers, slices and ``...`` reads only the chunks the index touches and returns numpy.
+integers, slices and ``...`` reads only the chunks the index touches and returns numpy;
+integer arrays and boolean masks (``arr[[1, 5]]``, ``arr[mask]``, ``arr.oindex``,
+``arr.vindex``) go through :mod:`arraystore.indexing`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -19,32 +19,25 @@ from arraystore.core.assign import assigned_block
 from arraystore.core.chunks import Region, check_region, normalize_index, region_shape
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
 from arraystore.core.meta import ArrayMeta
+from arraystore.core.selection import basic_selection
 from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
-from arraystore.ops.interop import batches, export_file, to_dask, to_xarray
-from arraystore.ops.interop.batching import Batches
+from arraystore.indexing import Indexer, get_selection, plan, set_selection
 from arraystore.ops.map.blocks import map_array
 from arraystore.ops.map.blocks import map_blocks as _map_blocks
 from arraystore.reductions import Reductions
+from arraystore.transfers import Transfers
 
 if TYPE_CHECKING:
     from arraystore.store import Store
 
 
 #: export options and their defaults (``.npy`` takes none: only those changed are passed)
-_EXPORT_DEFAULTS: dict[str, Any] = {
-    "compression": "snappy",
-    "delimiter": ",",
-    "nan_as_null": None,
-    "masks": True,
-}
-
-
 def _has_ellipsis(key: Any) -> bool:
     return key is Ellipsis or (isinstance(key, tuple) and any(k is Ellipsis for k in key))
 
 
-class Array(Reductions):
+class Array(Reductions, Transfers):
     """Lazy array: ``shape``, ``dtype``, ``chunks``, ``nbytes``; ``arr[...]`` reads.
 
     Get one with ``store[name]`` (and a field view with ``arr["field"]``); the reductions
@@ -151,11 +144,26 @@ class Array(Reductions):
             return Array(self.store, self.name, self.handle, key)
         if isinstance(key, list) and key and all(isinstance(k, str) for k in key):
             raise InvalidArgument("select one field at a time: arr['price'], not arr[['a', 'b']]")
+        sel = plan(self, "numpy", key)
+        if sel is not None:  # integer arrays, boolean masks: numpy's advanced indexing
+            return get_selection(self, sel)
         region, post = normalize_index(key, self.shape)
         result = self._read(region)[post]
         if not isinstance(result, np.ndarray) and _has_ellipsis(key):
             return np.asarray(result)  # numpy: arr[..., i] is 0-d, not a scalar
         return result
+
+    @property
+    def oindex(self) -> Indexer:
+        """Orthogonal selection as zarr's: each axis on its own by an integer, a slice, an
+        integer array or a boolean mask (``arr.oindex[[0, 2], [1, 3]]`` is a 2x2 block)."""
+        return Indexer(self, "orthogonal")
+
+    @property
+    def vindex(self) -> Indexer:
+        """Coordinate selection as zarr's: one integer array per axis, broadcast together
+        (``arr.vindex[[0, 2], [1, 3]]`` is the 2 points), or one boolean mask."""
+        return Indexer(self, "coordinate")
 
     def _split(self, region: Region) -> tuple[Region, tuple[slice, ...]]:
         nd = self.meta.ndim
@@ -205,29 +213,40 @@ class Array(Reductions):
             yield region, self.handle.read(region, self.field)
 
     # --------------------------------------------------------------- writing
+    def upgrade_format(self) -> None:
+        """Before a write: an array still in format 1 (written before format 2) is
+        upgraded in place (``Store.upgrade``) and this view reopened on it."""
+        if self.handle.meta.format < 2:
+            self.store.upgrade(self.name)
+            self.handle = self.store.open_handle(self.name)
+
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(key, str):
             self[key][...] = value
             return
         if not self.store.writable:
             raise ReadOnlyError(f"store {self.store.path} is open read-only")
+        self.upgrade_format()
+        sel = plan(self, "numpy", key)
+        if sel is not None:
+            set_selection(self, sel, value)
+            return
         region, post = normalize_index(key, self.shape)
         if any(isinstance(p, slice) and p.step not in (None, 1) for p in post):
-            raise InvalidArgument("writes need step-1 slices (read, modify and write a region)")
+            set_selection(self, basic_selection(key, self.shape), value)  # strided: by chunk
+            return
         logical, sub = self._split(region)
-        if any(s.start != 0 or s.stop != n for s, n in zip(sub, self._sub, strict=True)):
-            raise InvalidArgument(
-                f"writes to field {self.field!r} must cover its whole subarray {self._sub}"
-            )
         # numpy's own conversion (and errors) into a scratch block, before touching disk
         block = assigned_block(value, self.dtype, region_shape(region), post, _has_ellipsis(key))
         # under the array's writer lock (refused while a cast/map/mv/rm/... runs), and
         # only into the array this handle was opened on (not one that replaced it)
-        if self.handle.meta.format < 2:  # a write to a format-1 array upgrades it first
-            self.store.upgrade(self.name)
-            self.handle = self.store.open_handle(self.name)
         with self.store.write_lock(self.name):
             self.handle.check_current()
+            if any(s.start != 0 or s.stop != n for s, n in zip(sub, self._sub, strict=True)):
+                part: tuple[Any, ...] = (Ellipsis, *sub)  # part of a subarray field: the
+                whole = self.handle.read(logical, self.field)  # backends write it whole
+                whole[part] = block
+                block = whole
             self.handle.write(logical, block, self.field)
 
     # --------------------------------------------------------------- describe
@@ -393,135 +412,6 @@ class Array(Reductions):
             progress=progress,
         )
         return self.store[out]
-
-    def to_dask(self, fields: str | list[str] | None = None) -> Any:
-        """A dask array over the storage chunks (a dict per field for records).
-
-        Parameters
-        ----------
-        fields : str or list of str, optional
-            Fields of a structured array (default all; one name gives one dask array).
-
-        Returns
-        -------
-        dask.array.Array or dict of dask.array.Array
-        """
-        return to_dask(self, fields)
-
-    def to_xarray(self, fields: str | list[str] | None = None) -> Any:
-        """An xarray view backed by :meth:`to_dask`, dims ``dim_0...`` as in zarr.
-
-        Parameters
-        ----------
-        fields : str or list of str, optional
-            Fields of a structured array (default all).
-
-        Returns
-        -------
-        xarray.DataArray or xarray.Dataset
-            A DataArray for a plain array, a field view or one field; else a Dataset.
-        """
-        return to_xarray(self, fields)
-
-    def export(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        format: str | None = None,
-        overwrite: bool = False,
-        progress: Callable[[Any, Any], None] | None = None,
-        compression: str = "snappy",
-        delimiter: str = ",",
-        nan_as_null: bool | None = None,
-        masks: bool = True,
-    ) -> Path:
-        """Write this array to a ``.npy``, CSV, Parquet or Arrow IPC file, chunk by chunk
-        (see :func:`arraystore.ops.interop.export_file`); returns the path written.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            The file (written under a temp name, then renamed).
-        format : {"npy", "csv", "parquet", "arrow"}, optional
-            Default: from the extension (``.csv.gz`` / ``.bz2`` / ``.zst``: compressed CSV).
-        overwrite : bool, default False
-            Replace an existing file (else :class:`ArrayExists`).
-        progress : callable, optional
-            ``progress(None, nbytes)`` after each block written.
-        compression : str, default "snappy"
-            Parquet compression.
-        delimiter : str, default ","
-            CSV delimiter.
-        nan_as_null : bool, optional
-            Write NaN as null (default: in the columns that had nulls at import).
-        masks : bool, default True
-            Turn ``<col>__valid`` fields back into nulls (``False``: keep them as columns).
-
-        Returns
-        -------
-        Path
-        """
-        given = {
-            "compression": compression,
-            "delimiter": delimiter,
-            "nan_as_null": nan_as_null,
-            "masks": masks,
-        }
-        options = {k: v for k, v in given.items() if v != _EXPORT_DEFAULTS[k]}
-        return export_file(
-            self, path, format=format, overwrite=overwrite, progress=progress, **options
-        )
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        fields: str | list[str] | None = None,
-        shuffle: bool = False,
-        seed: int = 0,
-        to_torch: bool = False,
-        torch_dtype: Any = None,
-        drop_last: bool = False,
-        prefetch: int = 1,
-    ) -> Batches:
-        """numpy (or torch with ``to_torch=True``) batches, read chunk-wise with read-ahead.
-
-        See :mod:`arraystore.ops.interop.batching` for the shuffle and the torch dtypes.
-
-        Parameters
-        ----------
-        batch_size : int
-            Rows (along axis 0) per batch.
-        fields : str or list of str, optional
-            Fields of a structured array (default all: ``{field: batch}``; one name gives
-            plain batches).
-        shuffle, seed : optional
-            Shuffle rows within row blocks and the order of the blocks, reproducibly from
-            ``seed`` (default 0) and the epoch (``set_epoch``).
-        to_torch, torch_dtype : optional
-            Yield torch tensors (zero-copy where the dtype maps), converted to
-            ``torch_dtype`` (one dtype or ``{field: dtype}``) if given.
-        drop_last : bool, default False
-            Drop a last, shorter batch.
-        prefetch : int, default 1
-            Row blocks read ahead by a background thread.
-
-        Returns
-        -------
-        Batches
-            An iterable (one pass per ``iter()``) with ``len()``.
-        """
-        return batches(
-            self,
-            batch_size,
-            fields=fields,
-            shuffle=shuffle,
-            seed=seed,
-            to_torch=to_torch,
-            torch_dtype=torch_dtype,
-            drop_last=drop_last,
-            prefetch=prefetch,
-        )
 
 
 def map_blocks(

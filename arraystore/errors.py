@@ -99,7 +99,8 @@ class InvalidType(ArrayStoreError, TypeError):
 
 
 class InvalidIndex(ArrayStoreError, IndexError):
-    """An index out of bounds, or of a kind arraystore does not support (lists, masks)."""
+    """An index out of bounds, a mask of the wrong shape, arrays that do not broadcast,
+    or an index of a kind arraystore does not support (floats, strings)."""
 
 
 class ReadOnlyError(ArrayStoreError, PermissionError):

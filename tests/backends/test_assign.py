@@ -17,7 +17,7 @@ from hypothesis.extra.numpy import basic_indices
 import arraystore
 from arraystore.errors import ArrayStoreError, CastOverflow
 from arraystore.testing import assert_same, backend_params
-from tests.backends.test_backends import HYPOTHESIS, PLAIN_DTYPES, shapes_and_chunks, step1, unique
+from tests.backends.test_backends import HYPOTHESIS, PLAIN_DTYPES, shapes_and_chunks, unique
 
 
 def test_python_ints_follow_numpy(store, backend_case):
@@ -91,7 +91,7 @@ def test_assignment_follows_numpy(store, case, data):
     shape, chunks = data.draw(shapes_and_chunks(max_ndim=3, max_side=4), "shape, chunks")
     np_data = np.zeros(shape, arraystore.parse_dtype(dtype))
     arr = store.create(unique(), data=np_data, chunks=chunks, **case.kwargs)
-    key = step1(data.draw(basic_indices(shape, allow_ellipsis=True, allow_newaxis=True), "key"))
+    key = data.draw(basic_indices(shape, allow_ellipsis=True, allow_newaxis=True), "key")
     value = data.draw(assigned_values(np.shape(np_data[key])), "value")
     before = np_data.copy()
     expected: BaseException | None = None

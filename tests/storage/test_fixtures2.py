@@ -123,6 +123,12 @@ def test_a_write_to_a_format_1_array_upgrades_it(golden1):
     assert s["zarr_struct"].attrs == {"new": 1}
     assert_same(s["zarr_struct"][...], EXPECTED["zarr_struct"]["values"])
     assert s.array_format("zarr_plain") == 1  # the others are left as they are
+    s["zarr_plain"].oindex[[0, 2], [1]] = 99  # an advanced-index write upgrades too
+    assert s.array_format("zarr_plain") == 2
+    values = EXPECTED["zarr_plain"]["values"].copy()
+    values[[0, 2], 1] = 99
+    assert_same(s["zarr_plain"][...], values)
+    assert s.array_format("mm_struct") == 1
 
 
 UPGRADE = (
