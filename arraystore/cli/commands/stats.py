@@ -35,6 +35,7 @@ from arraystore.errors import InvalidArgument
 @click.option("--field", "fields", multiple=True, help="Field(s) to reduce (default: all numeric).")
 @click.option("--expr", "expr", default=None, help="Reduce an expression instead (not stored).")
 @click.option("--axis", default=None, help="Axis or axes (e.g. 0 or 0,1); default: all.")
+@click.option("--where", "where", default=None, help="Reduce only where this expression holds.")
 @click.option("--quantiles", default=None, help="Exact quantiles, e.g. 0.01,0.5,0.99.")
 @click.option("--hist", "bins", default=None, help="Histogram with N bins (or 'auto').")
 @click.option("--keep-nan", is_flag=True, help="Propagate NaN like numpy instead of skipping it.")
@@ -64,6 +65,7 @@ def stats(
     fields: tuple[str, ...],
     expr: str | None,
     axis: str | None,
+    where: str | None,
     quantiles: str | None,
     bins: str | None,
     keep_nan: bool,
@@ -79,11 +81,9 @@ def stats(
     if page_policy is not None:  # read by each operation (and by local dask workers)
         os.environ[POLICY_ENV] = page_policy
     if expr is not None:
-        if quantiles is not None or bins is not None or fields:
-            raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
+        _expr_alone(fields, where, quantiles, bins)
         doc = _expr_stats(store, expr, name, axis, keep_nan, ddof, memory, workers, executor)
-        _show(doc, as_json)
-        return
+        return _show(doc, as_json)
     if name is None:
         raise InvalidArgument("stats needs an array NAME (or --expr)")
     from arraystore.ops.reduce import summarize  # lazy: start-up
@@ -91,9 +91,7 @@ def stats(
     arr = store_opener()(store, mode="r")[name]
     ax = _parse_axis(axis)
     qs = _parse_floats(quantiles, "--quantiles") if quantiles is not None else None
-    nbins = _parse_bins(bins)
-    budget = _size(memory)
-    ex = _executor(workers, executor)
+    nbins, budget, ex = _parse_bins(bins), _size(memory), _executor(workers, executor)
     with progress_bar(arr.nbytes, f"stats {name}", quiet or as_json) as adv:
         doc = summarize(
             arr,
@@ -106,8 +104,16 @@ def stats(
             memory=budget,
             executor=ex,
             progress=adv,
+            where=where,
         )
     _show(doc, as_json)
+
+
+def _expr_alone(fields: tuple[str, ...], *options: str | None) -> None:
+    if fields or any(o is not None for o in options):
+        raise InvalidArgument(
+            "--expr cannot be combined with --field, --where, --quantiles or --hist"
+        )
 
 
 def _parse_bins(text: str | None) -> int | str | None:

@@ -244,7 +244,8 @@ def array_function(
         if op == "percentile":
             q = np.true_divide(q, 100)
         lead = np.ndim(q)
-        value = next(iter(quantile(view, q, skipna=skipna, axis=axis).values()))
+        med = op == "median"
+        value = next(iter(quantile(view, q, skipna=skipna, axis=axis, median=med).values()))
     else:
         _dtype_ok(view, op, call.get("dtype"), fname)
         _stored_axes_only(view, axis, fname)

@@ -62,6 +62,8 @@ class Spec:
     dtype: np.dtype
     ops: frozenset[str]
     skipna: bool
+    #: a ``where=`` mask excludes elements: ``n`` counts the selected ones
+    masked: bool = False
 
     @property
     def kind(self) -> str:
@@ -93,7 +95,7 @@ class Spec:
         return op in self.ops
 
 
-def make_spec(dtype: np.dtype, ops: frozenset[str], skipna: bool) -> Spec:
+def make_spec(dtype: np.dtype, ops: frozenset[str], skipna: bool, masked: bool = False) -> Spec:
     """Validate ``dtype`` against ``ops`` and build the :class:`Spec`."""
     dtype = np.dtype(dtype)
     if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
@@ -105,7 +107,10 @@ def make_spec(dtype: np.dtype, ops: frozenset[str], skipna: bool) -> Spec:
         bad = sorted(set(ops) & {"min", "max", "argmin", "argmax"})
         if bad:
             raise InvalidArgument(f"{', '.join(bad)} not defined for complex dtype {dtype}")
-    return Spec(dtype.newbyteorder("="), frozenset(ops), bool(skipna) and dtype.kind in "fc")
+    if masked and {"argmin", "argmax"} & set(ops):
+        raise InvalidArgument("argmin/argmax take no where= (numpy's neither): select first")
+    skip = bool(skipna) and dtype.kind in "fc"
+    return Spec(dtype.newbyteorder("="), frozenset(ops), skip, bool(masked))
 
 
 def _pick_k(ax: int, r: int, K: int) -> int:
@@ -303,12 +308,20 @@ def means(s: np.ndarray, n: np.ndarray) -> np.ndarray:
     return as_float(s) / safe
 
 
-def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
-    """Reduce the 2-d ``X`` along ``ax``; see the module docstring for the state layout."""
+def leaf_state(
+    X: np.ndarray, ax: int, spec: Spec, exclude: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Reduce the 2-d ``X`` along ``ax``; see the module docstring for the state layout.
+
+    ``exclude`` (bool, ``X``'s shape): elements left out (a ``where=`` mask's False),
+    seen (``size``) but not counted (``n``), like skipped NaN."""
     r, K = X.shape[ax], X.shape[1 - ax]
     if ax == 0:
         X = np.ascontiguousarray(X)
-    red = _Red(ax, r, K, _pick_k(ax, r, K))
+    if exclude is not None:
+        exclude = np.ascontiguousarray(exclude).reshape(X.shape)
+        X = _neutral(X, exclude, spec)
+    red = _Red(ax, r, K, 1 if exclude is not None else _pick_k(ax, r, K))
     ops = spec.ops
     st: dict[str, np.ndarray] = {"size": np.full(K, r, dtype=np.int64)}
     nan = np.zeros(K, dtype=np.int64)
@@ -323,14 +336,19 @@ def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
             s = red.esum(Xf)
             if spec.track_nan and not np.isfinite(s).all():
                 mask = np.isnan(X)
+                if exclude is not None:
+                    mask &= ~exclude
                 nan = np.asarray(np.count_nonzero(mask, axis=ax), dtype=np.int64)
                 if not nan.any():
                     mask = None
-        if spec.skipna and mask is not None:
+        n = r - nan
+        if exclude is not None:
+            n = n - np.count_nonzero(exclude, axis=ax)
+            mask = exclude if mask is None or not spec.skipna else (mask | exclude)
+        if mask is not None and (spec.skipna or exclude is not None) and s is not None:
             red = _Red(ax, r, K, 1)
             Xf = np.where(mask, 0, Xf)
             s = red.esum(Xf)
-        n = r - nan
         if spec.need_m2:
             assert s is not None
             mu0 = s / np.maximum(n, 1)
@@ -338,33 +356,65 @@ def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
             if not np.isfinite(mu0).all():  # NaN/inf data, or a sum that overflowed
                 mu0, clean = safe_centre(Xf, ax, mu0)
             d = red.center(Xf, mu0)
-            if spec.skipna and mask is not None:
+            if mask is not None and (spec.skipna or exclude is not None):
                 d[mask.reshape(d.shape)] = 0
             st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n, clean)
         lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
     else:
         n = np.full(K, r, dtype=np.int64)
+        if exclude is not None:
+            n = n - np.count_nonzero(exclude, axis=ax)
         lo_op, hi_op = np.minimum, np.maximum
         Xf = X
 
     if "min" in ops:
-        st["min"] = red.reduce(lo_op, X)
+        st["min"] = red.reduce(lo_op, X if exclude is None else _fill(X, exclude, True))
     if "max" in ops:
-        st["max"] = red.reduce(hi_op, X)
+        st["max"] = red.reduce(hi_op, X if exclude is None else _fill(X, exclude, False))
     if not spec.inexact and spec.need_sum:
-        s = int_sum(X, red, spec, _glob(st.get("min"), np.min), _glob(st.get("max"), np.max))
-        if spec.need_m2:
-            mu0 = means(s, n)
-            if spec.dtype.itemsize == 8 and (np.abs(mu0) > BIG_MEAN).any():
-                st["mu"], st["mul"], st["m2"] = _int_centred(X, red, n)
-            else:
-                d = red.center(_converted(X, np.dtype(np.float64)), mu0)
-                st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n)
+        s = _int_moments(st, X, red, spec, n, exclude)
     if spec.need_sum:
         assert s is not None
         st["sum"] = s
     st["n"] = np.asarray(n, dtype=np.int64)
     st["nan"] = nan
+    _other_ops(st, X, ax, spec, mask, exclude)
+    return st
+
+
+def _int_moments(
+    st: dict[str, np.ndarray],
+    X: np.ndarray,
+    red: _Red,
+    spec: Spec,
+    n: np.ndarray,
+    exclude: np.ndarray | None,
+) -> np.ndarray:
+    """The exact sum of integer ``X`` (returned) and its ``mu``/``mul``/``m2`` in ``st``."""
+    bounds = (None, None) if exclude is not None else (st.get("min"), st.get("max"))
+    s = int_sum(X, red, spec, _glob(bounds[0], np.min), _glob(bounds[1], np.max))
+    if spec.need_m2:
+        mu0 = means(s, n)
+        if exclude is None and spec.dtype.itemsize == 8 and (np.abs(mu0) > BIG_MEAN).any():
+            st["mu"], st["mul"], st["m2"] = _int_centred(X, red, n)
+        else:
+            d = red.center(_converted(X, np.dtype(np.float64)), mu0)
+            if exclude is not None:
+                d[exclude.reshape(d.shape)] = 0
+            st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n)
+    return s
+
+
+def _other_ops(
+    st: dict[str, np.ndarray],
+    X: np.ndarray,
+    ax: int,
+    spec: Spec,
+    mask: np.ndarray | None,
+    exclude: np.ndarray | None,
+) -> None:
+    """argmin/argmax, any/all and count_nonzero of ``X`` into ``st``."""
+    ops, K = spec.ops, X.shape[1 - ax]
     for op, key, fill in (("argmin", "amin", np.inf), ("argmax", "amax", -np.inf)):
         if op in ops:
             Xa = X
@@ -376,10 +426,30 @@ def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
     if "any" in ops:
         st["any"] = np.any(X, axis=ax)
     if "all" in ops:
-        st["all"] = np.all(X, axis=ax)
+        st["all"] = np.all(X if exclude is None else (X != 0) | exclude, axis=ax)
     if "count_nonzero" in ops:
         st["cnz"] = np.asarray(np.count_nonzero(X, axis=ax), dtype=np.int64)
-    return st
+
+
+def _neutral(X: np.ndarray, exclude: np.ndarray, spec: Spec) -> np.ndarray:
+    """``X`` with excluded elements 0 (neutral for sums, any, count_nonzero; min/max
+    and all take :func:`_fill` of ``X`` itself, whose excluded values are then 0)."""
+    if not exclude.any():
+        return X
+    return np.where(exclude, X.dtype.type(0), X)
+
+
+def _fill(X: np.ndarray, exclude: np.ndarray, low: bool) -> np.ndarray:
+    """``X`` with excluded elements the identity of min (``low``) or max."""
+    dt = X.dtype
+    if dt.kind == "f":
+        v: Any = np.inf if low else -np.inf
+    elif dt.kind == "b":
+        v = low
+    else:
+        info = np.iinfo(dt)
+        v = info.max if low else info.min
+    return np.where(exclude, dt.type(v), X)
 
 
 def _glob(cells: np.ndarray | None, fn: object) -> object | None:
