@@ -6,7 +6,8 @@ position of the box -- fit the memory budget. A group is gathered piece by piece
 axis 0 (a memmap array reads whole rows, contiguous, and keeps the box's part; zarr
 reads the box's part of one chunk row at a time) into one buffer laid out as
 ``(positions, reduced elements)``, and numpy's own ``np.quantile`` (``np.nanquantile``
-with ``skipna``) runs on it, in place: the result is numpy's, bit for bit, by
+with ``skipna``; ``np.median``/``np.nanmedian`` for a median) runs on it, in place, its
+rows shared by :data:`THREADS` threads: the result is numpy's, bit for bit, by
 construction. Cost: one read of the data per group (``data bytes / budget`` groups,
 each reading the whole array when axis 0 is reduced), and numpy's selection.
 
@@ -21,8 +22,10 @@ values: ``positions x passes`` reads of the data -- slow, but exact and bounded.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -35,6 +38,8 @@ from arraystore.ops.reduce.quantiles import exact_quantiles
 
 #: bytes of one piece read while gathering a group (and of its reordered copy)
 PIECE = 8 * 2**20
+#: threads selecting the positions of a group (each a share of its rows, in place)
+THREADS = min(2, os.cpu_count() or 1)
 
 Box = tuple[slice, ...]
 
@@ -126,7 +131,28 @@ def axis_quantiles(
     """``np.quantile(data, q, axis=axis, method="linear")`` (``np.nanquantile`` with
     ``skipna``) of one field (``trailing``: its subarray dims, kept), exactly;
     ``median``: ``np.median`` (``np.nanmedian``), the mean of the middle two, with
-    ``q=0.5`` (the per-position fallback gives ``quantile(0.5)``, within an ulp)."""
+    ``q=0.5`` (the per-position fallback gives ``quantile(0.5)``, within an ulp).
+    numpy's warnings are silenced (an all-NaN slice is NaN, quietly, as over the whole
+    array): here, in the calling thread, as the filters are the process's."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _axis_quantiles(
+            handle, field, dtype, trailing, axis, q, skipna, budget, mask, median
+        )
+
+
+def _axis_quantiles(
+    handle: Handle,
+    field: str | None,
+    dtype: np.dtype,
+    trailing: tuple[int, ...],
+    axis: Any,
+    q: Any,
+    skipna: bool,
+    budget: int,
+    mask: Mask | None,
+    median: bool,
+) -> np.ndarray:
     shape = tuple(handle.meta.shape)
     nd = len(shape)
     red = normalize_axes(axis, nd)
@@ -187,12 +213,17 @@ def _group(
     for a, b, block, m in _pieces(handle, field, box, dtype.itemsize, mask):
         span = slice((a - a0) * inner, (b - a0) * inner)
         cut = (slice(None), span) if row0 else (span, slice(None))
-        G[cut] = block.transpose(perm).reshape(G[cut].shape)
+        _put(G[cut], block.transpose(perm))
         if GM is not None and m is not None:
             m = np.broadcast_to(m[(...,) + (None,) * len(trailing)], block.shape)
-            GM[cut] = m.transpose(perm).reshape(GM[cut].shape)
-    if GM is None:
-        return np.asarray(fn(G, q, axis=1, overwrite_input=True))
+            _put(GM[cut], m.transpose(perm))
+    if GM is None:  # rows apart in threads (numpy's selection releases the GIL)
+        parts = np.array_split(np.arange(P), min(P, THREADS))
+        with ThreadPoolExecutor(len(parts)) as pool:
+            res = list(
+                pool.map(lambda i: fn(G[i[0] : i[-1] + 1], q, axis=1, overwrite_input=True), parts)
+            )
+        return np.concatenate([np.asarray(v) for v in res], axis=-1)
     rows: list[np.ndarray | None] = []
     for i in range(P):
         vals = G[i][GM[i]]
@@ -207,22 +238,24 @@ def _group(
     return np.stack([nan if v is None else v for v in rows], axis=-1)
 
 
+def _put(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` of another shape, element by element in C order: one copy
+    into a reshaped view of ``dst`` where one exists."""
+    try:
+        np.copyto(np.reshape(dst, src.shape, copy=False), src)
+    except ValueError:  # no such view: through a contiguous copy
+        dst[...] = src.reshape(dst.shape)
+
+
 def _np(skipna: bool, median: bool) -> Any:
-    """numpy's function, called as ``fn(a, q, **kw)`` (a median ignores ``q``), without
-    its warnings (an all-NaN slice is NaN, quietly, as over the whole array)."""
+    """numpy's function, called as ``fn(a, q, **kw)`` (a median ignores ``q``)."""
     if median:
         med = np.nanmedian if skipna else np.median
         call = lambda a, q, **kw: med(a, **kw)  # noqa: E731
     else:
         fn = np.nanquantile if skipna else np.quantile
         call = lambda a, q, **kw: fn(a, q, method="linear", **kw)  # noqa: E731
-
-    def quiet(a: np.ndarray, q: Any, **kw: Any) -> Any:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return call(a, q, **kw)
-
-    return quiet
+    return call
 
 
 def _per_position(
