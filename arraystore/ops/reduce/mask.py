@@ -10,6 +10,7 @@ region): the whole mask is never in memory.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,17 @@ class Mask:
     fields: tuple[str | None, ...] = ()
     data: np.ndarray | None = None  # an in-memory mask
     rows: bool = False  # one boolean per row (axis 0), broadcast over the other axes
+
+    def nbytes(self, region: Region) -> int:
+        """Memory of :meth:`block` of ``region``: the mask, and for an expression the
+        fields it reads and about one float64 temporary per name."""
+        n = math.prod(region_shape(region))
+        if self.expr is None:
+            return n
+        assert self.handle is not None
+        dt = self.handle.meta.dtype
+        read = sum((dt[f] if f is not None else dt).itemsize for f in self.fields)
+        return n * (1 + read + 8 * len(self.fields))
 
     def block(self, region: Region) -> np.ndarray:
         """The mask of ``region`` (bool, the region's shape)."""

@@ -340,6 +340,13 @@ def _task_bytes(handle: Handle, region: Region, names: list[str | None]) -> int:
     return nbytes + min(KERNEL_OVERHEAD, 8 * nbytes)
 
 
+def _mask_bytes(handle: Handle, region: Region, mask: Mask | None) -> int:
+    """A ``where=`` mask's memory in a task: it is evaluated piece by piece."""
+    if mask is None:
+        return 0
+    return max(mask.nbytes(sub) for sub in _sub_regions(handle, region))
+
+
 def reduce(
     arr: ArrayView,
     ops: Iterable[str] = STATS,
@@ -379,7 +386,7 @@ def reduce(
                 i,
                 _reduce_task,
                 (handle, r, names, axis, ops, skipna, fused, drop, mask),
-                _task_bytes(handle, r, names),
+                _task_bytes(handle, r, names) + _mask_bytes(handle, r, mask),
             )
             for i, r in enumerate(regions)
         )
