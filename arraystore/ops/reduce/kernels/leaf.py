@@ -320,7 +320,7 @@ def leaf_state(
         X = np.ascontiguousarray(X)
     if exclude is not None:
         exclude = np.ascontiguousarray(exclude).reshape(X.shape)
-        X = _neutral(X, exclude, spec)
+        X = _neutral(X, exclude)
     red = _Red(ax, r, K, 1 if exclude is not None else _pick_k(ax, r, K))
     ops = spec.ops
     st: dict[str, np.ndarray] = {"size": np.full(K, r, dtype=np.int64)}
@@ -335,17 +335,14 @@ def leaf_state(
                 Xf = _converted(X, spec.sum_dtype)
             s = red.esum(Xf)
             if spec.track_nan and not np.isfinite(s).all():
-                mask = np.isnan(X)
-                if exclude is not None:
-                    mask &= ~exclude
+                mask = np.isnan(X)  # (excluded elements are 0 by now)
                 nan = np.asarray(np.count_nonzero(mask, axis=ax), dtype=np.int64)
                 if not nan.any():
                     mask = None
         n = r - nan
         if exclude is not None:
             n = n - np.count_nonzero(exclude, axis=ax)
-            mask = exclude if mask is None or not spec.skipna else (mask | exclude)
-        if mask is not None and (spec.skipna or exclude is not None) and s is not None:
+        if spec.skipna and mask is not None and s is not None:
             red = _Red(ax, r, K, 1)
             Xf = np.where(mask, 0, Xf)
             s = red.esum(Xf)
@@ -356,8 +353,10 @@ def leaf_state(
             if not np.isfinite(mu0).all():  # NaN/inf data, or a sum that overflowed
                 mu0, clean = safe_centre(Xf, ax, mu0)
             d = red.center(Xf, mu0)
-            if mask is not None and (spec.skipna or exclude is not None):
+            if spec.skipna and mask is not None:
                 d[mask.reshape(d.shape)] = 0
+            if exclude is not None:  # (a product: much faster than a masked store)
+                np.multiply(d, ~exclude.reshape(d.shape), out=d)
             st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n, clean)
         lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
     else:
@@ -400,7 +399,7 @@ def _int_moments(
         else:
             d = red.center(_converted(X, np.dtype(np.float64)), mu0)
             if exclude is not None:
-                d[exclude.reshape(d.shape)] = 0
+                np.multiply(d, ~exclude.reshape(d.shape), out=d)
             st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n)
     return s
 
@@ -431,25 +430,32 @@ def _other_ops(
         st["cnz"] = np.asarray(np.count_nonzero(X, axis=ax), dtype=np.int64)
 
 
-def _neutral(X: np.ndarray, exclude: np.ndarray, spec: Spec) -> np.ndarray:
-    """``X`` with excluded elements 0 (neutral for sums, any, count_nonzero; min/max
-    and all take :func:`_fill` of ``X`` itself, whose excluded values are then 0)."""
-    if not exclude.any():
-        return X
-    return np.where(exclude, X.dtype.type(0), X)
+def _neutral(X: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """``X`` with excluded elements 0 (neutral for sums, any, count_nonzero; min/max and
+    all take :func:`_fill` of it). A product by the mask, not ``np.where``: a masked
+    select of a random mask runs ~8x slower (branch misses)."""
+    if X.dtype.kind == "b":
+        return X & ~exclude
+    Z = np.multiply(X, ~exclude, dtype=X.dtype)
+    if X.dtype.kind in "fc" and not np.isfinite(Z).all():  # NaN/inf: 0 * inf is NaN
+        return np.where(exclude, X.dtype.type(0), X)
+    return Z
 
 
 def _fill(X: np.ndarray, exclude: np.ndarray, low: bool) -> np.ndarray:
-    """``X`` with excluded elements the identity of min (``low``) or max."""
+    """``X`` (excluded elements 0) with excluded elements the identity of min (``low``)
+    or max, added: ``inf * excluded`` would be NaN where kept, so floats add
+    ``±(1 / kept - 1)`` (0 or inf) and ints ``excluded * limit``."""
     dt = X.dtype
+    if dt.kind == "b":
+        return X | exclude if low else X
     if dt.kind == "f":
-        v: Any = np.inf if low else -np.inf
-    elif dt.kind == "b":
-        v = low
-    else:
-        info = np.iinfo(dt)
-        v = info.max if low else info.min
-    return np.where(exclude, dt.type(v), X)
+        with np.errstate(divide="ignore"):
+            pen = np.divide(dt.type(1), ~exclude, dtype=dt)
+        pen -= dt.type(1)
+        return X + pen if low else X - pen
+    info = np.iinfo(dt)
+    return X + np.multiply(exclude, dt.type(info.max if low else info.min), dtype=dt)
 
 
 def _glob(cells: np.ndarray | None, fn: object) -> object | None:
