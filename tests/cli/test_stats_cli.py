@@ -331,3 +331,7 @@ def test_axis_quantiles_and_where_on_plain(trades: tuple[str, np.ndarray], capsy
     np.testing.assert_allclose(d["sum"], np.sum(g, axis=1, where=g > 0), rtol=1e-12)
     code, out, err = run_cli(["stats", path, "grid", "--where", "price > 0"], capsys)
     assert code == 1 and err.count("\n") == 1 and "price" in err
+    code, out, err = run_cli(["stats", path, "--expr", "grid * 2", "--where", "grid > 0"], capsys)
+    assert code == 1 and err == (
+        "error: --expr cannot be combined with --field, --where, --quantiles or --hist\n"
+    )
