@@ -85,16 +85,22 @@ def _groups(
     return gen()
 
 
-def _piece_rows(handle: Handle, box: Box, item: int) -> int:
-    """Rows (axis 0) of one piece: whole rows of at most :data:`PIECE` where any row
-    range reads directly, else one chunk row (zarr decodes whole chunks)."""
+def _piece_rows(handle: Handle) -> int:
+    """Rows (axis 0) of one piece: whole rows (records) of at most :data:`PIECE` where
+    any row range reads directly, else one chunk row (zarr decodes whole chunks)."""
+    meta = handle.meta
+    if not handle.contiguous_rows:
+        return max(1, meta.chunks[0])
+    return max(1, PIECE // max(math.prod(meta.shape[1:]) * meta.dtype.itemsize, 1))
+
+
+def _reserve(handle: Handle) -> int:
+    """Memory a group's gathering needs beside the group: a piece and its reordered
+    copy, or (zarr) the box's part of a chunk row and a decoded chunk."""
     meta = handle.meta
     if handle.contiguous_rows:
-        row = math.prod(meta.shape[1:]) * item
-    else:
-        row = math.prod(region_shape(box[1:])) * item
-        return max(meta.chunks[0], PIECE // max(row, 1))
-    return max(1, PIECE // max(row, 1))
+        return 2 * PIECE
+    return 2 * meta.chunks[0] * math.prod(meta.shape[1:]) * meta.dtype.itemsize
 
 
 def _read(handle: Handle, field: str | None, region: Region) -> np.ndarray:
@@ -105,11 +111,11 @@ def _read(handle: Handle, field: str | None, region: Region) -> np.ndarray:
 
 
 def _pieces(
-    handle: Handle, field: str | None, box: Box, item: int, mask: Mask | None
+    handle: Handle, field: str | None, box: Box, mask: Mask | None
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
     """``(a, b, block, mask)`` of the box, rows ``a:b`` of axis 0 at a time."""
     a0, b0 = box[0].start, box[0].stop
-    step = _piece_rows(handle, box, item)
+    step = _piece_rows(handle)
     for a in range(a0, b0, step):
         b = min(a + step, b0)
         region = (slice(a, b), *box[1:])
@@ -164,7 +170,7 @@ def _axis_quantiles(
     kshape = tuple(shape[a] for a in kept) + trailing
     unit = r * math.prod(trailing) * (dtype.itemsize + (mask is not None))
     extra = r * dtype.itemsize if (skipna or mask is not None) else 0  # one row's copy
-    avail = budget - 2 * PIECE - extra
+    avail = budget - _reserve(handle) - extra
     groups = _groups(shape, kept, unit, avail)
     if math.prod(kshape) == 0:
         return _np(skipna, median)(np.empty(shape + trailing, dtype), q, axis=red)
@@ -210,7 +216,7 @@ def _group(
     perm = (*kept, *range(nd, nd + len(trailing)), *red)
     a0, row0 = box[0].start, 0 in red
     inner = r // max(region_shape(box)[0], 1) if row0 else P // max(region_shape(box)[0], 1)
-    for a, b, block, m in _pieces(handle, field, box, dtype.itemsize, mask):
+    for a, b, block, m in _pieces(handle, field, box, mask):
         span = slice((a - a0) * inner, (b - a0) * inner)
         cut = (slice(None), span) if row0 else (span, slice(None))
         _put(G[cut], block.transpose(perm))
