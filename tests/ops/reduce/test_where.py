@@ -235,3 +235,26 @@ def test_bad_where_one_line_errors(store: arraystore.Store) -> None:
             assert "\n" not in str(info.value)
     with pytest.raises(InvalidArgument, match=r"^argmin/argmax take no where="):
         x.stats(ops=("argmin",), where="x > 0")
+
+
+def test_numpy_where_argument_out_of_core(store: arraystore.Store) -> None:
+    """``np.sum(arr, where=mask)`` (mean, var, std, any, all): a bool array (broadcast as
+    numpy does) or a stored boolean Array; min/max keep refusing it (numpy needs
+    ``initial=`` there, which is not offered)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(50, 4))
+    arr = store.create("x", data=x, backend="zarr", chunks=(7, 3))
+    w = x > -0.3
+    m = store.create("m", data=w)
+    np.testing.assert_allclose(np.sum(arr, where=w), np.sum(x, where=w), rtol=1e-12)
+    np.testing.assert_allclose(np.mean(arr, axis=0, where=m), np.mean(x, axis=0, where=w))
+    row = np.array([True, False, True, True])  # broadcast along axis 0
+    np.testing.assert_allclose(
+        np.std(arr, axis=1, ddof=1, where=row), np.std(x, axis=1, ddof=1, where=row), rtol=1e-12
+    )
+    assert_same(np.any(arr, axis=0, where=row), np.any(x, axis=0, where=row))
+    np.testing.assert_allclose(quiet(np.nanvar, arr, where=m), np.nanvar(x, where=w), rtol=1e-12)
+    with pytest.raises(InvalidArgument, match=r"^np\.min\(arr, where=\.\.\.\) is not supported"):
+        np.min(arr, where=w)
+    with pytest.raises(ValueError):  # numpy's own broadcasting error
+        np.sum(arr, where=np.ones((3, 3), bool))
