@@ -34,7 +34,7 @@ from arraystore.backends.base import Handle
 from arraystore.core.chunks import Region, region_shape
 from arraystore.errors import InvalidArgument
 from arraystore.ops.reduce.mask import Mask
-from arraystore.ops.reduce.quantiles import exact_quantiles
+from arraystore.ops.reduce.quantiles import Selector, exact_quantiles
 
 #: bytes of one piece read while gathering a group (and of its reordered copy)
 PIECE = 8 * 2**20
@@ -137,7 +137,7 @@ def axis_quantiles(
     """``np.quantile(data, q, axis=axis, method="linear")`` (``np.nanquantile`` with
     ``skipna``) of one field (``trailing``: its subarray dims, kept), exactly;
     ``median``: ``np.median`` (``np.nanmedian``), the mean of the middle two, with
-    ``q=0.5`` (the per-position fallback gives ``quantile(0.5)``, within an ulp).
+    ``q=0.5``.
     numpy's warnings are silenced (an all-NaN slice is NaN, quietly, as over the whole
     array): here, in the calling thread, as the filters are the process's."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -180,7 +180,7 @@ def _axis_quantiles(
                 f"quantiles along axis {axis!r}: one position's values exceed the memory "
                 "budget and the field has subarray dims; give a larger --memory"
             )
-        return _per_position(handle, field, red, kept, q, skipna, budget, mask)
+        return _per_position(handle, field, red, kept, q, skipna, budget, mask, median)
     out: np.ndarray | None = None
     for g in groups:
         box = tuple(g.get(a, slice(0, shape[a])) for a in range(nd))
@@ -264,6 +264,21 @@ def _np(skipna: bool, median: bool) -> Any:
     return call
 
 
+def exact_median(blocks: Any, skipna: bool, max_select: int) -> Any:
+    """``np.median`` (``np.nanmedian``) of all blocks: numpy's own mean of the exact
+    middle order statistics (found by :class:`.quantiles.Selector`'s radix select)."""
+    dts: list[np.dtype] = []
+    sel = Selector(blocks, dts, max_select)
+    if sel.count == 0:
+        raise InvalidArgument("cannot compute quantiles of an empty array")
+    n = sel.count - sel.nan
+    if n == 0 or (sel.nan and not skipna):
+        return np.median(np.array([np.nan], dts[0]))
+    ranks = sorted({(n - 1) // 2, n // 2})
+    vals = sel.select(ranks, n)
+    return np.median(np.array([vals[k] for k in ranks], dts[0]))
+
+
 def _per_position(
     handle: Handle,
     field: str | None,
@@ -273,6 +288,7 @@ def _per_position(
     skipna: bool,
     budget: int,
     mask: Mask | None,
+    median: bool,
 ) -> np.ndarray:
     """One exact whole-array selection (:func:`exact_quantiles`) per position."""
     shape = tuple(handle.meta.shape)
@@ -299,9 +315,12 @@ def _per_position(
                 yield block if mask is None else block[mask.block(region)]
 
         try:
-            v = exact_quantiles(
-                blocks, q, skipna=skipna, max_select=max(1024, budget // 64), numpy_wrap=True
-            )
+            if median:
+                v = exact_median(blocks, skipna, max(1024, budget // 64))
+            else:
+                v = exact_quantiles(
+                    blocks, q, skipna=skipna, max_select=max(1024, budget // 64), numpy_wrap=True
+                )
         except InvalidArgument as e:
             if mask is None or "empty" not in str(e):
                 raise
@@ -313,4 +332,4 @@ def _per_position(
     return out
 
 
-__all__ = ["axis_quantiles", "normalize_axes"]
+__all__ = ["axis_quantiles", "exact_median", "normalize_axes"]

@@ -472,8 +472,8 @@ def quantile(
 ) -> dict[str, Any]:
     """Exact quantiles (numpy's ``method="linear"``) per field, in bounded memory: over
     the whole array, or along ``axis`` (:mod:`.axis_quantiles`; ``median``: numpy's
-    median there, ``q`` 0.5); ``where``: as in :func:`reduce` (a slice where it selects
-    nothing gives NaN)."""
+    median there, ``q`` 0.5; over the whole array, ``quantile(0.5)`` exactly rounded);
+    ``where``: as in :func:`reduce` (a slice where it selects nothing gives NaN)."""
     qs = np.asarray(q)
     if qs.dtype.kind not in "iuf":
         raise InvalidArgument(f"quantiles must be numbers in [0, 1], got {q!r}")

@@ -64,6 +64,7 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         "backend": draw(st.sampled_from(["memmap", "zarr"])),
         "piece": draw(st.sampled_from([1, 40, 10**6])),
         "room": draw(st.integers(1, 400)),
+        "median": draw(st.booleans()),
     }
 
 
@@ -81,14 +82,27 @@ def test_axis_quantiles_equal_numpy(tmp_path: Path, case: dict[str, Any]) -> Non
     arr = s.create(name, data=x, **kw)
     fn = np.nanquantile if case["skipna"] else np.quantile
     expected = quiet(fn, x, case["q"], axis=case["axis"], method="linear")
+    axes = case["axis"] if isinstance(case["axis"], tuple) else (case["axis"],)
+    whole = len(axes) == x.ndim  # the whole-array selection, in its own budget
+    if case["median"]:  # along axes numpy's median (the mean of the middle two); over
+        # the whole array quantile(0.5), exactly rounded (issue 15)
+        fn = np.nanmedian if case["skipna"] else np.median
+        expected = (
+            quiet(fn, x, axis=case["axis"])
+            if not whole
+            else np.asarray(
+                quiet(np.nanquantile if case["skipna"] else np.quantile, x, 0.5, axis=case["axis"])
+            )
+        )
     piece = case["piece"]
     # a budget just above the two pieces: groups of a few positions, or one position
     # too big for it (the per-position selection)
-    axes = case["axis"] if isinstance(case["axis"], tuple) else (case["axis"],)
-    whole = len(axes) == x.ndim  # the whole-array selection, in its own budget
     memory = "64MiB" if whole else 2 * piece + case["room"]
     with mock.patch.object(axis_quantiles, "PIECE", piece):
-        got = arr.quantile(case["q"], axis=case["axis"], skipna=case["skipna"], memory=memory)
+        if case["median"]:
+            got = arr.median(axis=case["axis"], skipna=case["skipna"], memory=memory)
+        else:
+            got = arr.quantile(case["q"], axis=case["axis"], skipna=case["skipna"], memory=memory)
     if np.ndim(expected) == 0:
         assert np.ndim(got) == 0
         got, expected = np.asarray(got), np.asarray(expected)
