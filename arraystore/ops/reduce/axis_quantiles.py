@@ -32,7 +32,8 @@ import numpy as np
 
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import Region, region_shape
-from arraystore.errors import InvalidArgument
+from arraystore.engine.memory import format_size
+from arraystore.errors import InvalidArgument, MemoryBudgetError
 from arraystore.ops.reduce.mask import Mask
 from arraystore.ops.reduce.quantiles import Selector, exact_quantiles
 
@@ -170,7 +171,13 @@ def _axis_quantiles(
     kshape = tuple(shape[a] for a in kept) + trailing
     unit = r * math.prod(trailing) * (dtype.itemsize + (mask is not None))
     extra = r * dtype.itemsize if (skipna or mask is not None) else 0  # one row's copy
-    avail = budget - _reserve(handle) - extra
+    reserve = _reserve(handle)
+    if reserve > budget:  # (zarr: chunk rows are read whole)
+        raise MemoryBudgetError(
+            f"quantiles along axis {axis!r} read chunk rows of {format_size(reserve // 2)} "
+            f"(twice in memory) but --memory is {format_size(budget)}; raise --memory"
+        )
+    avail = budget - reserve - extra
     groups = _groups(shape, kept, unit, avail)
     if math.prod(kshape) == 0:
         return _np(skipna, median)(np.empty(shape + trailing, dtype), q, axis=red)
