@@ -58,6 +58,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         ops: Iterable[str] | None = None,
+        where: Any = None,
     ) -> StatsResult:
         """count, nan_count, sum, mean, std, min, max per field in one pass (a StatsResult).
 
@@ -83,6 +84,10 @@ class Reductions:
         ops : iterable of str, optional
             The reductions to compute (default the seven above; also ``var``,
             ``argmin``, ``argmax``, ``any``, ``all``, ``count_nonzero``).
+        where : str, Array or numpy bool array, optional
+            Only the elements where this holds (numpy's ``where=``): an expression over
+            the fields (a plain array: its name), e.g. ``"price > 0"``, or a bool array
+            of the array's shape (records: one per row), read block by block.
 
         Returns
         -------
@@ -99,6 +104,7 @@ class Reductions:
             memory=memory,
             executor=executor,
             workers=workers,
+            where=where,
         )
 
     def _one(
@@ -107,11 +113,12 @@ class Reductions:
         axis: int | Sequence[int] | None,
         fields: str | Sequence[str] | None,
         skipna: bool,
-        ddof: int,
         memory: int | str | None,
         executor: str | Executor | None,
         workers: int | None,
         progress: Callable[[Any, Any], None] | None,
+        where: Any = None,
+        ddof: int = 0,
     ) -> Any:
         res = reduce(
             self._view,
@@ -124,6 +131,7 @@ class Reductions:
             executor=executor,
             workers=workers,
             progress=progress,
+            where=where,
         )
         return self._unwrap({name: d[op] for name, d in res.fields.items()}, fields)
 
@@ -137,6 +145,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Sum, as ``np.sum`` (``np.nansum`` with ``skipna``); integer sums are exact.
 
@@ -148,8 +157,8 @@ class Reductions:
             Fields of a structured array (default: its numeric fields).
         skipna : bool, default False
             Skip NaN.
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=``, memory budget, executor, its workers as in :meth:`stats`;
             ``progress(task, nbytes)`` after each block read.
 
         Returns
@@ -157,7 +166,7 @@ class Reductions:
         scalar, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("sum", axis, fields, skipna, 0, memory, executor, workers, progress)
+        return self._one("sum", axis, fields, skipna, memory, executor, workers, progress, where)
 
     def mean(
         self,
@@ -169,6 +178,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Mean, as ``np.mean`` (``np.nanmean`` with ``skipna``), in float64 or complex128.
 
@@ -180,8 +190,8 @@ class Reductions:
             Fields of a structured array (default: its numeric fields).
         skipna : bool, default False
             Skip NaN.
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=``, memory budget, executor, its workers as in :meth:`stats`;
             ``progress(task, nbytes)`` after each block read.
 
         Returns
@@ -189,7 +199,7 @@ class Reductions:
         scalar, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("mean", axis, fields, skipna, 0, memory, executor, workers, progress)
+        return self._one("mean", axis, fields, skipna, memory, executor, workers, progress, where)
 
     def var(
         self,
@@ -202,6 +212,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Variance, as ``np.var`` (``np.nanvar`` with ``skipna``), in float64.
 
@@ -215,8 +226,8 @@ class Reductions:
             Skip NaN.
         ddof : int, default 0
             Delta degrees of freedom: the divisor is ``n - ddof``.
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=``, memory budget, executor, its workers as in :meth:`stats`;
             ``progress(task, nbytes)`` after each block read.
 
         Returns
@@ -224,7 +235,9 @@ class Reductions:
         scalar, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("var", axis, fields, skipna, ddof, memory, executor, workers, progress)
+        return self._one(
+            "var", axis, fields, skipna, memory, executor, workers, progress, where, ddof
+        )
 
     def std(
         self,
@@ -237,6 +250,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Standard deviation, as ``np.std`` (``np.nanstd`` with ``skipna``), in float64.
 
@@ -250,8 +264,8 @@ class Reductions:
             Skip NaN.
         ddof : int, default 0
             Delta degrees of freedom: the divisor is ``n - ddof``.
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=``, memory budget, executor, its workers as in :meth:`stats`;
             ``progress(task, nbytes)`` after each block read.
 
         Returns
@@ -259,7 +273,9 @@ class Reductions:
         scalar, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("std", axis, fields, skipna, ddof, memory, executor, workers, progress)
+        return self._one(
+            "std", axis, fields, skipna, memory, executor, workers, progress, where, ddof
+        )
 
     def min(
         self,
@@ -271,6 +287,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Minimum, as ``np.min`` (``np.nanmin`` with ``skipna``), in the data's dtype.
 
@@ -282,16 +299,16 @@ class Reductions:
             Fields of a structured array (default: its numeric fields).
         skipna : bool, default False
             Skip NaN.
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
-            ``progress(task, nbytes)`` after each block read.
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=`` (selecting nothing: NaN, or for non-float data an error),
+            memory, executor, workers as in :meth:`stats`; ``progress(task, nbytes)``.
 
         Returns
         -------
         scalar, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("min", axis, fields, skipna, 0, memory, executor, workers, progress)
+        return self._one("min", axis, fields, skipna, memory, executor, workers, progress, where)
 
     def max(
         self,
@@ -303,6 +320,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Maximum, as ``np.max`` (``np.nanmax`` with ``skipna``), in the data's dtype.
 
@@ -314,16 +332,16 @@ class Reductions:
             Fields of a structured array (default: its numeric fields).
         skipna : bool, default False
             Skip NaN.
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
-            ``progress(task, nbytes)`` after each block read.
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=`` (selecting nothing: NaN, or for non-float data an error),
+            memory, executor, workers as in :meth:`stats`; ``progress(task, nbytes)``.
 
         Returns
         -------
         scalar, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("max", axis, fields, skipna, 0, memory, executor, workers, progress)
+        return self._one("max", axis, fields, skipna, memory, executor, workers, progress, where)
 
     def argmin(
         self,
@@ -355,7 +373,7 @@ class Reductions:
         int, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("argmin", axis, fields, skipna, 0, memory, executor, workers, progress)
+        return self._one("argmin", axis, fields, skipna, memory, executor, workers, progress)
 
     def argmax(
         self,
@@ -387,7 +405,7 @@ class Reductions:
         int, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("argmax", axis, fields, skipna, 0, memory, executor, workers, progress)
+        return self._one("argmax", axis, fields, skipna, memory, executor, workers, progress)
 
     def any(
         self,
@@ -398,6 +416,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Whether any element is true (nonzero), as ``np.any``.
 
@@ -407,8 +426,8 @@ class Reductions:
             Axes to reduce (default: all).
         fields : str or list of str, optional
             Fields of a structured array (default: its numeric fields).
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=``, memory budget, executor, its workers as in :meth:`stats`;
             ``progress(task, nbytes)`` after each block read.
 
         Returns
@@ -416,7 +435,7 @@ class Reductions:
         bool, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("any", axis, fields, False, 0, memory, executor, workers, progress)
+        return self._one("any", axis, fields, False, memory, executor, workers, progress, where)
 
     def all(
         self,
@@ -427,6 +446,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Whether all elements are true (nonzero), as ``np.all``.
 
@@ -436,8 +456,8 @@ class Reductions:
             Axes to reduce (default: all).
         fields : str or list of str, optional
             Fields of a structured array (default: its numeric fields).
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=``, memory budget, executor, its workers as in :meth:`stats`;
             ``progress(task, nbytes)`` after each block read.
 
         Returns
@@ -445,7 +465,7 @@ class Reductions:
         bool, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self._one("all", axis, fields, False, 0, memory, executor, workers, progress)
+        return self._one("all", axis, fields, False, memory, executor, workers, progress, where)
 
     def count_nonzero(
         self,
@@ -456,6 +476,7 @@ class Reductions:
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> Any:
         """Number of nonzero elements, as ``np.count_nonzero``.
 
@@ -465,8 +486,8 @@ class Reductions:
             Axes to reduce (default: all).
         fields : str or list of str, optional
             Fields of a structured array (default: its numeric fields).
-        memory, executor, workers, progress : optional
-            Memory budget, executor and its workers as in :meth:`stats`;
+        where, memory, executor, workers, progress : optional
+            numpy's ``where=``, memory budget, executor, its workers as in :meth:`stats`;
             ``progress(task, nbytes)`` after each block read.
 
         Returns
@@ -475,7 +496,7 @@ class Reductions:
             ``{field: result}`` for the fields of a structured array.
         """
         return self._one(
-            "count_nonzero", axis, fields, False, 0, memory, executor, workers, progress
+            "count_nonzero", axis, fields, False, memory, executor, workers, progress, where
         )
 
     def quantile(
@@ -485,8 +506,9 @@ class Reductions:
         skipna: bool = False,
         axis: int | Sequence[int] | None = None,
         memory: int | str | None = None,
+        where: Any = None,
     ) -> Any:
-        """Exact quantiles, equal to ``np.quantile(data, q, method="linear")``.
+        """Exact quantiles, equal to ``np.quantile(data, q, axis=axis, method="linear")``.
 
         Parameters
         ----------
@@ -496,18 +518,21 @@ class Reductions:
             Fields of a structured array (default: its numeric fields).
         skipna : bool, default False
             Skip NaN (``np.nanquantile``).
-        axis : None
-            Quantiles are over the whole array only (else :class:`InvalidArgument`).
+        axis : int or tuple of int, optional
+            Axes to reduce (default: all), as numpy, bit for bit, in bounded memory
+            (one read per group of positions: :mod:`arraystore.ops.reduce.axis_quantiles`).
         memory : int or str, optional
             Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
+        where : str, Array or numpy bool array, optional
+            Only the elements where this holds (see :meth:`stats`); none in a slice: NaN.
 
         Returns
         -------
         scalar, numpy.ndarray or dict
-            A scalar for a scalar ``q``, else an array of ``q``'s shape;
+            As numpy: ``q``'s shape followed by the kept axes;
             ``{field: result}`` for the fields of a structured array.
         """
-        res = quantile(self._view, q, fields=fields, skipna=skipna, memory=memory, axis=axis)
+        res = quantile(self._view, q, fields, skipna, memory, axis, where)
         return self._unwrap(res, fields)
 
     def median(
@@ -515,8 +540,10 @@ class Reductions:
         fields: str | Sequence[str] | None = None,
         skipna: bool = False,
         memory: int | str | None = None,
+        axis: int | Sequence[int] | None = None,
+        where: Any = None,
     ) -> Any:
-        """The exact median, ``quantile(0.5)``.
+        """The exact median, ``quantile(0.5)`` (``np.median`` / ``np.nanmedian``).
 
         Parameters
         ----------
@@ -526,13 +553,16 @@ class Reductions:
             Skip NaN (``np.nanmedian``).
         memory : int or str, optional
             Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
+        axis, where : optional
+            As in :meth:`quantile`.
 
         Returns
         -------
-        scalar or dict
+        scalar, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        return self.quantile(0.5, fields=fields, skipna=skipna, memory=memory)
+        res = quantile(self._view, 0.5, fields, skipna, memory, axis, where, median=True)
+        return self._unwrap(res, fields)
 
     def histogram(
         self,
@@ -540,6 +570,7 @@ class Reductions:
         range: tuple[float, float] | None = None,
         fields: str | Sequence[str] | None = None,
         memory: int | str | None = None,
+        where: Any = None,
     ) -> Any:
         """``(counts, edges)`` like ``np.histogram`` (NaN skipped).
 
@@ -553,6 +584,8 @@ class Reductions:
             Fields of a structured array (default: its numeric fields).
         memory : int or str, optional
             Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
+        where : str, Array or numpy bool array, optional
+            Count only the elements where this is true (see :meth:`stats`).
 
         Returns
         -------
@@ -560,7 +593,7 @@ class Reductions:
             ``(counts, edges)``; ``{field: (counts, edges)}`` for the fields of a
             structured array.
         """
-        res = hist(self._view, bins=bins, range=range, fields=fields, memory=memory)
+        res = hist(self._view, bins=bins, range=range, fields=fields, memory=memory, where=where)
         return self._unwrap(res, fields)
 
 

@@ -157,6 +157,7 @@ class StoreVerbs(StoreRoot):
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        where: Any = None,
     ) -> dict[str, Any]:
         """The summary ``arraystore stats --json`` prints: count, nan_count, sum, mean,
         std, min, max per field in one pass, with exact quantiles and a histogram.
@@ -181,8 +182,9 @@ class StoreVerbs(StoreRoot):
         ddof : int, default 0
             Delta degrees of freedom of ``std``.
         memory, executor, workers, progress : optional
-            As in :meth:`create` (``workers``: of an executor given by name);
-            ``progress(task, nbytes)`` after each task of the stats pass.
+            As in :meth:`create`; ``progress(task, nbytes)`` after each task.
+        where : str or Array or numpy.ndarray, optional
+            Reduce only where this holds (an expression or a mask: :meth:`Array.stats`).
 
         Returns
         -------
@@ -190,8 +192,8 @@ class StoreVerbs(StoreRoot):
             ``StatsResult.to_dict()`` with each field's ``quantiles`` and ``histogram``.
         """
         if expr is not None:
-            if quantiles is not None or bins is not None or fields:
-                raise InvalidArgument("expr cannot be combined with fields, quantiles or bins")
+            if quantiles is not None or bins is not None or fields or where is not None:
+                raise InvalidArgument("expr cannot go with fields, where, quantiles or bins")
             res = reduce_expr(
                 self,
                 expr,
@@ -218,6 +220,7 @@ class StoreVerbs(StoreRoot):
             memory=memory,
             executor=get_executor(executor, workers=workers),
             progress=progress,
+            where=where,
         )
 
     def cast(

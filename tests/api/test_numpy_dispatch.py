@@ -210,9 +210,9 @@ def test_unsupported_arguments_are_refused_by_name(store: arraystore.Store) -> N
     refused: list[tuple[Callable[[], Any], str]] = [
         (lambda: np.sum(arr, out=np.zeros(())), "out"),
         (lambda: np.mean(arr, axis=0, out=np.zeros(4)), "out"),
-        (lambda: np.sum(arr, where=x > 2), "where"),
+        (lambda: np.min(arr, where=x > 2), "where"),  # (sum, mean, ... take it)
         (lambda: np.max(arr, initial=100.0), "initial"),
-        (lambda: np.any(arr, where=x > 2), "where"),
+        (lambda: np.nanmax(arr, where=x > 2), "where"),
         (lambda: np.quantile(arr, 0.5, method="nearest"), "method"),
         (lambda: np.quantile(arr, 0.5, weights=np.ones_like(x), method="inverted_cdf"), "method"),
         (lambda: np.var(arr, mean=np.zeros((1, 1))), "mean"),

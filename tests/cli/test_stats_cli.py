@@ -254,7 +254,9 @@ ERRORS = [
     (["--quantiles", "1.5"], r"^error: quantiles must be in \[0, 1\], got \[1\.5\]$"),
     (["--quantiles", "0.5,-0.1"], r"^error: quantiles must be in \[0, 1\]"),
     (["--quantiles", "half"], r"^error: --quantiles must be comma-separated numbers"),
-    (["--quantiles", "0.5", "--axis", "0"], r"^error: quantiles are computed over the whole"),
+    (["--where", "price >"], r"^error: .*syntax"),
+    (["--where", "nope > 0"], r"^error: .*nope"),
+    (["--where", "price + 1"], r"^error: where expression 'price \+ 1' must give booleans"),
     (["--hist", "0"], r"^error: --hist must be a number of bins in 1..100000"),
     (["--workers", "0"], r"^error: --workers must be >= 1$"),
     (["--executor", "nope"], r"^error: .*nope"),
@@ -284,3 +286,52 @@ def test_missing_store_and_array(
     assert code == 1 and out == "" and err.startswith("error: ") and err.count("\n") == 1
     code, out, err = run_cli(["stats", str(tmp_path / "none.store"), "x"], capsys)
     assert code == 1 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_where_expression_on_records(trades: tuple[str, np.ndarray], capsys: Any) -> None:
+    """``--where`` over the fields: the stats, quantiles and histogram of the selection."""
+    path, x = trades
+    args = ["stats", path, "trades", "--where", "(price > 100) & (id % 2 == 0)", "--json"]
+    code, out, err = run_cli([*args, "--quantiles", "0.5", "--hist", "4"], capsys)
+    assert code == 0, err
+    doc = strict_json(out)
+    sel = x[(x["price"] > 100) & (x["id"] % 2 == 0)]
+    assert 0 < len(sel) < 500
+    d = doc["fields"]["price"]
+    assert d["count"] == len(sel) and d["nan_count"] == 0
+    np.testing.assert_allclose(d["mean"], sel["price"].mean(), rtol=1e-12)
+    assert d["min"] == sel["price"].min() and d["max"] == sel["price"].max()
+    assert d["quantiles"] == {"0.5": float(np.quantile(sel["price"], 0.5))}
+    counts, edges = np.histogram(sel["price"], 4)
+    assert d["histogram"] == {"counts": counts.tolist(), "edges": edges.tolist()}
+    v = doc["fields"]["vec"]  # a subarray field: the selected rows' whole subarrays
+    assert v["count"] == [len(sel)] * 3
+    np.testing.assert_allclose(v["sum"], sel["vec"].astype(np.float64).sum(axis=0), rtol=1e-6)
+    assert doc["fields"]["id"]["sum"] == int(sel["id"].sum())
+
+
+def test_axis_quantiles_and_where_on_plain(trades: tuple[str, np.ndarray], capsys: Any) -> None:
+    """``--axis 0 --quantiles``: per-column exact quantiles (NaN skipped by default), and
+    ``--where`` naming the plain array ``grid`` itself."""
+    path, _ = trades
+    g = arraystore.open(path)["grid"][...]
+    code, out, err = run_cli(
+        ["stats", path, "grid", "--axis", "0", "--quantiles", "0.5,0.9", "--json"], capsys
+    )
+    assert code == 0, err
+    q = strict_json(out)["fields"]["grid"]["quantiles"]
+    assert np.array_equal(np.array([q["0.5"], q["0.9"]]), np.nanquantile(g, [0.5, 0.9], axis=0))
+    code, out, err = run_cli(
+        ["stats", path, "grid", "--axis", "1", "--where", "grid > 0", "--keep-nan", "--json"],
+        capsys,
+    )
+    assert code == 0, err
+    d = strict_json(out)["fields"]["grid"]
+    assert d["count"] == np.sum(g > 0, axis=1).tolist()
+    np.testing.assert_allclose(d["sum"], np.sum(g, axis=1, where=g > 0), rtol=1e-12)
+    code, out, err = run_cli(["stats", path, "grid", "--where", "price > 0"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "price" in err
+    code, out, err = run_cli(["stats", path, "--expr", "grid * 2", "--where", "grid > 0"], capsys)
+    assert code == 1 and err == (
+        "error: --expr cannot be combined with --field, --where, --quantiles or --hist\n"
+    )

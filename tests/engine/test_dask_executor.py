@@ -267,6 +267,26 @@ def test_stats_bit_identical_across_executors(
             assert results[name].nbytes == results["serial"].nbytes
 
 
+def test_where_bit_identical_across_executors(
+    store: arraystore.Store, dask_ex: DaskExecutor
+) -> None:
+    """A ``where=`` mask (an expression, a stored bool array) travels with the tasks to
+    the workers: the same bits on every executor, numpy's counts."""
+    x = float_data(40_000)
+    arr = store.create("x", data=x, backend="zarr", codec="none", chunks=(ZARR_ROWS, 7))
+    m = store.create("m", data=np.isfinite(x) & (x > -0.5), backend="memmap")
+    ops = [op for op in ALL_OPS if op not in ("argmin", "argmax")]
+    for where, w in (("x > -0.5", x > -0.5), (m, np.isfinite(x) & (x > -0.5))):
+        res = {
+            name: arr.stats(ops=ops, axis=0, where=where, memory=MEMORY, executor=ex)
+            for name, ex in executors(dask_ex).items()
+        }
+        assert np.array_equal(res["serial"]["count"], np.sum(w, axis=0))
+        for name in ("threads", "dask"):
+            for op in ops:
+                bits_equal(res[name][op], res["serial"][op], f"{name} {op} where={where}")
+
+
 def test_task_count_and_in_flight_on_the_cluster(
     store: arraystore.Store, dask_ex: DaskExecutor
 ) -> None:

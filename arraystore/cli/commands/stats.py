@@ -35,6 +35,7 @@ from arraystore.errors import InvalidArgument
 @click.option("--field", "fields", multiple=True, help="Field(s) to reduce (default: all numeric).")
 @click.option("--expr", "expr", default=None, help="Reduce an expression instead (not stored).")
 @click.option("--axis", default=None, help="Axis or axes (e.g. 0 or 0,1); default: all.")
+@click.option("--where", "where", default=None, help="Reduce only where this expression holds.")
 @click.option("--quantiles", default=None, help="Exact quantiles, e.g. 0.01,0.5,0.99.")
 @click.option("--hist", "bins", default=None, help="Histogram with N bins (or 'auto').")
 @click.option("--keep-nan", is_flag=True, help="Propagate NaN like numpy instead of skipping it.")
@@ -64,6 +65,7 @@ def stats(
     fields: tuple[str, ...],
     expr: str | None,
     axis: str | None,
+    where: str | None,
     quantiles: str | None,
     bins: str | None,
     keep_nan: bool,
@@ -78,17 +80,15 @@ def stats(
     """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
     if page_policy is not None:  # read by each operation (and by local dask workers)
         os.environ[POLICY_ENV] = page_policy
-    if expr is not None and (quantiles is not None or bins is not None or fields):
-        raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
-    if expr is None and name is None:
+    if expr is not None:
+        _expr_alone(fields, where, quantiles, bins)
+    elif name is None:
         raise InvalidArgument("stats needs an array NAME (or --expr)")
     s = store_opener()(store, mode="r")
     total = s[name].nbytes if expr is None and name is not None else 0
     ax = _parse_axis(axis)
     qs = _parse_floats(quantiles, "--quantiles") if quantiles is not None else None
-    nbins = _parse_bins(bins)
-    budget = _size(memory)
-    ex = _executor(workers, executor)
+    nbins, budget, ex = _parse_bins(bins), _size(memory), _executor(workers, executor)
     with progress_bar(total, f"stats {name}", quiet or as_json) as adv:
         doc = s.stats(
             name,
@@ -102,8 +102,16 @@ def stats(
             memory=budget,
             executor=ex,
             progress=adv,
+            where=where,
         )
     _show(doc, as_json)
+
+
+def _expr_alone(fields: tuple[str, ...], *options: str | None) -> None:
+    if fields or any(o is not None for o in options):
+        raise InvalidArgument(
+            "--expr cannot be combined with --field, --where, --quantiles or --hist"
+        )
 
 
 def _parse_bins(text: str | None) -> int | str | None:

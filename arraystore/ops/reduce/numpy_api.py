@@ -61,6 +61,8 @@ _REDUCTIONS: dict[Callable[..., Any], tuple[str, bool]] = {
 #: arguments honoured (``a`` is the array); ``overwrite_input`` is a hint, ignored
 _HONOURED = {"a", "axis", "keepdims", "ddof", "correction", "dtype", "q", "overwrite_input"}
 _QUANTILES = ("quantile", "percentile", "median")
+#: reductions whose numpy ``where=`` (a bool array or stored Array) runs out of core
+_WHERE_OPS = ("sum", "mean", "var", "std", "any", "all")
 
 
 @functools.cache
@@ -114,7 +116,7 @@ def _bind(func: Any, view: ArrayView, args: tuple[Any, ...], kwargs: dict[str, A
     for pname, value in bound.arguments.items():
         if pname in _HONOURED or _is_default(params[pname], value):
             continue
-        if pname == "where" and value is True:
+        if pname == "where" and (value is True or _REDUCTIONS[func][0] in _WHERE_OPS):
             continue
         if pname == "method" and value == "linear":
             continue
@@ -234,6 +236,9 @@ def array_function(
         )
     call = dict(_bind(func, view, args, kwargs).arguments)
     del call["a"]
+    where = call.pop("where", True)
+    if isinstance(where, np.ndarray) and where.shape != view.shape:
+        where = np.broadcast_to(where, view.shape)  # (numpy's rule; a read-only view)
     like = _probe(func, view, call)  # numpy's checks of the arguments, and its result type
     ndim = len(view.shape)
     axis = _norm_axis(call.get("axis"), ndim)
@@ -244,7 +249,8 @@ def array_function(
         if op == "percentile":
             q = np.true_divide(q, 100)
         lead = np.ndim(q)
-        value = next(iter(quantile(view, q, skipna=skipna, axis=axis).values()))
+        med = op == "median"
+        value = next(iter(quantile(view, q, skipna=skipna, axis=axis, median=med).values()))
     else:
         _dtype_ok(view, op, call.get("dtype"), fname)
         _stored_axes_only(view, axis, fname)
@@ -254,7 +260,8 @@ def array_function(
             ddof = correction
         if isinstance(ddof, float) and ddof.is_integer():
             ddof = int(ddof)
-        res = reduce(view, (op,), axis=axis, skipna=skipna, ddof=ddof)
+        mask = None if where is True else where
+        res = reduce(view, (op,), axis=axis, skipna=skipna, ddof=ddof, where=mask)
         value = next(iter(res.fields.values()))[op]
     if keep:
         value = _keepdims(value, axis, ndim, lead)

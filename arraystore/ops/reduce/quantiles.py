@@ -222,7 +222,7 @@ def exact_quantiles(
         raise InvalidArgument(f"max_select must be a positive int, got {max_select!r}")
     qa, weak_q = _check_q(q)
     dts: list[np.dtype] = []
-    sel = _Selector(blocks, dts, int(max_select))
+    sel = Selector(blocks, dts, int(max_select))
     if sel.count == 0:
         raise InvalidArgument("cannot compute quantiles of an empty array")
     dtype = dts[0]
@@ -278,7 +278,7 @@ def exact_quantiles(
     return result
 
 
-class _Selector:
+class Selector:
     """Pass 1 on construction (count, NaNs, min/max keys, top-digit histogram)."""
 
     def __init__(self, blocks: Blocks, dts: list[np.dtype], max_select: int) -> None:

@@ -28,7 +28,9 @@ from arraystore.engine import Plan, Task, default_budget, get_executor, run
 from arraystore.engine.memory import block_target, max_in_flight, parse_size
 from arraystore.errors import FieldNotFound, InvalidArgument
 from arraystore.ops.reduce import kernels
+from arraystore.ops.reduce.axis_quantiles import axis_quantiles, normalize_axes
 from arraystore.ops.reduce.kernels import numba as kernels_numba
+from arraystore.ops.reduce.mask import Mask, resolve_mask
 from arraystore.ops.reduce.quantiles import exact_quantiles, histogram
 
 if TYPE_CHECKING:
@@ -260,8 +262,9 @@ def _reduce_task(
     skipna: bool,
     fused: bool,
     drop: bool = False,
+    mask: Mask | None = None,
 ) -> dict[str | None, Any]:
-    acc = _reduce_region(handle, region, names, axis, ops, skipna, fused)
+    acc = _reduce_region(handle, region, names, axis, ops, skipna, fused, mask)
     if drop:  # consumed: its pages will not be read again by this scan
         _drop_pages(handle, region, names)
     return acc
@@ -280,11 +283,12 @@ def _reduce_region(
     ops: tuple[str, ...],
     skipna: bool,
     fused: bool,
+    mask: Mask | None = None,
 ) -> dict[str | None, Any]:
     shape = handle.meta.shape
     subs = _sub_regions(handle, region)
     # finite float pieces: one running numba state per task (else a state per piece)
-    if fused and len(subs) > 1 and names == [None] and not handle.meta.dtype.names:
+    if fused and mask is None and len(subs) > 1 and names == [None] and not handle.meta.dtype.names:
         folded = kernels.rows_partial(
             lambda sub: _read_fields(handle, sub, names)[None],
             subs, shape, axis, ops, handle.meta.dtype, skipna,
@@ -294,8 +298,9 @@ def _reduce_region(
     acc: dict[str | None, Any] | None = None
     for sub in subs:
         blocks = _read_fields(handle, sub, names)
+        where = None if mask is None else mask.block(sub)
         part = {
-            n: kernels.partial(b, sub, shape, axis, ops, skipna, fused=fused)
+            n: kernels.partial(b, sub, shape, axis, ops, skipna, fused=fused, where=where)
             for n, b in blocks.items()
         }
         acc = _merge(acc, part)
@@ -335,6 +340,13 @@ def _task_bytes(handle: Handle, region: Region, names: list[str | None]) -> int:
     return nbytes + min(KERNEL_OVERHEAD, 8 * nbytes)
 
 
+def _mask_bytes(handle: Handle, region: Region, mask: Mask | None) -> int:
+    """A ``where=`` mask's memory in a task: it is evaluated piece by piece."""
+    if mask is None:
+        return 0
+    return max(mask.nbytes(sub) for sub in _sub_regions(handle, region))
+
+
 def reduce(
     arr: ArrayView,
     ops: Iterable[str] = STATS,
@@ -346,8 +358,10 @@ def reduce(
     executor: Any = None,
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
+    where: Any = None,
 ) -> StatsResult:
-    """Compute ``ops`` over ``axis`` for every selected field in one pass of the data."""
+    """Compute ``ops`` over ``axis`` for every selected field in one pass of the data;
+    ``where``: numpy's ``where=`` (see :mod:`.mask`), read with each block."""
     ops = tuple(dict.fromkeys(ops))
     bad = [o for o in ops if o not in ALL_OPS]
     if bad:
@@ -356,6 +370,7 @@ def reduce(
         raise InvalidArgument(f"ddof must be a non-negative integer, got {ddof!r}")
     budget = _budget(memory)
     chosen = select_fields(arr, fields)
+    mask = resolve_mask(arr, where)
     names = [n for n, _ in chosen]
     handle = arr.handle
     nbytes = _bytes_read(arr, chosen)
@@ -370,14 +385,14 @@ def reduce(
             Task(
                 i,
                 _reduce_task,
-                (handle, r, names, axis, ops, skipna, fused, drop),
-                _task_bytes(handle, r, names),
+                (handle, r, names, axis, ops, skipna, fused, drop, mask),
+                _task_bytes(handle, r, names) + _mask_bytes(handle, r, mask),
             )
             for i, r in enumerate(regions)
         )
         if not tasks:  # an empty array: reduce one empty block so numpy's rules apply
             empty = tuple(slice(0, n) for n in handle.meta.shape)
-            merged = _reduce_task(handle, empty, names, axis, ops, skipna, fused)
+            merged = _reduce_task(handle, empty, names, axis, ops, skipna, fused, mask=mask)
         else:
             merged = run(
                 Plan(tasks, name="stats"), ex, budget, merge=_merge, init=None, progress=progress
@@ -412,12 +427,15 @@ def _budget(memory: int | str | None) -> int:
 
 # ------------------------------------------------------ quantiles, histograms
 def _iter_blocks(
-    handle: Handle, name: str | None, budget: int, drop: bool = False
+    handle: Handle, name: str | None, budget: int, drop: bool = False, mask: Mask | None = None
 ) -> Iterator[np.ndarray]:
     regions = task_regions(handle, budget, 1)
     for region in regions:
         blocks = _read_fields(handle, region, [name])
-        yield blocks[name]
+        if mask is None:
+            yield blocks[name]
+        else:  # the selected values (a subarray field's: every value of a selected element)
+            yield blocks[name][mask.block(region)]  # (a subarray field: whole subarrays)
         if drop:  # the consumer has taken the block: its pages are not needed this pass
             _drop_pages(handle, region, [name])
 
@@ -431,7 +449,7 @@ def _check_pass_budget(arr: ArrayView, name: str | None, budget: int) -> None:
 
 
 def field_blocks(
-    arr: ArrayView, name: str | None, budget: int
+    arr: ArrayView, name: str | None, budget: int, mask: Mask | None = None
 ) -> Callable[[], Iterator[np.ndarray]]:
     handle = arr.handle
     meta = handle.meta
@@ -439,7 +457,7 @@ def field_blocks(
     item = field_dtype(meta.dtype, name).itemsize if columnar else meta.dtype.itemsize  # type: ignore[arg-type]
     # several passes: drop only what could not stay cached between them anyway
     drop = drop_behind(math.prod(meta.shape) * item, passes=2)
-    return lambda: _iter_blocks(handle, name, budget, drop)
+    return lambda: _iter_blocks(handle, name, budget, drop, mask)
 
 
 def quantile(
@@ -449,10 +467,13 @@ def quantile(
     skipna: bool = False,
     memory: int | str | None = None,
     axis: Any = None,
+    where: Any = None,
+    median: bool = False,
 ) -> dict[str, Any]:
-    """Exact quantiles (numpy's ``method="linear"``) per field, in bounded memory."""
-    if axis is not None:
-        raise InvalidArgument("quantiles are computed over the whole array (axis=None) only")
+    """Exact quantiles (numpy's ``method="linear"``) per field, in bounded memory: over
+    the whole array, or along ``axis`` (:mod:`.axis_quantiles`; ``median``: numpy's
+    median there, ``q`` 0.5; over the whole array, ``quantile(0.5)`` exactly rounded);
+    ``where``: as in :func:`reduce` (a slice where it selects nothing gives NaN)."""
     qs = np.asarray(q)
     if qs.dtype.kind not in "iuf":
         raise InvalidArgument(f"quantiles must be numbers in [0, 1], got {q!r}")
@@ -460,14 +481,35 @@ def quantile(
         raise InvalidArgument(f"quantiles must be in [0, 1], got {q!r}")
     budget = _budget(memory)
     max_select = max(1024, budget // 64)
+    chosen = select_fields(arr, fields)
+    mask = resolve_mask(arr, where)
+    nd = arr.meta.ndim
+    if (
+        axis is not None
+        and normalize_axes(axis, nd) == tuple(range(nd))
+        and not any(f.subshape for _, f in chosen)
+    ):
+        axis = None  # all the axes: the whole array
     out = {}
-    for name, f in select_fields(arr, fields):
+    for name, f in chosen:
         if f.dtype.kind == "c":
             raise InvalidArgument(f"quantiles are not defined for complex field {f.name!r}")
+        if axis is not None:
+            if f.dtype.kind == "b":
+                raise InvalidArgument("quantiles of bool data are not defined (numpy refuses them)")
+            out[f.name] = axis_quantiles(
+                arr.handle, name, f.dtype, f.subshape, axis, q, skipna, budget, mask, median
+            )
+            continue
         _check_pass_budget(arr, name, budget)
-        res = exact_quantiles(
-            field_blocks(arr, name, budget), q, skipna=skipna, max_select=max_select
-        )
+        try:
+            res = exact_quantiles(
+                field_blocks(arr, name, budget, mask), q, skipna=skipna, max_select=max_select
+            )
+        except InvalidArgument as e:
+            if mask is None or "empty" not in str(e):
+                raise
+            res = np.full(qs.shape, np.nan)[()]  # where= selects nothing
         out[f.name] = res
     _buffers.release()
     return out
@@ -479,16 +521,19 @@ def hist(
     range: tuple[float, float] | None = None,
     fields: Sequence[str] | str | None = None,
     memory: int | str | None = None,
+    where: Any = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Histogram per field (``np.histogram`` semantics, NaN skipped)."""
+    """Histogram per field (``np.histogram`` semantics, NaN skipped) of the values
+    ``where`` selects (all by default)."""
     budget = _budget(memory)
+    mask = resolve_mask(arr, where)
     out = {}
     for name, f in select_fields(arr, fields):
         if f.dtype.kind == "c":
             raise InvalidArgument(f"histograms are not defined for complex field {f.name!r}")
         _check_pass_budget(arr, name, budget)
         out[f.name] = histogram(
-            field_blocks(arr, name, budget), bins=bins, range=range, dtype=f.dtype
+            field_blocks(arr, name, budget, mask), bins=bins, range=range, dtype=f.dtype
         )
     _buffers.release()
     return out

@@ -38,6 +38,7 @@ def summarize(
     memory: int | str | None = None,
     executor: Any = None,
     progress: Callable[[Any, Any], None] | None = None,
+    where: Any = None,
 ) -> dict[str, Any]:
     """The stats of ``arr`` per field, with its quantiles and histogram, as one document.
 
@@ -48,7 +49,7 @@ def summarize(
     fields
         Numeric fields to summarise; None: all of them.
     axis
-        Axis or axes of the stats; quantiles need None (the whole array).
+        Axis or axes of the stats and quantiles (histograms: of the whole array).
     quantiles
         Exact quantiles to add (numpy's ``method="linear"``), numbers in [0, 1]; each
         field's ``"quantiles"`` maps ``str(q)`` to its value.
@@ -65,6 +66,9 @@ def summarize(
         Executor (or its name) of the stats pass; quantiles and histograms run here.
     progress
         Called by the executor as each task of the stats pass ends (as in ``reduce``).
+    where
+        Only the elements where this holds (an expression or a bool array, as in
+        ``reduce``), for the stats, quantiles and histograms alike.
 
     Returns
     -------
@@ -82,15 +86,19 @@ def summarize(
         memory=memory,
         executor=executor,
         progress=progress,
+        where=where,
     )
     doc = res.to_dict()
     if quantiles is not None:
-        qres = quantile(arr, quantiles, fields=fields, skipna=skipna, memory=memory, axis=axis)
+        qres = quantile(
+            arr, quantiles, fields=fields, skipna=skipna, memory=memory, axis=axis, where=where
+        )
         for fname, values in qres.items():
             doc["fields"][fname]["quantiles"] = dict(
                 zip(map(str, quantiles), values.tolist(), strict=True)
             )
     if bins is not None:
-        for fname, (counts, edges) in hist(arr, bins=bins, fields=fields, memory=memory).items():
+        hres = hist(arr, bins=bins, fields=fields, memory=memory, where=where)
+        for fname, (counts, edges) in hres.items():
             doc["fields"][fname]["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
     return doc

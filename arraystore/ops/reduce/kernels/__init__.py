@@ -78,6 +78,7 @@ from arraystore.ops.reduce.kernels import numba as kernels_numba
 from arraystore.ops.reduce.kernels.fast import FAST_OPS, cols_state, rows_state
 from arraystore.ops.reduce.kernels.leaf import OPS, Spec, leaf_state, make_spec, means
 from arraystore.ops.reduce.kernels.merge import State, combine, identity, place
+from arraystore.ops.reduce.kernels.tiled import global_index, masked_state, tiled
 
 __all__ = ["OPS", "Geometry", "Partial", "finalize", "fold", "geometry", "init", "merge", "partial"]
 
@@ -156,6 +157,7 @@ def _geometry(
     dtype: np.dtype,
     skipna: bool,
     trailing: tuple[int, ...],
+    masked: bool = False,
 ) -> Geometry:
     if any(not isinstance(d, int) or d < 0 for d in shape):
         raise InvalidArgument(f"bad shape {shape!r}")
@@ -163,7 +165,7 @@ def _geometry(
     if ops & {"argmin", "argmax"} and not single:
         raise InvalidArgument("argmin/argmax need axis=None or a single int axis, not a tuple")
     kept = tuple(a for a in range(len(shape)) if a not in red)
-    return Geometry(shape, red, kept, trailing, make_spec(dtype, ops, skipna), flat)
+    return Geometry(shape, red, kept, trailing, make_spec(dtype, ops, skipna, masked), flat)
 
 
 def geometry(
@@ -173,8 +175,10 @@ def geometry(
     dtype: np.typing.DTypeLike,
     skipna: bool = False,
     trailing: Iterable[int] = (),
+    masked: bool = False,
 ) -> Geometry:
-    """Validate and describe a reduction (raises :class:`InvalidArgument`)."""
+    """Validate and describe a reduction (raises :class:`InvalidArgument`); ``masked``:
+    its partials come with a ``where=`` mask."""
     if isinstance(ops, str):
         ops = [ops]
     if isinstance(axis, list):
@@ -185,7 +189,7 @@ def geometry(
         dt = np.dtype(dtype)
     except TypeError as e:
         raise InvalidArgument(f"bad dtype {dtype!r}: {e}") from None
-    return _geometry(shape_t, axis, frozenset(ops), dt, bool(skipna), trailing_t)
+    return _geometry(shape_t, axis, frozenset(ops), dt, bool(skipna), trailing_t, bool(masked))
 
 
 def init(
@@ -195,9 +199,10 @@ def init(
     dtype: np.typing.DTypeLike,
     skipna: bool = False,
     trailing: Iterable[int] = (),
+    masked: bool = False,
 ) -> Partial:
     """An empty partial (nothing seen): the start of a fold, and the state of 0 chunks."""
-    return Partial(geometry(shape, axis, ops, dtype, skipna, trailing), None, None)
+    return Partial(geometry(shape, axis, ops, dtype, skipna, trailing, masked), None, None)
 
 
 def _leaves(lshape: tuple[int, ...], unit: int) -> Iterator[tuple[slice, ...]]:
@@ -243,20 +248,8 @@ def _leaf(geom: Geometry, L: np.ndarray, origin: tuple[int, ...]) -> tuple[Box, 
     st = leaf_state(X, ax, spec)
     for key in ("amin_i", "amax_i"):
         if key in st:
-            st[key] = _global_index(geom, st[key], lshape, origin)
+            st[key] = global_index(geom, st[key], lshape, origin)
     return box, {k: v.reshape(out_shape) for k, v in st.items()}
-
-
-def _global_index(
-    geom: Geometry, idx: np.ndarray, lshape: tuple[int, ...], origin: tuple[int, ...]
-) -> np.ndarray:
-    if not geom.flat_arg:
-        return idx + origin[geom.red[0]]
-    if not lshape:
-        return np.zeros_like(idx)
-    local = np.unravel_index(idx, lshape)
-    glob = tuple(loc + o for loc, o in zip(local, origin, strict=True))
-    return np.asarray(np.ravel_multi_index(glob, geom.shape), dtype=np.int64)
 
 
 def _sub(box: Box, universe: Box, ntrail: int) -> tuple[slice, ...]:
@@ -279,17 +272,20 @@ def partial(
     skipna: bool = False,
     *,
     fused: bool = True,
+    where: np.ndarray | None = None,
 ) -> Partial:
     """The reduction state of ``block == arr[region]`` (region: one step-1 slice per dim).
 
     ``fused=False`` keeps to the numpy kernels (no numba import); every partial of one
-    reduction should be computed with the same value (float sums round differently)."""
+    reduction should be computed with the same value (float sums round differently).
+    ``where``: numpy's ``where=``, a bool array of the region's shape (broadcast over a
+    subarray field's trailing dims); every partial of one reduction gives one or none."""
     block = np.asarray(block)
     shape_t = tuple(operator.index(d) for d in shape)
     nd = len(shape_t)
     if block.ndim < nd:
         raise InvalidArgument(f"block has {block.ndim} dims, the array has {nd}")
-    geom = geometry(shape_t, axis, ops, block.dtype, skipna, block.shape[nd:])
+    geom = geometry(shape_t, axis, ops, block.dtype, skipna, block.shape[nd:], where is not None)
     region = tuple(region)
     if len(region) != nd:
         raise InvalidArgument(f"region has {len(region)} slices, the array has {nd} dims")
@@ -305,7 +301,14 @@ def partial(
     if not block.dtype.isnative:
         block = block.astype(block.dtype.newbyteorder("="))
     with np.errstate(all="ignore"):  # NaN/inf follow numpy's values, without warnings
+        if where is not None:
+            return _masked(geom, block, tuple(starts), where)
         return _block_partial(geom, block, tuple(starts), fused)
+
+
+def _masked(geom: Geometry, block: np.ndarray, starts: tuple[int, ...], where: Any) -> Partial:
+    box, state = masked_state(geom, block, starts, where)
+    return Partial(geom, box, state)
 
 
 def rows_partial(
@@ -367,7 +370,7 @@ def _block_partial(
     if X is not None:
         st = rows_state(X, spec, fused) if ax == 0 else cols_state(X, spec)
         if st is None:
-            st = _tiled(geom, X, ax, lshape, starts)
+            st = tiled(geom, X, ax, lshape, starts)
         return Partial(geom, block_box, {k: v.reshape(out_shape) for k, v in st.items()})
     return _leafwise(geom, block, starts, block_box)
 
@@ -383,39 +386,6 @@ def _as_2d(geom: Geometry, block: np.ndarray) -> tuple[np.ndarray | None, int]:
     if geom.red == tuple(range(nd - m, nd)) and not geom.trailing:
         return block.reshape(block.size // r, r), 1
     return None, 0
-
-
-def _tiled(
-    geom: Geometry, X: np.ndarray, ax: int, lshape: tuple[int, ...], starts: tuple[int, ...]
-) -> State:
-    """Generic path on a 2-d block: ~LEAF_BYTES tiles, strip by strip of output cells."""
-    spec, item = geom.spec, X.dtype.itemsize
-    R, K = X.shape[ax], X.shape[1 - ax]
-    leaf = _kl.LEAF_BYTES
-    C = X.shape[1]  # the contiguous dimension: whole if a tile still gets >= 16 lines
-    c_take = C if C * item * 16 <= leaf else max(1, leaf // (16 * item))
-    o_take = max(1, leaf // (c_take * item))
-    w, g = (c_take, o_take) if ax == 0 else (o_take, c_take)  # output cells, reduced extent
-    out: State = {}
-    for j in range(0, K, w):
-        pending: list[State] = []
-        for i in range(0, R, g):
-            tile = X[i : i + g, j : j + w] if ax == 0 else X[j : j + w, i : i + g]
-            st = leaf_state(tile, ax, spec)
-            for key in ("amin_i", "amax_i"):
-                if key in st:
-                    st[key] = _global_index(geom, st[key] + i, lshape, starts)
-            pending.append(st)
-            if len(pending) >= 32:
-                pending[:] = [combine(spec, pending)]
-        st = combine(spec, pending)
-        for key, v in st.items():
-            if key not in out:
-                out[key] = np.empty(K, v.dtype)
-            elif v.dtype == object and out[key].dtype != object:
-                out[key] = out[key].astype(object)
-            out[key][j : j + w] = v
-    return out
 
 
 def _leafwise(
@@ -536,7 +506,7 @@ def finalize(
             f"partial states cover {int(st['size'].min())}..{int(st['size'].max())} elements "
             f"of some output cells, expected {rt}: regions are missing or repeated"
         )
-    n = st["n"] if spec.skipna else st["size"]
+    n = st["n"] if spec.skipna or spec.masked else st["size"]
     res: dict[str, np.ndarray | np.generic | int] = {}
     with np.errstate(all="ignore"):
         for op in sorted(want):
@@ -578,7 +548,12 @@ def _result(op: str, st: State, spec: Spec, n: np.ndarray, rt: int, ddof: float)
                 f"zero-size array to reduction operation {name} which has no identity"
             )
         v = st[op]
-        if spec.skipna:
+        if spec.masked and spec.kind != "f" and (n == 0).any():
+            raise InvalidArgument(
+                f"{op} of {spec.dtype} data where where= selects nothing (in some slice): "
+                "no identity (numpy raises too); reduce a float field to get NaN there"
+            )
+        if spec.skipna or spec.masked:
             v = np.where(n == 0, np.nan, v).astype(spec.dtype)
         return v.copy()
     key = "amin" if op == "argmin" else "amax"

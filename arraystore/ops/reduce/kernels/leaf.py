@@ -62,6 +62,8 @@ class Spec:
     dtype: np.dtype
     ops: frozenset[str]
     skipna: bool
+    #: a ``where=`` mask excludes elements: ``n`` counts the selected ones
+    masked: bool = False
 
     @property
     def kind(self) -> str:
@@ -93,7 +95,7 @@ class Spec:
         return op in self.ops
 
 
-def make_spec(dtype: np.dtype, ops: frozenset[str], skipna: bool) -> Spec:
+def make_spec(dtype: np.dtype, ops: frozenset[str], skipna: bool, masked: bool = False) -> Spec:
     """Validate ``dtype`` against ``ops`` and build the :class:`Spec`."""
     dtype = np.dtype(dtype)
     if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
@@ -105,7 +107,10 @@ def make_spec(dtype: np.dtype, ops: frozenset[str], skipna: bool) -> Spec:
         bad = sorted(set(ops) & {"min", "max", "argmin", "argmax"})
         if bad:
             raise InvalidArgument(f"{', '.join(bad)} not defined for complex dtype {dtype}")
-    return Spec(dtype.newbyteorder("="), frozenset(ops), bool(skipna) and dtype.kind in "fc")
+    if masked and {"argmin", "argmax"} & set(ops):
+        raise InvalidArgument("argmin/argmax take no where= (numpy's neither): select first")
+    skip = bool(skipna) and dtype.kind in "fc"
+    return Spec(dtype.newbyteorder("="), frozenset(ops), skip, bool(masked))
 
 
 def _pick_k(ax: int, r: int, K: int) -> int:
@@ -271,6 +276,37 @@ def safe_centre(Xf: np.ndarray, ax: int, mu0: np.ndarray) -> tuple[np.ndarray, n
     return np.where(ok | ~clean, mu0, big), clean
 
 
+def _float_m2(
+    red: _Red,
+    Xf: np.ndarray,
+    mu0: np.ndarray,
+    n: np.ndarray,
+    clean: np.ndarray | None,
+    left_out: tuple[np.ndarray | None, np.ndarray | None],
+) -> tuple[Any, Any, Any]:
+    """``(mu, mul, m2)`` of float cells centred on ``mu0``, the values ``left_out`` (NaN
+    skipped, ``where=`` excluded) deviating by 0. Finite values near float64's maximum
+    whose mean is one ulp off (``10 * 1e300 / 10``) deviate by ~1e284, which squares to
+    inf although the values may all be equal: those cells are centred again on a data
+    value (equal values then deviate by exactly 0)."""
+
+    def deviations(centre: np.ndarray) -> np.ndarray:
+        d = red.center(Xf, centre)
+        mask, exclude = left_out
+        if mask is not None:
+            d[mask.reshape(d.shape)] = 0
+        if exclude is not None:  # (a product: much faster than a masked store)
+            np.multiply(d, ~exclude.reshape(d.shape), out=d)
+        return d
+
+    mu, mul, m2 = centred(red, deviations(mu0), mu0, n, clean)
+    if not np.isfinite(m2).all():  # (rare: a pass over the data to find finite cells)
+        fin = np.isfinite(Xf).all(axis=red.ax).reshape(m2.shape)
+        mu1, clean = safe_centre(Xf, red.ax, np.where(np.isfinite(m2) | ~fin, mu0, np.inf))
+        mu, mul, m2 = centred(red, deviations(mu1), mu1, n, clean)
+    return mu, mul, m2
+
+
 def split_int(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """int64/uint64 values as exact unevaluated sums ``hi + lo`` of two float64."""
     high = (v >> v.dtype.type(32)).astype(np.float64) * 4294967296.0
@@ -303,12 +339,20 @@ def means(s: np.ndarray, n: np.ndarray) -> np.ndarray:
     return as_float(s) / safe
 
 
-def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
-    """Reduce the 2-d ``X`` along ``ax``; see the module docstring for the state layout."""
+def leaf_state(
+    X: np.ndarray, ax: int, spec: Spec, exclude: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Reduce the 2-d ``X`` along ``ax``; see the module docstring for the state layout.
+
+    ``exclude`` (bool, ``X``'s shape): elements left out (a ``where=`` mask's False),
+    seen (``size``) but not counted (``n``), like skipped NaN."""
     r, K = X.shape[ax], X.shape[1 - ax]
     if ax == 0:
         X = np.ascontiguousarray(X)
-    red = _Red(ax, r, K, _pick_k(ax, r, K))
+    if exclude is not None:
+        exclude = np.ascontiguousarray(exclude).reshape(X.shape)
+        X = _neutral(X, exclude)
+    red = _Red(ax, r, K, 1 if exclude is not None else _pick_k(ax, r, K))
     ops = spec.ops
     st: dict[str, np.ndarray] = {"size": np.full(K, r, dtype=np.int64)}
     nan = np.zeros(K, dtype=np.int64)
@@ -322,49 +366,81 @@ def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
                 Xf = _converted(X, spec.sum_dtype)
             s = red.esum(Xf)
             if spec.track_nan and not np.isfinite(s).all():
-                mask = np.isnan(X)
+                mask = np.isnan(X)  # (excluded elements are 0 by now)
                 nan = np.asarray(np.count_nonzero(mask, axis=ax), dtype=np.int64)
                 if not nan.any():
                     mask = None
-        if spec.skipna and mask is not None:
+        n = r - nan
+        if exclude is not None:
+            n = n - np.count_nonzero(exclude, axis=ax)
+        if spec.skipna and mask is not None and s is not None:
             red = _Red(ax, r, K, 1)
             Xf = np.where(mask, 0, Xf)
             s = red.esum(Xf)
-        n = r - nan
         if spec.need_m2:
             assert s is not None
             mu0 = s / np.maximum(n, 1)
             clean = None
             if not np.isfinite(mu0).all():  # NaN/inf data, or a sum that overflowed
                 mu0, clean = safe_centre(Xf, ax, mu0)
-            d = red.center(Xf, mu0)
-            if spec.skipna and mask is not None:
-                d[mask.reshape(d.shape)] = 0
-            st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n, clean)
+            left_out = (mask if spec.skipna else None, exclude)
+            st["mu"], st["mul"], st["m2"] = _float_m2(red, Xf, mu0, n, clean, left_out)
         lo_op, hi_op = (np.fmin, np.fmax) if spec.skipna else (np.minimum, np.maximum)
     else:
         n = np.full(K, r, dtype=np.int64)
+        if exclude is not None:
+            n = n - np.count_nonzero(exclude, axis=ax)
         lo_op, hi_op = np.minimum, np.maximum
         Xf = X
 
     if "min" in ops:
-        st["min"] = red.reduce(lo_op, X)
+        st["min"] = red.reduce(lo_op, X if exclude is None else _fill(X, exclude, True))
     if "max" in ops:
-        st["max"] = red.reduce(hi_op, X)
+        st["max"] = red.reduce(hi_op, X if exclude is None else _fill(X, exclude, False))
     if not spec.inexact and spec.need_sum:
-        s = int_sum(X, red, spec, _glob(st.get("min"), np.min), _glob(st.get("max"), np.max))
-        if spec.need_m2:
-            mu0 = means(s, n)
-            if spec.dtype.itemsize == 8 and (np.abs(mu0) > BIG_MEAN).any():
-                st["mu"], st["mul"], st["m2"] = _int_centred(X, red, n)
-            else:
-                d = red.center(_converted(X, np.dtype(np.float64)), mu0)
-                st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n)
+        s = _int_moments(st, X, red, spec, n, exclude)
     if spec.need_sum:
         assert s is not None
         st["sum"] = s
     st["n"] = np.asarray(n, dtype=np.int64)
     st["nan"] = nan
+    _other_ops(st, X, ax, spec, mask, exclude)
+    return st
+
+
+def _int_moments(
+    st: dict[str, np.ndarray],
+    X: np.ndarray,
+    red: _Red,
+    spec: Spec,
+    n: np.ndarray,
+    exclude: np.ndarray | None,
+) -> np.ndarray:
+    """The exact sum of integer ``X`` (returned) and its ``mu``/``mul``/``m2`` in ``st``."""
+    bounds = (None, None) if exclude is not None else (st.get("min"), st.get("max"))
+    s = int_sum(X, red, spec, _glob(bounds[0], np.min), _glob(bounds[1], np.max))
+    if spec.need_m2:
+        mu0 = means(s, n)
+        if exclude is None and spec.dtype.itemsize == 8 and (np.abs(mu0) > BIG_MEAN).any():
+            st["mu"], st["mul"], st["m2"] = _int_centred(X, red, n)
+        else:
+            d = red.center(_converted(X, np.dtype(np.float64)), mu0)
+            if exclude is not None:
+                np.multiply(d, ~exclude.reshape(d.shape), out=d)
+            st["mu"], st["mul"], st["m2"] = centred(red, d, mu0, n)
+    return s
+
+
+def _other_ops(
+    st: dict[str, np.ndarray],
+    X: np.ndarray,
+    ax: int,
+    spec: Spec,
+    mask: np.ndarray | None,
+    exclude: np.ndarray | None,
+) -> None:
+    """argmin/argmax, any/all and count_nonzero of ``X`` into ``st``."""
+    ops, K = spec.ops, X.shape[1 - ax]
     for op, key, fill in (("argmin", "amin", np.inf), ("argmax", "amax", -np.inf)):
         if op in ops:
             Xa = X
@@ -376,10 +452,37 @@ def leaf_state(X: np.ndarray, ax: int, spec: Spec) -> dict[str, np.ndarray]:
     if "any" in ops:
         st["any"] = np.any(X, axis=ax)
     if "all" in ops:
-        st["all"] = np.all(X, axis=ax)
+        st["all"] = np.all(X if exclude is None else (X != 0) | exclude, axis=ax)
     if "count_nonzero" in ops:
         st["cnz"] = np.asarray(np.count_nonzero(X, axis=ax), dtype=np.int64)
-    return st
+
+
+def _neutral(X: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """``X`` with excluded elements 0 (neutral for sums, any, count_nonzero; min/max and
+    all take :func:`_fill` of it). A product by the mask, not ``np.where``: a masked
+    select of a random mask runs ~8x slower (branch misses)."""
+    if X.dtype.kind == "b":
+        return X & ~exclude
+    Z = np.multiply(X, ~exclude, dtype=X.dtype)
+    if X.dtype.kind in "fc" and not np.isfinite(Z).all():  # NaN/inf: 0 * inf is NaN
+        return np.where(exclude, X.dtype.type(0), X)
+    return Z
+
+
+def _fill(X: np.ndarray, exclude: np.ndarray, low: bool) -> np.ndarray:
+    """``X`` (excluded elements 0) with excluded elements the identity of min (``low``)
+    or max, added: ``inf * excluded`` would be NaN where kept, so floats add
+    ``±(1 / kept - 1)`` (0 or inf) and ints ``excluded * limit``."""
+    dt = X.dtype
+    if dt.kind == "b":
+        return X | exclude if low else X
+    if dt.kind == "f":
+        with np.errstate(divide="ignore"):
+            pen = np.divide(dt.type(1), ~exclude, dtype=dt)
+        pen -= dt.type(1)
+        return X + pen if low else X - pen
+    info = np.iinfo(dt)
+    return X + np.multiply(exclude, dt.type(info.max if low else info.min), dtype=dt)
 
 
 def _glob(cells: np.ndarray | None, fn: object) -> object | None:
