@@ -95,6 +95,12 @@ class Array(Reductions):
         return self.meta.chunks + self._sub
 
     @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shard shape of a sharded zarr array (its chunks are then the inner chunks
+        of each shard file), else None."""
+        return None if self.meta.shards is None else self.meta.shards + self._sub
+
+    @property
     def ndim(self) -> int:
         """The number of dimensions."""
         return len(self.shape)
@@ -229,7 +235,8 @@ class Array(Reductions):
 
     # --------------------------------------------------------------- describe
     def info(self) -> dict[str, Any]:
-        """A JSON-able description: name, backend, shape, dtype, fields, chunks, codec,
+        """A JSON-able description: name, backend, shape, dtype, fields, chunks, shards
+        (zarr: the shard shape, chunks then being the inner chunks; else None), codec,
         checksum, nbytes, stored_bytes, ratio (nbytes / stored_bytes), attrs, history."""
         stored = self.handle.stored_bytes()
         meta = self.meta
@@ -243,6 +250,7 @@ class Array(Reductions):
                 for f in fields_of(meta.dtype)
             ],
             "chunks": list(meta.chunks),
+            "shards": None if meta.shards is None else list(meta.shards),
             "codec": meta.codec,
             "checksum": meta.checksum,
             "nbytes": meta.nbytes,
@@ -271,6 +279,7 @@ class Array(Reductions):
         overwrite: bool = False,
         resume: bool = False,
         checksum: bool = False,
+        shards: Any = None,
     ) -> Array:
         """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
         chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.map.blocks`).
@@ -288,7 +297,7 @@ class Array(Reductions):
             The store receiving ``out`` (default this array's); a function only.
         dtype : optional
             The output dtype (default: inferred from a tiny first block).
-        backend, codec, chunks, attrs, overwrite, checksum, memory, executor, progress
+        backend, codec, chunks, shards, attrs, overwrite, checksum, memory, executor, progress
             As in :meth:`Store.create`, but backend and codec default to this array's,
             chunks to the map's grid; ``progress(task, nbytes)`` gets the bytes read.
         workers : int, optional
@@ -318,6 +327,7 @@ class Array(Reductions):
             overwrite=overwrite,
             resume=resume,
             checksum=checksum,
+            shards=shards,
         )
         return cast(Array, arr)  # (self.store is a Store)
 
@@ -468,6 +478,7 @@ def map_blocks(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    shards: Any = None,
 ) -> Array:
     """Apply ``fn`` to aligned numpy blocks of ``arrays`` into a new array (``out=NAME``);
     see :func:`arraystore.ops.map.blocks.map_blocks`.
@@ -486,7 +497,7 @@ def map_blocks(
         The store receiving ``out`` (default: the first input Array's).
     dtype : optional
         The output dtype (default: inferred from a tiny first block).
-    backend, codec, chunks, attrs, overwrite, checksum, memory, executor, progress
+    backend, codec, chunks, shards, attrs, overwrite, checksum, memory, executor, progress
         As in :meth:`Store.create`, but backend and codec default to the first stored
         input's, chunks to the map's grid; ``progress(task, nbytes)`` gets the bytes read.
     workers : int, optional
@@ -515,5 +526,6 @@ def map_blocks(
         overwrite=overwrite,
         resume=resume,
         checksum=checksum,
+        shards=shards,
     )
     return cast(Array, arr)  # (views of a Store are Arrays)

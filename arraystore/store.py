@@ -67,6 +67,7 @@ class Store(StoreRoot):
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         checksum: bool = False,
         progress: Callable[[Any, Any], None] | None = None,
+        shards: Any = None,
     ) -> Array:
         """Create an array (atomically: built in a hidden temp folder, then renamed in).
 
@@ -97,6 +98,8 @@ class Store(StoreRoot):
             ``"threads"``); ``progress(task, nbytes)`` after each chunk written.
         checksum : bool, default False
             Store checksums (zarr: the crc32c codec; memmap: block checksums).
+        shards : optional
+            zarr: shard shape (like chunks, multiples of them): one file of chunks + index each.
 
         Returns
         -------
@@ -121,6 +124,7 @@ class Store(StoreRoot):
             chunk_bytes=chunk_bytes,
             checksum=checksum,
             progress=progress,
+            shards=shards,
         )
         return self[name]
 
@@ -142,6 +146,7 @@ class Store(StoreRoot):
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
         checksum: bool = False,
+        shards: Any = None,
         delimiter: str | None = None,
         header: bool | None = None,
         skip_rows: int | None = None,
@@ -158,22 +163,20 @@ class Store(StoreRoot):
         ----------
         name, path
             The new array's name; the file (str or os.PathLike).
-        format : {"npy", "csv", "parquet", "arrow"}, optional
-            Default: from the file's extension.
+        format : {"npy", "csv", "parquet", "arrow"}, optional (default: the file's extension)
         dtype, columns : optional
             A structured spec (``"price:f4,qty:i4"``) or ``{column: dtype}`` overriding the inferred
             column types, or one dtype for all (``.npy``: the file's must match); the columns.
         errors : {"raise", "coerce"}, default "raise"
             ``"coerce"``: values that do not parse / fit become missing.
-        backend, codec, chunks, attrs, overwrite, checksum, progress
+        backend, codec, chunks, shards, attrs, overwrite, checksum, progress
             As in :meth:`create` (``progress(None, nbytes)``: the file's bytes pro rata).
         null_mask, workers : optional
             Add a ``<col>__valid`` field to integer/bool/string columns holding nulls
             (default True); conversion threads (default ``min(2, cpu_count)``).
         delimiter, header, skip_rows, block_size, null_values, quote_char, newlines_in_values
-            CSV options; ``None``: the default (a ``.tsv`` file is tab-separated).
-        batch_rows : int, optional
-            Parquet / Arrow: rows per batch read.
+            CSV options (``None``: the default; ``.tsv`` is tab-separated). ``batch_rows``:
+            Parquet / Arrow rows per batch read.
         """
         arr = import_file(
             self,
@@ -192,6 +195,7 @@ class Store(StoreRoot):
             workers=workers,
             progress=progress,
             checksum=checksum,
+            shards=shards,
             **_given(
                 delimiter=delimiter,
                 header=header,

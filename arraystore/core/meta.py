@@ -51,6 +51,9 @@ class ArrayMeta:
     #: zarr: every chunk was written (zarr.json attribute ``arraystore_all_chunks``; a
     #: missing chunk file is then corruption, not fill value). Not stored in the sidecar.
     all_chunks: bool = False
+    #: zarr: shard shape (a multiple of ``chunks``: the chunk grid of a sharding_indexed
+    #: array, whose inner chunks are ``chunks``), None when not sharded. Not in the sidecar.
+    shards: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.shape):

@@ -30,6 +30,7 @@ from arraystore.errors import InvalidArgument
 @click.option("--dtype", default=None, help="Output dtype (default: inferred).")
 @click.option("--backend", default=None, help="memmap or zarr (default: the input's).")
 @click.option("--codec", default=None, help="zarr codec of the output.")
+@click.option("--shards", default=None, help="zarr: shard shape of the output (not --where).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out array.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted map.")
 @click.option("--checksum", is_flag=True, help="Store checksums in the output.")
@@ -47,6 +48,7 @@ def map_cmd(
     dtype: str | None,
     backend: str | None,
     codec: str | None,
+    shards: str | None,
     overwrite: bool,
     resume: bool,
     checksum: bool,
@@ -62,6 +64,8 @@ def map_cmd(
 
     if expr is None and cond is None:
         raise InvalidArgument("map needs --expr and/or --where")
+    if shards is not None and cond is not None:
+        raise InvalidArgument("--shards is not supported with --where (its chunks follow the rows)")
     s = open_store(store, mode="r+")
     total = s[name].nbytes if name else 0
     kw: dict[str, Any] = dict(
@@ -79,6 +83,6 @@ def map_cmd(
             arr = where(s, name, cond, out, expr=expr, progress=adv, **kw)
         else:
             assert expr is not None
-            arr = map_expr(s, expr, name, out=out, progress=adv, **kw)
+            arr = map_expr(s, expr, name, out=out, progress=adv, shards=shards, **kw)
 
     click.echo(f"wrote {out}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")

@@ -63,6 +63,7 @@ from arraystore.core.chunks import (
     auto_chunks,
     iter_chunk_regions,
     normalize_chunks,
+    normalize_shards,
     region_shape,
     split_rows,
 )
@@ -310,6 +311,7 @@ def _map(
     overwrite: bool,
     resume: bool,
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     check_array_name(out)
     store.check_writable()
@@ -332,9 +334,16 @@ def _map(
         else:
             dt = _infer(job, dtype)
             grid = _grid(job, dt.itemsize, budget, ex.workers, chunks)
-            meta = ArrayMeta(job.shape, dt, grid, backend, codec, checksum=checksum)
+            if shards is not None and backend != "zarr":
+                raise InvalidArgument(
+                    "the memmap backend has no shards: shards needs backend='zarr'"
+                )
+            meta = ArrayMeta(
+                job.shape, dt, grid, backend, codec, checksum=checksum,
+                shards=normalize_shards(shards, job.shape, grid),
+            )  # fmt: skip
             header = {"op": "map", "job": fp, "meta": _meta_doc(meta)}
-        regions = list(iter_chunk_regions(meta.shape, meta.chunks))
+        regions = list(iter_chunk_regions(meta.shape, meta.shards or meta.chunks))
         specs: list[TaskSpec] = [
             (i, _map_task, (job, meta.dtype, r, i), job.task_bytes(r, meta.dtype))
             for i, r in enumerate(regions)
@@ -364,6 +373,7 @@ def map_blocks(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     """Write ``fn(*blocks)`` for every block of the broadcast of ``arrays`` to array ``out``.
 
@@ -373,7 +383,8 @@ def map_blocks(
     input's, ``chunks`` to the grid described in the module doc. ``progress(task,
     nbytes)`` after each block, with the bytes it read (a bar's total: the inputs' size).
     ``checksum=True`` stores checksums in ``out`` (also for map_expr and where; a resumed
-    run keeps the setting of the interrupted one).
+    run keeps the setting of the interrupted one). ``shards`` (zarr): ``out``'s shard
+    shape, multiples of its chunks (a task then writes a whole shard).
     See the module docstring for the contract of ``fn``.
     """
     if not callable(fn):
@@ -404,6 +415,7 @@ def map_blocks(
         overwrite=overwrite,
         resume=resume,
         checksum=checksum,
+        shards=shards,
     )
 
 
@@ -425,6 +437,7 @@ def map_expr(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     """Evaluate ``expr`` block by block into array ``out`` (see :mod:`.expr`).
 
@@ -452,6 +465,7 @@ def map_expr(
         overwrite=overwrite,
         resume=resume,
         checksum=checksum,
+        shards=shards,
     )
 
 
@@ -473,6 +487,7 @@ def map_array(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     """``Array.map``: a string is an expression over ``arr``'s fields (:func:`map_expr`),
     a callable gets ``arr``'s blocks then the others' (:func:`map_blocks`, into ``store``,
@@ -491,6 +506,7 @@ def map_array(
         overwrite=overwrite,
         resume=resume,
         checksum=checksum,
+        shards=shards,
     )
     if isinstance(fn, str):
         if others:
