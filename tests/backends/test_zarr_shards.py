@@ -18,7 +18,7 @@ import arraystore
 from arraystore.backends.zarr.shards import ShardIO, read_region, shard_work_chunks
 from arraystore.errors import CorruptData, InvalidArgument
 from arraystore.ops.verify import verify
-from arraystore.testing import run_cli
+from arraystore.testing import resident_fraction, run_cli
 
 CODECS = ["none", "lz4", "zstd", "gzip", "blosc-lz4", "blosc-zstd"]
 #: (shape, chunks, shards): ragged against both the chunks and the shards
@@ -253,42 +253,42 @@ def test_work_chunks() -> None:
     assert shard_work_chunks(shards, chunks, 8, 1) == chunks
 
 
-def test_cli_create_info_cast_map_import(tmp_path: Path) -> None:
-    s = str(tmp_path / "c.store")
-    code, out, err = run_cli(
-        ["create", s, "g", "--shape", "1000,4", "--chunks", "100,4", "--shards", "300",
-         "--backend", "zarr", "--codec", "lz4", "--fill", "random"]
-    )  # fmt: skip
-    assert code == 0, err
-    code, out, err = run_cli(["info", s, "g"])
-    assert code == 0 and "shards" in out and "(300, 4): 3 inner chunks per shard file" in out
-    store = arraystore.open(s, mode="r+")
-    x = store["g"][...]
-    code, out, err = run_cli(["cast", s, "g", "--to", "f4", "--out", "g4", "--shards", "500",
-                              "--casting", "unsafe"])  # fmt: skip
-    assert code == 0, err
-    assert store["g4"].shards == (500, 4)
-    np.testing.assert_array_equal(store["g4"][...], x.astype("f4"))
-    code, out, err = run_cli(["map", s, "g", "--expr", "g * 2", "--out", "m", "--shards", "200"])
-    assert code == 0, err
-    assert store["m"].shards == (200, 4) and store["m"].chunks == (100, 4)
-    np.testing.assert_array_equal(store["m"][...], x * 2)
-    np.save(tmp_path / "x.npy", x)
-    code, out, err = run_cli(["import", s, "n", str(tmp_path / "x.npy"), "--backend", "zarr",
-                              "--chunks", "50,4", "--shards", "400"])  # fmt: skip
-    assert code == 0, err
-    assert store["n"].shards == (400, 4)
-    np.testing.assert_array_equal(store["n"][...], x)
-    code, out, err = run_cli(["create", s, "bad", "--shape", "100,4", "--chunks", "10,4",
-                              "--shards", "15", "--backend", "zarr"])  # fmt: skip
-    assert code == 1 and len(err.strip().splitlines()) == 1 and "multiples" in err
-    code, out, err = run_cli(["create", s, "bad", "--shape", "100", "--shards", "15"])
-    assert code == 1 and "memmap" in err
-
-
 def test_many_inner_chunks_per_shard(store: Any) -> None:
     """More inner chunks in one run than one preadv takes (IOV_MAX buffers)."""
     x = np.random.default_rng(10).random(3000)
     a = store.create("many", data=x, chunks=2, shards=3000, backend="zarr", checksum=True)
     np.testing.assert_array_equal(arraystore.open(store.path, mode="r")["many"][...], x)
     assert len(data_files(a)) == 1
+
+
+def _resident(path: Path) -> float:
+    frac = resident_fraction(path)
+    if frac is None:
+        pytest.skip("mincore is unavailable here")
+    return frac
+
+
+def test_drop_pages_of_whole_shards_and_of_inner_chunks(store: Any) -> None:
+    """A scan's page dropping (arraystore._native.pages): whole shard files, or the inner
+    chunks of a shard a region covers only partly."""
+    x = np.random.default_rng(11).random((65536, 16))  # 8 MiB in 4 shards of 16 inner chunks
+    a = store.create("d", data=x, chunks=(1024, 16), shards=(16384, 16), backend="zarr")
+    files = data_files(a)
+    assert len(files) == 4
+    for p in files:  # written back and dropped: a file system that keeps them cannot tell
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    if max(_resident(p) for p in files) > 0.5:
+        pytest.skip("this file system keeps the pages (tmpfs?)")
+    h = arraystore.open(store.path, mode="r")["d"]
+    np.testing.assert_array_equal(h[...], x)
+    assert min(_resident(p) for p in files) > 0.9
+    h.handle.drop_pages((slice(0, 8192), slice(0, 16)))  # the first half of shard 0
+    assert 0.4 < _resident(files[0]) < 0.6
+    assert min(_resident(p) for p in files[1:]) > 0.9
+    h.handle.drop_pages((slice(0, 65536), slice(0, 16)))
+    assert max(_resident(p) for p in files) < 0.1

@@ -52,7 +52,7 @@ from arraystore.core.chunks import (
     region_shape,
     relative,
 )
-from arraystore.errors import InvalidArgument
+from arraystore.errors import CorruptData, InvalidArgument
 
 __all__ = [
     "MISSING",
@@ -354,8 +354,25 @@ class ShardIO(ChunkIO):
         finally:
             os.close(fd)
 
+    def drop_chunks(self, shard: Sequence[int], inner: Sequence[tuple[int, ...]]) -> None:
+        """Drop the page-cache pages of some inner chunks of one shard (by its index)."""
+        key = self.shard_key(shard)
+        with self._open_shard(key) as opened:
+            if opened is None or not inner:
+                return
+            fd, info = opened
+            try:
+                entries = self.read_index(key, fd, info)
+            except CorruptData:
+                return  # (the read that consumed them reported it)
+            for idx in inner:
+                off, nb = (int(v) for v in entries[self._slot(idx)])
+                if off != MISSING and nb:
+                    drop_range(fd, off, nb)
+
     def drop_chunk(self, index: Sequence[int]) -> None:
-        self.drop_shard(self.shard_of(self._check_index(index)))
+        idx = self._check_index(index)
+        self.drop_chunks(self.shard_of(idx), [idx])
 
     # ------------------------------------------------------------------ writing
     def write_chunk(self, index: Sequence[int], block: np.ndarray) -> bool:
@@ -484,14 +501,24 @@ def write_region(sio: ShardIO, region: Region, block: np.ndarray, fill_missing: 
 
 
 def drop_region(sio: ShardIO, region: Region) -> None:
-    """Drop the pages of the shard files wholly inside ``region``."""
+    """Drop the pages of the shard files wholly inside ``region``, and of the inner chunks
+    wholly inside it in a shard it covers partly (a scan in pieces smaller than a shard)."""
     nd = len(region)
-    shape, shards = sio.shape[:nd], sio.shards[:nd]
+    shape, chunks, shards = sio.shape[:nd], sio.chunks[:nd], sio.shards[:nd]
     trail = (0,) * (len(sio.shape) - nd)
     for shard in chunks_touching(region, shape, shards):
         sreg = chunk_region(shard, shape, shards)
-        if intersect(region, sreg) == sreg:
+        inter = intersect(region, sreg)
+        if inter == sreg:
             sio.drop_shard(shard + trail)
+        elif inter is not None:
+            inside = [
+                idx + trail
+                for idx in chunks_touching(inter, shape, chunks)
+                if intersect(inter, chunk_region(idx, shape, chunks))
+                == chunk_region(idx, shape, chunks)
+            ]
+            sio.drop_chunks(shard + trail, inside)
 
 
 def shard_work_chunks(

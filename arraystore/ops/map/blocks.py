@@ -237,6 +237,25 @@ def _reduce_task(
 
 
 # -------------------------------------------------------------- grid, dtype
+def _out_shards(
+    job: _Job, grid: tuple[int, ...], chunks: Any, shards: Any, backend: str
+) -> tuple[int, ...] | None:
+    """The output's shards: ``shards`` checked against the grid; by default (zarr, no
+    ``chunks`` given) those of the sharded input whose chunks the grid follows, so the
+    output has as few files as that input."""
+    if shards is not None and backend != "zarr":
+        raise InvalidArgument("the memmap backend has no shards: shards needs backend='zarr'")
+    if shards is not None or chunks is not None or backend != "zarr":
+        return normalize_shards(shards, job.shape, grid)
+    for s in job.sources:
+        h = s.handle
+        if h is not None and h.meta.shards and s.shape == job.shape:
+            trail = s.shape[h.meta.ndim :]
+            if h.meta.chunks + trail == grid:
+                return h.meta.shards + trail
+    return None
+
+
 def _grid(job: _Job, itemsize: int, budget: int, workers: int, chunks: Any) -> tuple[int, ...]:
     shape = job.shape
     if chunks is not None:
@@ -334,13 +353,9 @@ def _map(
         else:
             dt = _infer(job, dtype)
             grid = _grid(job, dt.itemsize, budget, ex.workers, chunks)
-            if shards is not None and backend != "zarr":
-                raise InvalidArgument(
-                    "the memmap backend has no shards: shards needs backend='zarr'"
-                )
             meta = ArrayMeta(
                 job.shape, dt, grid, backend, codec, checksum=checksum,
-                shards=normalize_shards(shards, job.shape, grid),
+                shards=_out_shards(job, grid, chunks, shards, backend),
             )  # fmt: skip
             header = {"op": "map", "job": fp, "meta": _meta_doc(meta)}
         regions = list(iter_chunk_regions(meta.shape, meta.shards or meta.chunks))
@@ -384,7 +399,8 @@ def map_blocks(
     nbytes)`` after each block, with the bytes it read (a bar's total: the inputs' size).
     ``checksum=True`` stores checksums in ``out`` (also for map_expr and where; a resumed
     run keeps the setting of the interrupted one). ``shards`` (zarr): ``out``'s shard
-    shape, multiples of its chunks (a task then writes a whole shard).
+    shape, multiples of its chunks (a task then writes a whole shard); by default a
+    sharded input's whose chunks the output's grid follows.
     See the module docstring for the contract of ``fn``.
     """
     if not callable(fn):
