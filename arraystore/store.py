@@ -254,6 +254,7 @@ def from_dask(
     overwrite: bool = False,
     ndim: int | None = None,
     checksum: bool = False,
+    shards: Any = None,
     scheduler: Any = None,
     num_workers: int | None = None,
     compute_kwargs: Mapping[str, Any] | None = None,
@@ -271,8 +272,9 @@ def from_dask(
         The store receiving it.
     name : str
         The new array.
-    backend, codec, chunks, attrs, overwrite, checksum
-        As in :meth:`Store.create` (default chunks: the dask chunks when regular).
+    backend, codec, chunks, shards, attrs, overwrite, checksum
+        As in :meth:`Store.create` (default chunks: the dask chunks when regular; with
+        shards, the dask array is rechunked to them: one task per shard).
     ndim : int, optional
         For a dict: the record dimensions (default: the smallest ndim; the others are
         subarray dimensions of the fields).
@@ -300,6 +302,7 @@ def from_dask(
         overwrite=overwrite,
         ndim=ndim,
         checksum=checksum,
+        shards=shards,
         **compute,
     )
     return cast(Array, arr)

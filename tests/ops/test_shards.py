@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import arraystore
+from arraystore.backends.zarr.shards import ShardIO
 from arraystore.ops.cast import cast
 from arraystore.ops.map.blocks import map_expr, where
 from arraystore.testing import FailingExecutor
@@ -81,3 +82,21 @@ def test_import_csv_with_shards(store: Any, tmp_path: Path) -> None:
     t = store.import_file("t", src, backend="zarr", chunks=100, shards=400)
     assert t.shards == (400,) and t["a"].shards == (400,)
     np.testing.assert_array_equal(t["c"][...], x[:, 2])
+
+
+def test_from_dask_writes_whole_shards(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    da = pytest.importorskip("dask.array")
+    x = _data()
+    d = da.from_array(x, chunks=(10, 4))
+    written = []
+    real = ShardIO.write_shard
+
+    def counting(self: ShardIO, shard: Any, block: np.ndarray) -> bool:
+        written.append(tuple(shard))
+        return real(self, shard, block)
+
+    monkeypatch.setattr(ShardIO, "write_shard", counting)
+    a = arraystore.from_dask(d, store, "d", backend="zarr", shards=(300, 4), scheduler="threads")
+    assert sorted(written) == [(0, 0), (1, 0), (2, 0), (3, 0)]  # each shard once, whole
+    assert a.shards == (300, 4) and a.chunks == (10, 4)
+    np.testing.assert_array_equal(a[...], x)
