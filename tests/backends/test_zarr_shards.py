@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,19 @@ def test_drop_pages_of_whole_shards_and_of_inner_chunks(store: Any) -> None:
     assert min(_resident(p) for p in files[1:]) > 0.9
     h.handle.drop_pages((slice(0, 65536), slice(0, 16)))
     assert max(_resident(p) for p in files) < 0.1
+
+
+def test_remote_store_through_zarr_python() -> None:
+    """A URL store has no direct chunk path: zarr-python reads and writes the shards."""
+    fsspec = pytest.importorskip("fsspec")
+    url = f"memory://{uuid.uuid4().hex}/data.store"
+    try:
+        s = arraystore.open(url, mode="a")
+        x = np.random.default_rng(12).random((1003, 4))
+        a = s.create("r", data=x, chunks=(10, 4), shards=(100, 4), codec="zstd", checksum=True)
+        assert a.backend == "zarr" and a.shards == (100, 4)
+        a[5:250] = -x[5:250]
+        x[5:250] *= -1
+        np.testing.assert_array_equal(arraystore.open(url, mode="r")["r"][...], x)
+    finally:
+        fsspec.filesystem("memory").rm(url.removeprefix("memory://").split("/")[0], recursive=True)
