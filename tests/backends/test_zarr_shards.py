@@ -3,6 +3,7 @@ tensorstore reading them, partial reads touching only their inner chunks, corrup
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import uuid
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from zarr.errors import UnstableSpecificationWarning, ZarrUserWarning
 
 import arraystore
@@ -309,3 +312,41 @@ def test_remote_store_through_zarr_python() -> None:
         np.testing.assert_array_equal(arraystore.open(url, mode="r")["r"][...], x)
     finally:
         fsspec.filesystem("memory").rm(url.removeprefix("memory://").split("/")[0], recursive=True)
+
+
+@st.composite
+def _sharded_layout(draw: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(1, 9), min_size=ndim, max_size=ndim)))
+    chunks = tuple(draw(st.integers(1, n)) for n in shape)
+    shards = tuple(c * draw(st.integers(1, 3)) for c in chunks)
+    return shape, chunks, shards
+
+
+def _region(draw: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    out = []
+    for n in shape:
+        a = draw(st.integers(0, n - 1))
+        out.append(slice(a, draw(st.integers(a + 1, n))))
+    return tuple(out)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_region_reads_and_writes_follow_numpy(tmp_path_factory: Any, data: Any) -> None:
+    """Random layouts (ragged against chunks and shards), random region writes (partial
+    shards: read-modify-write) and reads, against a numpy model."""
+    shape, chunks, shards = data.draw(_sharded_layout(), "layout")
+    codec = data.draw(st.sampled_from(["none", "lz4"]), "codec")
+    s = arraystore.open(tmp_path_factory.mktemp("h") / "s.store", mode="a")
+    model = np.arange(math.prod(shape), dtype="i4").reshape(shape)
+    a = s.create("a", data=model, chunks=chunks, shards=shards, backend="zarr", codec=codec,
+                 checksum=True)  # fmt: skip
+    for k in range(3):
+        region = _region(data.draw, shape)
+        block = np.full(tuple(r.stop - r.start for r in region), -k - 1, dtype="i4")
+        a[region] = block
+        model[region] = block
+        read = _region(data.draw, shape)
+        np.testing.assert_array_equal(arraystore.open(s.path, mode="r")["a"][read], model[read])
+    np.testing.assert_array_equal(zarr_read(a.handle.path), model)
