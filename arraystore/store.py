@@ -175,8 +175,8 @@ class Store(StoreRoot):
             Add a ``<col>__valid`` field to integer/bool/string columns holding nulls
             (default True); conversion threads (default ``min(2, cpu_count)``).
         delimiter, header, skip_rows, block_size, null_values, quote_char, newlines_in_values
-            CSV options (``None``: the default; ``.tsv`` is tab-separated). ``batch_rows``:
-            Parquet / Arrow rows per batch read.
+            CSV options (``None``: the default; ``.tsv`` is tab-separated).
+        batch_rows : int, optional (Parquet / Arrow: rows per batch read)
         """
         arr = import_file(
             self,
