@@ -12,6 +12,11 @@ touches only that field's chunk files. Codecs come from zarr / numcodecs:
 ``blosc-lz4``  zarr's ``blosc`` codec, cname lz4, byte shuffle (``blosc-zstd`` too)
 ``lz4``        numcodecs' LZ4 (``numcodecs.lz4``: not in the zarr v3 spec; zarr-python reads it)
 =============  ==================================================================
+
+Sharded (``ArrayMeta.shards``): each array (each field's) is zarr's ``sharding_indexed``
+around that codec chain -- the chunk grid is the shards, the logical chunks are the inner
+chunks -- read and written by :mod:`.shards` (whole shards; a partial region write is a
+read-modify-write of the shard file).
 """
 
 from __future__ import annotations

@@ -108,4 +108,5 @@ def _show(name: str, arr: Array, as_json: bool) -> None:
         click.echo(
             f"created {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)} "
             f"({format_size(arr.nbytes)}), backend {arr.backend}, chunks {arr.chunks}"
+            + (f" in shards {arr.shards}" if arr.shards else "")
         )
