@@ -88,6 +88,12 @@ class Array(Reductions, Transfers):
         return self.meta.chunks + self._sub
 
     @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shard shape of a sharded zarr array (its chunks are then the inner chunks
+        of each shard file), else None."""
+        return None if self.meta.shards is None else self.meta.shards + self._sub
+
+    @property
     def ndim(self) -> int:
         """The number of dimensions."""
         return len(self.shape)
@@ -251,7 +257,8 @@ class Array(Reductions, Transfers):
 
     # --------------------------------------------------------------- describe
     def info(self) -> dict[str, Any]:
-        """A JSON-able description: name, backend, shape, dtype, fields, chunks, codec,
+        """A JSON-able description: name, backend, shape, dtype, fields, chunks, shards
+        (zarr: the shard shape, chunks then being the inner chunks; else None), codec,
         checksum, nbytes, stored_bytes, ratio (nbytes / stored_bytes), attrs, history,
         format (on disk: 2, or 1 for an array not yet upgraded)."""
         stored = self.handle.stored_bytes()
@@ -266,6 +273,7 @@ class Array(Reductions, Transfers):
                 for f in fields_of(meta.dtype)
             ],
             "chunks": list(meta.chunks),
+            "shards": None if meta.shards is None else list(meta.shards),
             "codec": meta.codec,
             "checksum": meta.checksum,
             "nbytes": meta.nbytes,
@@ -295,6 +303,7 @@ class Array(Reductions, Transfers):
         overwrite: bool = False,
         resume: bool = False,
         checksum: bool = False,
+        shards: Any = None,
     ) -> Array:
         """Apply ``fn`` (a function of numpy blocks, or an expression over the fields)
         chunk by chunk into a new array ``out=NAME`` (see :mod:`arraystore.ops.map.blocks`).
@@ -312,7 +321,7 @@ class Array(Reductions, Transfers):
             The store receiving ``out`` (default this array's); a function only.
         dtype : optional
             The output dtype (default: inferred from a tiny first block).
-        backend, codec, chunks, attrs, overwrite, checksum, memory, executor, progress
+        backend, codec, chunks, shards, attrs, overwrite, checksum, memory, executor, progress
             As in :meth:`Store.create`, but backend and codec default to this array's,
             chunks to the map's grid; ``progress(task, nbytes)`` gets the bytes read.
         workers : int, optional
@@ -342,6 +351,7 @@ class Array(Reductions, Transfers):
             overwrite=overwrite,
             resume=resume,
             checksum=checksum,
+            shards=shards,
         )
         return cast(Array, arr)  # (self.store is a Store)
 
@@ -431,6 +441,7 @@ def map_blocks(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    shards: Any = None,
 ) -> Array:
     """Apply ``fn`` to aligned numpy blocks of ``arrays`` into a new array (``out=NAME``);
     see :func:`arraystore.ops.map.blocks.map_blocks`.
@@ -449,7 +460,7 @@ def map_blocks(
         The store receiving ``out`` (default: the first input Array's).
     dtype : optional
         The output dtype (default: inferred from a tiny first block).
-    backend, codec, chunks, attrs, overwrite, checksum, memory, executor, progress
+    backend, codec, chunks, shards, attrs, overwrite, checksum, memory, executor, progress
         As in :meth:`Store.create`, but backend and codec default to the first stored
         input's, chunks to the map's grid; ``progress(task, nbytes)`` gets the bytes read.
     workers : int, optional
@@ -478,5 +489,6 @@ def map_blocks(
         overwrite=overwrite,
         resume=resume,
         checksum=checksum,
+        shards=shards,
     )
     return cast(Array, arr)  # (views of a Store are Arrays)

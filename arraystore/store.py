@@ -71,6 +71,7 @@ class Store(StoreVerbs):
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         checksum: bool = False,
         progress: Callable[[Any, Any], None] | None = None,
+        shards: Any = None,
     ) -> Array:
         """Create an array (atomically: built in a hidden temp folder, then renamed in).
 
@@ -101,6 +102,8 @@ class Store(StoreVerbs):
             ``"threads"``); ``progress(task, nbytes)`` after each chunk written.
         checksum : bool, default False
             Store checksums (zarr: the crc32c codec; memmap: block checksums).
+        shards : optional
+            zarr: shard shape (like chunks, multiples of them): one file of chunks + index each.
 
         Returns
         -------
@@ -125,6 +128,7 @@ class Store(StoreVerbs):
             chunk_bytes=chunk_bytes,
             checksum=checksum,
             progress=progress,
+            shards=shards,
         )
         return self[name]
 
@@ -146,6 +150,7 @@ class Store(StoreVerbs):
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
         checksum: bool = False,
+        shards: Any = None,
         delimiter: str | None = None,
         header: bool | None = None,
         skip_rows: int | None = None,
@@ -162,22 +167,20 @@ class Store(StoreVerbs):
         ----------
         name, path
             The new array's name; the file (str or os.PathLike).
-        format : {"npy", "csv", "parquet", "arrow"}, optional
-            Default: from the file's extension.
+        format : {"npy", "csv", "parquet", "arrow"}, optional (default: the file's extension)
         dtype, columns : optional
             A structured spec (``"price:f4,qty:i4"``) or ``{column: dtype}`` overriding the inferred
             column types, or one dtype for all (``.npy``: the file's must match); the columns.
         errors : {"raise", "coerce"}, default "raise"
             ``"coerce"``: values that do not parse / fit become missing.
-        backend, codec, chunks, attrs, overwrite, checksum, progress
+        backend, codec, chunks, shards, attrs, overwrite, checksum, progress
             As in :meth:`create` (``progress(None, nbytes)``: the file's bytes pro rata).
         null_mask, workers : optional
             Add a ``<col>__valid`` field to integer/bool/string columns holding nulls
             (default True); conversion threads (default ``min(2, cpu_count)``).
         delimiter, header, skip_rows, block_size, null_values, quote_char, newlines_in_values
-            CSV options; ``None``: the default (a ``.tsv`` file is tab-separated).
-        batch_rows : int, optional
-            Parquet / Arrow: rows per batch read.
+            CSV options (``None``: the default; ``.tsv`` is tab-separated).
+        batch_rows : int, optional (Parquet / Arrow: rows per batch read)
         """
         arr = import_file(
             self,
@@ -196,6 +199,7 @@ class Store(StoreVerbs):
             workers=workers,
             progress=progress,
             checksum=checksum,
+            shards=shards,
             **_given(
                 delimiter=delimiter,
                 header=header,
@@ -254,6 +258,7 @@ def from_dask(
     overwrite: bool = False,
     ndim: int | None = None,
     checksum: bool = False,
+    shards: Any = None,
     scheduler: Any = None,
     num_workers: int | None = None,
     compute_kwargs: Mapping[str, Any] | None = None,
@@ -271,8 +276,9 @@ def from_dask(
         The store receiving it.
     name : str
         The new array.
-    backend, codec, chunks, attrs, overwrite, checksum
-        As in :meth:`Store.create` (default chunks: the dask chunks when regular).
+    backend, codec, chunks, shards, attrs, overwrite, checksum
+        As in :meth:`Store.create` (default chunks: the dask chunks when regular; with
+        shards, the dask array is rechunked to them: one task per shard).
     ndim : int, optional
         For a dict: the record dimensions (default: the smallest ndim; the others are
         subarray dimensions of the fields).
@@ -300,6 +306,7 @@ def from_dask(
         overwrite=overwrite,
         ndim=ndim,
         checksum=checksum,
+        shards=shards,
         **compute,
     )
     return cast(Array, arr)

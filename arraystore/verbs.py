@@ -243,6 +243,7 @@ class StoreVerbs(StoreRoot):
         executor: str | Executor | None = None,
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
+        shards: Any = None,
     ) -> CastResult:
         """Cast array ``name`` chunk by chunk with a value audit (``arraystore cast``):
         atomic; a policy violation writes nothing and raises :class:`CastError`.
@@ -261,17 +262,15 @@ class StoreVerbs(StoreRoot):
             ``value``: every value survives; ``clip``: saturate; the others: numpy's rules.
         rtol : float, default 0.0
             Relative tolerance of ``value`` for float targets.
-        nan_to, fill : float, optional
-            ``clip``: what NaN becomes in an integer; ``errors="coerce"``: the sentinel
-            of an integer target for strings that do not parse.
-        errors : {"raise", "coerce"}, default "raise"
-            String fields that do not parse.
+        nan_to, fill, errors : optional
+            ``clip``: what NaN becomes in an integer; ``errors="coerce"`` (default
+            ``"raise"``): ``fill`` is an integer target's value for unparsable strings.
         allow_half, allow_float_to_int : bool, default False
             ``auto`` may pick float16/bfloat16; may turn integral floats into integers.
         dry_run, resume : bool, default False
             Plan and audit only, writing nothing; finish an interrupted cast.
-        checksum : bool, optional
-            Store checksums in the output (default: as the source).
+        checksum, shards : optional
+            Checksums, zarr shard shape of the output (default: the source's).
         memory, executor, workers, progress : optional
             As in :meth:`create`; ``progress(task, nbytes)`` gets the bytes read.
 
@@ -302,6 +301,7 @@ class StoreVerbs(StoreRoot):
             workers=workers,
             progress=progress,
             checksum=checksum,
+            shards=shards,
         )
 
     def map(
@@ -323,6 +323,7 @@ class StoreVerbs(StoreRoot):
         overwrite: bool = False,
         resume: bool = False,
         checksum: bool = False,
+        shards: Any = None,
     ) -> Array:
         """Evaluate ``expr`` chunk by chunk into a new array ``out`` (``arraystore map``);
         ``where`` keeps the rows where a condition holds. A safe expression language,
@@ -351,6 +352,8 @@ class StoreVerbs(StoreRoot):
             Workers of an executor given by name.
         resume : bool, default False
             Finish an interrupted run of the same job, skipping its finished blocks.
+        shards : optional
+            zarr: the output's shard shape (see :meth:`create`; not with ``where``).
 
         Returns
         -------
@@ -369,11 +372,14 @@ class StoreVerbs(StoreRoot):
             checksum=checksum,
         )
         if where is not None:
-            if chunks is not None or attrs is not None:
-                raise InvalidArgument("map with where= takes no chunks or attrs")
+            if chunks is not None or attrs is not None or shards is not None:
+                raise InvalidArgument("map with where= takes no shards, chunks or attrs")
             return cast("Array", _where(self, name, where, out, expr=expr, **options))
         if expr is None:
             raise InvalidArgument("map needs expr and/or where")
         return cast(
-            "Array", map_expr(self, expr, name, out=out, chunks=chunks, attrs=attrs, **options)
+            "Array",
+            map_expr(
+                self, expr, name, out=out, chunks=chunks, attrs=attrs, shards=shards, **options
+            ),
         )

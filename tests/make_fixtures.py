@@ -38,12 +38,18 @@ ARRAYS: dict[str, dict] = {
     ),
 }
 #: format 2 adds checksummed memmap (a table inside the shard file), records and strings
-#: declared to zarr as raw bytes, the spec's blosc for `lz4`
+#: declared to zarr as raw bytes, the spec's blosc for `lz4`, sharded zarr arrays
 ARRAYS_2: dict[str, dict] = {
     **ARRAYS,
     "mm_crc": dict(shape=(7, 2), dtype="i2", chunks=(3, 2), backend="memmap", checksum=True),
     "mm_str": dict(shape=(4,), dtype="S3", chunks=(3,), backend="memmap"),
     "zarr_lz4": dict(shape=(9,), dtype="u2", chunks=(4,), backend="zarr", codec="lz4"),
+    "zarr_sharded": dict(
+        shape=(10, 3), dtype="f4", chunks=(2, 3), shards=(4, 3), backend="zarr", codec="zstd:3"
+    ),
+    "zarr_struct_sharded": dict(
+        shape=(7,), dtype="id:i8,vec:2f4", chunks=(2,), shards=(4,), backend="zarr", codec="gzip:5"
+    ),
 }
 
 

@@ -24,6 +24,7 @@ from arraystore.core.dtypes import dtype_to_spec
 @click.option("--backend", default=None, help="memmap (default) or zarr (default for URL stores).")
 @click.option("--codec", default=None)
 @click.option("--chunks", default=None)
+@click.option("--shards", default=None, help="zarr: shard shape (multiples of the chunks).")
 @click.option("--overwrite", is_flag=True)
 @click.option("--checksum", is_flag=True, help="Store checksums in the new array.")
 @quiet_option
@@ -37,6 +38,7 @@ def import_cmd(
     backend: str | None,
     codec: str | None,
     chunks: str | None,
+    shards: str | None,
     overwrite: bool,
     checksum: bool,
     quiet: bool,
@@ -59,6 +61,7 @@ def import_cmd(
             overwrite=overwrite,
             progress=adv,
             checksum=checksum,
+            shards=shards,
         )
     click.echo(f"imported {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
 

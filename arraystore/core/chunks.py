@@ -124,6 +124,47 @@ def normalize_chunks(
     return tuple(out)
 
 
+def normalize_shards(
+    shards: Any, shape: Sequence[int], chunks: Sequence[int]
+) -> tuple[int, ...] | None:
+    """Validate user shards (``None``: not sharded; an int for axis 0, the other axes
+    whole; or one entry per axis, ``-1`` for the whole axis). Each entry must be a
+    multiple of the chunk; one beyond the axis is cut to the fewest chunks covering it."""
+    if shards is None:
+        return None
+    if not len(shape):
+        raise InvalidArgument("a 0-d array has no shards")
+    text = shards
+    if isinstance(shards, str):
+        inner = shards.strip().strip("()")
+        shards = [c.strip() for c in inner.split(",")] if inner.strip() else []
+        if len(shards) > 1 and not shards[-1]:
+            shards = shards[:-1]
+        if "" in shards:
+            raise InvalidArgument(f"bad shards {text!r}: empty item")
+        if len(shards) == 1:  # "ROWS": the other axes whole
+            shards = shards + [-1] * (len(shape) - 1)
+    elif not isinstance(shards, Sequence):
+        shards = [shards] + [-1] * (len(shape) - 1)
+    if len(shards) != len(shape):
+        raise InvalidArgument(
+            f"shards {tuple(shards)} must have one entry per dimension of {tuple(shape)}"
+        )
+    out = []
+    for v, s, c in zip(shards, shape, chunks, strict=True):
+        whole = max(c, -(-s // c) * c)  # the axis in whole chunks
+        n = -1 if v is None else _as_int(v, "shard sizes")
+        if n == -1:
+            n = whole
+        elif n < 1 or n % c:
+            raise InvalidArgument(
+                f"shards {text!r} must be multiples of the chunks {tuple(chunks)} "
+                "(or -1 for the whole axis)"
+            )
+        out.append(min(n, whole))
+    return tuple(out)
+
+
 def grid_shape(shape: Sequence[int], chunks: Sequence[int]) -> tuple[int, ...]:
     """Number of chunks along each dimension (0 along a zero-length dimension)."""
     return tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))

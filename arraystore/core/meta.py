@@ -59,6 +59,9 @@ class ArrayMeta:
     all_chunks: bool = False
     #: on-disk format of the array: 2 (zarr.json attributes) or 1 (sidecar; upgraded on write)
     format: int = FORMAT_VERSION
+    #: zarr: shard shape (a multiple of ``chunks``: the chunk grid of a sharding_indexed
+    #: array, whose inner chunks are ``chunks``), None when not sharded. Not in the sidecar.
+    shards: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.shape):

@@ -27,6 +27,7 @@ from arraystore.core.chunks import (
     iter_chunk_indices,
     normalize_chunks,
     normalize_shape,
+    normalize_shards,
     region_shape,
 )
 from arraystore.core.create_args import as_data, check_create_args
@@ -139,7 +140,8 @@ def fill_array(
 ) -> None:
     """Write every chunk of a freshly created array from a fill, a source handle or data."""
     meta = handle.meta
-    chunk_bytes = math.prod(meta.chunks) * meta.dtype.itemsize
+    unit = meta.shards or meta.chunks  # a sharded array is written a whole shard per task
+    chunk_bytes = math.prod(unit) * meta.dtype.itemsize
     if fill is not None and fill not in FILLS:
         raise InvalidArgument(f"unknown fill {fill!r} (choose from: {', '.join(FILLS)})")
     if source is not None:
@@ -153,11 +155,11 @@ def fill_array(
     else:  # zarr: every chunk is written, zeros too (a missing chunk is then corruption)
         f = fill or "zeros"
         make = lambda i, r: Task(i, _fill_task, (handle, f, seed, i, r), 4 * chunk_bytes)  # noqa: E731
-    if math.prod(grid_shape(meta.shape, meta.chunks)) == 0:
+    if math.prod(grid_shape(meta.shape, unit)) == 0:
         return
     tasks = tuple(
-        make(i, chunk_region(idx, meta.shape, meta.chunks))
-        for i, idx in enumerate(iter_chunk_indices(meta.shape, meta.chunks))
+        make(i, chunk_region(idx, meta.shape, unit))
+        for i, idx in enumerate(iter_chunk_indices(meta.shape, unit))
     )
     budget = memory if memory is not None else default_budget()
     with get_executor(executor) as ex:
@@ -174,19 +176,25 @@ def new_meta(
     attrs: Mapping[str, Any] | None = None,
     checksum: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    shards: Any = None,
 ) -> ArrayMeta:
-    """The metadata of a new array (backend name and codec checked, chunks normalized)."""
+    """The metadata of a new array (backend name and codec checked, chunks and shards
+    normalized)."""
     check_backend(backend)
     if backend == "memmap" and codec not in (None, "none"):
         raise InvalidArgument("the memmap backend stores raw bytes: --codec needs --backend zarr")
+    if backend == "memmap" and shards is not None:
+        raise InvalidArgument("the memmap backend has no shards: --shards needs --backend zarr")
+    norm = normalize_chunks(chunks, shape, dtype.itemsize, chunk_bytes)
     return ArrayMeta(
         shape=shape,
         dtype=dtype,
-        chunks=normalize_chunks(chunks, shape, dtype.itemsize, chunk_bytes),
+        chunks=norm,
         backend=backend,
         codec=codec or "none",
         attrs=dict(attrs or {}),
         checksum=checksum,
+        shards=normalize_shards(shards, shape, norm),
     )
 
 
@@ -251,6 +259,7 @@ def create_array(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     checksum: bool = False,
     progress: Any = None,
+    shards: Any = None,
 ) -> None:
     """``Store.create``: the new array ``name`` built and committed by one
     :class:`storage.NewArray` transaction, filled by :func:`fill_array`."""
@@ -273,6 +282,7 @@ def create_array(
             attrs=attrs,
             checksum=checksum,
             chunk_bytes=chunk_bytes,
+            shards=shards,
         )
         budget = memory_budget(memory)  # "abc" refused even if nothing is filled
         with store.lock(name):

@@ -293,3 +293,21 @@ def test_startup_benchmark_runs(tmp_path: Path) -> None:
     assert set(doc["results"]) == {"stats", "help", "stats_numba"}
     for res in doc["results"].values():
         assert len(res["wall_s"]) == 1 and res["median_s"] > 0 and res["median_cpu_s"] > 0
+
+
+def test_shards_benchmark_runs(tmp_path: Path) -> None:
+    """``benchmarks/bench_shards.py`` (issue 17 item 3): one run per array, tiny sizes."""
+    out = tmp_path / "shards.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_shards.py"), "--runs", "1"]
+    cmd += ["--size", "8MiB", "--inner", "64KiB", "--shard", "1MiB", "--dir", str(tmp_path)]
+    cmd += ["--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["shape"] == [16384, 64] and doc["inner_chunk"] == [128, 64]
+    assert doc["shard"] == [2048, 64] == doc["plain_chunk"]
+    # 8 shard files (+ metadata) for 128 inner chunks; as many as the plain array's chunks
+    assert doc["files"]["sharded"] == doc["files"]["plain"] < 16
+    assert doc["stats"]["count"] == 16384 * 64
+    for name in ("sharded", "plain"):
+        assert len(doc["stats_scan_s"][name]) == 1 and doc["stats_median_s"][name] > 0

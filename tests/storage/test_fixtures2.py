@@ -23,7 +23,7 @@ import arraystore
 from arraystore.ops.verify import verify
 from arraystore.testing import assert_same, listing, run_cli
 from tests._crash import KILL_ENV, ROOT
-from tests.storage.test_fixtures import EXPECTED, GOLDEN
+from tests.storage.test_fixtures import EXPECTED, GOLDEN, records
 
 GOLDEN2 = GOLDEN.parent / "golden2.store"
 
@@ -42,7 +42,20 @@ EXPECTED2 = {
         values=np.arange(4).astype("S3"),
     ),
     "zarr_lz4": dict(backend="zarr", codec="lz4", chunks=(4,), values=np.arange(9, dtype="<u2")),
+    "zarr_sharded": dict(
+        backend="zarr",
+        codec="zstd:3",
+        chunks=(2, 3),
+        values=np.arange(30, dtype="<f4").reshape(10, 3),
+    ),
+    "zarr_struct_sharded": dict(
+        backend="zarr",
+        codec="gzip:5",
+        chunks=(2,),
+        values=records(7, [("id", "<i8", ()), ("vec", "<f4", (2,))]),
+    ),
 }
+SHARDS = {"zarr_sharded": (4, 3), "zarr_struct_sharded": (4,)}
 
 
 def check_store(s: arraystore.Store, expected: dict) -> None:
@@ -77,6 +90,13 @@ def test_golden2_reads_and_is_pure_zarr():
     assert after == before
     root = json.loads((GOLDEN2 / "zarr.json").read_text())
     assert root["attributes"] == {"arraystore": {"format": 2}}
+    for name, shards in SHARDS.items():
+        assert s[name].meta.shards == shards
+        files = [p for p in (GOLDEN2 / name).rglob("*") if p.is_file() and "c" in p.parts]
+        fields = len(s[name].fields) or 1
+        assert len(files) == fields * -(-len(s[name]) // shards[0])  # one file per shard
+    z = zarr.open_array(GOLDEN2 / "zarr_sharded", mode="r")
+    assert_same(z[...], EXPECTED2["zarr_sharded"]["values"])
 
 
 @pytest.fixture

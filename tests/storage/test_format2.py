@@ -69,6 +69,11 @@ def every_kind(tmp_path_factory):
         name = f"z_{codec.replace(':', '_')}"
         s.create(name, shape=(101, 7), dtype="f4", chunks=(16, 4), backend="zarr", codec=codec)
         expected[name] = _fill(s[name], 100 + i)
+    for i, codec in enumerate(["none", "blosc-zstd"]):
+        name = f"z_sharded_{codec}"
+        s.create(name, shape=(101, 7), dtype="f8", chunks=(16, 4), shards=(32, 4), codec=codec,
+                 backend="zarr", checksum=bool(i))  # fmt: skip
+        expected[name] = _fill(s[name], 300 + i)
     s.create(
         "z_rec",
         shape=(33,),

@@ -16,6 +16,11 @@ touches only that field's chunk files. Codecs come from zarr / numcodecs:
 
 Our metadata (format 2) is ``attributes["arraystore"]`` of the array's ``zarr.json`` (the
 group's for a structured array), written last: :meth:`ZarrBackend.write_meta`.
+
+Sharded (``ArrayMeta.shards``): each array (each field's) is zarr's ``sharding_indexed``
+around that codec chain -- the chunk grid is the shards, the logical chunks are the inner
+chunks -- read and written by :mod:`.shards` (whole shards; a partial region write is a
+read-modify-write of the shard file).
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ from arraystore.backends.zarr.codecs import (
     make_compressors,
     parse_codec,
     quiet,
+)
+from arraystore.backends.zarr.shards import (
+    ShardIO,
+    drop_region,
+    read_region,
+    shard_work_chunks,
+    sharding_config,
+    write_region,
 )
 from arraystore.core.chunks import (
     Region,
@@ -210,7 +223,9 @@ class ZarrHandle(Handle):
         except (ValueError, RuntimeError, TypeError) as exc:
             keys = [
                 str(self.chunk_key(i, field).relative_to(self.path.parent))
-                for i in chunks_touching(region, self.meta.shape, self.meta.chunks)
+                for i in chunks_touching(
+                    region, self.meta.shape, self.meta.shards or self.meta.chunks
+                )
             ]
             shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
             raise CorruptData(f"cannot decode chunk(s) {shown}: {exc}") from exc
@@ -220,7 +235,7 @@ class ZarrHandle(Handle):
         """Every chunk of an array arraystore wrote completely is a file: zarr-python would
         read a missing one as the fill value, so it is corruption, reported here."""
         trail = (0,) * (0 if field is None else len(field_dtype(self.meta.dtype, field).subshape))
-        for idx in chunks_touching(region, self.meta.shape, self.meta.chunks):
+        for idx in chunks_touching(region, self.meta.shape, self.meta.shards or self.meta.chunks):
             key = self.chunk_key(idx + trail, field)
             if not key.is_file():
                 raise CorruptData(f"chunk {str(key.relative_to(self.path))!r} missing")
@@ -251,11 +266,12 @@ class ZarrHandle(Handle):
                 return None
 
             where = self.path if field is None else self.path / field
+            kind = ChunkIO if self.meta.shards is None else ShardIO
             if self._dir_fd is None:
-                self._cio[field] = ChunkIO.from_path(where)
+                self._cio[field] = kind.from_path(where)
             else:
                 rel = "" if field is None else f"{field}/"
-                self._cio[field] = ChunkIO.from_dir(where, self._dir_fd, rel, self.path)
+                self._cio[field] = kind.from_dir(where, self._dir_fd, rel, self.path)
         return self._cio[field]
 
     def drop_pages(self, region: Region, field: str | None = None) -> None:
@@ -268,6 +284,9 @@ class ZarrHandle(Handle):
                 self.drop_pages(region, f.name)
             return
         cio = self.chunk_io(field)
+        if isinstance(cio, ShardIO):
+            drop_region(cio, region)
+            return
         if cio is None:
             return
         ntrail = len(cio.shape) - self.meta.ndim
@@ -277,8 +296,18 @@ class ZarrHandle(Handle):
             if intersect(region, creg) == creg:  # (a chunk shared with another region: kept)
                 cio.drop_chunk(idx + (0,) * ntrail)
 
+    def work_chunks(self, target_bytes: int) -> tuple[int, ...]:
+        if self.meta.shards is None:
+            return self.meta.chunks
+        return shard_work_chunks(
+            self.meta.shards, self.meta.chunks, self.meta.dtype.itemsize, target_bytes
+        )
+
     def _fast_read(self, cio: ChunkIO, region: Region, out: np.ndarray) -> None:
         """Read whole chunks straight into ``out`` when aligned, else via a chunk buffer."""
+        if isinstance(cio, ShardIO):
+            read_region(cio, region, out)
+            return
         shape, chunks = self.meta.shape, self.meta.chunks
         ntrail = len(cio.shape) - self.meta.ndim
         for idx in chunks_touching(region, shape, chunks):
@@ -296,6 +325,9 @@ class ZarrHandle(Handle):
 
     def _fast_write(self, cio: ChunkIO, region: Region, block: np.ndarray) -> None:
         """Write whole chunks directly; partly covered chunks are read, patched, rewritten."""
+        if isinstance(cio, ShardIO):  # a new array's missing chunks are fill value
+            write_region(cio, region, block, fill_missing=not self.committed)
+            return
         shape, chunks = self.meta.shape, self.meta.chunks
         ntrail = len(cio.shape) - self.meta.ndim
         for idx in chunks_touching(region, shape, chunks):
@@ -347,6 +379,7 @@ class ZarrBackend(Backend):
                     store,
                     shape=meta.shape,
                     chunks=meta.chunks,
+                    shards=meta.shards,
                     dtype=_zarr_dtype(meta.dtype),
                     compressors=compressors,
                     fill_value=0,
@@ -384,6 +417,7 @@ class ZarrBackend(Backend):
             f.name,
             shape=meta.shape + f.subshape,
             chunks=meta.chunks + f.subshape,
+            shards=None if meta.shards is None else meta.shards + f.subshape,
             dtype=_zarr_dtype(f.dtype),
             compressors=compressors,
             fill_value=fill,
@@ -406,35 +440,40 @@ class ZarrBackend(Backend):
             label = f"{path.name}/zarr.json" if f is None else f"{path.name}/{f.name}/zarr.json"
             docs.append((f, label, _read_doc(where, label, dir_fd, f)))
         checksum = sidecar.get("checksum") is True
-        logical: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        logical: tuple[Any, ...] | None = None
         codec, complete = "none", True
         for f, label, doc in docs:
             expected = dtype if f is None else f.dtype
             try:
-                shape, chunks, this_codec = _check_array_doc(doc, expected, label, checksum)
+                shape, chunks, this_codec, shards = _check_array_doc(doc, expected, label, checksum)
             except MetadataError:
                 raise
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 raise CorruptData(f"{label} is not a valid zarr v3 array: {exc}") from None
             sub = () if f is None else f.subshape
             nd = len(shape) - len(sub)
-            if nd < 0 or shape[nd:] != sub or chunks[nd:] != sub:
+            bad_shards = shards is not None and shards[nd:] != sub
+            if nd < 0 or shape[nd:] != sub or chunks[nd:] != sub or bad_shards:
                 raise MetadataError(f"{label}: shape {shape} does not end with subarray {sub}")
+            this = (shape[:nd], chunks[:nd], None if shards is None else shards[:nd])
             if logical is None:
-                logical, codec = (shape[:nd], chunks[:nd]), this_codec
-            elif logical != (shape[:nd], chunks[:nd]):
+                logical, codec = this, this_codec
+            elif logical != this:
                 raise MetadataError(f"{label}: shape/chunks differ from the other fields")
             complete = complete and (doc.get("attributes") or {}).get(ALL_CHUNKS) is True
         assert logical is not None
         meta = ArrayMeta.from_doc(
             sidecar, shape=logical[0], chunks=logical[1], codec=codec, all_chunks=complete
         )
+        if logical[2] is not None:  # sharded (sharding_indexed): chunks are the inner ones
+            meta = meta.evolve(shards=logical[2])
         committed = _committed(path, dir_fd, doc_format(sidecar))
         handle = ZarrHandle(path, meta, writable=(mode != "r"), dir_fd=dir_fd, committed=committed)
-        grid = grid_shape(meta.shape, meta.chunks)
+        unit = meta.shards or meta.chunks
+        grid = grid_shape(meta.shape, unit)
         if committed and meta.all_chunks and 0 not in grid:
             # a grown shape (or lost tail) is caught here, before a plan over the grid
-            last = chunk_region(tuple(n - 1 for n in grid), meta.shape, meta.chunks)
+            last = chunk_region(tuple(n - 1 for n in grid), meta.shape, unit)
             for name in meta.dtype.names or (None,):
                 handle._check_chunks_exist(last, name)
         return handle
@@ -498,8 +537,9 @@ def _ints(doc: Any, what: str, low: int) -> tuple[int, ...]:
 
 def _check_array_doc(
     doc: Any, dtype: np.dtype, label: str, checksum: bool
-) -> tuple[tuple[int, ...], tuple[int, ...], str]:
-    """Shape, chunks and codec of a zarr.json array document, validated and checked
+) -> tuple[tuple[int, ...], tuple[int, ...], str, tuple[int, ...] | None]:
+    """Shape, chunks, codec and shards (None unless sharded; then the chunk grid is the
+    shards and ``chunks`` the inner ones) of a zarr.json array document, validated and checked
     against our metadata: the data type must be ``dtype`` (the logical dtype or the
     field's), a crc32c codec must be there exactly when ``checksum``, and the shape must
     be possible (at most MAX_NBYTES bytes in at most MAX_CHUNKS chunks)."""
@@ -518,7 +558,13 @@ def _check_array_doc(
         raise MetadataError(f"{label}: shape {shape} of {dtype} is impossibly large")
     if math.prod(-(-s // c) for s, c in zip(shape, chunks, strict=True)) > MAX_CHUNKS:
         raise MetadataError(f"{label}: shape {shape} in chunks {chunks} has over 2**32 chunks")
-    codecs = doc["codecs"]
+    codecs, shards = doc["codecs"], None
+    sharding = sharding_config(codecs)
+    if sharding is not None:  # sharded: the grid is the shards, the inner chunks are ours
+        codecs, shards = sharding["codecs"], chunks
+        chunks = _ints(sharding["chunk_shape"], f"{label}: inner chunk shape", 1)
+        if len(chunks) != len(shape) or any(s % c for s, c in zip(shards, chunks, strict=True)):
+            raise MetadataError(f"{label}: shards {shards} are not a multiple of chunks {chunks}")
     if not isinstance(codecs, list) or not all(isinstance(c, dict) for c in codecs):
         raise ValueError("codecs must be a list of objects")
     if "data_type" not in doc or "fill_value" not in doc:
@@ -531,7 +577,7 @@ def _check_array_doc(
     if any(c.get("name") == "crc32c" for c in codecs) != checksum:
         says = "checksums" if checksum else "no checksums"
         raise MetadataError(f"{label}: codecs disagree with our metadata, which says {says}")
-    return shape, chunks, codec_from_json(codecs)
+    return shape, chunks, codec_from_json(codecs), shards
 
 
 def _native_dtype(data_type: Any, label: str) -> np.dtype:

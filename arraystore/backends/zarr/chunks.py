@@ -16,7 +16,8 @@ caller uses zarr-python):
 * data type ``bool``, ``int8``..``int64``, ``uint8``..``uint64``, ``float16/32/64``,
   ``complex64/128`` with a fill value representable in it;
 * codecs: ``bytes`` (little endian), then at most one of ``blosc``, ``zstd``, ``gzip``,
-  ``numcodecs.lz4``, then optionally ``crc32c`` last. No transpose, no sharding.
+  ``numcodecs.lz4``, then optionally ``crc32c`` last. No transpose; sharded arrays
+  (``sharding_indexed`` around such a chain) are read by :mod:`.shards`.
 
 Bytes on disk, for a chunk buffer ``b`` (always the *full* chunk shape, C order; edge
 chunks are padded with the fill value, as zarr-python does)::

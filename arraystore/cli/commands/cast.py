@@ -58,6 +58,9 @@ audit_options = option_group(
     "--auto", "auto", is_flag=True, help="Same as --to auto: smallest lossless dtype per field."
 )
 @click.option("--out", default=None, help="Write to a new array instead of replacing NAME.")
+@click.option(
+    "--shards", default=None, help="zarr: shard shape of the output (default: as the source)."
+)
 @audit_options
 @click.option("--allow-half", is_flag=True, help="auto may pick float16/bfloat16.")
 @click.option("--allow-float-to-int", is_flag=True, help="auto may turn integral floats into ints.")
@@ -80,6 +83,7 @@ def cast_cmd(
     to: str | None,
     auto: bool,
     out: str | None,
+    shards: str | None,
     casting: str,
     rtol: float,
     nan_to: float | None,
@@ -117,6 +121,7 @@ def cast_cmd(
             executor=_executor(workers, executor),
             progress=adv,
             checksum=checksum,
+            shards=shards,
         )
     _show(res.to_dict(), as_json)
 

@@ -39,6 +39,7 @@ from arraystore.engine.memory import format_size
     default=None,
     help="zarr codec: none, lz4, zstd[:L], gzip[:L], blosc-lz4, blosc-zstd.",
 )
+@click.option("--shards", default=None, help="zarr: shard shape, multiples of the chunks.")
 @click.option("--fill", default=None, help="zeros (default), ones, range, random.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --fill random.")
 @click.option(
@@ -62,6 +63,7 @@ def create(
     chunks: str | None,
     backend: str | None,
     codec: str | None,
+    shards: str | None,
     fill: str | None,
     seed: int,
     from_npy: str | None,
@@ -94,6 +96,7 @@ def create(
             executor=_executor(workers),
             checksum=checksum,
             progress=adv,
+            shards=shards,
         )
     _show(name, arr, as_json)
 
@@ -105,4 +108,5 @@ def _show(name: str, arr: Array, as_json: bool) -> None:
         click.echo(
             f"created {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)} "
             f"({format_size(arr.nbytes)}), backend {arr.backend}, chunks {arr.chunks}"
+            + (f" in shards {arr.shards}" if arr.shards else "")
         )

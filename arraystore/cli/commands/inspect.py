@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -54,6 +55,9 @@ def info(store: str, name: str, as_json: bool) -> None:
     t.add_row("shape", str(tuple(doc["shape"])))
     t.add_row("dtype", doc["dtype"])
     t.add_row("chunks", str(tuple(doc["chunks"])))
+    if doc.get("shards"):
+        per = math.prod(s // c for s, c in zip(doc["shards"], doc["chunks"], strict=True))
+        t.add_row("shards", f"{tuple(doc['shards'])}: {per} inner chunks per shard file")
     t.add_row("codec", doc["codec"])
     t.add_row("checksum", _checksum_label(doc))
     if doc["format"] < 2:

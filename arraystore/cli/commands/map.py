@@ -28,6 +28,7 @@ from arraystore.errors import InvalidArgument
 @click.option("--dtype", default=None, help="Output dtype (default: inferred).")
 @click.option("--backend", default=None, help="memmap or zarr (default: the input's).")
 @click.option("--codec", default=None, help="zarr codec of the output.")
+@click.option("--shards", default=None, help="zarr: shard shape of the output (not --where).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out array.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted map.")
 @click.option("--checksum", is_flag=True, help="Store checksums in the output.")
@@ -45,6 +46,7 @@ def map_cmd(
     dtype: str | None,
     backend: str | None,
     codec: str | None,
+    shards: str | None,
     overwrite: bool,
     resume: bool,
     checksum: bool,
@@ -74,6 +76,7 @@ def map_cmd(
             overwrite=overwrite,
             resume=resume,
             checksum=checksum,
+            shards=shards,
         )
 
     click.echo(f"wrote {out}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")

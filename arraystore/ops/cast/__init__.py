@@ -42,7 +42,8 @@ def cast(store: StoreRoot, name: str, to: Any, **kwargs: Any) -> CastResult:
     Keyword arguments: ``out``, ``casting`` (value, clip, safe, same_kind, unsafe), ``rtol``,
     ``nan_to``, ``errors``, ``fill``, ``allow_half``, ``allow_float_to_int``, ``dry_run``,
     ``resume``, ``memory``, ``executor``, ``workers``, ``progress``, ``checksum`` (store
-    checksums in the output; default None: as the source does).
+    checksums in the output; default None: as the source does), ``shards`` (zarr: the
+    output's shard shape; default None: as the source's).
     """
     if kwargs.get("dry_run"):
         return _cast(store, name, to, **kwargs)
@@ -78,6 +79,7 @@ def _cast(
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
     checksum: bool | None = None,
+    shards: Any = None,
 ) -> CastResult:
     """Cast array ``name`` chunk by chunk (see the module docstring)."""
     job = resolve_job(
@@ -96,6 +98,7 @@ def _cast(
         resume=resume,
         memory=memory,
         checksum=checksum,
+        shards=shards,
     )
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:

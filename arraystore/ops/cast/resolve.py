@@ -28,7 +28,7 @@ from arraystore.core.casting import (
 from arraystore.core.casting import fast as casting_fast
 from arraystore.core.casting.rules import check_cast_args, parse_targets, plain_target
 from arraystore.core.casting.rules import target_dtype as _target_dtype
-from arraystore.core.chunks import Region, iter_chunk_regions
+from arraystore.core.chunks import Region, iter_chunk_regions, normalize_shards
 from arraystore.core.dtypes import fields_of, scalar_str
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Executor, Plan, Task, run
@@ -137,6 +137,7 @@ class CastJob:
     header: dict[str, Any] | None = None  # the journal header of the cast being resumed
     done: dict[int, dict[str, Any]] = field(default_factory=dict)  # its journaled chunks
     targets_spec: dict[str | None, Any] = field(default_factory=dict)  # field -> target
+    shards: Any = None  # the output's shards (None: the source's)
 
 
 @dataclass
@@ -204,6 +205,17 @@ def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
     return src.work_chunks(target)
 
 
+def _out_shards(job: CastJob) -> tuple[int, ...] | None:
+    """The output's shards: ``job.shards`` checked against the (zarr) source's chunks,
+    else the source's."""
+    meta = job.src.meta
+    if job.shards is None:
+        return meta.shards
+    if meta.backend != "zarr":
+        raise InvalidArgument("the memmap backend has no shards: --shards needs a zarr array")
+    return normalize_shards(job.shards, meta.shape, meta.chunks)
+
+
 def _key(k: str, name: str) -> str | None:
     return None if k == name else k
 
@@ -226,6 +238,7 @@ def resolve_job(
     resume: bool,
     memory: Any,
     checksum: bool | None,
+    shards: Any = None,
 ) -> CastJob:
     """Check the arguments, clean up after dead writers, open the source; on ``resume``
     take the arguments from the journal of the interrupted cast."""
@@ -258,6 +271,7 @@ def resolve_job(
         resume=resume,
         budget=budget,
         work=work,
+        shards=shards,
     )
     if resume and not dry_run:
         _resume_args(job)
@@ -298,6 +312,7 @@ def _resume_args(job: CastJob) -> None:
     )
     job.allow_half, job.allow_float_to_int = header["allow_half"], header["allow_float_to_int"]
     job.checksum = header.get("checksum", job.checksum)
+    job.shards = header.get("shards", job.shards)
 
 
 # ------------------------------------------------------------------- the targets
@@ -307,10 +322,11 @@ def resolve_targets(job: CastJob, ex: Executor) -> CastWork:
     src, meta = job.src, job.src.meta
     if ex.in_process and any(dt == np.float64 for _, dt, _ in _fields_of(src)):
         casting_fast.prewarm()  # load the f8 -> f4 kernel while the first blocks are read
+    shards = _out_shards(job)
     chunks = (
         tuple(job.header["chunks"])
         if job.header is not None
-        else _cast_chunks(src, job.budget, ex.workers)
+        else shards or _cast_chunks(src, job.budget, ex.workers)  # whole output shards
     )
     regions = list(iter_chunk_regions(meta.shape, chunks))
     per_region = math.prod(chunks) * meta.dtype.itemsize
@@ -333,6 +349,7 @@ def resolve_targets(job: CastJob, ex: Executor) -> CastWork:
         dtype=out_dtype(meta.dtype, spec),
         chunks=meta.chunks if meta.backend == "zarr" else chunks,
         checksum=meta.checksum if job.checksum is None else bool(job.checksum),
+        shards=shards,
     )
     result = _empty_result(job, targets, src_fields, out_meta)
     return CastWork(chunks, regions, per_region, src_fields, spec, out_meta, result)

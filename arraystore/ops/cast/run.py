@@ -152,6 +152,7 @@ def prepare_work(job: CastJob, work: CastWork, ex: Executor) -> NewArray | None:
         chunks=list(work.chunks),
         targets={str(k): dtype_to_spec(v) for k, v in work.spec.targets.items()},
         checksum=work.out_meta.checksum,
+        shards=None if work.out_meta.shards is None else list(work.out_meta.shards),
     )
     return NewArray.begin(
         job.store.layout, out_name, work.out_meta, journal=JOURNAL, header=header, work=job.work

@@ -148,6 +148,7 @@ def import_file(
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
     checksum: bool = False,
+    shards: Any = None,
     **options: Any,
 ) -> ArrayView:
     """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name`` (atomically).
@@ -165,9 +166,8 @@ def import_file(
     ``batch_rows``). ``progress(None, nbytes)`` is called as rows are written, with
     ``nbytes`` the source file's bytes pro rata (they add up to the file size, a progress
     bar's total; a CSV file reports during its second, binary pass). ``checksum``: store
-    checksums (zarr: crc32c codec; memmap: block checksums, see ``verify``). Returns the
-    new :class:`Array`.
-    """
+    checksums (zarr: crc32c codec; memmap: block checksums, see ``verify``); ``shards``
+    the zarr shard shape. Returns the new :class:`Array`."""
     if errors not in ("raise", "coerce"):
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
     src = _source_file(path)
@@ -188,6 +188,7 @@ def import_file(
             columns,
             options,
             checksum,
+            shards,
         )
     check_target(store, name, overwrite)
     n_workers = workers or min(2, os.cpu_count() or 1)
@@ -204,6 +205,7 @@ def import_file(
         workers=n_workers,
         progress=progress,
         checksum=checksum,
+        shards=shards,
     )
     with store.lock(name):
         _import_table(store, name, src, fmt, options, common)
@@ -255,6 +257,7 @@ def _import_npy(
     columns: Any,
     options: Mapping[str, Any],
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     if columns is not None or options:
         raise InvalidArgument(
@@ -272,6 +275,7 @@ def _import_npy(
         overwrite=overwrite,
         progress=progress,
         checksum=checksum,
+        shards=shards,
     )
     return store[name]
 

@@ -178,6 +178,7 @@ def from_dask(
     overwrite: bool = False,
     ndim: int | None = None,
     checksum: bool = False,
+    shards: Any = None,
     **compute: Any,
 ) -> ArrayView:
     """Store a dask array (or ``{field: dask array}``, a structured array) as ``name``.
@@ -189,6 +190,7 @@ def from_dask(
     Written with ``dask.array.store(..., lock=False)`` (``compute`` kwargs, e.g.
     ``scheduler=``, are passed on) into a temp array, committed atomically.
     ``checksum=True`` stores checksums (computed after the dask writes, before the commit).
+    ``shards`` (zarr): the dask array is rechunked to them, so each task writes a shard.
     """
     da = require("dask.array", "from_dask")
     backend = store.default_backend(backend)
@@ -223,12 +225,13 @@ def from_dask(
         codec=codec,
         attrs=attrs,
         checksum=checksum,
+        shards=shards,
     )
     sources, targets = [], []
     with store.lock(name), new_array(store, name, meta, overwrite) as new:
         sidecar = meta.to_doc()
         for k, v in items.items():
-            want = meta.chunks + tuple(v.shape[nd:])
+            want = (meta.shards or meta.chunks) + tuple(v.shape[nd:])
             if tuple(c[0] if c else 0 for c in v.chunks) != want or _regular(v.chunks) is None:
                 v = v.rechunk(want)
             sources.append(v)

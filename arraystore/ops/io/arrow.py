@@ -235,12 +235,20 @@ def write_batches(
     source_bytes: int = 0,
     where: Callable[[int], str] = lambda r: f"row {r}",
     checksum: bool = False,
+    shards: Any = None,
 ) -> None:
     """Create the array (temp folder), stream the batches into it, commit it."""
     dtype = layout.dtype()
     shape = (nrows, *(layout.plans[0].dims if layout.plain else layout.tail))
     meta = new_meta(
-        shape, dtype, chunks=chunks, backend=backend, codec=codec, attrs=attrs, checksum=checksum
+        shape,
+        dtype,
+        chunks=chunks,
+        backend=backend,
+        codec=codec,
+        attrs=attrs,
+        checksum=checksum,
+        shards=shards,
     )
     with new_array(store, name, meta, overwrite) as new:
         sink = ChunkSink(new.handle, workers)
@@ -313,6 +321,7 @@ def import_table(
     workers: int,
     progress: Callable[[Any, Any], None] | None,
     checksum: bool = False,
+    shards: Any = None,
 ) -> None:
     """Import a Parquet or Arrow IPC file (the caller holds the array's lock)."""
     opts = dict(options)
@@ -353,6 +362,7 @@ def import_table(
         progress=progress,
         source_bytes=src.stat().st_size,
         checksum=checksum,
+        shards=shards,
     )
 
 

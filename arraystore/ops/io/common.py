@@ -85,7 +85,7 @@ def row_regions(meta: ArrayMeta, rows: int | None = None) -> list[Region]:
     block reads whole chunk files; memmap: the logical row blocks)."""
     if not meta.shape:
         raise InvalidArgument("a 0-d array has no rows")
-    step = max(1, rows or meta.chunks[0])
+    step = max(1, rows or (meta.shards or meta.chunks)[0])
     tail = tuple(slice(0, n) for n in meta.shape[1:])
     return [(slice(a, min(a + step, meta.shape[0])), *tail) for a in range(0, meta.shape[0], step)]
 
@@ -162,7 +162,7 @@ class ChunkSink:
         self.handle = handle
         meta = handle.meta
         row_bytes = max(1, meta.dtype.itemsize * math.prod(meta.shape[1:]))
-        self.rows = meta.chunks[0] if meta.shape else 1
+        self.rows = (meta.shards or meta.chunks)[0] if meta.shape else 1
         if meta.backend == "memmap":  # any row range is one pwrite: smaller buffers do
             self.rows = min(self.rows, max(1, MEMMAP_BUFFER // row_bytes))
         self._block = max(1, (1 << 20) // row_bytes)

@@ -387,13 +387,13 @@ def import_csv(
     workers: int,
     progress: Callable[[Any, Any], None] | None,
     checksum: bool = False,
+    shards: Any = None,
 ) -> None:
     """Import a CSV file (the caller holds the array's lock); see the module docstring."""
     opts = CsvOptions.build(src, options)
     over = parse_overrides(dtype)
     names = _header(src, opts)
-    widened: set[str] = set()
-    fast = True
+    widened, fast = set[str](), True
     while True:
         spool = store.layout.spool_path(name)  # (a local scratch file for an object store)
         try:
@@ -443,6 +443,7 @@ def import_csv(
                 progress=progress,
                 source_bytes=src.stat().st_size,
                 checksum=checksum,
+                shards=shards,
             )
             kill_point("committed")
             return

@@ -63,6 +63,7 @@ from arraystore.core.chunks import (
     auto_chunks,
     iter_chunk_regions,
     normalize_chunks,
+    normalize_shards,
     region_shape,
     split_rows,
 )
@@ -236,6 +237,25 @@ def _reduce_task(
 
 
 # -------------------------------------------------------------- grid, dtype
+def _out_shards(
+    job: _Job, grid: tuple[int, ...], chunks: Any, shards: Any, backend: str
+) -> tuple[int, ...] | None:
+    """The output's shards: ``shards`` checked against the grid; by default (zarr, no
+    ``chunks`` given) those of the sharded input whose chunks the grid follows, so the
+    output has as few files as that input."""
+    if shards is not None and backend != "zarr":
+        raise InvalidArgument("the memmap backend has no shards: shards needs backend='zarr'")
+    if shards is not None or chunks is not None or backend != "zarr":
+        return normalize_shards(shards, job.shape, grid)
+    for s in job.sources:
+        h = s.handle
+        if h is not None and h.meta.shards and s.shape == job.shape:
+            trail = s.shape[h.meta.ndim :]
+            if h.meta.chunks + trail == grid:
+                return h.meta.shards + trail
+    return None
+
+
 def _grid(job: _Job, itemsize: int, budget: int, workers: int, chunks: Any) -> tuple[int, ...]:
     shape = job.shape
     if chunks is not None:
@@ -310,6 +330,7 @@ def _map(
     overwrite: bool,
     resume: bool,
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     check_array_name(out)
     store.check_writable()
@@ -332,9 +353,12 @@ def _map(
         else:
             dt = _infer(job, dtype)
             grid = _grid(job, dt.itemsize, budget, ex.workers, chunks)
-            meta = ArrayMeta(job.shape, dt, grid, backend, codec, checksum=checksum)
+            meta = ArrayMeta(
+                job.shape, dt, grid, backend, codec, checksum=checksum,
+                shards=_out_shards(job, grid, chunks, shards, backend),
+            )  # fmt: skip
             header = {"op": "map", "job": fp, "meta": _meta_doc(meta)}
-        regions = list(iter_chunk_regions(meta.shape, meta.chunks))
+        regions = list(iter_chunk_regions(meta.shape, meta.shards or meta.chunks))
         specs: list[TaskSpec] = [
             (i, _map_task, (job, meta.dtype, r, i), job.task_bytes(r, meta.dtype))
             for i, r in enumerate(regions)
@@ -364,6 +388,7 @@ def map_blocks(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     """Write ``fn(*blocks)`` for every block of the broadcast of ``arrays`` to array ``out``.
 
@@ -373,7 +398,9 @@ def map_blocks(
     input's, ``chunks`` to the grid described in the module doc. ``progress(task,
     nbytes)`` after each block, with the bytes it read (a bar's total: the inputs' size).
     ``checksum=True`` stores checksums in ``out`` (also for map_expr and where; a resumed
-    run keeps the setting of the interrupted one).
+    run keeps the setting of the interrupted one). ``shards`` (zarr): ``out``'s shard
+    shape, multiples of its chunks (a task then writes a whole shard); by default a
+    sharded input's whose chunks the output's grid follows.
     See the module docstring for the contract of ``fn``.
     """
     if not callable(fn):
@@ -404,6 +431,7 @@ def map_blocks(
         overwrite=overwrite,
         resume=resume,
         checksum=checksum,
+        shards=shards,
     )
 
 
@@ -425,6 +453,7 @@ def map_expr(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     """Evaluate ``expr`` block by block into array ``out`` (see :mod:`.expr`).
 
@@ -452,6 +481,7 @@ def map_expr(
         overwrite=overwrite,
         resume=resume,
         checksum=checksum,
+        shards=shards,
     )
 
 
@@ -473,6 +503,7 @@ def map_array(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    shards: Any = None,
 ) -> ArrayView:
     """``Array.map``: a string is an expression over ``arr``'s fields (:func:`map_expr`),
     a callable gets ``arr``'s blocks then the others' (:func:`map_blocks`, into ``store``,
@@ -491,6 +522,7 @@ def map_array(
         overwrite=overwrite,
         resume=resume,
         checksum=checksum,
+        shards=shards,
     )
     if isinstance(fn, str):
         if others:

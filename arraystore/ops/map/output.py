@@ -68,12 +68,17 @@ def _start(
 
 def _meta_doc(meta: ArrayMeta) -> dict[str, Any]:
     facts = {"shape": list(meta.shape), "chunks": list(meta.chunks), "codec": meta.codec}
+    if meta.shards is not None:
+        facts["shards"] = list(meta.shards)
     return {**meta.to_doc(), "facts": facts}
 
 
 def _meta_from(doc: dict[str, Any]) -> ArrayMeta:
     doc = dict(doc)
-    return ArrayMeta.from_doc(doc, **doc.pop("facts"))
+    facts = dict(doc.pop("facts"))
+    if facts.get("shards") is not None:
+        facts["shards"] = tuple(facts["shards"])
+    return ArrayMeta.from_doc(doc, **facts)
 
 
 TaskSpec = tuple[int, Callable[..., Any], tuple[Any, ...], int]

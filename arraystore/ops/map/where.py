@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 MAX_BLOCK = 8 * 2**20  # largest output block per task (streamed: bigger gains nothing)
 MIN_BLOCK = 256 * 2**10  # smallest (a smaller budget share fails the budget check)
+CHUNKED_BLOCK = 64 * 2**20  # a chunked input's work piece, where it has a choice (shards)
 _RECORDS = "\x00records"  # internal name of the whole source array in where()
 
 
@@ -273,7 +274,7 @@ def _rows_per_block(
 ) -> int:
     for s in sel.sources:
         if s.handle is not None and not s.handle.contiguous_rows:  # follow its chunks
-            return max(1, s.handle.meta.chunks[0])
+            return max(1, s.handle.work_chunks(CHUNKED_BLOCK)[0])  # (shards up to 64 MiB)
     return block_target(
         budget,
         workers,
