@@ -21,6 +21,7 @@ from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
+from arraystore.grouping import Grouping
 from arraystore.ops.interop import batches, export_file, to_dask, to_xarray
 from arraystore.ops.interop.batching import Batches
 from arraystore.ops.map.blocks import map_array
@@ -44,7 +45,7 @@ def _has_ellipsis(key: Any) -> bool:
     return key is Ellipsis or (isinstance(key, tuple) and any(k is Ellipsis for k in key))
 
 
-class Array(Reductions):
+class Array(Reductions, Grouping):
     """Lazy array: ``shape``, ``dtype``, ``chunks``, ``nbytes``; ``arr[...]`` reads.
 
     Get one with ``store[name]`` (and a field view with ``arr["field"]``); the reductions
