@@ -152,9 +152,9 @@ def field_state(
     cells = ngroups * K
     code = inv if K == 1 else (inv[:, None] * K + np.arange(K)).ravel()
     x = X.ravel()
-    valid = ~np.isnan(x) if x.dtype.kind == "f" else None
-    pos = np.arange(len(x)) if valid is None else np.flatnonzero(valid)
-    cv, xv = (code, x) if valid is None else (code[pos], x[pos])
+    nan = np.isnan(x) if x.dtype.kind == "f" else None
+    pos = np.flatnonzero(~nan) if nan is not None and nan.any() else None
+    cv, xv = (code, x) if pos is None else (code[pos], x[pos])
     st: State = {"n": np.bincount(cv, minlength=cells).astype(np.int64)}
     if "sum" in need:
         if x.dtype.kind == "f":
@@ -164,26 +164,40 @@ def field_state(
     if "m2" in need:
         with np.errstate(invalid="ignore", divide="ignore"):
             mu = as_float(st["sum"]) / np.maximum(st["n"], 1)
-        d = xv.astype(np.float64) - mu[cv]
-        st["mu"], st["m2"] = mu, _wsum(cv, d * d, minlength=cells)
+        d = xv - mu[cv]  # float64 (ints and float16/32 promote)
+        np.multiply(d, d, out=d)
+        st["mu"], st["m2"] = mu, _wsum(cv, d, minlength=cells)
     for key, ufunc in (("min", np.minimum), ("max", np.maximum)):
         if key in need:
             st[key] = np.full(cells, _fill(key, x), x.dtype)
             ufunc.at(st[key], cv, xv)
-    grow = rows[pos // K] if K > 1 else rows[pos]  # global row of each kept value
+    if need & {"first", "last"}:
+        if pos is None and K == 1:
+            vrows = rows
+        else:  # the row of each kept value
+            flat = np.arange(len(x)) if pos is None else pos
+            vrows = rows[flat // K]
+        _first_last(st, need, cv, xv, vrows)
+    if "quantile" in need:
+        order = np.lexsort((xv, cv))
+        st["qc"], st["qv"] = cv[order].astype(np.int64), xv[order].astype(np.float64)
+    return st
+
+
+def _first_last(
+    st: State, need: frozenset[str], cv: np.ndarray, xv: np.ndarray, rows: np.ndarray
+) -> None:
+    """First/last value per cell and its global row (``rows``: the row of each value)."""
+    cells = len(st["n"])
     hit = st["n"] > 0
     for key, ufunc, none in (("first", np.minimum, len(xv)), ("last", np.maximum, -1)):
         if key in need:  # positions in xv follow the rows: the first is the smallest
             at = np.full(cells, none, np.intp)
             ufunc.at(at, cv, np.arange(len(xv)))
             at = np.where(hit, at, 0)
-            gi = grow[at] if len(xv) else np.zeros(cells, np.int64)
-            st[key[0] + "i"] = np.where(hit, gi, _fill(key[0] + "i", x)).astype(np.int64)
-            st[key[0] + "v"] = np.where(hit, xv[at] if len(xv) else 0, 0).astype(x.dtype)
-    if "quantile" in need:
-        order = np.lexsort((xv, cv))
-        st["qc"], st["qv"] = cv[order].astype(np.int64), xv[order].astype(np.float64)
-    return st
+            gi = rows[at] if len(xv) else np.zeros(cells, np.int64)
+            st[key[0] + "i"] = np.where(hit, gi, _fill(key[0] + "i", xv)).astype(np.int64)
+            st[key[0] + "v"] = np.where(hit, xv[at] if len(xv) else 0, 0).astype(xv.dtype)
 
 
 def partial(

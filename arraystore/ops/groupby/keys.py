@@ -46,6 +46,8 @@ def _dense(col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     off = (src - lo).astype(np.intp)
     present = np.bincount(off, minlength=span + 1) > 0
     keys = (np.flatnonzero(present) + int(lo)).astype(src.dtype)
+    if present.all():  # every value in the range occurs: the offsets are the codes
+        return keys.view(col.dtype), off
     remap = np.cumsum(present, dtype=np.intp) - 1
     return keys.view(col.dtype), remap[off]
 
