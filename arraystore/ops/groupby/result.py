@@ -96,7 +96,7 @@ class GroupedResult:
             "array": self.array,
             "by": list(self.key_names),
             "groups": len(self),
-            "columns": {n: v.tolist() for n, v in self.columns()},
+            "columns": {n: _plain(v) for n, v in self.columns()},
             "bytes_read": self.nbytes,
             "seconds": self.seconds,
         }
@@ -110,6 +110,13 @@ class GroupedResult:
         for name, d in self.fields.items():
             lines.append(f"  {name}: {', '.join(d)}")
         return "\n".join(lines)
+
+
+def _plain(v: np.ndarray) -> list[Any]:
+    """A column as Python values (fixed byte strings decoded as UTF-8)."""
+    if v.dtype.kind == "S":
+        return [b.decode("utf-8", "replace") for b in v.tolist()]
+    return [int(x) if isinstance(x, int) else x for x in v.tolist()]
 
 
 def _json_safe(obj: Any) -> Any:
