@@ -142,11 +142,17 @@ def as_float(s: np.ndarray) -> np.ndarray:
 
 
 def field_state(
-    X: np.ndarray, inv: np.ndarray, ngroups: int, need: frozenset[str], rows: np.ndarray
+    X: np.ndarray,
+    inv: np.ndarray,
+    ngroups: int,
+    need: frozenset[str],
+    rows: np.ndarray,
+    size: np.ndarray | None = None,
 ) -> State:
     """The states of one field's block ``X`` (``(m, K)``; row ``i`` in group ``inv[i]``).
 
-    ``rows`` holds each row's global index (for first/last).
+    ``rows`` holds each row's global index (for first/last); ``size`` the rows per group
+    (the counts when no value is NaN), if known.
     """
     K = X.shape[1]
     cells = ngroups * K
@@ -155,7 +161,11 @@ def field_state(
     nan = np.isnan(x) if x.dtype.kind == "f" else None
     pos = np.flatnonzero(~nan) if nan is not None and nan.any() else None
     cv, xv = (code, x) if pos is None else (code[pos], x[pos])
-    st: State = {"n": np.bincount(cv, minlength=cells).astype(np.int64)}
+    if pos is None and K == 1 and size is not None:
+        n = size.copy()
+    else:
+        n = np.bincount(cv, minlength=cells).astype(np.int64)
+    st: State = {"n": n}
     if "sum" in need:
         if x.dtype.kind == "f":
             st["sum"] = _wsum(cv, xv, minlength=cells)
@@ -226,7 +236,7 @@ def partial(
     ngroups = len(keys[0])
     table = Table(keys, np.bincount(inv, minlength=ngroups).astype(np.int64))
     for name, X in values.items():
-        table.states[name] = field_state(X, inv, ngroups, need, rows)
+        table.states[name] = field_state(X, inv, ngroups, need, rows, table.size)
         table.cells[name] = X.shape[1]
     return table
 
