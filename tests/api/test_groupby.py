@@ -252,3 +252,23 @@ def test_bad_input_one_line_errors(store, small_blocks) -> None:
         ).sum()
     for err in (FieldNotFound, InvalidArgument):
         assert "\n" not in str(err("x"))
+
+
+def test_empty_array_all_nan_group_and_field_view_key(store) -> None:
+    empty = store.create("e", data=np.zeros(0, DT))
+    res = empty.groupby("k").stats(["f", "q"], OPS, q=0.5)
+    assert len(res) == 0 and res["q"]["sum"].shape == (0,) and res.keys.dtype.names == ("k",)
+    d = np.zeros(6, [("k", "i1"), ("v", "f8")])
+    d["k"] = [0, 0, 1, 1, 2, 2]
+    d["v"] = [np.nan, np.nan, 1.0, np.nan, 2.0, 3.0]
+    arr = store.create("n", data=d)
+    res = arr.groupby("k").stats("v", ("count", "size", "sum", "mean", "min", "first"))
+    df = pd.DataFrame(d).groupby("k").v
+    assert res["v"]["count"].tolist() == df.count().tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(res["v"]["sum"], df.sum())  # 0.0 for the all-NaN group
+    for op in ("mean", "min", "first"):
+        np.testing.assert_array_equal(res["v"][op], getattr(df, op)())  # NaN there
+    labels = store.create("lab", data=np.array([(5, 1.0)] * 3 + [(4, 2.0)] * 3, "i4,f8"))
+    by_view = arr.groupby(labels["f0"]).sum("v")
+    assert by_view.dtype.names == ("f0", "v") and by_view["f0"].tolist() == [4, 5]
+    np.testing.assert_array_equal(by_view["v"], [5.0, 1.0])

@@ -209,7 +209,8 @@ def group_task(spec: GroupSpec, start: int, stop: int) -> Table:
     rows = np.arange(start, stop, dtype=np.int64)
     values = {}
     for f, out in spec.values:
-        values[out] = data[f].reshape(m, -1)
+        block = data[f]
+        values[out] = block.reshape(m, math.prod(block.shape[1:]))
     if spec.where is not None:
         mask: np.ndarray = np.broadcast_to(np.asarray(spec.where(_env(data))).astype(bool), (m,))
         keys, rows = [k[mask] for k in keys], rows[mask]
