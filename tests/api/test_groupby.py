@@ -21,6 +21,7 @@ from hypothesis.extra import numpy as hnp
 
 from arraystore.errors import FieldNotFound, InvalidArgument, MemoryBudgetError
 from arraystore.ops.groupby import engine
+from arraystore.testing import listing
 
 OPS = ("size", "count", "sum", "mean", "std", "var", "min", "max", "first", "last")
 DT = np.dtype([("k", "i2"), ("s", "S3"), ("f", "f8"), ("x", "f4"), ("q", "i8"), ("b", "?")])
@@ -246,10 +247,11 @@ def test_bad_input_one_line_errors(store, small_blocks) -> None:
         arr.groupby("k").stats(ops=["median"])
     with pytest.raises(InvalidArgument, match="not numeric"):
         arr.groupby("k").sum("s")
-    with pytest.raises(MemoryBudgetError, match="spilling groups to disk is not implemented"):
-        store.create("u", data=np.arange(20000)).groupby(
-            store["u"], memory="256KiB", executor="serial"
-        ).sum()
+    one = store.create("one", data=np.zeros(20000, np.int8))  # one group of 20000 values
+    with pytest.raises(MemoryBudgetError, match="a spilled partition of 1 groups needs"):
+        store.create("u", data=np.arange(20000.0)).groupby(
+            one, memory="256KiB", executor="serial"
+        ).quantile(0.5)
     for err in (FieldNotFound, InvalidArgument):
         assert "\n" not in str(err("x"))
 
@@ -272,3 +274,37 @@ def test_empty_array_all_nan_group_and_field_view_key(store) -> None:
     by_view = arr.groupby(labels["f0"]).sum("v")
     assert by_view.dtype.names == ("f0", "v") and by_view["f0"].tolist() == [4, 5]
     np.testing.assert_array_equal(by_view["v"], [5.0, 1.0])
+
+
+@pytest.mark.parametrize("key", ["k", "s", ["s", "x"]], ids=["int", "bytes", "bytes+float"])
+def test_spilled_groups_give_the_same_bits(store, small_blocks, key) -> None:
+    """Many groups and a small budget: the tables go to spill files in partitions, and
+    the results are the bits of the in-memory run; no spill file is left behind."""
+    rng = np.random.default_rng(7)
+    n = 4000
+    d = _data(n, seed=7)
+    d["k"] = rng.permutation(n).astype("i2")  # every row its own group
+    d["s"] = np.char.encode(rng.integers(0, 1500, n).astype("U3"))
+    arr = store.create("t", data=d, chunks=333)
+    before = listing(store.path)
+    ops = (*OPS, "quantile")
+    small = arr.groupby(key, memory="320KiB", executor="threads", workers=2)
+    spilled = small.stats(["f", "q", "x"], ops, ddof=1, q=0.5)
+    assert spilled.extra["spilled_partitions"] >= 2
+    in_memory = arr.groupby(key, executor="serial").stats(["f", "q", "x"], ops, ddof=1, q=0.5)
+    assert in_memory.extra["spilled_partitions"] == 0
+    assert spilled.to_array().tobytes() == in_memory.to_array().tobytes()
+    assert listing(store.path) == before
+    df = pd.DataFrame({"k": d["k"], "s": d["s"].astype(object), "x": d["x"].astype("f8")})
+    by = key if isinstance(key, list) else [key]
+    assert spilled.size.tolist() == df.groupby(by, sort=True).size().tolist()
+
+
+def test_spill_files_removed_after_a_failure(store, small_blocks) -> None:
+    d = _data(3000, seed=8)
+    d["q"] = np.arange(3000)
+    arr = store.create("t", data=d)
+    before = listing(store.path)
+    with pytest.raises(InvalidArgument, match="not a group key"):  # fails in a late task
+        arr.groupby(["q", "where(q > 2500, 1j, q)"], memory="256KiB", executor="serial").sum()
+    assert listing(store.path) == before

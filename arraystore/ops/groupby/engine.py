@@ -9,10 +9,10 @@ same bits for every chunking and executor; int sums, counts, min/max, first/last
 quantiles are exact anyway.
 
 Memory: a task holds its block and its table; the merged table (one state per group)
-lives in memory. When it would exceed the budget the plan stops with
-:class:`~arraystore.errors.MemoryBudgetError` (spilling partitions to disk is not
-implemented); per-group quantiles hold every value of the quantile fields and are
-refused up front when those exceed the budget.
+lives in memory until it passes half the budget, then the tables go to partitioned
+spill files (:mod:`.spill`) that are reduced one partition at a time. Per-group
+quantiles hold every value of the quantile fields and are refused up front when those
+exceed the budget.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from arraystore.engine.memory import format_size, parse_size
 from arraystore.errors import FieldNotFound, InvalidArgument, MemoryBudgetError
 from arraystore.ops.groupby import kernels
 from arraystore.ops.groupby.kernels import BLOCK_ELEMENTS, Table
+from arraystore.ops.groupby.spill import Spiller
 
 if TYPE_CHECKING:
     from arraystore.storage import ArrayView
@@ -223,15 +224,28 @@ def group_task(spec: GroupSpec, start: int, stop: int) -> Table:
     return kernels.partial(keys, values, spec.need, rows, spec.dropna)
 
 
-def _merge_within(budget: int) -> Callable[[Table | None, Table], Table]:
-    def merge(a: Table | None, b: Table) -> Table:
+def _merge_within(
+    budget: int, spiller: Spiller | None, share: float
+) -> Callable[[Table | None, Table], Table | None]:
+    """The engine's merge: in memory until the table passes half the budget, then
+    spilled (``share``: the fraction of the rows one task reads)."""
+    merged = [0]
+
+    def merge(a: Table | None, b: Table) -> Table | None:
+        merged[0] += 1
+        if spiller is not None and spiller.active:
+            spiller.add(b)
+            return None
         out = kernels.merge(a, b)
         if out.nbytes * 2 > budget:
-            raise MemoryBudgetError(
-                f"grouped states of {out.ngroups} groups need {format_size(out.nbytes)}, "
-                f"over half the memory budget {format_size(budget)}; raise --memory or group "
-                "by fewer keys (spilling groups to disk is not implemented)"
-            )
+            if spiller is None:
+                raise MemoryBudgetError(
+                    f"grouped states of {out.ngroups} groups need {format_size(out.nbytes)}, "
+                    f"over half the memory budget {format_size(budget)}; raise --memory or "
+                    "group by fewer keys"
+                )
+            spiller.start(out, min(1.0, merged[0] * share))
+            return None
         return out
 
     return merge
@@ -254,8 +268,9 @@ def run_groups(
     executor: Any = None,
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
-) -> Table:
-    """Run the plan and merge its tables in row order."""
+    spiller: Spiller | None = None,
+) -> Table | None:
+    """Run the plan and merge its tables in row order (None: ``spiller`` holds them)."""
     meta = spec.handle.meta
     row_bytes = max(1, math.prod(meta.shape[1:]) * meta.dtype.itemsize)
     cells = max(1, math.prod(meta.shape[1:]))
@@ -269,5 +284,5 @@ def run_groups(
     if not tasks:
         return group_task(spec, 0, 0)
     with get_executor(executor, workers=workers) as ex:
-        merge = _merge_within(budget)
+        merge = _merge_within(budget, spiller, rows_per_task / max(nrows, 1))
         return run(Plan(tasks, name="groupby"), ex, budget, merge=merge, progress=progress)

@@ -273,7 +273,11 @@ def _combine(a: State, b: State) -> State:
     out: State = {"n": a["n"] + b["n"]}
     if "sum" in a:
         fl = a["sum"].dtype.kind == "f"
-        out["sum"] = a["sum"] + b["sum"] if fl else add_int(a["sum"], b["sum"])
+        if fl:  # a cell one side has not seen keeps the other's bits (-0.0 stays -0.0)
+            both = a["sum"] + b["sum"]
+            out["sum"] = np.where(b["n"] == 0, a["sum"], np.where(a["n"] == 0, b["sum"], both))
+        else:
+            out["sum"] = add_int(a["sum"], b["sum"])
     if "m2" in a:
         out["mu"], out["m2"] = _chan(a, b)
     if "min" in a:

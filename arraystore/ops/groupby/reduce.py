@@ -11,8 +11,7 @@ import numpy as np
 
 from arraystore.core.dtypes import field_dtype
 from arraystore.core.expr import compile_expr
-from arraystore.engine.memory import format_size
-from arraystore.errors import InvalidArgument, MemoryBudgetError
+from arraystore.errors import InvalidArgument
 from arraystore.ops.groupby import kernels
 from arraystore.ops.groupby.engine import (
     GroupSpec,
@@ -23,6 +22,7 @@ from arraystore.ops.groupby.engine import (
     value_fields,
 )
 from arraystore.ops.groupby.result import GroupedResult
+from arraystore.ops.groupby.spill import Spiller
 
 if TYPE_CHECKING:
     from arraystore.storage import ArrayView
@@ -45,15 +45,6 @@ def _check_ops(ops: Iterable[str] | None, q: Any) -> tuple[tuple[str, ...], np.n
     if "quantile" not in chosen:
         chosen = (*chosen, "quantile")
     return chosen, qs
-
-
-def _check_quantile_memory(arr: ArrayView, nvalues: int, budget: int) -> None:
-    need = math.prod(arr.shape) * 16 * nvalues
-    if need * 2 > budget:
-        raise MemoryBudgetError(
-            f"exact per-group quantiles hold every value: {format_size(need)}, over half the "
-            f"memory budget {format_size(budget)}; raise --memory"
-        )
 
 
 def groupby_reduce(
@@ -92,8 +83,6 @@ def groupby_reduce(
         read |= set(expr.names) if expr is not None else set()
     if arr.field is not None:  # a field view: read the field only
         read = {arr.field}
-    if "quantile" in chosen:
-        _check_quantile_memory(arr, len(values), budget)
     spec = GroupSpec(
         arr.handle,
         keys,
@@ -105,24 +94,44 @@ def groupby_reduce(
         tuple(sorted(read)),
     )
     t0 = time.perf_counter()
-    table = run_groups(spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress)
-    return _result(arr, spec, table, chosen, ddof, qs, time.perf_counter() - t0)
+    store = arr.store
+    local = store.writable and not store.remote
+    spiller = Spiller(store.layout.temp_path(arr.name) if local else None, budget)
+    try:
+        table = run_groups(
+            spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress, spiller
+        )
+        tables = [table] if table is not None else spiller.partitions()
+        parts = [_columns(arr, spec, t, chosen, ddof, qs) for t in tables]
+    finally:
+        spiller.close()
+    kcols, size, out = _concat(parts) if len(parts) != 1 else parts[0]
+    nbytes = math.prod(arr.shape) * (arr.meta.dtype.itemsize if arr.field is None else 0)
+    qtuple = tuple(float(x) for x in qs) if qs is not None else ()
+    seconds = time.perf_counter() - t0
+    res = GroupedResult(arr.name, kcols, size, out, qtuple, nbytes, seconds)
+    res.extra["spilled_partitions"] = len(spiller.parts)
+    return res
 
 
-def _result(
+Columns = tuple[np.ndarray, np.ndarray, dict[str, dict[str, np.ndarray]]]
+
+
+def _columns(
     arr: ArrayView,
     spec: GroupSpec,
     table: kernels.Table,
     ops: tuple[str, ...],
     ddof: int,
     qs: np.ndarray | None,
-    seconds: float,
-) -> GroupedResult:
+) -> Columns:
+    """The keys (structured), sizes and per-field, per-op results of one table."""
     kdt = np.dtype([(k.name, c.dtype) for k, c in zip(spec.keys, table.keys, strict=True)])
     keys = np.empty(table.ngroups, kdt)
     for k, c in zip(spec.keys, table.keys, strict=True):
         keys[k.name] = c
-    inner = () if spec.inner or (arr.meta.fields and arr.field is None) else tuple(arr.shape[1:])
+    structured = arr.meta.fields and arr.field is None
+    inner = () if spec.inner or structured else tuple(arr.shape[1:])
     out: dict[str, dict[str, np.ndarray]] = {}
     for f, name in spec.values:
         sub = field_dtype(arr.meta.dtype, f).subshape if f and arr.field is None else inner
@@ -131,6 +140,24 @@ def _result(
             v = kernels.finalize(table, name, op, ddof, qs)
             res[op] = v.reshape((table.ngroups, *sub, *v.shape[2:]))
         out[name] = res
-    nbytes = math.prod(arr.shape) * (arr.meta.dtype.itemsize if arr.field is None else 0)
-    qtuple = tuple(float(x) for x in qs) if qs is not None else ()
-    return GroupedResult(arr.name, keys, table.size, out, qtuple, nbytes, seconds)
+    return keys, table.size, out
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    """The groups of several spilled partitions (disjoint keys), sorted by key."""
+    if not parts:
+        raise InvalidArgument("no groups")  # (unreachable: a spilled run has groups)
+    keys = np.concatenate([p[0] for p in parts])
+    order = np.lexsort([keys[n] for n in reversed(keys.dtype.names or ())])
+    size = np.concatenate([p[1] for p in parts])[order]
+    out = {
+        f: {op: _cat([p[2][f][op] for p in parts])[order] for op in ops}
+        for f, ops in parts[0][2].items()
+    }
+    return keys[order], size, out
+
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    if any(a.dtype == object for a in arrays):  # exact big int sums next to int64 ones
+        return np.concatenate([a.astype(object) for a in arrays])
+    return np.concatenate(arrays)
