@@ -9,7 +9,7 @@ same bits for every chunking and executor; int sums, counts, min/max, first/last
 quantiles are exact anyway.
 
 Memory: a task holds its block and its table; the merged table (one state per group)
-lives in memory until it passes half the budget, then the tables go to partitioned
+lives in memory until it passes 1/:data:`SPILL_AT` of the budget, then the tables go to partitioned
 spill files (:mod:`.spill`) that are reduced one partition at a time. Per-group
 quantiles hold every value of the quantile fields and are refused up front when those
 exceed the budget.
@@ -38,6 +38,9 @@ from arraystore.ops.groupby.spill import Spiller
 if TYPE_CHECKING:
     from arraystore.storage import ArrayView
 
+#: the merged table spills past 1/SPILL_AT of the budget (a merge needs a few times the
+#: table in temporaries: the union of the keys, both tables expanded, the result)
+SPILL_AT = 8
 #: largest block a task reads (bytes of whole rows)
 MAX_BLOCK_BYTES = 64 * 2**20
 #: temporaries per value a task allocates (codes, float64 copies, positions)
@@ -227,7 +230,7 @@ def group_task(spec: GroupSpec, start: int, stop: int) -> Table:
 def _merge_within(
     budget: int, spiller: Spiller | None, share: float
 ) -> Callable[[Table | None, Table], Table | None]:
-    """The engine's merge: in memory until the table passes half the budget, then
+    """The engine's merge: in memory until the table passes ``budget / SPILL_AT``, then
     spilled (``share``: the fraction of the rows one task reads)."""
     merged = [0]
 
@@ -237,7 +240,7 @@ def _merge_within(
             spiller.add(b)
             return None
         out = kernels.merge(a, b)
-        if out.nbytes * 2 > budget:
+        if out.nbytes * SPILL_AT > budget:
             if spiller is None:
                 raise MemoryBudgetError(
                     f"grouped states of {out.ngroups} groups need {format_size(out.nbytes)}, "

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.ops.groupby.keys import factorize, normalize
+from arraystore.ops.groupby.keys import factorize, normalize, union
 
 #: most values per block (exact int sums through float64 bincount need <= 2**21)
 BLOCK_ELEMENTS = 1 << 20
@@ -310,7 +310,7 @@ def merge(a: Table | None, b: Table) -> Table:
         wa = wb = np.arange(ngroups)
     else:
         cols = [np.concatenate([x, y]) for x, y in zip(a.keys, b.keys, strict=True)]
-        keys, inv = factorize(cols)
+        keys, inv = union(cols, a.ngroups)
         ngroups = len(keys[0])
         wa, wb = inv[: a.ngroups], inv[a.ngroups :]
     size = np.zeros(ngroups, np.int64)

@@ -80,3 +80,22 @@ def factorize(cols: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
     stacked = np.stack([c for _, c in parts], axis=1)
     urows, inv = np.unique(stacked, axis=0, return_inverse=True)
     return [u[urows[:, j]] for j, (u, _) in enumerate(parts)], inv.reshape(-1).astype(np.intp)
+
+
+def union(cols: list[np.ndarray], split: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`factorize` of two tables' keys, ``cols[:split]`` and ``cols[split:]``, each
+    sorted and unique: one key column is merged with a stable sort (linear for two
+    sorted runs); several columns go through :func:`factorize`."""
+    if len(cols) != 1 or cols[0].dtype.kind not in "biufSU":
+        return factorize(cols)
+    col = cols[0]
+    order = np.argsort(col, kind="stable")
+    s = col[order]
+    new = np.ones(len(s), bool)
+    if len(s) > 1:
+        new[1:] = s[1:] != s[:-1]
+        if s.dtype.kind == "f":  # NaN keys are one group
+            new[1:] &= ~(np.isnan(s[1:]) & np.isnan(s[:-1]))
+    inv = np.empty(len(s), np.intp)
+    inv[order] = np.cumsum(new) - 1
+    return [s[new]], inv

@@ -103,9 +103,11 @@ def groupby_reduce(
         )
         tables = [table] if table is not None else spiller.partitions()
         parts = [_columns(arr, spec, t, chosen, ddof, qs) for t in tables]
+        del table
     finally:
         spiller.close()
     kcols, size, out = _concat(parts) if len(parts) != 1 else parts[0]
+    del parts
     nbytes = math.prod(arr.shape) * (arr.meta.dtype.itemsize if arr.field is None else 0)
     qtuple = tuple(float(x) for x in qs) if qs is not None else ()
     seconds = time.perf_counter() - t0
@@ -144,17 +146,20 @@ def _columns(
 
 
 def _concat(parts: list[Columns]) -> Columns:
-    """The groups of several spilled partitions (disjoint keys), sorted by key."""
+    """The groups of several spilled partitions (disjoint keys), sorted by key; the
+    parts are emptied column by column, so the peak is the result and one column."""
     if not parts:
         raise InvalidArgument("no groups")  # (unreachable: a spilled run has groups)
     keys = np.concatenate([p[0] for p in parts])
     order = np.lexsort([keys[n] for n in reversed(keys.dtype.names or ())])
+    keys = keys[order]
     size = np.concatenate([p[1] for p in parts])[order]
-    out = {
-        f: {op: _cat([p[2][f][op] for p in parts])[order] for op in ops}
-        for f, ops in parts[0][2].items()
-    }
-    return keys[order], size, out
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for f, ops in parts[0][2].items():
+        out[f] = {}
+        for op in list(ops):
+            out[f][op] = _cat([p[2][f].pop(op) for p in parts])[order]
+    return keys, size, out
 
 
 def _cat(arrays: list[np.ndarray]) -> np.ndarray:

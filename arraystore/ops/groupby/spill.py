@@ -1,6 +1,6 @@
 """Spilling group tables to disk when the groups outgrow the memory budget.
 
-When the merged table passes half the budget, the :class:`Spiller` takes over: it cuts
+When the merged table passes 1/8 of the budget, the :class:`Spiller` takes over: it cuts
 that table into ``P`` partitions by a hash of the key (:func:`key_hash`) and writes
 each to a spill file, then does the same with every later task's table as it arrives
 (in row order). Afterwards each partition is read back and its pieces merged in the
@@ -12,7 +12,7 @@ Spill files live in the store's temp area (a hidden ``.NAME.tmp-PID-HEX`` folder
 ``verify`` and later writes recognise as a leftover) when the store is local and
 writable, else in the system's temp directory; :meth:`Spiller.close` removes them, on
 success and on failure. ``P`` is chosen when spilling starts from the table's size and
-the share of rows read so far, so that one partition's table should fit in a quarter
+the share of rows read so far, so that one partition's table should take a sixteenth
 of the budget; a partition that still does not fit raises ``MemoryBudgetError``.
 """
 
@@ -104,7 +104,7 @@ class Spiller:
     def start(self, table: Table, fraction_read: float) -> None:
         """Begin spilling with ``table`` (the groups of ``fraction_read`` of the rows)."""
         expected = table.nbytes / max(fraction_read, 1e-9)
-        nparts = 2 ** math.ceil(math.log2(max(2.0, expected / max(1, self.budget // 4))))
+        nparts = 2 ** math.ceil(math.log2(max(2.0, expected / max(1, self.budget // 16))))
         if self._base is not None:
             self._base.mkdir()
             self.dir = self._base
@@ -137,10 +137,10 @@ class Spiller:
             with open(path, "rb") as fh:
                 while fh.peek(1):
                     acc = kernels.merge(acc, pickle.load(fh))  # (our own file)
-                    if acc.nbytes * 2 > self.budget:
+                    if acc.nbytes * 4 > self.budget:
                         raise MemoryBudgetError(
                             f"a spilled partition of {acc.ngroups} groups needs "
-                            f"{format_size(acc.nbytes)}, over half the memory budget "
+                            f"{format_size(acc.nbytes)}, over a quarter of the memory budget "
                             f"{format_size(self.budget)}; raise --memory"
                         )
             path.unlink()
