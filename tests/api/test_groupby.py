@@ -308,3 +308,28 @@ def test_spill_files_removed_after_a_failure(store, small_blocks) -> None:
     with pytest.raises(InvalidArgument, match="not a group key"):  # fails in a late task
         arr.groupby(["q", "where(q > 2500, 1j, q)"], memory="256KiB", executor="serial").sum()
     assert listing(store.path) == before
+
+
+def test_spilled_nd_array_keeps_its_axes_and_quantiles(store, small_blocks) -> None:
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(3000, 2, 2))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    keys = rng.integers(0, 2500, 3000)
+    arr = store.create("x", data=x, chunks=(500, 2, 2))
+    karr = store.create("key", data=keys)
+    ops = ("count", "sum", "std", "min", "last", "quantile")
+    spilled = arr.groupby(karr, memory="512KiB").stats(ops=ops, q=[0.25, 0.5], ddof=1)
+    assert spilled.extra["spilled_partitions"] >= 2
+    ref = arr.groupby(karr, executor="serial").stats(ops=ops, q=[0.25, 0.5], ddof=1)
+    assert spilled.to_array().tobytes() == ref.to_array().tobytes()
+    g = int(np.flatnonzero(np.bincount(keys) > 2)[0])
+    rows = x[keys == g]
+    np.testing.assert_allclose(spilled["x"]["quantile"][g_index(spilled, g), ..., 1],
+                               np.nanquantile(rows, 0.5, axis=0))  # fmt: skip
+    np.testing.assert_allclose(
+        spilled["x"]["std"][g_index(spilled, g)], np.nanstd(rows, axis=0, ddof=1)
+    )
+
+
+def g_index(res, key: int) -> int:
+    return int(np.flatnonzero(res.keys["key"] == key)[0])
