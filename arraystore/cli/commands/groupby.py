@@ -54,7 +54,7 @@ def grouped_stats(
     opts: dict[str, Any],
 ) -> None:
     """Run ``stats --by`` and show or write its result (``opts``: executor, memory,
-    workers, quiet, as_json, overwrite)."""
+    workers, quiet, as_json, overwrite, where)."""
     if out is not None and to is not None:
         raise InvalidArgument("--out and --to cannot be combined")
     s = store_opener()(store, mode="a" if out is not None else "r")
@@ -72,7 +72,7 @@ def grouped_stats(
         memory=_size(opts["memory"]),
         executor=_executor(opts["workers"], opts["executor"]),
     )
-    res = gb.stats(_split(fields), op_list, ddof=ddof, q=qs)
+    res = gb.stats(_split(fields), op_list, ddof=ddof, q=qs, where=opts.get("where"))
     if out is not None:
         s.create(out, data=res.to_array(), overwrite=opts["overwrite"])
         if not opts["quiet"]:
@@ -151,6 +151,7 @@ def add_group_options(cmd: click.Command) -> None:
         quantiles, ddof = kw["quantiles"], kw["ddof"]
         fields = kw["fields"]
         opts["overwrite"] = overwrite
+        opts["where"] = kw.get("where")  # (a --where of the stats command, if it has one)
         grouped_stats(kw["store"], kw["name"], by, fields, ops, quantiles, ddof, out, to, opts)
 
     def _holder() -> None: ...
