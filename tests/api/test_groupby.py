@@ -243,6 +243,8 @@ def test_bad_input_one_line_errors(store, small_blocks) -> None:
     plain = store.create("p", data=np.arange(10.0))
     with pytest.raises(InvalidArgument, match="key array of the same length"):
         plain.groupby("p").sum()
+    with pytest.raises(InvalidArgument, match="where= needs a structured array"):
+        plain.groupby(store.create("pk", data=np.zeros(10, "i1"))).stats(where="p > 0")
     with pytest.raises(InvalidArgument, match="unknown op"):
         arr.groupby("k").stats(ops=["median"])
     with pytest.raises(InvalidArgument, match="not numeric"):

@@ -75,9 +75,9 @@ def groupby_reduce(
     values = value_fields(arr, fields, keys) if set(chosen) - {"size"} else ()
     structured = arr.meta.fields and arr.field is None
     names = list(arr.meta.fields) if structured else []
-    cond = compile_expr(where, names) if where is not None else None
     if where is not None and not structured:
         raise InvalidArgument("where= needs a structured array (an expression over its fields)")
+    cond = compile_expr(where, names) if where is not None else None
     read = {k.field for k in keys if k.field} | {f for f, _ in values if f}
     for expr in [cond, *(k.expr for k in keys)]:
         read |= set(expr.names) if expr is not None else set()
