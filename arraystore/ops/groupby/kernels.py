@@ -14,7 +14,8 @@ per row: 1 for a record field, the trailing size of a plain N-d array kept per c
 * ``qc``/``qv``: every value (float64) with its cell code, sorted by (cell, value), for
   exact quantiles.
 
-All accumulation is vectorised (``np.bincount`` with weights, ``ufunc.at``); integer
+All accumulation is vectorised (``np.bincount`` with weights, ``ufunc.at``; codes that
+come in long runs are reduced per run first, :class:`Cells`); integer
 sums go through ``bincount`` in 32-bit halves, exact since a block holds at most
 :data:`BLOCK_ELEMENTS` values. :func:`merge` combines two tables (the union of their
 keys, sorted); the engine merges task tables in row order, so with a fixed tiling the
@@ -97,18 +98,73 @@ def _fill(key: str, arr: np.ndarray) -> Any:
     return 0
 
 
+#: codes come in runs when a sample of this many has under 1/RUNS_FACTOR as many runs
+RUN_SAMPLE = 4096
+RUNS_FACTOR = 8
+
+
+class Cells:
+    """Accumulation into ``cells`` cells by code ``cv`` (one per value).
+
+    ``np.bincount`` and ``ufunc.at`` add to one cell after another; where the codes come
+    in long runs (sorted or clustered keys, e.g. ``id // 1000``) each add waits for the
+    previous one to the same cell, several times slower than on scattered codes. Then
+    the values are first reduced per run (``ufunc.reduceat``) and the run results
+    accumulated into the cells. Which way a block goes depends only on its codes.
+    """
+
+    def __init__(self, cv: np.ndarray, cells: int) -> None:
+        self.cv, self.cells = cv, cells
+        self.starts: np.ndarray | None = None
+        head = cv[:RUN_SAMPLE]
+        if len(cv) >= RUN_SAMPLE and np.count_nonzero(head[1:] != head[:-1]) * RUNS_FACTOR < len(
+            head
+        ):
+            change = np.flatnonzero(cv[1:] != cv[:-1]) + 1
+            if (len(change) + 1) * RUNS_FACTOR < len(cv):
+                self.starts = np.concatenate([np.zeros(1, np.intp), change])
+                self.run_cv = cv[self.starts]
+
+    def sum(self, w: np.ndarray) -> np.ndarray:
+        """float64 sums of ``w`` per cell (exact for ints while they stay below 2**53)."""
+        if self.starts is None:
+            return _wsum(self.cv, w, self.cells)
+        runs = np.add.reduceat(w, self.starts, dtype=np.float64) if len(w) else w
+        return _wsum(self.run_cv, runs, self.cells)
+
+    def at(self, ufunc: np.ufunc, out: np.ndarray, values: np.ndarray) -> None:
+        """``ufunc.at(out, cv, values)`` (min/max)."""
+        if self.starts is None:
+            ufunc.at(out, self.cv, values)
+        elif len(values):
+            ufunc.at(out, self.run_cv, ufunc.reduceat(values, self.starts))
+
+    def positions(self, first: bool) -> np.ndarray:
+        """The position of each cell's first (or last) value; ``len(cv)`` / -1 if none."""
+        n = len(self.cv)
+        out = np.full(self.cells, n if first else -1, np.intp)
+        if self.starts is None:
+            (np.minimum if first else np.maximum).at(out, self.cv, np.arange(n))
+        elif n:
+            ends = np.append(self.starts[1:], n) - 1
+            (np.minimum if first else np.maximum).at(
+                out, self.run_cv, self.starts if first else ends
+            )
+        return out
+
+
 def _wsum(code: np.ndarray, weights: np.ndarray, minlength: int) -> np.ndarray:
     """``np.bincount`` with weights, always float64 (it gives int64 for no values)."""
     return np.bincount(code, weights=weights, minlength=minlength).astype(np.float64, copy=False)
 
 
-def _int_sum(code: np.ndarray, x: np.ndarray, cells: int) -> np.ndarray:
+def _int_sum(acc: Cells, x: np.ndarray) -> np.ndarray:
     """Exact per-cell sums of ints/bools (int64 or uint64, object where they overflow)."""
     target = np.dtype(np.uint64 if x.dtype.kind == "u" else np.int64)
     if x.dtype.kind == "b" or x.dtype.itemsize <= 4:  # |sum| < 2**53: float64 is exact
-        return _wsum(code, x, minlength=cells).astype(target)
-    lo = _wsum(code, (x & 0xFFFFFFFF).astype(np.float64), minlength=cells)
-    hi = _wsum(code, (x >> 32).astype(np.float64), minlength=cells)
+        return acc.sum(x.astype(np.float64)).astype(target)
+    lo = acc.sum((x & 0xFFFFFFFF).astype(np.float64))
+    hi = acc.sum((x >> 32).astype(np.float64))
     slo, shi = lo.astype(np.int64), hi.astype(np.int64)
     if not len(shi) or np.abs(shi).max() < 2**30:
         return (shi * 2**32 + slo).astype(target)
@@ -161,33 +217,34 @@ def field_state(
     nan = np.isnan(x) if x.dtype.kind == "f" else None
     pos = np.flatnonzero(~nan) if nan is not None and nan.any() else None
     cv, xv = (code, x) if pos is None else (code[pos], x[pos])
+    acc = Cells(cv, cells)
     if pos is None and K == 1 and size is not None:
         n = size.copy()
-    else:
+    elif acc.starts is None:
         n = np.bincount(cv, minlength=cells).astype(np.int64)
+    else:
+        runs = np.diff(np.append(acc.starts, len(cv)))
+        n = np.bincount(acc.run_cv, weights=runs, minlength=cells).astype(np.int64)
     st: State = {"n": n}
     if "sum" in need:
-        if x.dtype.kind == "f":
-            st["sum"] = _wsum(cv, xv, minlength=cells)
-        else:
-            st["sum"] = _int_sum(cv, xv, cells)
+        st["sum"] = acc.sum(xv) if x.dtype.kind == "f" else _int_sum(acc, xv)
     if "m2" in need:
         with np.errstate(invalid="ignore", divide="ignore"):
             mu = as_float(st["sum"]) / np.maximum(st["n"], 1)
         d = xv - mu[cv]  # float64 (ints and float16/32 promote)
         np.multiply(d, d, out=d)
-        st["mu"], st["m2"] = mu, _wsum(cv, d, minlength=cells)
+        st["mu"], st["m2"] = mu, acc.sum(d)
     for key, ufunc in (("min", np.minimum), ("max", np.maximum)):
         if key in need:
             st[key] = np.full(cells, _fill(key, x), x.dtype)
-            ufunc.at(st[key], cv, xv)
+            acc.at(ufunc, st[key], xv)
     if need & {"first", "last"}:
         if pos is None and K == 1:
             vrows = rows
         else:  # the row of each kept value
             flat = np.arange(len(x)) if pos is None else pos
             vrows = rows[flat // K]
-        _first_last(st, need, cv, xv, vrows)
+        _first_last(st, need, acc, xv, vrows)
     if "quantile" in need:
         order = np.lexsort((xv, cv))
         st["qc"], st["qv"] = cv[order].astype(np.int64), xv[order].astype(np.float64)
@@ -195,16 +252,14 @@ def field_state(
 
 
 def _first_last(
-    st: State, need: frozenset[str], cv: np.ndarray, xv: np.ndarray, rows: np.ndarray
+    st: State, need: frozenset[str], acc: Cells, xv: np.ndarray, rows: np.ndarray
 ) -> None:
     """First/last value per cell and its global row (``rows``: the row of each value)."""
     cells = len(st["n"])
     hit = st["n"] > 0
-    for key, ufunc, none in (("first", np.minimum, len(xv)), ("last", np.maximum, -1)):
+    for key in ("first", "last"):
         if key in need:  # positions in xv follow the rows: the first is the smallest
-            at = np.full(cells, none, np.intp)
-            ufunc.at(at, cv, np.arange(len(xv)))
-            at = np.where(hit, at, 0)
+            at = np.where(hit, acc.positions(key == "first"), 0)
             gi = rows[at] if len(xv) else np.zeros(cells, np.int64)
             st[key[0] + "i"] = np.where(hit, gi, _fill(key[0] + "i", xv)).astype(np.int64)
             st[key[0] + "v"] = np.where(hit, xv[at] if len(xv) else 0, 0).astype(xv.dtype)

@@ -170,3 +170,46 @@ def test_int_sums_exact_at_the_limits(dtype) -> None:
     t = kernels.merge(t, t)
     want = 2 * sum(int(v) for v in x)
     assert int(kernels.finalize(t, "x", "sum")[0, 0]) == want
+
+
+@pytest.mark.parametrize("layout", ["sorted", "clustered", "scattered"])
+def test_runs_of_codes_give_the_pandas_results(monkeypatch: pytest.MonkeyPatch, layout) -> None:
+    """Codes in long runs (sorted or clustered keys) are reduced per run first
+    (:class:`kernels.Cells`); the results equal pandas and, exactly, those of the
+    per-value path (counts, int sums, min/max, first/last, quantiles)."""
+    rng = np.random.default_rng(3)
+    n = 30_000
+    key = {
+        "sorted": np.arange(n) // 700,
+        "clustered": np.repeat(rng.integers(0, 9, n // 500), 500),
+        "scattered": rng.integers(0, 40, n),
+    }[layout].astype(np.int64)
+    x = rng.normal(size=n)
+    x[rng.random(n) < 0.05] = np.nan
+    big = rng.choice(np.array([2**62, -(2**62), 5], np.int64), n)
+    f4 = rng.normal(size=n).astype(np.float32)
+    vals = {"x": x, "big": big, "f4": f4}
+    t = _table([key], vals, [n // 3, n], True)
+    if layout != "scattered":
+        assert kernels.Cells(key[: n // 3].astype(np.intp), 100).starts is not None
+    monkeypatch.setattr(kernels, "RUN_SAMPLE", 10**9)  # the per-value path only
+    ref = _table([key], vals, [n // 3, n], True)
+    g = pd.DataFrame({"k": key, **vals}).groupby("k")
+    g64 = pd.DataFrame({"k": key, "x": x, "f4": f4.astype(np.float64)}).groupby("k")
+    for f in vals:
+        for op in ("count", "min", "max", "first", "last"):
+            got = kernels.finalize(t, f, op)[:, 0]
+            np.testing.assert_array_equal(got, kernels.finalize(ref, f, op)[:, 0])
+            np.testing.assert_array_equal(got, getattr(g[f], op)().to_numpy().astype(got.dtype))
+        np.testing.assert_array_equal(
+            kernels.finalize(t, f, "quantile", q=Q), kernels.finalize(ref, f, "quantile", q=Q)
+        )
+        if f == "big":
+            got_sum = kernels.finalize(t, f, "sum")[:, 0].tolist()
+            assert got_sum == [sum(int(v) for v in big[i]) for i in g.indices.values()]
+        else:
+            want = g64[f].sum().to_numpy()  # float32 accumulates in float64 (documented)
+            np.testing.assert_allclose(kernels.finalize(t, f, "sum")[:, 0], want, rtol=1e-10)
+            np.testing.assert_allclose(
+                kernels.finalize(t, f, "var", ddof=1)[:, 0], g64[f].var(ddof=1), rtol=1e-9
+            )
