@@ -22,6 +22,7 @@ from arraystore.core.meta import ArrayMeta
 from arraystore.core.selection import basic_selection
 from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
+from arraystore.grouping import Grouping
 from arraystore.indexing import Indexer, get_selection, plan, set_selection
 from arraystore.ops.map.blocks import map_array
 from arraystore.ops.map.blocks import map_blocks as _map_blocks
@@ -37,7 +38,7 @@ def _has_ellipsis(key: Any) -> bool:
     return key is Ellipsis or (isinstance(key, tuple) and any(k is Ellipsis for k in key))
 
 
-class Array(Reductions, Transfers):
+class Array(Reductions, Transfers, Grouping):
     """Lazy array: ``shape``, ``dtype``, ``chunks``, ``nbytes``; ``arr[...]`` reads.
 
     Get one with ``store[name]`` (and a field view with ``arr["field"]``); the reductions

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from arraystore._native.pages import POLICIES, POLICY_ENV
+from arraystore.cli.commands.groupby import add_group_options
 from arraystore.cli.options import scheduler_option, storage_option, store_opener
 from arraystore.cli.output import (
     _print_stats,
@@ -132,3 +133,6 @@ def _show(doc: dict[str, Any], as_json: bool) -> None:
         _print_json(doc)
     else:
         _print_stats(doc)
+
+
+add_group_options(stats)  # --by --ops --out --to --overwrite (cli.commands.groupby)

@@ -1,0 +1,433 @@
+"""Grouped reduction states (pure numpy, no I/O): partial tables, ordered merge, results.
+
+A :class:`Table` is what one task returns: the sorted unique keys it saw and, per value
+field, the mergeable state of every group (arrays of ``G * K`` cells, ``K`` the values
+per row: 1 for a record field, the trailing size of a plain N-d array kept per column):
+
+* ``n`` values seen (NaN skipped, as pandas does), ``size`` rows per group;
+* ``sum``: float64 for floats (float16/32 accumulated in float64); exact for ints and
+  bools -- int64 (uint64 for unsigned) while it fits, else Python ints (object);
+* ``mu`` + ``m2``: the group mean and centred sum of squares of the block, merged with
+  Chan's parallel formula (never sums of squares of raw values);
+* ``min`` / ``max`` in the input dtype; ``fi``/``fv`` and ``li``/``lv``: the global row
+  index and value of the first / last non-NaN value;
+* ``qc``/``qv``: every value (float64) with its cell code, sorted by (cell, value), for
+  exact quantiles.
+
+All accumulation is vectorised (``np.bincount`` with weights, ``ufunc.at``; codes that
+come in long runs are reduced per run first, :class:`Cells`); integer
+sums go through ``bincount`` in 32-bit halves, exact since a block holds at most
+:data:`BLOCK_ELEMENTS` values. :func:`merge` combines two tables (the union of their
+keys, sorted); the engine merges task tables in row order, so with a fixed tiling the
+float results are the same bits for every executor and worker count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from arraystore.ops.groupby.keys import factorize, normalize, union
+
+#: most values per block (exact int sums through float64 bincount need <= 2**21)
+BLOCK_ELEMENTS = 1 << 20
+INT64_MAX = np.iinfo(np.int64).max
+OPS = ("size", "count", "sum", "mean", "var", "std", "min", "max", "first", "last", "quantile")
+_NEEDS = {
+    "count": (),
+    "size": (),
+    "sum": ("sum",),
+    "mean": ("sum",),
+    "var": ("sum", "m2"),
+    "std": ("sum", "m2"),
+    "min": ("min",),
+    "max": ("max",),
+    "first": ("first",),
+    "last": ("last",),
+    "quantile": ("quantile",),
+}
+State = dict[str, np.ndarray]
+
+
+def needs(ops: tuple[str, ...]) -> frozenset[str]:
+    """The state parts ``ops`` need."""
+    return frozenset(p for op in ops for p in _NEEDS[op])
+
+
+@dataclass
+class Table:
+    """Sorted unique keys (one array per key column) and the group states."""
+
+    keys: list[np.ndarray]
+    size: np.ndarray
+    states: dict[str, State] = field(default_factory=dict)
+    #: values per row of each field (the trailing cells kept per group)
+    cells: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ngroups(self) -> int:
+        return len(self.size)
+
+    @property
+    def nbytes(self) -> int:
+        keys = sum(k.nbytes for k in self.keys) + self.size.nbytes
+        return keys + sum(a.nbytes for st in self.states.values() for a in st.values())
+
+
+def _lo_hi(dtype: np.dtype) -> tuple[Any, Any]:
+    if dtype.kind == "f":
+        return dtype.type(np.inf), dtype.type(-np.inf)
+    if dtype.kind == "b":
+        return True, False
+    info = np.iinfo(dtype)
+    return info.max, info.min
+
+
+def _fill(key: str, arr: np.ndarray) -> Any:
+    """The value of a cell that has seen nothing (neutral for :func:`_combine`)."""
+    if key == "min":
+        return _lo_hi(arr.dtype)[0]
+    if key == "max":
+        return _lo_hi(arr.dtype)[1]
+    if key == "fi":
+        return INT64_MAX
+    if key == "li":
+        return -1
+    return 0
+
+
+#: codes come in runs when a sample of this many has under 1/RUNS_FACTOR as many runs
+RUN_SAMPLE = 4096
+RUNS_FACTOR = 8
+
+
+class Cells:
+    """Accumulation into ``cells`` cells by code ``cv`` (one per value).
+
+    ``np.bincount`` and ``ufunc.at`` add to one cell after another; where the codes come
+    in long runs (sorted or clustered keys, e.g. ``id // 1000``) each add waits for the
+    previous one to the same cell, several times slower than on scattered codes. Then
+    the values are first reduced per run (``ufunc.reduceat``) and the run results
+    accumulated into the cells. Which way a block goes depends only on its codes.
+    """
+
+    def __init__(self, cv: np.ndarray, cells: int) -> None:
+        self.cv, self.cells = cv, cells
+        self.starts: np.ndarray | None = None
+        head = cv[:RUN_SAMPLE]
+        if len(cv) >= RUN_SAMPLE and np.count_nonzero(head[1:] != head[:-1]) * RUNS_FACTOR < len(
+            head
+        ):
+            change = np.flatnonzero(cv[1:] != cv[:-1]) + 1
+            if (len(change) + 1) * RUNS_FACTOR < len(cv):
+                self.starts = np.concatenate([np.zeros(1, np.intp), change])
+                self.run_cv = cv[self.starts]
+
+    def sum(self, w: np.ndarray) -> np.ndarray:
+        """float64 sums of ``w`` per cell (exact for ints while they stay below 2**53)."""
+        if self.starts is None:
+            return _wsum(self.cv, w, self.cells)
+        runs = np.add.reduceat(w, self.starts, dtype=np.float64) if len(w) else w
+        return _wsum(self.run_cv, runs, self.cells)
+
+    def at(self, ufunc: np.ufunc, out: np.ndarray, values: np.ndarray) -> None:
+        """``ufunc.at(out, cv, values)`` (min/max)."""
+        if self.starts is None:
+            ufunc.at(out, self.cv, values)
+        elif len(values):
+            ufunc.at(out, self.run_cv, ufunc.reduceat(values, self.starts))
+
+    def positions(self, first: bool) -> np.ndarray:
+        """The position of each cell's first (or last) value; ``len(cv)`` / -1 if none."""
+        n = len(self.cv)
+        out = np.full(self.cells, n if first else -1, np.intp)
+        if self.starts is None:
+            (np.minimum if first else np.maximum).at(out, self.cv, np.arange(n))
+        elif n:
+            ends = np.append(self.starts[1:], n) - 1
+            (np.minimum if first else np.maximum).at(
+                out, self.run_cv, self.starts if first else ends
+            )
+        return out
+
+
+def _wsum(code: np.ndarray, weights: np.ndarray, minlength: int) -> np.ndarray:
+    """``np.bincount`` with weights, always float64 (it gives int64 for no values)."""
+    return np.bincount(code, weights=weights, minlength=minlength).astype(np.float64, copy=False)
+
+
+def _int_sum(acc: Cells, x: np.ndarray) -> np.ndarray:
+    """Exact per-cell sums of ints/bools (int64 or uint64, object where they overflow)."""
+    target = np.dtype(np.uint64 if x.dtype.kind == "u" else np.int64)
+    if x.dtype.kind == "b" or x.dtype.itemsize <= 4:  # |sum| < 2**53: float64 is exact
+        return acc.sum(x.astype(np.float64)).astype(target)
+    lo = acc.sum((x & 0xFFFFFFFF).astype(np.float64))
+    hi = acc.sum((x >> 32).astype(np.float64))
+    slo, shi = lo.astype(np.int64), hi.astype(np.int64)
+    if not len(shi) or np.abs(shi).max() < 2**30:
+        return (shi * 2**32 + slo).astype(target)
+    return narrow(shi.astype(object) * 2**32 + slo.astype(object), target)
+
+
+def narrow(values: np.ndarray, target: np.dtype) -> np.ndarray:
+    """Exact Python-int sums as ``target`` when every one fits, else kept as objects."""
+    info = np.iinfo(target)
+    if all(info.min <= int(v) <= info.max for v in values):
+        return values.astype(target)
+    return values
+
+
+def add_int(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer addition: int64/uint64 while it fits, else object (Python ints)."""
+    if a.dtype != object and b.dtype != object:
+        with np.errstate(over="ignore"):
+            r = np.asarray(np.add(a, b))
+        ovf = (r < a) if a.dtype.kind == "u" else ((a ^ r) & (b ^ r)) < 0
+        if not ovf.any():
+            return r
+    return np.asarray(a.astype(object) + b.astype(object), dtype=object)
+
+
+def as_float(s: np.ndarray) -> np.ndarray:
+    """Sums as float64 (exact Python ints rounded once)."""
+    if s.dtype == object:
+        return np.array([float(v) for v in s], dtype=np.float64)
+    return s.astype(np.float64)
+
+
+def field_state(
+    X: np.ndarray,
+    inv: np.ndarray,
+    ngroups: int,
+    need: frozenset[str],
+    rows: np.ndarray,
+    size: np.ndarray | None = None,
+) -> State:
+    """The states of one field's block ``X`` (``(m, K)``; row ``i`` in group ``inv[i]``).
+
+    ``rows`` holds each row's global index (for first/last); ``size`` the rows per group
+    (the counts when no value is NaN), if known.
+    """
+    K = X.shape[1]
+    cells = ngroups * K
+    code = inv if K == 1 else (inv[:, None] * K + np.arange(K)).ravel()
+    x = X.ravel()
+    nan = np.isnan(x) if x.dtype.kind == "f" else None
+    pos = np.flatnonzero(~nan) if nan is not None and nan.any() else None
+    cv, xv = (code, x) if pos is None else (code[pos], x[pos])
+    acc = Cells(cv, cells)
+    if pos is None and K == 1 and size is not None:
+        n = size.copy()
+    elif acc.starts is None:
+        n = np.bincount(cv, minlength=cells).astype(np.int64)
+    else:
+        runs = np.diff(np.append(acc.starts, len(cv)))
+        n = np.bincount(acc.run_cv, weights=runs, minlength=cells).astype(np.int64)
+    st: State = {"n": n}
+    if "sum" in need:
+        st["sum"] = acc.sum(xv) if x.dtype.kind == "f" else _int_sum(acc, xv)
+    if "m2" in need:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = as_float(st["sum"]) / np.maximum(st["n"], 1)
+        d = xv - mu[cv]  # float64 (ints and float16/32 promote)
+        np.multiply(d, d, out=d)
+        st["mu"], st["m2"] = mu, acc.sum(d)
+    for key, ufunc in (("min", np.minimum), ("max", np.maximum)):
+        if key in need:
+            st[key] = np.full(cells, _fill(key, x), x.dtype)
+            acc.at(ufunc, st[key], xv)
+    if need & {"first", "last"}:
+        if pos is None and K == 1:
+            vrows = rows
+        else:  # the row of each kept value
+            flat = np.arange(len(x)) if pos is None else pos
+            vrows = rows[flat // K]
+        _first_last(st, need, acc, xv, vrows)
+    if "quantile" in need:
+        order = np.lexsort((xv, cv))
+        st["qc"], st["qv"] = cv[order].astype(np.int64), xv[order].astype(np.float64)
+    return st
+
+
+def _first_last(
+    st: State, need: frozenset[str], acc: Cells, xv: np.ndarray, rows: np.ndarray
+) -> None:
+    """First/last value per cell and its global row (``rows``: the row of each value)."""
+    cells = len(st["n"])
+    hit = st["n"] > 0
+    for key in ("first", "last"):
+        if key in need:  # positions in xv follow the rows: the first is the smallest
+            at = np.where(hit, acc.positions(key == "first"), 0)
+            gi = rows[at] if len(xv) else np.zeros(cells, np.int64)
+            st[key[0] + "i"] = np.where(hit, gi, _fill(key[0] + "i", xv)).astype(np.int64)
+            st[key[0] + "v"] = np.where(hit, xv[at] if len(xv) else 0, 0).astype(xv.dtype)
+
+
+def partial(
+    key_cols: list[np.ndarray],
+    values: dict[str, np.ndarray],
+    need: frozenset[str],
+    rows: np.ndarray,
+    dropna: bool = True,
+) -> Table:
+    """The table of one block: key columns and ``(m, K)`` value blocks of the same rows.
+
+    ``rows`` holds each row's global index; with ``dropna`` rows whose key holds NaN
+    belong to no group (pandas' ``dropna=True``).
+    """
+    if dropna:
+        keep = None
+        for col in key_cols:
+            if col.dtype.kind == "f":
+                ok = ~np.isnan(col)
+                keep = ok if keep is None else keep & ok
+        if keep is not None and not keep.all():
+            key_cols = [c[keep] for c in key_cols]
+            values = {k: v[keep] for k, v in values.items()}
+            rows = rows[keep]
+    keys, inv = factorize([normalize(c) for c in key_cols])
+    ngroups = len(keys[0])
+    table = Table(keys, np.bincount(inv, minlength=ngroups).astype(np.int64))
+    for name, X in values.items():
+        table.states[name] = field_state(X, inv, ngroups, need, rows, table.size)
+        table.cells[name] = X.shape[1]
+    return table
+
+
+def _expand(st: State, where: np.ndarray, ngroups: int, K: int) -> State:
+    """A table's states placed at rows ``where`` of a table of ``ngroups`` groups."""
+    out: State = {}
+    for key, arr in st.items():
+        if key == "qc":
+            out[key] = where[arr // K] * K + arr % K
+        elif key == "qv":
+            out[key] = arr
+        else:
+            full = np.full((ngroups, K), _fill(key, arr), arr.dtype)
+            full[where] = arr.reshape(-1, K)
+            out[key] = full.ravel()
+    return out
+
+
+def _chan(a: State, b: State) -> tuple[np.ndarray, np.ndarray]:
+    na, nb = a["n"], b["n"]
+    n = na + nb
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        delta = b["mu"] - a["mu"]
+        f = nb / np.maximum(n, 1)
+        mu = np.where(na == 0, b["mu"], np.where(nb == 0, a["mu"], a["mu"] + delta * f))
+        both = a["m2"] + b["m2"] + delta * delta * na * f
+        m2 = np.where(na == 0, b["m2"], np.where(nb == 0, a["m2"], both))
+    return mu, m2
+
+
+def _combine(a: State, b: State) -> State:
+    """Merge the states of the same cells; ``b`` holds later rows than ``a``."""
+    out: State = {"n": a["n"] + b["n"]}
+    if "sum" in a:
+        fl = a["sum"].dtype.kind == "f"
+        if fl:  # a cell one side has not seen keeps the other's bits (-0.0 stays -0.0)
+            both = a["sum"] + b["sum"]
+            out["sum"] = np.where(b["n"] == 0, a["sum"], np.where(a["n"] == 0, b["sum"], both))
+        else:
+            out["sum"] = add_int(a["sum"], b["sum"])
+    if "m2" in a:
+        out["mu"], out["m2"] = _chan(a, b)
+    if "min" in a:
+        out["min"] = np.minimum(a["min"], b["min"])
+    if "max" in a:
+        out["max"] = np.maximum(a["max"], b["max"])
+    if "fi" in a:
+        take = b["fi"] < a["fi"]
+        out["fi"], out["fv"] = np.where(take, b["fi"], a["fi"]), np.where(take, b["fv"], a["fv"])
+    if "li" in a:
+        take = b["li"] > a["li"]
+        out["li"], out["lv"] = np.where(take, b["li"], a["li"]), np.where(take, b["lv"], a["lv"])
+    if "qc" in a:
+        qc, qv = np.concatenate([a["qc"], b["qc"]]), np.concatenate([a["qv"], b["qv"]])
+        order = np.lexsort((qv, qc))
+        out["qc"], out["qv"] = qc[order], qv[order]
+    return out
+
+
+def merge(a: Table | None, b: Table) -> Table:
+    """The table of the rows of ``a`` then ``b`` (their keys' union, sorted)."""
+    if a is None:
+        return b
+    same = a.ngroups == b.ngroups and all(
+        np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
+        for x, y in zip(a.keys, b.keys, strict=True)
+    )
+    if same:
+        keys, ngroups = a.keys, a.ngroups
+        wa = wb = np.arange(ngroups)
+    else:
+        cols = [np.concatenate([x, y]) for x, y in zip(a.keys, b.keys, strict=True)]
+        keys, inv = union(cols, a.ngroups)
+        ngroups = len(keys[0])
+        wa, wb = inv[: a.ngroups], inv[a.ngroups :]
+    size = np.zeros(ngroups, np.int64)
+    size[wa] += a.size
+    size[wb] += b.size
+    out = Table(keys, size, cells=dict(a.cells))
+    for name, K in a.cells.items():
+        sa, sb = a.states[name], b.states[name]
+        if not same:
+            sa, sb = _expand(sa, wa, ngroups, K), _expand(sb, wb, ngroups, K)
+        out.states[name] = _combine(sa, sb)
+    return out
+
+
+def quantiles(st: State, q: np.ndarray) -> np.ndarray:
+    """Exact quantiles per cell, ``(cells, len(q))``: linear interpolation between the
+    sorted values like pandas' ``quantile(interpolation="linear")``; NaN for empty cells."""
+    n, qv = st["n"], st["qv"]
+    out = np.full((len(n), len(q)), np.nan)
+    has = n > 0
+    if not has.any():
+        return out
+    starts = (np.cumsum(n) - n)[has]
+    last = (n - 1)[has]
+    for j, qj in enumerate(q):
+        h = qj * last
+        lo = np.floor(h).astype(np.int64)
+        frac = h - lo
+        hi = np.minimum(lo + 1, last)
+        vlo, vhi = qv[starts + lo], qv[starts + hi]
+        with np.errstate(invalid="ignore"):
+            out[has, j] = np.where(frac == 0, vlo, vlo + (vhi - vlo) * frac)
+    return out
+
+
+def finalize(
+    table: Table, name: str, op: str, ddof: int = 0, q: np.ndarray | None = None
+) -> np.ndarray:
+    """One op's result for field ``name``: ``(groups, K)`` (``(groups, K, len(q))`` for
+    quantiles); NaN where a group has no value (floats only: ints always have one)."""
+    st, K = table.states[name], table.cells[name]
+    G = table.ngroups
+    n = st["n"]
+    empty = n == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if op == "count":
+            res: np.ndarray = n
+        elif op == "size":
+            res = np.repeat(table.size, K)
+        elif op == "sum":
+            res = st["sum"]
+        elif op == "mean":
+            res = np.where(empty, np.nan, as_float(st["sum"]) / np.maximum(n, 1))
+        elif op in ("var", "std"):
+            dof = n - ddof
+            res = np.where(dof > 0, st["m2"] / np.maximum(dof, 1), np.nan)
+            res = np.sqrt(res) if op == "std" else res
+        elif op == "quantile":
+            assert q is not None
+            return quantiles(st, q).reshape(G, K, len(q))
+        else:
+            res = st[{"min": "min", "max": "max", "first": "fv", "last": "lv"}[op]]
+            if empty.any():
+                res = np.where(empty, np.nan, res)
+    return res.reshape(G, K)

@@ -1,0 +1,168 @@
+"""``groupby_reduce``: the entry point behind ``Array.groupby`` and ``stats --by``."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from arraystore.core.dtypes import field_dtype
+from arraystore.core.expr import compile_expr
+from arraystore.errors import InvalidArgument
+from arraystore.ops.groupby import kernels
+from arraystore.ops.groupby.engine import (
+    GroupSpec,
+    block_rows,
+    budget_of,
+    resolve_keys,
+    run_groups,
+    value_fields,
+)
+from arraystore.ops.groupby.result import GroupedResult
+from arraystore.ops.groupby.spill import Spiller
+
+if TYPE_CHECKING:
+    from arraystore.storage import ArrayView
+
+DEFAULT_OPS = ("count", "sum", "mean", "std", "min", "max")
+
+
+def _check_ops(ops: Iterable[str] | None, q: Any) -> tuple[tuple[str, ...], np.ndarray | None]:
+    chosen = tuple(dict.fromkeys(DEFAULT_OPS if ops is None else ops))
+    bad = [o for o in chosen if o not in kernels.OPS]
+    if bad:
+        raise InvalidArgument(f"unknown op {bad[0]!r} (choose from: {', '.join(kernels.OPS)})")
+    if q is None:
+        if "quantile" in chosen:
+            raise InvalidArgument("op 'quantile' needs quantiles (q=0.5 or --quantiles 0.5)")
+        return chosen, None
+    qs = np.atleast_1d(np.asarray(q, dtype=np.float64))
+    if qs.ndim != 1 or qs.size == 0 or not np.all((qs >= 0) & (qs <= 1)):
+        raise InvalidArgument(f"quantiles must be numbers in [0, 1], got {q!r}")
+    if "quantile" not in chosen:
+        chosen = (*chosen, "quantile")
+    return chosen, qs
+
+
+def groupby_reduce(
+    arr: ArrayView,
+    key: Any,
+    fields: Sequence[str] | str | None = None,
+    ops: Iterable[str] | None = None,
+    ddof: int = 0,
+    q: Any = None,
+    where: str | None = None,
+    dropna: bool = True,
+    reduce_inner: bool = False,
+    memory: int | str | None = None,
+    executor: Any = None,
+    workers: int | None = None,
+    progress: Callable[[Any, Any], None] | None = None,
+) -> GroupedResult:
+    """Reduce ``fields`` of ``arr`` per group of ``key`` (see ``Array.groupby``)."""
+    if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
+        raise InvalidArgument(f"ddof must be a non-negative integer, got {ddof!r}")
+    chosen, qs = _check_ops(ops, q)
+    if arr.meta.fields and arr.field is None and len(arr.shape) != 1:
+        raise InvalidArgument(f"groupby needs a 1-d structured array; {arr.name} is {arr.shape}")
+    if not arr.shape:
+        raise InvalidArgument(f"{arr.name} is 0-d: nothing to group")
+    budget = budget_of(memory)
+    keys = resolve_keys(arr, key)
+    values = value_fields(arr, fields, keys) if set(chosen) - {"size"} else ()
+    structured = arr.meta.fields and arr.field is None
+    names = list(arr.meta.fields) if structured else []
+    if where is not None and not structured:
+        raise InvalidArgument("where= needs a structured array (an expression over its fields)")
+    cond = compile_expr(where, names) if where is not None else None
+    read = {k.field for k in keys if k.field} | {f for f, _ in values if f}
+    for expr in [cond, *(k.expr for k in keys)]:
+        read |= set(expr.names) if expr is not None else set()
+    if arr.field is not None:  # a field view: read the field only
+        read = {arr.field}
+    spec = GroupSpec(
+        arr.handle,
+        keys,
+        values,
+        kernels.needs(chosen),
+        cond,
+        bool(dropna),
+        bool(reduce_inner) and not structured,
+        tuple(sorted(read)),
+    )
+    t0 = time.perf_counter()
+    store = arr.store
+    local = store.writable and not store.remote
+    spiller = Spiller(store.layout.temp_path(arr.name) if local else None, budget)
+    try:
+        table = run_groups(
+            spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress, spiller
+        )
+        tables = [table] if table is not None else spiller.partitions()
+        parts = [_columns(arr, spec, t, chosen, ddof, qs) for t in tables]
+        del table
+    finally:
+        spiller.close()
+    kcols, size, out = _concat(parts) if len(parts) != 1 else parts[0]
+    del parts
+    nbytes = math.prod(arr.shape) * (arr.meta.dtype.itemsize if arr.field is None else 0)
+    qtuple = tuple(float(x) for x in qs) if qs is not None else ()
+    seconds = time.perf_counter() - t0
+    res = GroupedResult(arr.name, kcols, size, out, qtuple, nbytes, seconds)
+    res.extra["spilled_partitions"] = len(spiller.parts)
+    return res
+
+
+Columns = tuple[np.ndarray, np.ndarray, dict[str, dict[str, np.ndarray]]]
+
+
+def _columns(
+    arr: ArrayView,
+    spec: GroupSpec,
+    table: kernels.Table,
+    ops: tuple[str, ...],
+    ddof: int,
+    qs: np.ndarray | None,
+) -> Columns:
+    """The keys (structured), sizes and per-field, per-op results of one table."""
+    kdt = np.dtype([(k.name, c.dtype) for k, c in zip(spec.keys, table.keys, strict=True)])
+    keys = np.empty(table.ngroups, kdt)
+    for k, c in zip(spec.keys, table.keys, strict=True):
+        keys[k.name] = c
+    structured = arr.meta.fields and arr.field is None
+    inner = () if spec.inner or structured else tuple(arr.shape[1:])
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for f, name in spec.values:
+        sub = field_dtype(arr.meta.dtype, f).subshape if f and arr.field is None else inner
+        res = {}
+        for op in ops:
+            v = kernels.finalize(table, name, op, ddof, qs)
+            res[op] = v.reshape((table.ngroups, *sub, *v.shape[2:]))
+        out[name] = res
+    return keys, table.size, out
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    """The groups of several spilled partitions (disjoint keys), sorted by key; the
+    parts are emptied column by column, so the peak is the result and one column."""
+    if not parts:
+        raise InvalidArgument("no groups")  # (unreachable: a spilled run has groups)
+    keys = np.concatenate([p[0] for p in parts])
+    order = np.lexsort([keys[n] for n in reversed(keys.dtype.names or ())])
+    keys = keys[order]
+    size = np.concatenate([p[1] for p in parts])[order]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for f, ops in parts[0][2].items():
+        out[f] = {}
+        for op in list(ops):
+            out[f][op] = _cat([p[2][f].pop(op) for p in parts])[order]
+    return keys, size, out
+
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    if any(a.dtype == object for a in arrays):  # exact big int sums next to int64 ones
+        return np.concatenate([a.astype(object) for a in arrays])
+    return np.concatenate(arrays)
