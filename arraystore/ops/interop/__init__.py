@@ -148,6 +148,10 @@ def import_file(
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
     checksum: bool = False,
+    casting: str | None = None,
+    rtol: float | None = None,
+    nan_to: Any = None,
+    audit: Callable[[Any], None] | None = None,
     **options: Any,
 ) -> ArrayView:
     """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name`` (atomically).
@@ -167,30 +171,15 @@ def import_file(
     bar's total; a CSV file reports during its second, binary pass). ``checksum``: store
     checksums (zarr: crc32c codec; memmap: block checksums, see ``verify``). Returns the
     new :class:`Array`.
+
+    ``.npy`` into another ``dtype`` (or ``"auto"``): cast on write as ``Store.create``
+    does, under ``casting``, ``rtol``, ``nan_to``; ``audit(CastResult)``.
     """
     if errors not in ("raise", "coerce"):
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
     src = _source_file(path)
     fmt = detect_format(src, format)
     backend = store.default_backend(backend)
-    if fmt == "npy":
-        return _import_npy(
-            store,
-            name,
-            src,
-            dtype,
-            backend,
-            codec,
-            chunks,
-            attrs,
-            overwrite,
-            progress,
-            columns,
-            options,
-            checksum,
-        )
-    check_target(store, name, overwrite)
-    n_workers = workers or min(2, os.cpu_count() or 1)
     common = dict(
         dtype=dtype,
         columns=columns,
@@ -201,10 +190,15 @@ def import_file(
         attrs=attrs,
         null_mask=null_mask,
         overwrite=overwrite,
-        workers=n_workers,
+        workers=workers or min(2, os.cpu_count() or 1),
         progress=progress,
         checksum=checksum,
     )
+    cast = dict(casting=casting, rtol=rtol, nan_to=nan_to, audit=audit)
+    if fmt == "npy":
+        return _import_npy(store, name, src, options, common, cast)
+    _refuse_cast(fmt, cast)
+    check_target(store, name, overwrite)
     with store.lock(name):
         _import_table(store, name, src, fmt, options, common)
     return store[name]
@@ -241,37 +235,39 @@ def _import_table(
         import_table(store, name, src, fmt, options=options, **common)
 
 
+def _refuse_cast(fmt: str, cast: Mapping[str, Any]) -> None:
+    """Tables convert ``dtype`` columns with a value check of their own (``errors``)."""
+    given = [k for k in ("casting", "rtol", "nan_to") if cast[k] is not None]
+    if given:
+        raise InvalidArgument(
+            f"{'/'.join(given)} {'apply' if len(given) > 1 else 'applies'} to .npy imports "
+            f"only; a {fmt} import converts --dtype columns with a value check of its own "
+            "(see --errors)"
+        )
+
+
 def _import_npy(
     store: StoreRoot,
     name: str,
     src: Path,
-    dtype: Any,
-    backend: str,
-    codec: str | None,
-    chunks: Any,
-    attrs: Mapping[str, Any] | None,
-    overwrite: bool,
-    progress: Any,
-    columns: Any,
     options: Mapping[str, Any],
-    checksum: bool = False,
+    common: Mapping[str, Any],
+    cast: Mapping[str, Any],
 ) -> ArrayView:
-    if columns is not None or options:
+    """A .npy file through ``create --from`` (cast on write when ``dtype`` is not its own);
+    ``common``: :func:`import_file`'s options (those of tables are ignored)."""
+    if common["columns"] is not None or options:
         raise InvalidArgument(
             f".npy import takes no columns/format options (got {sorted(options) or 'columns'})"
         )
+    keep = ("dtype", "backend", "codec", "chunks", "overwrite", "progress", "checksum")
     create_array(
         store,
         name,
-        dtype=dtype,
         from_npy=src,
-        backend=backend,
-        codec=codec,
-        chunks=chunks,
-        attrs={**(attrs or {}), "import": {"format": "npy", "source": src.name}},
-        overwrite=overwrite,
-        progress=progress,
-        checksum=checksum,
+        attrs={**(common["attrs"] or {}), "import": {"format": "npy", "source": src.name}},
+        **{k: common[k] for k in keep},
+        **cast,
     )
     return store[name]
 
