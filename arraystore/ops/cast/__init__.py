@@ -29,14 +29,22 @@ from arraystore.engine import get_executor
 from arraystore.errors import ArrayStoreError
 from arraystore.ops.cast.into import CastOnWrite, plan_cast, write_cast
 from arraystore.ops.cast.resolve import CastResult, out_dtype, resolve_job, resolve_targets
-from arraystore.ops.cast.run import commit, prepare_work, run_chunks
+from arraystore.ops.cast.run import commit, history_entry, prepare_work, run_chunks
 from arraystore.storage.journal import CAST_JOURNAL as JOURNAL
 from arraystore.storage.journal import read_journal as _read_journal
 
 if TYPE_CHECKING:
     from arraystore.storage import StoreRoot
 
-__all__ = ["CastOnWrite", "CastResult", "cast", "out_dtype", "plan_cast", "write_cast"]
+__all__ = [
+    "CastOnWrite",
+    "CastResult",
+    "cast",
+    "history_entry",
+    "out_dtype",
+    "plan_cast",
+    "write_cast",
+]
 
 
 def cast(store: StoreRoot, name: str, to: Any, **kwargs: Any) -> CastResult:

@@ -243,19 +243,26 @@ def final_meta(
 ) -> ArrayMeta:
     """The cast array's metadata: the audit appended to the source's history (``extra``:
     more keys of the history entry, e.g. the source file of a cast on write)."""
-    history = {
+    entry = history_entry(result, casting, rtol, **extra)
+    entry["from"], entry["to"] = dtype_to_spec(meta.dtype), dtype_to_spec(out_meta.dtype)
+    entry["bytes_before"], entry["bytes_after"] = meta.nbytes, out_meta.nbytes
+    return out_meta.evolve(history=(*meta.history, entry))
+
+
+def history_entry(result: CastResult, casting: str, rtol: float, **extra: Any) -> dict[str, Any]:
+    """The history entry of a cast (``op: cast``): the dtypes of the fields cast, the
+    policy, the time, one audit line per field and the bytes before/after; ``extra``: more
+    keys."""
+    fields = result.to_dict()["fields"]
+    return {
         "op": "cast",
-        "from": dtype_to_spec(meta.dtype),
-        "to": dtype_to_spec(out_meta.dtype),
+        "from": ",".join(f"{k}:{v['from']}" for k, v in fields.items()),
+        "to": ",".join(f"{k}:{v['to']}" for k, v in fields.items()),
         "casting": casting,
         "rtol": rtol,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "audit": {
-            k: v["to"] + ": " + result.reports[k].summary()
-            for k, v in result.to_dict()["fields"].items()
-        },
-        "bytes_before": meta.nbytes,
-        "bytes_after": out_meta.nbytes,
+        "audit": {k: v["to"] + ": " + result.reports[k].summary() for k, v in fields.items()},
+        "bytes_before": result.nbytes_before,
+        "bytes_after": result.nbytes_after,
         **extra,
     }
-    return out_meta.evolve(history=(*meta.history, history))

@@ -172,8 +172,9 @@ def import_file(
     checksums (zarr: crc32c codec; memmap: block checksums, see ``verify``). Returns the
     new :class:`Array`.
 
-    ``.npy`` into another ``dtype`` (or ``"auto"``): cast on write as ``Store.create``
-    does, under ``casting``, ``rtol``, ``nan_to``; ``audit(CastResult)``.
+    ``.npy`` into another ``dtype`` (or ``"auto"``), Parquet/Arrow numeric columns into
+    others: cast on write as ``Store.create`` does, under ``casting`` (default
+    ``"value"``), ``rtol``, ``nan_to``; ``audit(CastResult)``.
     """
     if errors not in ("raise", "coerce"):
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
@@ -197,10 +198,9 @@ def import_file(
     cast = dict(casting=casting, rtol=rtol, nan_to=nan_to, audit=audit)
     if fmt == "npy":
         return _import_npy(store, name, src, options, common, cast)
-    _refuse_cast(fmt, cast)
     check_target(store, name, overwrite)
     with store.lock(name):
-        _import_table(store, name, src, fmt, options, common)
+        _import_table(store, name, src, fmt, options, common, cast)
     return store[name]
 
 
@@ -223,27 +223,24 @@ def _import_table(
     fmt: str,
     options: dict[str, Any],
     common: dict[str, Any],
+    cast: dict[str, Any],
 ) -> None:
-    """A CSV, Parquet or Arrow IPC file into array ``name`` (its lock held)."""
+    """A CSV, Parquet or Arrow IPC file into array ``name`` (its lock held); ``cast``: how
+    Parquet/Arrow columns are cast into ``dtype`` (CSV parses into it: none taken)."""
     if fmt == "csv":
         from arraystore.ops.io.csv import import_csv  # lazy: needs pyarrow (optional)
 
+        given = [k for k in ("casting", "rtol", "nan_to") if cast[k] is not None]
+        if given:
+            raise InvalidArgument(
+                f"{'/'.join(given)} {'apply' if len(given) > 1 else 'applies'} to .npy, "
+                "Parquet and Arrow imports; a CSV import parses straight into --dtype"
+            )
         import_csv(store, name, src, options=options, **common)
     else:
         from arraystore.ops.io.arrow import import_table  # lazy: needs pyarrow (optional)
 
-        import_table(store, name, src, fmt, options=options, **common)
-
-
-def _refuse_cast(fmt: str, cast: Mapping[str, Any]) -> None:
-    """Tables convert ``dtype`` columns with a value check of their own (``errors``)."""
-    given = [k for k in ("casting", "rtol", "nan_to") if cast[k] is not None]
-    if given:
-        raise InvalidArgument(
-            f"{'/'.join(given)} {'apply' if len(given) > 1 else 'applies'} to .npy imports "
-            f"only; a {fmt} import converts --dtype columns with a value check of its own "
-            "(see --errors)"
-        )
+        import_table(store, name, src, fmt, options=options, cast=cast, **common)
 
 
 def _import_npy(

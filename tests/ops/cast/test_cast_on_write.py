@@ -201,12 +201,50 @@ def test_import_npy_casts_on_write(
     assert store.import_file("j", src, dtype="auto").dtype == np.dtype("f8")
 
 
-def test_import_table_refuses_casting(store: arraystore.Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+def test_import_table_columns_cast_on_write(
+    store: arraystore.Store, tmp_path: Path, backend_case: BackendCase, fmt: str
+) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
-    src = tmp_path / "t.parquet"
-    pq.write_table(pa.table({"a": [1.0, 2.0]}), src)
-    with pytest.raises(arraystore.InvalidArgument, match=r"casting applies to \.npy imports"):
+    price = np.linspace(0, 1, 5000)
+    qty = np.arange(5000) * 13
+    table = pa.table({"price": price, "qty": qty, "id": np.arange(5000)})
+    src = tmp_path / f"t.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(table, src, row_group_size=700)
+    else:
+        with pa.ipc.new_file(src, table.schema) as w:
+            w.write_table(table, max_chunksize=700)
+    before = tree_hash(store.path)
+    with pytest.raises(CastError, match=r"'price' float64 -> float32 refused: 49\d\d values"):
+        store.import_file("t", src, dtype="price:f4,qty:i2", batch_rows=512, **backend_case.kwargs)
+    assert tree_hash(store.path) == before
+    audits: list[Any] = []
+    arr = store.import_file(
+        "t",
+        src,
+        dtype="price:f4,qty:i4",
+        casting="same_kind",
+        audit=audits.append,
+        batch_rows=512,
+        **backend_case.kwargs,
+    )
+    got = arr[...]
+    assert_same(got["price"], price.astype("f4"))
+    assert_same(got["qty"], qty.astype("i4"))
+    assert_same(got["id"], np.arange(5000))
+    assert set(audits[0].reports) == {"price", "qty"}
+    assert audits[0].reports["price"].count == 5000 and audits[0].reports["price"].rounded > 0
+    with pytest.raises(arraystore.InvalidArgument, match="cannot be combined with errors"):
+        store.import_file("u", src, dtype="qty:i2", casting="clip", errors="coerce")
+
+
+def test_import_csv_refuses_casting(store: arraystore.Store, tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    src = tmp_path / "t.csv"
+    src.write_text("a\n1.5\n2\n")
+    with pytest.raises(arraystore.InvalidArgument, match="CSV import parses straight into"):
         store.import_file("t", src, dtype="a:f4", casting="clip")
     assert "t" not in store
 
