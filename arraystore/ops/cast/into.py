@@ -23,7 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from arraystore.backends.base import Handle
+from arraystore.core.casting import fast as casting_fast
 from arraystore.core.casting.rules import check_cast_args, parse_targets, plain_target
 from arraystore.core.chunks import Region, iter_chunk_regions, region_shape
 from arraystore.engine import Executor, Plan, Task, run
@@ -69,6 +72,8 @@ def plan_cast(src: Handle, how: CastOnWrite, budget: int, ex: Executor) -> CastS
     anything is written."""
     check_cast_args(how.casting, how.errors, how.rtol, None)
     meta = src.meta
+    if ex.in_process and any(dt == np.float64 for dt in source_fields(src).values()):
+        casting_fast.prewarm()  # load the f8 -> f4 kernel while the first blocks are read
     targets_spec = parse_targets(meta.dtype, plain_target(how.to))
     chunks = cast_chunks(src, budget, ex.workers)
     regions = list(iter_chunk_regions(meta.shape, chunks))

@@ -54,8 +54,10 @@ def cast_task(
     reports: dict[str | None, CastReport] = {}
     if meta.dtype.names is None:
         dt = spec.targets[None]
-        # a memmap source (and so output) is read, cast and written in cache-sized pieces
-        for sub in _sub_regions(src, region):
+        # a memmap source and output are read, cast and written in cache-sized pieces; an
+        # output that stores chunks (zarr; a cast on write from a .npy) gets whole regions
+        pieces = _sub_regions(src, region) if dst is None or dst.contiguous_rows else [region]
+        for sub in pieces:
             sshape = region_shape(sub)
             block = src.read(sub, None, _buffers.buffer(sshape, meta.dtype))
             out, rep = spec.apply(
