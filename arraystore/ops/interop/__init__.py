@@ -227,6 +227,13 @@ def _import_table(
 ) -> None:
     """A CSV, Parquet or Arrow IPC file into array ``name`` (its lock held); ``cast``: how
     Parquet/Arrow columns are cast into ``dtype`` (CSV parses into it: none taken)."""
+    dtype = common["dtype"]
+    specs = dtype.values() if isinstance(dtype, Mapping) else str(dtype or "").split(",")
+    if any(str(v).split(":")[-1].strip() == "auto" for v in specs):
+        raise InvalidArgument(
+            f"--dtype auto needs a file read twice (.npy); import the {fmt} file, then "
+            "'arraystore cast --auto' it"
+        )
     if fmt == "csv":
         from arraystore.ops.io.csv import import_csv  # lazy: needs pyarrow (optional)
 

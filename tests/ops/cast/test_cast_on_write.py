@@ -238,6 +238,10 @@ def test_import_table_columns_cast_on_write(
     assert audits[0].reports["price"].count == 5000 and audits[0].reports["price"].rounded > 0
     with pytest.raises(arraystore.InvalidArgument, match="cannot be combined with errors"):
         store.import_file("u", src, dtype="qty:i2", casting="clip", errors="coerce")
+    for auto in ("auto", "price:f4,qty:auto", {"qty": "auto"}):
+        with pytest.raises(arraystore.InvalidArgument, match=r"auto needs a file read twice"):
+            store.import_file("u", src, dtype=auto)
+    assert "u" not in store
 
 
 def test_import_csv_refuses_casting(store: arraystore.Store, tmp_path: Path) -> None:
