@@ -101,12 +101,15 @@ def write_cast(
     t0 = time.perf_counter()
     dst = new.handle
     meta = dst.meta
-    regions = list(iter_chunk_regions(meta.shape, meta.chunks))
+    # an output taking any row range (memmap) is written in cast's budget-sized work
+    # units; a chunked one (zarr) in whole chunks
+    grid = cast_chunks(src, budget, ex.workers) if dst.contiguous_rows else meta.chunks
+    regions = list(iter_chunk_regions(meta.shape, grid))
     src_item, dst_item = src.meta.dtype.itemsize, meta.dtype.itemsize
 
-    def need(r: Region) -> int:  # a source block (and a copy of it) and the cast block
+    def need(r: Region) -> int:  # as cast's tasks: 3 source blocks, or 2 and the cast one
         n = math.prod(region_shape(r))
-        return n * (2 * src_item + dst_item) + TASK_OVERHEAD
+        return n * max(3 * src_item, 2 * src_item + dst_item) + TASK_OVERHEAD
 
     tasks = tuple(
         Task(i, cast_task, (src, dst, r, spec, None, i), need(r)) for i, r in enumerate(regions)

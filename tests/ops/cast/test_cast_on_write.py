@@ -158,10 +158,11 @@ def test_create_writes_only_the_narrow_array(
         dtype="f4",
         chunks=n // 16,
         backend=backend,
+        memory="16MiB",  # memmap: budget-sized work units; zarr: its 16 chunks
         progress=lambda _t, _b: samples.append(_disk(store.path)),
     )
     samples.append(_disk(store.path))
-    assert len(samples) == 17
+    assert len(samples) >= 5, len(samples)
     narrow, slack = n * 4, 64 << 10
     peak_apparent = max(a for a, _ in samples)
     peak_allocated = max(b for _, b in samples)
