@@ -304,3 +304,24 @@ def test_cli_casting_needs_from(tmp_path: Path) -> None:
         ["create", str(tmp_path / "s"), "a", "--shape", "3", "--casting", "clip"]
     )
     assert code == 1 and "give --from FILE and --dtype" in err
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (np.zeros(0), np.dtype("f8")),  # no values: auto keeps the dtype
+        (np.array(2.5), np.dtype("f4")),  # 0-d
+        (np.zeros((0, 3), dtype=[("a", "f8")]), np.dtype([("a", "f8")])),
+    ],
+)
+def test_empty_and_0d_sources(
+    store: arraystore.Store,
+    tmp_path: Path,
+    backend_case: BackendCase,
+    data: np.ndarray,
+    expected: np.dtype,
+) -> None:
+    src = _npy(tmp_path, data)
+    arr = store.create("e", from_npy=src, dtype="auto", **backend_case.kwargs)
+    assert arr.dtype == expected and arr.shape == data.shape
+    assert_same(arr[...], data.astype(expected))
