@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from arraystore.core.chunks import DEFAULT_CHUNK_BYTES
 from arraystore.engine import Executor
@@ -15,6 +15,9 @@ from arraystore.ops.create import create_array
 from arraystore.ops.interop import from_dask as _from_dask
 from arraystore.ops.interop import import_file
 from arraystore.verbs import StoreVerbs
+
+if TYPE_CHECKING:
+    from arraystore.ops.cast import CastResult
 
 
 class Store(StoreVerbs):
@@ -72,6 +75,10 @@ class Store(StoreVerbs):
         checksum: bool = False,
         progress: Callable[[Any, Any], None] | None = None,
         shards: Any = None,
+        casting: str | None = None,
+        rtol: float | None = None,
+        nan_to: float | None = None,
+        audit: Callable[[CastResult], None] | None = None,
     ) -> Array:
         """Create an array (atomically: built in a hidden temp folder, then renamed in).
 
@@ -81,7 +88,10 @@ class Store(StoreVerbs):
             The new array.
         shape, dtype : optional
             Shape (an int or a tuple) and dtype (numpy's or a spec: ``"f8"``,
-            ``"price:f4,qty:i4"``); from ``data`` / ``from_npy`` if not given, else equal.
+            ``"price:f4,qty:i4"``); from ``data`` / ``from_npy`` if not given. A ``dtype``
+            other than ``from_npy``'s casts the file chunk by chunk as :meth:`cast` does
+            (``"f4"``, ``"price:f4,qty:auto"``, ``"auto"``: the smallest lossless dtypes,
+            from a first pass over the file); the wide copy is never written.
         chunks, chunk_bytes : optional
             Chunk shape (an int for axis 0, ``-1`` a whole dimension); default: row blocks
             of about ``chunk_bytes`` (64 MiB).
@@ -104,32 +114,18 @@ class Store(StoreVerbs):
             Store checksums (zarr: the crc32c codec; memmap: block checksums).
         shards : optional
             zarr: shard shape (like chunks, multiples of them): one file of chunks + index each.
+        casting, rtol, nan_to : optional
+            How ``from_npy`` is cast into ``dtype``, as in :meth:`cast` (default
+            ``"value"``: refused, with nothing written, unless every value survives; the
+            audit goes into the new array's history).
+        audit : callable, optional
+            ``audit(result)`` gets the cast's :class:`~arraystore.ops.cast.CastResult`.
 
         Returns
         -------
         Array
         """
-        create_array(
-            self,
-            name,
-            shape,
-            dtype,
-            chunks=chunks,
-            backend=backend,
-            codec=codec,
-            fill=fill,
-            seed=seed,
-            data=data,
-            from_npy=from_npy,
-            attrs=attrs,
-            overwrite=overwrite,
-            memory=memory,
-            executor=executor,
-            chunk_bytes=chunk_bytes,
-            checksum=checksum,
-            progress=progress,
-            shards=shards,
-        )
+        create_array(self, **_forward(locals()))  # the same parameters
         return self[name]
 
     def import_file(
@@ -159,6 +155,10 @@ class Store(StoreVerbs):
         quote_char: str | bool | None = None,
         newlines_in_values: bool | None = None,
         batch_rows: int | None = None,
+        casting: str | None = None,
+        rtol: float | None = None,
+        nan_to: float | None = None,
+        audit: Callable[[CastResult], None] | None = None,
     ) -> Array:
         """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name``, streamed and
         committed atomically (see :func:`arraystore.ops.interop.import_file`).
@@ -170,7 +170,7 @@ class Store(StoreVerbs):
         format : {"npy", "csv", "parquet", "arrow"}, optional (default: the file's extension)
         dtype, columns : optional
             A structured spec (``"price:f4,qty:i4"``) or ``{column: dtype}`` overriding the inferred
-            column types, or one dtype for all (``.npy``: the file's must match); the columns.
+            column types, or one dtype for all (``.npy``: the file is cast into it); the columns.
         errors : {"raise", "coerce"}, default "raise"
             ``"coerce"``: values that do not parse / fit become missing.
         backend, codec, chunks, shards, attrs, overwrite, checksum, progress
@@ -179,47 +179,37 @@ class Store(StoreVerbs):
             Add a ``<col>__valid`` field to integer/bool/string columns holding nulls
             (default True); conversion threads (default ``min(2, cpu_count)``).
         delimiter, header, skip_rows, block_size, null_values, quote_char, newlines_in_values
-            CSV options (``None``: the default; ``.tsv`` is tab-separated).
-        batch_rows : int, optional (Parquet / Arrow: rows per batch read)
+            CSV options; ``None``: the default (a ``.tsv`` file is tab-separated).
+        batch_rows : int, optional
+            Parquet / Arrow: rows per batch read.
+        casting, rtol, nan_to, audit : optional
+            ``.npy``: a ``dtype`` other than the file's casts it on write, as in
+            :meth:`create` (``"auto"``: the smallest lossless dtypes).
         """
-        arr = import_file(
-            self,
-            name,
-            path,
-            format=format,
-            dtype=dtype,
-            columns=columns,
-            errors=errors,
-            backend=backend,
-            codec=codec,
-            chunks=chunks,
-            attrs=attrs,
-            overwrite=overwrite,
-            null_mask=null_mask,
-            workers=workers,
-            progress=progress,
-            checksum=checksum,
-            shards=shards,
-            **_given(
-                delimiter=delimiter,
-                header=header,
-                skip_rows=skip_rows,
-                block_size=block_size,
-                null_values=null_values,
-                quote_char=quote_char,
-                newlines_in_values=newlines_in_values,
-                batch_rows=batch_rows,
-            ),
-        )
+        arr = import_file(self, **_forward(locals(), _FORMAT_OPTIONS))  # the same parameters
         return cast(Array, arr)
 
     def __repr__(self) -> str:
         return f"<arraystore.Store {str(self.path)!r} arrays={len(self)} mode={self.mode!r}>"
 
 
-def _given(**options: Any) -> dict[str, Any]:
-    """The format options given (not ``None``): the file format's reader refuses others."""
-    return {k: v for k, v in options.items() if v is not None}
+#: ``import_file``'s format options: passed only when given (the reader refuses others)
+_FORMAT_OPTIONS = (
+    "delimiter",
+    "header",
+    "skip_rows",
+    "block_size",
+    "null_values",
+    "quote_char",
+    "newlines_in_values",
+    "batch_rows",
+)
+
+
+def _forward(args: dict[str, Any], optional: Sequence[str] = ()) -> dict[str, Any]:
+    """A façade method's arguments (its ``locals()`` on entry) for the op it wraps, which
+    takes the same names: less ``self``, and less the ``optional`` ones left ``None``."""
+    return {k: v for k, v in args.items() if k != "self" and not (k in optional and v is None)}
 
 
 def open(

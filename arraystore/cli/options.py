@@ -79,6 +79,21 @@ def option_group(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
+#: how a file is cast into ``--dtype`` on write (``create --from FILE``, ``import``);
+#: the command takes them as ``**cast`` and hands them to ``Store.create``/``import_file``
+cast_on_write_options = option_group(
+    click.option(
+        "--casting",
+        default=None,
+        help="How the file is cast into --dtype: value (default), clip, safe, same_kind, unsafe.",
+    ),
+    click.option("--rtol", type=float, default=None, help="Relative tolerance of 'value'."),
+    click.option(
+        "--nan-to", "nan_to", type=float, default=None, help="clip: NaN becomes this value."
+    ),
+)
+
+
 def storage_options() -> dict[str, Any] | None:
     ctx = click.get_current_context(silent=True)
     return None if ctx is None else ctx.meta.get(_OPTS)

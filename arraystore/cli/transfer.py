@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
-from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.options import cast_on_write_options, storage_option, store_opener
+from arraystore.cli.output import _print_cast
 from arraystore.cli.util import progress_bar, quiet_option
 from arraystore.core.dtypes import dtype_to_spec
 
@@ -17,7 +19,12 @@ from arraystore.core.dtypes import dtype_to_spec
 @click.argument("name")
 @click.argument("file")
 @click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
-@click.option("--dtype", default=None, help="Column types, e.g. 'price:f4,qty:i4'.")
+@click.option(
+    "--dtype",
+    default=None,
+    help="Column types, e.g. 'price:f4,qty:i4'; .npy: the file cast into it (or auto).",
+)
+@cast_on_write_options
 @click.option(
     "--errors", default="raise", show_default=True, help="CSV parse errors: raise|coerce."
 )
@@ -42,10 +49,12 @@ def import_cmd(
     overwrite: bool,
     checksum: bool,
     quiet: bool,
+    **cast: Any,
 ) -> None:
     """Import a .npy, CSV, Parquet or Arrow file (streamed, atomic) as array NAME."""
     open_store = store_opener()
     s = open_store(store, mode="a")
+    audits: list[Any] = []
     with progress_bar(
         os.path.getsize(file) if os.path.exists(file) else 0, f"import {name}", quiet
     ) as adv:
@@ -62,7 +71,11 @@ def import_cmd(
             progress=adv,
             checksum=checksum,
             shards=shards,
+            audit=audits.append,
+            **cast,
         )
+    if audits:
+        _print_cast(audits[0].to_dict())
     click.echo(f"imported {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
 
 

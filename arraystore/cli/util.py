@@ -134,7 +134,7 @@ def create_inputs(
     if budget is not None and budget <= 0:
         raise InvalidArgument("--memory must be positive")
     total = 0
-    if shape is not None and dtype is not None:
+    if shape is not None and dtype is not None and from_npy is None:
         total = math.prod(normalize_shape(shape)) * parse_dtype(dtype).itemsize
     return dtype, budget, total
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from arraystore.core.dtypes import fields_of, is_bfloat16, parse_dtype
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, default_budget, get_executor, run
 from arraystore.engine.memory import memory_budget
-from arraystore.errors import InvalidArgument, ShapeMismatch
+from arraystore.errors import ArrayStoreError, InvalidArgument, ShapeMismatch
 from arraystore.storage import NewArray, StoreRoot
 from arraystore.storage.killpoints import kill_point
 
@@ -260,9 +261,14 @@ def create_array(
     checksum: bool = False,
     progress: Any = None,
     shards: Any = None,
+    casting: str | None = None,
+    rtol: float | None = None,
+    nan_to: Any = None,
+    audit: Callable[[Any], None] | None = None,
 ) -> None:
     """``Store.create``: the new array ``name`` built and committed by one
-    :class:`storage.NewArray` transaction, filled by :func:`fill_array`."""
+    :class:`storage.NewArray` transaction, filled by :func:`fill_array`, or cast on write
+    from ``from_npy`` into ``dtype`` (:func:`cast_options`; ``audit(CastResult)``)."""
     store.check_writable()
     backend = store.default_backend(backend)
     check_create_args(seed, attrs, from_npy)
@@ -272,19 +278,17 @@ def create_array(
         raise InvalidArgument("give only one of fill, data and from_npy")
     source = open_npy(Path(from_npy)) if from_npy is not None else None
     try:
-        shape, dt, data = create_inputs(shape, dtype, data, source)
-        meta = new_meta(
-            shape,
-            dt,
-            chunks=chunks,
-            backend=backend,
-            codec=codec,
-            attrs=attrs,
-            checksum=checksum,
-            chunk_bytes=chunk_bytes,
-            shards=shards,
-        )
+        how = cast_options(dtype, source, casting, rtol, nan_to)
+        shape, dt, data = create_inputs(shape, dtype if how is None else None, data, source)
+        meta_for = partial(new_meta, shape, chunks=chunks, backend=backend, codec=codec)
+        meta_for = partial(meta_for, attrs=attrs, checksum=checksum, chunk_bytes=chunk_bytes)
+        meta_for = partial(meta_for, shards=shards)
+        meta = meta_for(dt)  # the arguments checked before any pass over the source
         budget = memory_budget(memory)  # "abc" refused even if nothing is filled
+        if how is not None and source is not None:
+            how.update(audit=audit, source=Path(os.fspath(from_npy or "")).name)
+            _create_cast(store, name, source, how, meta_for, overwrite, budget, executor, progress)
+            return
         with store.lock(name):
             store.clean_stale(name)
             store.refuse_existing(name, overwrite)
@@ -302,3 +306,67 @@ def create_array(
     finally:
         if source is not None:
             source.close()
+
+
+def cast_options(
+    dtype: Any, source: Handle | None, casting: str | None, rtol: float | None, nan_to: Any
+) -> dict[str, Any] | None:
+    """The cast on write ``create`` does (``ops.cast.CastOnWrite``'s arguments), or None:
+    ``dtype`` given with a ``source`` whose dtype it is not; ``casting``, ``rtol`` and
+    ``nan_to`` only go with such a cast."""
+    given = [
+        k for k, v in (("casting", casting), ("rtol", rtol), ("nan_to", nan_to)) if v is not None
+    ]
+    if given and (source is None or dtype is None):
+        names = "/".join(f"--{k.replace('_', '-')}" for k in given)
+        need = "--dtype (the target dtype)" if source is not None else "--from FILE and --dtype"
+        verb = "apply" if len(given) > 1 else "applies"
+        raise InvalidArgument(f"{names} only {verb} when a file is cast on write: give {need}")
+    if source is None or dtype is None:
+        return None
+    try:
+        if parse_dtype(dtype) == parse_dtype(source.meta.dtype):
+            return None  # nothing to cast: a plain copy
+    except ArrayStoreError:
+        pass  # "auto", "price:f4,qty:auto", or a bad spec the cast's parser names
+    return dict(
+        to=dtype,
+        casting="value" if casting is None else casting,
+        rtol=0.0 if rtol is None else rtol,
+        nan_to=nan_to,
+    )
+
+
+def _create_cast(
+    store: StoreRoot,
+    name: str,
+    source: Handle,
+    how: dict[str, Any],
+    meta_for: Callable[[np.dtype], ArrayMeta],
+    overwrite: bool,
+    budget: int | None,
+    executor: Any,
+    progress: Any,
+) -> None:
+    """``create --from FILE --dtype T``: ``source`` cast chunk by chunk into the new array
+    (see :mod:`arraystore.ops.cast.into`); the wide copy is never written. ``how``:
+    :func:`cast_options` with ``audit`` (a callable or None) and ``source`` (a label)."""
+    from arraystore.ops.cast import (  # lazy: start-up (casting modules)
+        CastOnWrite,
+        out_dtype,
+        plan_cast,
+        write_cast,
+    )
+
+    budget = budget if budget is not None else default_budget()
+    audit, label = how.pop("audit"), how.pop("source")
+    with get_executor(executor) as ex:
+        spec = plan_cast(source, CastOnWrite(**how), budget, ex)
+        meta = meta_for(parse_dtype(out_dtype(source.meta.dtype, spec)))
+        with store.lock(name):
+            store.clean_stale(name)
+            store.refuse_existing(name, overwrite)
+            with NewArray.begin(store.layout, name, meta) as new:
+                result = write_cast(source, new, spec, budget, ex, source=label, progress=progress)
+    if audit is not None:
+        audit(result)

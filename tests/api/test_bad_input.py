@@ -25,6 +25,7 @@ from arraystore import (
     ArrayExists,
     ArrayNotFound,
     ArrayStoreError,
+    CastError,
     CorruptData,
     DTypeError,
     InvalidArgument,
@@ -315,7 +316,9 @@ def test_field_not_found(store):
     ("file", "kwargs", "error", "match"),
     [
         ("f8.npy", dict(shape=11), ShapeMismatch, r"shape \(10,\), not \(11,\)"),
-        ("f8.npy", dict(shape=(10,), dtype="f4"), ShapeMismatch, "dtype float64, not float32"),
+        ("f8.npy", dict(shape=(10,), dtype="i1", casting="safe"), CastError, "float64 to int8"),
+        ("f8.npy", dict(dtype="f4", rtol=-1), InvalidArgument, "rtol must be"),
+        ("f8.npy", dict(casting="clip"), InvalidArgument, "casting only applies.*--dtype"),
         ("f8.npy", dict(fill="ones"), InvalidArgument, "only one of"),
         ("object.npy", {}, CorruptData, "object dtype.*never loads"),
         ("pickle.npy", {}, CorruptData, r"not a valid \.npy"),

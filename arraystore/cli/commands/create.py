@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from arraystore import Array
-from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.options import cast_on_write_options, storage_option, store_opener
+from arraystore.cli.output import _print_cast
 from arraystore.cli.util import (
     _executor,
     _print_json,
@@ -19,6 +22,9 @@ from arraystore.cli.util import (
 from arraystore.core.dtypes import dtype_to_spec
 from arraystore.engine.memory import format_size
 
+if TYPE_CHECKING:
+    from arraystore.ops.cast import CastResult
+
 
 @click.command()
 @click.argument("store")
@@ -28,7 +34,7 @@ from arraystore.engine.memory import format_size
 @click.option(
     "--dtype",
     default=None,
-    help="f8, i4, ... or structured 'id:i8,price:f8,vec:3f4' (default f8, as numpy's).",
+    help="f8, 'id:i8,price:f8,vec:3f4'... (default f8); --from: cast into it, as cast --to.",
 )
 @click.option(
     "--chunks", default=None, help="Chunk shape, e.g. 65536,64 (default: ~64 MiB row blocks)."
@@ -45,6 +51,7 @@ from arraystore.engine.memory import format_size
 @click.option(
     "--from", "from_npy", default=None, metavar="FILE.npy", help="Stream data from a .npy file."
 )
+@cast_on_write_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing array (atomically).")
 @click.option(
     "--checksum",
@@ -73,38 +80,31 @@ def create(
     workers: int | None,
     quiet: bool,
     as_json: bool,
+    **cast: Any,
 ) -> None:
     """Create array NAME in STORE (the store is created if missing)."""
-    open_store = store_opener()
     dtype, budget, total = create_inputs(shape, dtype, from_npy, memory)
-    s = open_store(store, mode="a")
+    s = store_opener()(store, mode="a")
+    audits: list[CastResult] = []
     with progress_bar(
         total if fill not in (None, "zeros") or from_npy else 0, f"create {name}", quiet
     ) as adv:
         arr = s.create(
-            name,
-            shape,
-            dtype,
-            chunks=chunks,
-            backend=backend,
-            codec=codec,
-            fill=fill,
-            seed=seed,
-            from_npy=from_npy,
-            overwrite=overwrite,
-            memory=budget,
-            executor=_executor(workers),
-            checksum=checksum,
-            progress=adv,
-            shards=shards,
-        )
-    _show(name, arr, as_json)
+            name, shape, dtype, chunks=chunks, backend=backend, codec=codec, fill=fill,
+            seed=seed, from_npy=from_npy, overwrite=overwrite, memory=budget,
+            executor=_executor(workers), checksum=checksum, progress=adv, shards=shards,
+            audit=audits.append, **cast,
+        )  # fmt: skip
+    _show(name, arr, as_json, audits[0].to_dict() if audits else None)
 
 
-def _show(name: str, arr: Array, as_json: bool) -> None:
+def _show(name: str, arr: Array, as_json: bool, audit: dict[str, Any] | None) -> None:
+    """The new array (and the audit of a cast on write, printed as ``cast`` does)."""
     if as_json:
-        _print_json(arr.info())
+        _print_json(arr.info() if audit is None else {**arr.info(), "cast": audit})
     else:
+        if audit is not None:
+            _print_cast(audit)
         click.echo(
             f"created {name}: shape {arr.shape}, {dtype_to_spec(arr.dtype)} "
             f"({format_size(arr.nbytes)}), backend {arr.backend}, chunks {arr.chunks}"

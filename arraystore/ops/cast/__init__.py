@@ -13,6 +13,8 @@ partial array, skips the chunks already written and merges their audits.
 
 :mod:`.resolve` decides what the cast does (arguments, resume journal, target dtypes,
 the ``auto`` pass); :mod:`.run` builds the new array, runs the chunk tasks and commits.
+:mod:`.into` runs the same per-region cast and auto pass on any source :class:`Handle`
+into a new array being built (cast on write: ``create --from FILE --dtype``, ``import``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,24 @@ from typing import TYPE_CHECKING, Any
 from arraystore._native import buffers as _buffers
 from arraystore.engine import get_executor
 from arraystore.errors import ArrayStoreError
-from arraystore.ops.cast.resolve import CastResult, resolve_job, resolve_targets
-from arraystore.ops.cast.run import commit, prepare_work, run_chunks
+from arraystore.ops.cast.into import CastOnWrite, plan_cast, write_cast
+from arraystore.ops.cast.resolve import CastResult, out_dtype, resolve_job, resolve_targets
+from arraystore.ops.cast.run import commit, history_entry, prepare_work, run_chunks
 from arraystore.storage.journal import CAST_JOURNAL as JOURNAL
 from arraystore.storage.journal import read_journal as _read_journal
 
 if TYPE_CHECKING:
     from arraystore.storage import StoreRoot
 
-__all__ = ["CastResult", "cast"]
+__all__ = [
+    "CastOnWrite",
+    "CastResult",
+    "cast",
+    "history_entry",
+    "out_dtype",
+    "plan_cast",
+    "write_cast",
+]
 
 
 def cast(store: StoreRoot, name: str, to: Any, **kwargs: Any) -> CastResult:

@@ -113,6 +113,16 @@ class CastSpec:
         )
 
 
+@dataclass(frozen=True)
+class CastRules:
+    """How a cast judges values and picks ``auto`` dtypes (``cast``'s value options)."""
+
+    casting: str = "value"
+    rtol: float = 0.0
+    allow_half: bool = False
+    allow_float_to_int: bool = False
+
+
 @dataclass
 class CastJob:
     """A cast's arguments, checked; on resume, as the interrupted cast's journal has them."""
@@ -138,6 +148,10 @@ class CastJob:
     done: dict[int, dict[str, Any]] = field(default_factory=dict)  # its journaled chunks
     targets_spec: dict[str | None, Any] = field(default_factory=dict)  # field -> target
     shards: Any = None  # the output's shards (None: the source's)
+
+    @property
+    def rules(self) -> CastRules:
+        return CastRules(self.casting, float(self.rtol), self.allow_half, self.allow_float_to_int)
 
 
 @dataclass
@@ -170,6 +184,11 @@ def _summary_task(
     }
 
 
+def source_fields(handle: Handle) -> dict[str | None, np.dtype]:
+    """{field (None: a plain array): base dtype} of ``handle``'s array."""
+    return {n: dt for n, dt, _ in _fields_of(handle)}
+
+
 def merge_dicts(a: dict[Any, Any] | None, b: dict[Any, Any]) -> dict[Any, Any]:
     if a is None:
         return b
@@ -186,7 +205,7 @@ def out_dtype(src: np.dtype, spec: CastSpec) -> np.dtype:
     return np.dtype(out)
 
 
-def _cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
+def cast_chunks(src: Handle, budget: int, workers: int) -> tuple[int, ...]:
     """Work-unit chunks (:meth:`Handle.work_chunks`): zarr storage chunks; memmap row
     blocks sized from the budget."""
     target = block_target(
@@ -214,10 +233,6 @@ def _out_shards(job: CastJob) -> tuple[int, ...] | None:
     if meta.backend != "zarr":
         raise InvalidArgument("the memmap backend has no shards: --shards needs a zarr array")
     return normalize_shards(job.shards, meta.shape, meta.chunks)
-
-
-def _key(k: str, name: str) -> str | None:
-    return None if k == name else k
 
 
 # ------------------------------------------------------------------- the job
@@ -326,17 +341,12 @@ def resolve_targets(job: CastJob, ex: Executor) -> CastWork:
     chunks = (
         tuple(job.header["chunks"])
         if job.header is not None
-        else shards or _cast_chunks(src, job.budget, ex.workers)  # whole output shards
+        else shards or cast_chunks(src, job.budget, ex.workers)  # whole output shards
     )
     regions = list(iter_chunk_regions(meta.shape, chunks))
     per_region = math.prod(chunks) * meta.dtype.itemsize
-    src_fields = {n: dt for n, dt, _ in _fields_of(src)}
-    targets = auto_pass(job, ex, regions, per_region, src_fields)
-    for k, v in job.targets_spec.items():
-        if v != "auto":
-            targets[k] = _target_dtype(v)
-    for k, dt in targets.items():
-        check_type_rule(src_fields[k], dt, job.casting)
+    src_fields = source_fields(src)
+    targets = target_dtypes(src, job.targets_spec, job.rules, ex, regions, per_region, job.budget)
     spec = CastSpec(
         {k: v for k, v in targets.items()},
         job.casting,
@@ -355,16 +365,40 @@ def resolve_targets(job: CastJob, ex: Executor) -> CastWork:
     return CastWork(chunks, regions, per_region, src_fields, spec, out_meta, result)
 
 
-def auto_pass(
-    job: CastJob,
+def target_dtypes(
+    src: Handle,
+    targets_spec: dict[str | None, Any],
+    rules: CastRules,
     ex: Executor,
     regions: list[Region],
     per_region: int,
-    src_fields: dict[str | None, np.dtype],
+    budget: int,
 ) -> dict[str | None, np.dtype]:
-    """The ``auto`` targets: a first pass gathers value summaries, then each such field
-    gets the smallest dtype that holds its values."""
-    autos = [k for k, v in job.targets_spec.items() if v == "auto"]
+    """The target dtype of every field of ``src`` that changes: ``auto`` ones from a first
+    pass over ``regions`` (:func:`auto_pass`), the others as given; checked against the
+    type rule of ``rules.casting``."""
+    src_fields = source_fields(src)
+    autos = [k for k, v in targets_spec.items() if v == "auto"]
+    targets = auto_pass(src, autos, rules, ex, regions, per_region, budget)
+    for k, v in targets_spec.items():
+        if v != "auto":
+            targets[k] = _target_dtype(v)
+    for k, dt in targets.items():
+        check_type_rule(src_fields[k], dt, rules.casting)
+    return {k: targets[k] for k in src_fields if k in targets}  # in field order
+
+
+def auto_pass(
+    src: Handle,
+    autos: list[str | None],
+    rules: CastRules,
+    ex: Executor,
+    regions: list[Region],
+    per_region: int,
+    budget: int,
+) -> dict[str | None, np.dtype]:
+    """The ``auto`` targets: a first pass over ``src`` gathers value summaries, then each
+    field of ``autos`` gets the smallest dtype that holds its values."""
     targets: dict[str | None, np.dtype] = {}
     if not autos:
         return targets
@@ -372,25 +406,26 @@ def auto_pass(
         Task(
             i,
             _summary_task,
-            (job.src, r, autos, job.rtol, job.allow_half),
+            (src, r, autos, rules.rtol, rules.allow_half),
             per_region + TASK_OVERHEAD,
         )
         for i, r in enumerate(regions)
     )
     summaries = (
-        run(Plan(summ_tasks, "cast-auto"), ex, job.budget, merge=merge_dicts, init=None)
+        run(Plan(summ_tasks, "cast-auto"), ex, budget, merge=merge_dicts, init=None)
         if summ_tasks
         else {}
     )
+    src_fields = source_fields(src)
     for k in autos:
         dt = src_fields[k]
         if k in summaries:
             targets[k] = smallest_dtype(
                 summaries[k],
                 dt,
-                allow_half=job.allow_half,
-                allow_float_to_int=job.allow_float_to_int,
-                rtol=job.rtol,
+                allow_half=rules.allow_half,
+                allow_float_to_int=rules.allow_float_to_int,
+                rtol=rules.rtol,
             )
         else:
             targets[k] = dt
@@ -404,20 +439,36 @@ def _empty_result(
     out_meta: ArrayMeta,
 ) -> CastResult:
     """The result before any chunk is cast: the plan and empty reports."""
-    name = job.name
-    plan = {
-        str(k if k is not None else name): (scalar_str(src_fields[k]), scalar_str(dt))
-        for k, dt in targets.items()
-    }
-    return CastResult(
-        name,
-        job.out or name,
-        plan,
-        {
-            k: CastReport.empty(src_fields[_key(k, name)], dt)
-            for k, dt in ((str(k if k is not None else name), d) for k, d in targets.items())
-        },
-        job.src.meta.nbytes,
-        out_meta.nbytes,
+    return empty_result(
+        job.name,
+        job.out or job.name,
+        targets,
+        src_fields,
+        (job.src.meta.nbytes, out_meta.nbytes),
         dry_run=job.dry_run,
     )
+
+
+def empty_result(
+    name: str,
+    out: str,
+    targets: dict[str | None, np.dtype],
+    src_fields: dict[str | None, np.dtype],
+    nbytes: tuple[int, int],
+    *,
+    dry_run: bool = False,
+    label: str | None = None,
+) -> CastResult:
+    """A cast's result before any chunk is cast: the plan and empty reports of casting
+    ``name`` into ``out``; ``nbytes``: (before, after); ``label``: a plain array's name in
+    the reports (default ``name``)."""
+    label = name if label is None else label
+    plan = {
+        str(k if k is not None else label): (scalar_str(src_fields[k]), scalar_str(dt))
+        for k, dt in targets.items()
+    }
+    reports = {
+        str(k if k is not None else label): CastReport.empty(src_fields[k], dt)
+        for k, dt in targets.items()
+    }
+    return CastResult(name, out, plan, reports, *nbytes, dry_run=dry_run)

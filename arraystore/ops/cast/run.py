@@ -2,7 +2,7 @@
 
 :func:`prepare_work` begins the new array in the cast's work folder through
 :class:`~arraystore.storage.transaction.NewArray` (with the journal header) or reopens it
-on resume; :func:`run_chunks` casts every chunk not yet journaled (:func:`_cast_task`:
+on resume; :func:`run_chunks` casts every chunk not yet journaled (:func:`cast_task`:
 read, check, cast, write, journal); :func:`commit` merges the audits, removes the new
 array on a policy violation, or commits it with the audit in its history.
 """
@@ -40,7 +40,7 @@ from arraystore.storage.transaction import NewArray
 
 
 # ------------------------------------------------------------------- tasks
-def _cast_task(
+def cast_task(
     src: Handle,
     dst: Handle | None,
     region: Region,
@@ -54,8 +54,10 @@ def _cast_task(
     reports: dict[str | None, CastReport] = {}
     if meta.dtype.names is None:
         dt = spec.targets[None]
-        # a memmap source (and so output) is read, cast and written in cache-sized pieces
-        for sub in _sub_regions(src, region):
+        # a memmap source and output are read, cast and written in cache-sized pieces; an
+        # output that stores chunks (zarr; a cast on write from a .npy) gets whole regions
+        pieces = _sub_regions(src, region) if dst is None or dst.contiguous_rows else [region]
+        for sub in pieces:
             sshape = region_shape(sub)
             block = src.read(sub, None, _buffers.buffer(sshape, meta.dtype))
             out, rep = spec.apply(
@@ -117,7 +119,7 @@ def _noop() -> None:
     return None
 
 
-def _validate(src_fields: dict[str | None, np.dtype], spec: CastSpec) -> None:
+def validate(src_fields: dict[str | None, np.dtype], spec: CastSpec) -> None:
     """Catch bad options (nan_to, fill, errors...) before anything is written."""
     for k, dt in spec.targets.items():
         spec.apply(np.empty(0, src_fields[k]), dt)
@@ -134,7 +136,7 @@ def prepare_work(job: CastJob, work: CastWork, ex: Executor) -> NewArray | None:
         new = NewArray.resume(job.store.layout, out_name, work.out_meta, job.work, JOURNAL)
         work.result.resumed_chunks = len(job.done)
         return new
-    _validate(work.src_fields, work.spec)
+    validate(work.src_fields, work.spec)
     Plan(tuple(Task(0, _noop, (), 3 * work.per_region + TASK_OVERHEAD) for _ in [0]), "cast").check(
         job.budget, ex.workers
     )
@@ -173,7 +175,7 @@ def run_chunks(
     tasks = tuple(
         Task(
             i,
-            _cast_task,
+            cast_task,
             (job.src, dst, r, work.spec, journal, i),
             3 * work.per_region + TASK_OVERHEAD,
         )
@@ -215,35 +217,55 @@ def commit(
         for k, rep in merged.items():
             result.reports[str(k if k is not None else job.name)] = rep
     result.seconds = time.perf_counter() - t0
-    bad = [r.error_message(k) for k, r in result.reports.items() if not r.ok]
-    if bad and new is not None:
-        new.abort()
-        raise CastError("; ".join(bad) + " — nothing was written")
     if new is None:
         return result
+    refuse_violations(result, new)
     # the audit goes into the new array's history; a cast whose metadata was written
     # is committed by ``recover`` after a crash: its journal is not sealed
-    meta = _final_meta(job.src.meta, work.out_meta, result, job.casting, job.rtol)
+    meta = final_meta(job.src.meta, work.out_meta, result, job.casting, job.rtol)
     new.commit(meta, seal_journal=False)
     return result
 
 
-def _final_meta(
-    meta: ArrayMeta, out_meta: ArrayMeta, result: CastResult, casting: str, rtol: float
+def refuse_violations(result: CastResult, new: NewArray) -> None:
+    """On a policy violation in any report, remove the new array and raise
+    :class:`CastError` with the totals over every chunk."""
+    bad = [r.error_message(k) for k, r in result.reports.items() if not r.ok]
+    if bad:
+        new.abort()
+        raise CastError("; ".join(bad) + " — nothing was written")
+
+
+def final_meta(
+    meta: ArrayMeta,
+    out_meta: ArrayMeta,
+    result: CastResult,
+    casting: str,
+    rtol: float,
+    **extra: Any,
 ) -> ArrayMeta:
-    """The cast array's metadata: the audit appended to the source's history."""
-    history = {
+    """The cast array's metadata: the audit appended to the source's history (``extra``:
+    more keys of the history entry, e.g. the source file of a cast on write)."""
+    entry = history_entry(result, casting, rtol, **extra)
+    entry["from"], entry["to"] = dtype_to_spec(meta.dtype), dtype_to_spec(out_meta.dtype)
+    entry["bytes_before"], entry["bytes_after"] = meta.nbytes, out_meta.nbytes
+    return out_meta.evolve(history=(*meta.history, entry))
+
+
+def history_entry(result: CastResult, casting: str, rtol: float, **extra: Any) -> dict[str, Any]:
+    """The history entry of a cast (``op: cast``): the dtypes of the fields cast, the
+    policy, the time, one audit line per field and the bytes before/after; ``extra``: more
+    keys."""
+    fields = result.to_dict()["fields"]
+    return {
         "op": "cast",
-        "from": dtype_to_spec(meta.dtype),
-        "to": dtype_to_spec(out_meta.dtype),
+        "from": ",".join(f"{k}:{v['from']}" for k, v in fields.items()),
+        "to": ",".join(f"{k}:{v['to']}" for k, v in fields.items()),
         "casting": casting,
         "rtol": rtol,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "audit": {
-            k: v["to"] + ": " + result.reports[k].summary()
-            for k, v in result.to_dict()["fields"].items()
-        },
-        "bytes_before": meta.nbytes,
-        "bytes_after": out_meta.nbytes,
+        "audit": {k: v["to"] + ": " + result.reports[k].summary() for k, v in fields.items()},
+        "bytes_before": result.nbytes_before,
+        "bytes_after": result.nbytes_after,
+        **extra,
     }
-    return out_meta.evolve(history=(*meta.history, history))

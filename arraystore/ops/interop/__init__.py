@@ -149,6 +149,10 @@ def import_file(
     progress: Callable[[Any, Any], None] | None = None,
     checksum: bool = False,
     shards: Any = None,
+    casting: str | None = None,
+    rtol: float | None = None,
+    nan_to: Any = None,
+    audit: Callable[[Any], None] | None = None,
     **options: Any,
 ) -> ArrayView:
     """Import a ``.npy``, CSV, Parquet or Arrow IPC file as array ``name`` (atomically).
@@ -167,31 +171,17 @@ def import_file(
     ``nbytes`` the source file's bytes pro rata (they add up to the file size, a progress
     bar's total; a CSV file reports during its second, binary pass). ``checksum``: store
     checksums (zarr: crc32c codec; memmap: block checksums, see ``verify``); ``shards``
-    the zarr shard shape. Returns the new :class:`Array`."""
+    the zarr shard shape. Returns the new :class:`Array`.
+
+    ``.npy`` into another ``dtype`` (or ``"auto"``), Parquet/Arrow numeric columns into
+    others: cast on write as ``Store.create`` does, under ``casting`` (default
+    ``"value"``), ``rtol``, ``nan_to``; ``audit(CastResult)``.
+    """
     if errors not in ("raise", "coerce"):
         raise InvalidArgument(f"errors must be 'raise' or 'coerce', got {errors!r}")
     src = _source_file(path)
     fmt = detect_format(src, format)
     backend = store.default_backend(backend)
-    if fmt == "npy":
-        return _import_npy(
-            store,
-            name,
-            src,
-            dtype,
-            backend,
-            codec,
-            chunks,
-            attrs,
-            overwrite,
-            progress,
-            columns,
-            options,
-            checksum,
-            shards,
-        )
-    check_target(store, name, overwrite)
-    n_workers = workers or min(2, os.cpu_count() or 1)
     common = dict(
         dtype=dtype,
         columns=columns,
@@ -202,13 +192,17 @@ def import_file(
         attrs=attrs,
         null_mask=null_mask,
         overwrite=overwrite,
-        workers=n_workers,
+        workers=workers or min(2, os.cpu_count() or 1),
         progress=progress,
         checksum=checksum,
         shards=shards,
     )
+    cast = dict(casting=casting, rtol=rtol, nan_to=nan_to, audit=audit)
+    if fmt == "npy":
+        return _import_npy(store, name, src, options, common, cast)
+    check_target(store, name, overwrite)
     with store.lock(name):
-        _import_table(store, name, src, fmt, options, common)
+        _import_table(store, name, src, fmt, options, common, cast)
     return store[name]
 
 
@@ -231,51 +225,55 @@ def _import_table(
     fmt: str,
     options: dict[str, Any],
     common: dict[str, Any],
+    cast: dict[str, Any],
 ) -> None:
-    """A CSV, Parquet or Arrow IPC file into array ``name`` (its lock held)."""
+    """A CSV, Parquet or Arrow IPC file into array ``name`` (its lock held); ``cast``: how
+    Parquet/Arrow columns are cast into ``dtype`` (CSV parses into it: none taken)."""
+    dtype = common["dtype"]
+    specs = dtype.values() if isinstance(dtype, Mapping) else str(dtype or "").split(",")
+    if any(str(v).split(":")[-1].strip() == "auto" for v in specs):
+        raise InvalidArgument(
+            f"--dtype auto needs a file read twice (.npy); import the {fmt} file, then "
+            "'arraystore cast --auto' it"
+        )
     if fmt == "csv":
         from arraystore.ops.io.csv import import_csv  # lazy: needs pyarrow (optional)
 
+        given = [k for k in ("casting", "rtol", "nan_to") if cast[k] is not None]
+        if given:
+            raise InvalidArgument(
+                f"{'/'.join(given)} {'apply' if len(given) > 1 else 'applies'} to .npy, "
+                "Parquet and Arrow imports; a CSV import parses straight into --dtype"
+            )
         import_csv(store, name, src, options=options, **common)
     else:
         from arraystore.ops.io.arrow import import_table  # lazy: needs pyarrow (optional)
 
-        import_table(store, name, src, fmt, options=options, **common)
+        import_table(store, name, src, fmt, options=options, cast=cast, **common)
 
 
 def _import_npy(
     store: StoreRoot,
     name: str,
     src: Path,
-    dtype: Any,
-    backend: str,
-    codec: str | None,
-    chunks: Any,
-    attrs: Mapping[str, Any] | None,
-    overwrite: bool,
-    progress: Any,
-    columns: Any,
     options: Mapping[str, Any],
-    checksum: bool = False,
-    shards: Any = None,
+    common: Mapping[str, Any],
+    cast: Mapping[str, Any],
 ) -> ArrayView:
-    if columns is not None or options:
+    """A .npy file through ``create --from`` (cast on write when ``dtype`` is not its own);
+    ``common``: :func:`import_file`'s options (those of tables are ignored)."""
+    if common["columns"] is not None or options:
         raise InvalidArgument(
             f".npy import takes no columns/format options (got {sorted(options) or 'columns'})"
         )
+    keep = ("dtype", "backend", "codec", "chunks", "overwrite", "progress", "checksum", "shards")
     create_array(
         store,
         name,
-        dtype=dtype,
         from_npy=src,
-        backend=backend,
-        codec=codec,
-        chunks=chunks,
-        attrs={**(attrs or {}), "import": {"format": "npy", "source": src.name}},
-        overwrite=overwrite,
-        progress=progress,
-        checksum=checksum,
-        shards=shards,
+        attrs={**(common["attrs"] or {}), "import": {"format": "npy", "source": src.name}},
+        **{k: common[k] for k in keep},
+        **cast,
     )
     return store[name]
 

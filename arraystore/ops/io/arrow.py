@@ -63,8 +63,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arraystore.core.casting.rules import check_cast_args
 from arraystore.core.dtypes import fields_of, parse_dtype, scalar_str
-from arraystore.errors import CorruptData, DTypeError, FieldNotFound, InvalidArgument
+from arraystore.errors import CastError, CorruptData, DTypeError, FieldNotFound, InvalidArgument
+from arraystore.ops.cast import CastResult, history_entry
 from arraystore.ops.create import new_meta
 from arraystore.ops.io.arrow_convert import (
     MASK_SUFFIX,
@@ -91,7 +93,7 @@ else:
     pc = require("pyarrow.compute", "CSV/Parquet/Arrow files")
 
 if TYPE_CHECKING:
-    from arraystore.storage import StoreRoot
+    from arraystore.storage import NewArray, StoreRoot
 
 
 # ------------------------------------------------------------------- plans
@@ -236,8 +238,10 @@ def write_batches(
     where: Callable[[int], str] = lambda r: f"row {r}",
     checksum: bool = False,
     shards: Any = None,
+    policy: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create the array (temp folder), stream the batches into it, commit it."""
+    """Create the array (temp folder), stream the batches into it, commit it; ``policy``:
+    how ``dtype`` columns are cast on write (:func:`cast_policy`)."""
     dtype = layout.dtype()
     shape = (nrows, *(layout.plans[0].dims if layout.plain else layout.tail))
     meta = new_meta(
@@ -261,7 +265,9 @@ def write_batches(
                 cols: dict[str | None, np.ndarray] = {}
                 for p in layout.plans:
                     try:
-                        values, valid, _bad = convert(batch.column(p.column), p, errors)
+                        values, valid, _bad = convert(
+                            batch.column(p.column), p, errors, policy, (row, nrows)
+                        )
                     except BadValues as exc:
 
                         def at(r: int, start: int = row) -> str:
@@ -285,6 +291,52 @@ def write_batches(
             raise
         report = {**report, "rows": nrows, "columns": [p.report() for p in layout.plans]}
         new.meta = meta.evolve(attrs={**dict(attrs or {}), "import": report})
+        if policy is not None:
+            audit_casts(layout, policy, name, new)
+
+
+def cast_policy(cast: Mapping[str, Any] | None, errors: str) -> dict[str, Any] | None:
+    """How Parquet/Arrow columns given another numeric ``dtype`` are cast: ``cast``'s
+    ``casting`` (default ``value``), ``rtol``, ``nan_to``, ``audit``, ``source``; None with
+    ``errors="coerce"``, whose value check turns the values that do not fit into nulls."""
+    cast = dict(cast or {})
+    given = [k for k in ("casting", "rtol", "nan_to") if cast.get(k) is not None]
+    if errors == "coerce":
+        if given:
+            raise InvalidArgument(f"{'/'.join(given)} cannot be combined with errors='coerce'")
+        return None
+    casting = "value" if cast.get("casting") is None else str(cast["casting"])
+    rtol = 0.0 if cast.get("rtol") is None else cast["rtol"]
+    check_cast_args(casting, "raise", rtol, None)
+    return {**cast, "casting": casting, "rtol": rtol, "nan_to": cast.get("nan_to")}
+
+
+def audit_casts(layout: Layout, policy: Mapping[str, Any], name: str, new: NewArray) -> None:
+    """After every batch: a violation of the policy in any cast column raises
+    :class:`CastError` with the totals (the caller's ``NewArray`` is then removed);
+    otherwise the audit goes into ``new.meta``'s history and to ``policy["audit"]``."""
+    plans = [p for p in layout.plans if p.audit is not None]
+    if not plans:
+        return
+    reports = {p.field: p.audit for p in plans if p.audit is not None}
+    bad = [r.error_message(k) for k, r in reports.items() if not r.ok]
+    if bad:
+        raise CastError("; ".join(bad) + " — nothing was written")
+    src = {k: np.dtype(r.src) for k, r in reports.items()}
+    result = CastResult(
+        str(policy.get("source") or name),
+        name,
+        {k: (scalar_str(src[k]), scalar_str(np.dtype(r.dst))) for k, r in reports.items()},
+        dict(reports),
+        sum(r.count * src[k].itemsize for k, r in reports.items()),
+        sum(r.count * np.dtype(r.dst).itemsize for r in reports.values()),
+    )
+    entry = history_entry(
+        result, policy["casting"], policy["rtol"], source=policy.get("source") or name
+    )
+    new.meta = new.meta.evolve(history=(*new.meta.history, entry))
+    if policy.get("audit") is not None:
+        policy["audit"](result)
 
 
 _ONES = np.ones(0, bool)
@@ -322,8 +374,11 @@ def import_table(
     progress: Callable[[Any, Any], None] | None,
     checksum: bool = False,
     shards: Any = None,
+    cast: Mapping[str, Any] | None = None,
 ) -> None:
-    """Import a Parquet or Arrow IPC file (the caller holds the array's lock)."""
+    """Import a Parquet or Arrow IPC file (the caller holds the array's lock); ``cast``:
+    how ``dtype`` columns are cast on write (:func:`cast_policy`)."""
+    policy = cast_policy({**(cast or {}), "source": src.name}, errors)
     opts = dict(options)
     batch_rows = opts.pop("batch_rows", None)
     if opts:
@@ -363,6 +418,7 @@ def import_table(
         source_bytes=src.stat().st_size,
         checksum=checksum,
         shards=shards,
+        policy=policy,
     )
 
 

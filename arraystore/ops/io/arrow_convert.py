@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arraystore.core.casting import CastReport, cast_block
 from arraystore.core.dtypes import fields_of, is_bfloat16, parse_dtype, scalar_str
 from arraystore.errors import DTypeError
 from arraystore.ops.io.common import require
@@ -151,6 +152,7 @@ class ColPlan:
     nulls: int = 0
     coerced: int = 0
     check: bool = False  # values need a checked conversion (overridden dtype)
+    audit: CastReport | None = None  # a cast on write's report (see :func:`convert`)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -297,13 +299,22 @@ def _fill(arr: pa.Array) -> pa.Array:
 
 
 def convert(
-    arr: pa.Array, plan: ColPlan, errors: str
+    arr: pa.Array,
+    plan: ColPlan,
+    errors: str,
+    policy: Mapping[str, Any] | None = None,
+    rows: tuple[int, int] = (0, 0),
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """One column of a record batch -> (values (n, *dims), row validity or None, bad rows).
 
     ``bad`` holds the row offsets whose value could not be converted (with
     ``errors="raise"`` the caller reports them; with ``"coerce"`` they are already
-    invalid). Nulls and bad values hold :func:`sentinel`."""
+    invalid). Nulls and bad values hold :func:`sentinel`.
+
+    ``policy`` (``casting``, ``rtol``, ``nan_to``): a numeric column given another numeric
+    dtype is cast with :func:`cast_block` under that policy instead, its report merged
+    into ``plan.audit`` (violations are left to the caller, after every batch); ``rows``:
+    (first row of the batch, rows of the file), for the report's indices."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     n = len(arr)
@@ -333,6 +344,8 @@ def convert(
     elif dt.kind in "SU":
         values = raw.astype(dt) if too_long is None else np.where(too_long, "", raw).astype(dt)
         bad_el = too_long
+    elif policy is not None and plan.check and _castable(raw.dtype) and _castable(dt):
+        values, bad_el = _policy_cast(raw.reshape(n, *plan.dims), plan, policy, rows), None
     else:
         values, bad_el = checked_astype(raw, dt)
     shape = (n, *plan.dims)
@@ -359,6 +372,30 @@ def convert(
             values[~valid] = sentinel(dt, plan.mask is not None)
             plan.nulls += int(n - valid.sum())
     return values, valid, bad_rows
+
+
+def _castable(dt: np.dtype) -> bool:
+    return dt.kind in "biuf" or is_bfloat16(dt)
+
+
+def _policy_cast(
+    block: np.ndarray, plan: ColPlan, policy: Mapping[str, Any], rows: tuple[int, int]
+) -> np.ndarray:
+    """``block`` (n, *dims) cast into ``plan.dtype`` under ``policy``; the report merged
+    into ``plan.audit``. Null slots hold 0 here (every dtype holds it)."""
+    start, total = rows
+    values, report = cast_block(
+        block,
+        plan.dtype,
+        policy["casting"],
+        rtol=policy["rtol"],
+        nan_to=policy["nan_to"],
+        region=(slice(start, start + len(block)),),
+        shape=(total,),
+        raise_on_violation=False,
+    )
+    plan.audit = report if plan.audit is None else plan.audit.merge(report)
+    return values.reshape(-1)
 
 
 def _show(arr: pa.Array, i: int) -> Any:

@@ -85,7 +85,7 @@ def _install_kill(phase: str) -> None:
         _patch(_tx_mod, "get_backend", lambda name: DieOnCreate(real_get_backend(name)))
     elif phase.startswith("chunks:"):
         n = int(phase.split(":", 1)[1])
-        orig_task = _cast_run._cast_task
+        orig_task = _cast_run.cast_task
         lock = threading.Lock()
         done = [0]
 
@@ -97,7 +97,7 @@ def _install_kill(phase: str) -> None:
                     _die()
             return out
 
-        _patch(_cast_run, "_cast_task", task_then_maybe_die)
+        _patch(_cast_run, "cast_task", task_then_maybe_die)
     elif phase in ("swap", "remove-old", "committed"):
         orig_commit = _layout_mod.Layout.commit
 

@@ -460,7 +460,7 @@ def test_strings_to_numbers_through_a_structured_field(
 def _interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """Make the n-th cast task raise KeyboardInterrupt after writing its chunk. Only for
     the CLI, which takes executors by name (the API takes a ``FailingExecutor``)."""
-    orig = cast_run._cast_task
+    orig = cast_run.cast_task
     count = [0]
 
     def task(*args: Any, **kwargs: Any) -> Any:
@@ -470,7 +470,7 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
             raise KeyboardInterrupt
         return out
 
-    monkeypatch.setattr(cast_run, "_cast_task", task)
+    monkeypatch.setattr(cast_run, "cast_task", task)
 
 
 @pytest.mark.parametrize("out", [None, "y"])

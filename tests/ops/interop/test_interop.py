@@ -37,8 +37,13 @@ def test_npy_round_trip(store, tmp_path, case):
     assert_same(np.load(tmp_path / "p.npy"), plain[...])
     interop.export_file(arr["vec"], tmp_path / "v.npy")
     assert_same(np.load(tmp_path / "v.npy"), data["vec"])
-    with pytest.raises(arraystore.ShapeMismatch):
-        interop.import_file(store, "y", src, dtype="f8")
+    # another dtype: every numeric field cast on write (as ``cast --to f8``), value-checked
+    wide = interop.import_file(store, "y", src, dtype="f8", **case.kwargs)
+    assert wide.dtype == np.dtype([("id", "f8"), ("price", "f8"), ("vec", "f8", (3,))])
+    assert_same(wide["vec"][...], data["vec"].astype("f8"))
+    with pytest.raises(arraystore.CastError, match="out of range"):
+        interop.import_file(store, "z", src, dtype="i1", **case.kwargs)
+    assert "z" not in store
 
 
 def test_formats_and_missing_files(store, tmp_path):

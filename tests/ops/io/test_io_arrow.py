@@ -9,7 +9,7 @@ import pytest
 
 import arraystore
 from arraystore.ops import interop
-from arraystore.testing import backend_params, listing
+from arraystore.testing import assert_same, backend_params, listing, tree_hash
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -131,15 +131,25 @@ def test_plain_and_nd_arrays_round_trip_exactly(store, tmp_path, case):
 
 
 def test_dtype_overrides_are_value_checked(store, tmp_path):
+    """Numeric columns given another dtype are cast on write under ``casting`` (default
+    ``value``, as ``cast``): a violation anywhere refuses the import, with the totals."""
     src = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": pa.array([1, 2, 300]), "b": pa.array([1.5, 2.0, 1e39])}), src)
-    arr = interop.import_file(store, "ok", src, dtype="a:i2,b:f8")
+    audits = []
+    arr = interop.import_file(store, "ok", src, dtype="a:i2,b:f8", audit=audits.append)
     assert arr.dtype == np.dtype([("a", "i2"), ("b", "f8")])
-    with pytest.raises(arraystore.InvalidArgument, match=r"row 2: cannot convert 300 to i1"):
+    assert audits[0].reports["a"].ok and arr.info()["history"][-1]["source"] == "t.parquet"
+    before = tree_hash(store.path)
+    with pytest.raises(arraystore.CastError, match=r"1 value out of range \(first at \[2\]: 300"):
         interop.import_file(store, "bad", src, dtype={"a": "i1"})
-    with pytest.raises(arraystore.InvalidArgument, match=r"row 2: .*1e\+39 to f4 in column 'b'"):
+    with pytest.raises(arraystore.CastError, match=r"'b' float64 -> float32.*1e\+39"):
         interop.import_file(store, "bad", src, dtype={"b": "f4"})
-    assert "bad" not in store
+    assert tree_hash(store.path) == before
+    clipped = interop.import_file(store, "cl", src, dtype="a:i1,b:f4", casting="clip")
+    got = clipped[...]
+    assert got["a"].tolist() == [1, 2, 127] and got["b"][2] == np.finfo("f4").max
+    unsafe = interop.import_file(store, "un", src, dtype="a:u1", casting="unsafe")
+    assert_same(unsafe["a"][...], np.array([1, 2, 300]).astype("u1"))
     c = interop.import_file(store, "co", src, dtype="a:i1,b:f4", errors="coerce")
     got = c[...]
     assert got["a"].tolist() == [1, 2, 0] and got["a__valid"].tolist() == [True, True, False]
@@ -177,11 +187,11 @@ def test_failed_import_leaves_nothing_and_keeps_the_old_array(store, tmp_path, m
     calls = {"n": 0}
     real = io_arrow.convert
 
-    def failing(arr, plan, errors):  # fail in the middle: after chunks were written
+    def failing(arr, plan, errors, *args):  # fail in the middle: after chunks were written
         calls["n"] += 1
         if calls["n"] > 40:
             raise OSError("disk full")
-        return real(arr, plan, errors)
+        return real(arr, plan, errors, *args)
 
     monkeypatch.setattr(io_arrow, "convert", failing)
     with pytest.raises(OSError, match="disk full"):
