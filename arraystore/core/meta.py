@@ -59,6 +59,12 @@ class ArrayMeta:
     all_chunks: bool = False
     #: on-disk format of the array: 2 (zarr.json attributes) or 1 (sidecar; upgraded on write)
     format: int = FORMAT_VERSION
+    #: a zarr array (or .npy file) arraystore did not write, read in place: read-only,
+    #: metadata from its own zarr metadata (see arraystore.storage.foreign). Not stored.
+    foreign: bool = False
+    #: dimension names (zarr ``dimension_names`` / xarray's ``_ARRAY_DIMENSIONS``), when
+    #: known; a new zarr array gets them as its ``dimension_names``. Not stored.
+    dims: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.shape):
@@ -69,6 +75,8 @@ class ArrayMeta:
             raise MetadataError(f"unknown backend {self.backend!r} in metadata")
         if self.backend == "zarr":  # before anything is written (create, cast, map, import)
             check_zarr_dtype(self.dtype)
+        if self.dims is not None and len(self.dims) != len(self.shape):
+            raise MetadataError(f"dimension names {self.dims} do not match shape {self.shape}")
 
     @property
     def size(self) -> int:

@@ -112,7 +112,8 @@ def verify(store: StoreRoot, name: str | None = None, repair: bool = False) -> V
     for n in names:
         verify_array(store, n, report)
     if name is None:
-        _strangers(store, report, set(names))
+        if store.foreign is None:  # (a zarr group's other folders are its own business)
+            _strangers(store, report, set(names))
         _leftovers(store, report, repair)
     return report
 

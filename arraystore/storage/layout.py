@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from arraystore.core.dtypes import MAX_ARRAY_NAME
@@ -58,6 +59,9 @@ class Layout:
 
     def __init__(self, path: Path, remote: bool) -> None:
         self.path = path
+        #: called with an array's folder once a new array is committed there (a foreign
+        #: group: its consolidated metadata, see storage.foreign)
+        self.after_commit: Callable[[Path], None] | None = None
         self.remote = remote
 
     def temp_path(self, name: str) -> Path:
