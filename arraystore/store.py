@@ -39,6 +39,9 @@ class Store(StoreVerbs):
         ``mode`` asks for writes (:mod:`arraystore.storage.foreign`).
     storage_options : dict, optional
         Options of the fsspec file system of a URL.
+    only : str, optional
+        A bare array (a ``.npy`` file or zarr array folder in ``path``): the store's one
+        array (see :func:`open_array`).
     """
 
     def __getitem__(self, name: str) -> Array:

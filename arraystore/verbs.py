@@ -10,12 +10,13 @@ its options, calls the method of the same name and prints what it returns.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from arraystore.core.dtypes import check_array_name, dtype_to_spec
 from arraystore.engine import Executor, get_executor
-from arraystore.errors import ArrayNotFound, ArrayStoreError, InvalidArgument
+from arraystore.errors import ArrayExists, ArrayNotFound, ArrayStoreError, InvalidArgument
 from arraystore.ops.map.blocks import map_expr, reduce_expr
 from arraystore.ops.map.blocks import where as _where
 from arraystore.ops.reduce import summarize
@@ -278,10 +279,7 @@ class StoreVerbs(StoreRoot):
             The audit ``arraystore cast`` prints: ``plan``, per-field ``reports``,
             ``nbytes_before`` / ``nbytes_after``, ``to_dict()``.
         """
-        from arraystore.ops.cast import cast as _cast  # lazy: start-up (casting modules)
-
-        return _cast(
-            self,
+        return self._cast_into(
             name,
             to,
             out=out,
@@ -300,6 +298,28 @@ class StoreVerbs(StoreRoot):
             progress=progress,
             checksum=checksum,
         )
+
+    def _cast_into(self, name: str, to: Any, out: str | None, **kw: Any) -> CastResult:
+        """:meth:`cast`; a bare array (a .npy or zarr array on its own, read in place) is
+        cast into a new .npy file ``out`` beside it, through a temporary array there."""
+        from arraystore.ops.cast import cast as _cast  # lazy: start-up (casting modules)
+
+        if self.foreign is None or self.foreign.only is None or kw["dry_run"]:
+            return _cast(self, name, to, out=out, **kw)
+        if out is None or not out.endswith(".npy") or "/" in out:
+            raise InvalidArgument(
+                f"{name} is read in place: cast it into a new .npy file beside it (out='NEW.npy')"
+            )
+        if (self.path / out).exists():
+            raise ArrayExists(f"{self.path / out} already exists")
+        tmp = f"{out[:-4]}.cast-{os.getpid()}"
+        result = _cast(self, name, to, out=tmp, **kw)
+        try:
+            cast(Any, self[tmp]).export(self.path / out)
+        finally:
+            self.remove(tmp)
+        result.out = out
+        return result
 
     def map(
         self,

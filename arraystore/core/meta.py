@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from arraystore.core.dtypes import check_zarr_dtype, dtype_from_json, dtype_to_json, fields_of
-from arraystore.errors import ArrayStoreError, MetadataError
+from arraystore.errors import ArrayStoreError, InvalidArgument, MetadataError
 
 FORMAT_VERSION = 2
 #: the key of our metadata in a node's zarr.json ``attributes`` (format 2)
@@ -144,6 +144,23 @@ class ArrayMeta:
             raise
         except (ArrayStoreError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise MetadataError(f"invalid metadata: {exc}") from exc
+
+
+def named_axes(axis: Any, dims: tuple[str, ...] | None) -> Any:
+    """``axis`` (an int, a name or a tuple of them) with dimension names replaced by their
+    index in ``dims`` (``"time"`` -> 0); anything else is left for the caller to check."""
+
+    def one(a: Any) -> Any:
+        if not isinstance(a, str):
+            return a
+        if dims is None or a not in dims:
+            known = f"dimensions: {', '.join(dims)}" if dims else "no dimension names known"
+            raise InvalidArgument(f"unknown axis {a!r} ({known})")
+        return dims.index(a)
+
+    if isinstance(axis, tuple | list):
+        return tuple(one(a) for a in axis)
+    return one(axis)
 
 
 def doc_format(doc: Any) -> int:

@@ -9,7 +9,8 @@
   never written, removed or renamed. When the group has inline consolidated metadata
   (xarray writes it), a new array's entry is added to it, so xarray sees the new array.
 * **A bare array** (:func:`locate`): a ``.npy`` file or a zarr array folder with no
-  group above it is a one-array store rooted at its folder (``only``: its name).
+  group above it is a one-array store rooted at its folder (``only``: its name); opened
+  for writes, new arrays of ours go beside it (a cast to a ``.npy`` file uses one).
 
 Names of foreign arrays may hold ``/`` but no empty, ``.`` or ``..`` part and no hidden
 part, and must not lead out of the store through a symlink.
@@ -24,8 +25,15 @@ from typing import Any
 from arraystore.backends.base import Handle
 from arraystore.backends.memmap import open_npy
 from arraystore.backends.zarr.foreign import V2_ARRAY, V2_GROUP, open_foreign
+from arraystore.core.dtypes import check_array_name
 from arraystore.core.meta import ATTR
-from arraystore.errors import ArrayNotFound, InvalidName, InvalidStore, MetadataError
+from arraystore.errors import (
+    ArrayNotFound,
+    InvalidArgument,
+    InvalidName,
+    InvalidStore,
+    MetadataError,
+)
 from arraystore.fs import read_json, write_json
 from arraystore.storage.nodes import NODE, is_array
 
@@ -71,6 +79,8 @@ def locate(path: Path) -> tuple[Path, str, bool]:
     if path.is_file() and path.suffix == ".npy":
         return path.parent, path.name, True
     kind = node_kind(path) if path.is_dir() else None
+    if kind in ("store", "group"):
+        raise InvalidArgument(f"{path} is a store: name one of its arrays (STORE NAME)")
     if kind not in ("array", "ours"):
         raise InvalidStore(f"{path} is neither a store, a zarr group or array, nor a .npy file")
     root, parts = path.parent, [path.name]
@@ -140,10 +150,8 @@ class ForeignRoot:
         is not a relative path inside the store or leads out of it through a symlink."""
         if not isinstance(name, str) or not name:
             raise InvalidName(f"array name must be a non-empty string, got {name!r}")
-        if self.only is not None:
-            if name != self.only:
-                raise ArrayNotFound(f"no array {name!r}: {self.describe()} holds {self.only!r}")
-            return self.path / name
+        if self.only is not None:  # (writable: new arrays of ours go beside it)
+            return self.path / (name if name == self.only else check_array_name(name))
         parts = name.split("/")
         if (
             name.startswith("/")

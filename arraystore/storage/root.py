@@ -116,7 +116,7 @@ class StoreRoot(StoreLocks):
 
     def _init_foreign(self) -> None:
         assert self.foreign is not None
-        if self.writable and (self.foreign.only is not None or self.foreign.zarr_format != 3):
+        if self.writable and self.foreign.zarr_format == 2:
             raise InvalidArgument(
                 f"{self.foreign.describe()} is read-only: arraystore adds arrays only to a "
                 "zarr v3 group"
@@ -125,7 +125,13 @@ class StoreRoot(StoreLocks):
         self.layout.after_commit = lambda folder: foreign.consolidate(folder, True)
 
     def refuse_foreign(self, name: str) -> None:
-        """Raise :class:`ReadOnlyError` if ``name`` is an array arraystore did not write."""
+        """Raise :class:`ReadOnlyError` if ``name`` is an array arraystore did not write.
+
+        Parameters
+        ----------
+        name : str
+            The array name.
+        """
         if self.foreign is not None and self.foreign.is_foreign(name):
             raise ReadOnlyError(
                 f"{name!r} is a zarr array arraystore did not write: arraystore never "

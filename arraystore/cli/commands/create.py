@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from arraystore import Array
-from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.options import storage_option, store_opener, writable_option
 from arraystore.cli.util import (
     _executor,
     _print_json,
@@ -24,6 +24,7 @@ from arraystore.engine.memory import format_size
 @click.argument("store")
 @storage_option
 @click.argument("name")
+@writable_option
 @click.option("--shape", default=None, help="Comma-separated shape, e.g. 1000000,64.")
 @click.option(
     "--dtype",

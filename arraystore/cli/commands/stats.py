@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from arraystore._native.pages import POLICIES, POLICY_ENV
-from arraystore.cli.options import scheduler_option, storage_option, store_opener
+from arraystore.cli.options import open_target, scheduler_option, storage_option, store_opener
 from arraystore.cli.output import (
     _print_stats,
 )
@@ -80,9 +80,10 @@ def stats(
         os.environ[POLICY_ENV] = page_policy
     if expr is not None and (quantiles is not None or bins is not None or fields):
         raise InvalidArgument("--expr cannot be combined with --field, --quantiles or --hist")
-    if expr is None and name is None:
-        raise InvalidArgument("stats needs an array NAME (or --expr)")
-    s = store_opener()(store, mode="r")
+    if expr is None and name is None:  # STORE is the path of one array (.npy, zarr array)
+        s, name = open_target(store, None)
+    else:
+        s = store_opener()(store, mode="r")
     total = s[name].nbytes if expr is None and name is not None else 0
     ax = _parse_axis(axis)
     qs = _parse_floats(quantiles, "--quantiles") if quantiles is not None else None
