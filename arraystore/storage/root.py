@@ -38,7 +38,7 @@ from arraystore.fs import (
     remove_tree,
     write_json,
 )
-from arraystore.storage.foreign import ForeignRoot
+from arraystore.storage.foreign import ForeignRoot, node_kind
 from arraystore.storage.journal import recover
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.layout import Layout, remove_hidden
@@ -49,6 +49,7 @@ from arraystore.storage.upgrade import upgrade_array
 from arraystore.storage.view import ArrayView
 
 ROOT_ATTR = "arraystore"
+_USE = ": open it with arraystore.open_array, or give its path alone to a command"
 MODES = ("r", "r+", "a")
 
 
@@ -111,6 +112,8 @@ class StoreRoot(StoreLocks):
                     self.path / "zarr.json",
                     group_doc({ROOT_ATTR: {"format": FORMAT_VERSION}}),
                 )
+            elif node_kind(self.path) == "array":  # a zarr v2 array
+                raise InvalidStore(f"{self.path} is a zarr array, not a store (group){_USE}")
             else:
                 raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
 
@@ -162,7 +165,7 @@ class StoreRoot(StoreLocks):
             return None
         doc = read_json(p, f"{self.path.name}/zarr.json")
         if not isinstance(doc, dict) or doc.get("node_type") != "group":
-            raise InvalidStore(f"{self.path} is a zarr array, not a store (group)")
+            raise InvalidStore(f"{self.path} is a zarr array, not a store (group){_USE}")
         attrs = doc.get("attributes") or {}
         if not isinstance(attrs, dict) or ROOT_ATTR not in attrs:
             raise InvalidStore(f"{self.path} is a zarr group but not an arraystore store")

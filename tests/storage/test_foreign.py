@@ -293,3 +293,21 @@ def test_tensorstore_array(tmp_path: Path) -> None:
     assert store.info("v")["read_path"] == "direct"
     np.testing.assert_array_equal(arr[...], data)
     np.testing.assert_allclose(arr.sum(axis=1), data.sum(axis=1, dtype="f8"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_bare_zarr_array_and_pickled_handle(tmp_path: Path, fmt: int) -> None:
+    import pickle
+
+    data = _data("<i8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.create_array(tmp_path / "a.zarr", data=data, chunks=CHUNKS, zarr_format=fmt)
+    arr = arraystore.open_array(tmp_path / "a.zarr")
+    assert arr.name == "a.zarr" and arr.store.names() == ["a.zarr"]
+    np.testing.assert_array_equal(arr[...], data)
+    np.testing.assert_array_equal(arr.max(axis=0), data.max(axis=0))
+    handle = pickle.loads(pickle.dumps(arr.handle))  # what a worker process gets
+    np.testing.assert_array_equal(handle.read((slice(3, 20), slice(0, 6))), data[3:20])
+    with pytest.raises(arraystore.InvalidStore, match="open_array"):
+        arraystore.open(tmp_path / "a.zarr")

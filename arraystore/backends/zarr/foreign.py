@@ -260,9 +260,9 @@ def _direct_v3(doc: dict[str, Any], path: Path) -> ChunkIO:
         dt = doc.get("data_type")
         raise Unsupported(f"data type {dt.get('name') if isinstance(dt, dict) else dt!r}")
     dtype = np.dtype(str(doc["data_type"]))
-    parse_codecs(codecs, dtype)  # raises Unsupported, naming the codec
     cio = ChunkIO.from_metadata({**doc, "codecs": codecs}, path, write_empty_chunks=False)
-    if cio is None:
+    if cio is None:  # why not: the codec chain, or else the rest of the metadata
+        parse_codecs(codecs, dtype)
         raise Unsupported("metadata")
     cio.swap = swap and dtype.itemsize > 1
     return cio
