@@ -29,6 +29,7 @@ def _data(dtype: Any = "f8", seed: int = 0) -> np.ndarray:
 
 
 def _v3_codecs() -> dict[str, dict[str, Any]]:
+    from numcodecs.zarr3 import LZ4
     from zarr import codecs as zc
 
     return {
@@ -36,6 +37,7 @@ def _v3_codecs() -> dict[str, dict[str, Any]]:
         "blosc": {"compressors": [zc.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]},
         "zstd": {"compressors": [zc.ZstdCodec(level=3)]},
         "gzip": {"compressors": [zc.GzipCodec(level=5)]},
+        "lz4": {"compressors": [LZ4()]},
         "crc32c": {"compressors": [zc.ZstdCodec(level=1), zc.Crc32cCodec()]},
         "big-endian": {"serializer": zc.BytesCodec(endian="big"), "compressors": None},
         "big-endian-zstd": {"serializer": zc.BytesCodec(endian="big")},
@@ -45,7 +47,7 @@ def _v3_codecs() -> dict[str, dict[str, Any]]:
 
 
 #: the codec chains the direct chunk path reads (the others: zarr-python)
-DIRECT = {"none", "blosc", "zstd", "gzip", "crc32c", "big-endian", "big-endian-zstd"}
+DIRECT = {"none", "blosc", "zstd", "gzip", "lz4", "crc32c", "big-endian", "big-endian-zstd"}
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +144,7 @@ def v2_group(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         "zstd": {"compressors": numcodecs.Zstd(level=2)},
         "gzip": {"compressors": numcodecs.GZip(level=4)},
         "zlib": {"compressors": numcodecs.Zlib(level=4)},
+        "lz4": {"compressors": numcodecs.LZ4()},
         "delta": {  # (a NaN fill would leak through delta's running sum in edge chunks)
             "filters": [numcodecs.Delta(dtype="<i8")],
             "compressors": numcodecs.Zstd(),
@@ -268,6 +271,10 @@ def test_cast_and_map_into_xarray_group(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back.twice.values, data * 2)
         assert back.t32.dims == ("time", "lat")
         np.testing.assert_array_equal(back.lat.values, np.arange(4.0))
+    store.remove("twice")  # and out of the consolidated metadata again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sorted(xr.open_zarr(root).data_vars) == ["t32", "temperature"]
 
 
 def test_tensorstore_array(tmp_path: Path) -> None:
