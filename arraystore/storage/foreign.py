@@ -76,6 +76,7 @@ def locate(path: Path) -> tuple[Path, str, bool]:
     """``(store root, array name, bare)`` of the path of one array: a ``.npy`` file, a
     zarr array folder (named from the outermost group above it) or an array of a store.
     ``bare``: no group holds it (a one-array store rooted at its folder)."""
+    path = Path(os.path.abspath(path))  # (the groups above a relative path count too)
     if path.is_file() and path.suffix == ".npy":
         return path.parent, path.name, True
     kind = node_kind(path) if path.is_dir() else None

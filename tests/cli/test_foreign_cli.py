@@ -39,7 +39,9 @@ def _stats(args: list[str]) -> dict:
     return json.loads(out)
 
 
-def test_stats_of_a_zarr_array_path_by_dimension_name(dataset: tuple[Path, np.ndarray]) -> None:
+def test_stats_of_a_zarr_array_path_by_dimension_name(
+    dataset: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, data = dataset
     for axis in ("time", "0"):
         doc = _stats([str(root / "temperature"), "--axis", axis])
@@ -47,6 +49,10 @@ def test_stats_of_a_zarr_array_path_by_dimension_name(dataset: tuple[Path, np.nd
         np.testing.assert_allclose(got["sum"], data.sum(axis=0))
         np.testing.assert_allclose(got["std"], data.std(axis=0))
         np.testing.assert_allclose(got["max"], data.max(axis=0))
+    monkeypatch.chdir(root)  # a relative path inside the group: named from the group all the same
+    doc = _stats(["temperature", "--axis", "lat"])
+    got = doc["fields"]["temperature"] if "fields" in doc else doc
+    np.testing.assert_allclose(got["min"], data.min(axis=1))
     code, _, err = run_cli(["stats", str(root / "temperature"), "--axis", "depth"])
     assert code == 1 and err == "error: unknown axis 'depth' (dimensions: time, lat)\n"
 

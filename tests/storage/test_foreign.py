@@ -318,3 +318,23 @@ def test_bare_zarr_array_and_pickled_handle(tmp_path: Path, fmt: int) -> None:
     np.testing.assert_array_equal(handle.read((slice(3, 20), slice(0, 6))), data[3:20])
     with pytest.raises(arraystore.InvalidStore, match="open_array"):
         arraystore.open(tmp_path / "a.zarr")
+
+
+def test_map_and_cast_from_a_sharded_source(tmp_path: Path) -> None:
+    """Outputs of a source whose codecs are not ours get our default codec and the
+    source's dimension names."""
+    root = tmp_path / "s.zarr"
+    data = _data()
+    group = zarr.open_group(root, mode="w", zarr_format=3)
+    group.create_array(
+        "s", data=data, chunks=CHUNKS, shards=(16, 4), dimension_names=["row", "col"]
+    )
+    store = arraystore.open(root, mode="r+")
+    assert store.info("s")["read_path"].startswith("zarr-python")
+    out = store["s"].map("s + 1", out="m")
+    np.testing.assert_array_equal(out[...], data + 1)
+    assert store.info("m")["codec"] == "none"
+    assert zarr.open_array(root / "m").metadata.dimension_names == ("row", "col")
+    store.cast("s", "f4", out="c", casting="unsafe")
+    np.testing.assert_array_equal(store["c"][...], data.astype("f4"))
+    assert zarr.open_array(root / "c").metadata.dimension_names == ("row", "col")
