@@ -210,6 +210,7 @@ class Array(Reductions):
         if isinstance(key, str):
             self[key][...] = value
             return
+        self.store.refuse_foreign(self.name)  # (in any mode: never written)
         if not self.store.writable:
             raise ReadOnlyError(f"store {self.store.path} is open read-only")
         region, post = normalize_index(key, self.shape)

@@ -195,12 +195,16 @@ def test_writes_refused_unless_asked(tmp_path: Path) -> None:
     group = zarr.open_group(root, mode="w", zarr_format=3)
     group.create_array("a", data=np.arange(10.0), chunks=(4,))
     store = arraystore.open(root)
+    with pytest.raises(ReadOnlyError, match="never changes"):
+        store["a"][0] = 5.0
     with pytest.raises(ReadOnlyError, match=r"open read-only .*--writable"):
         store.cast("a", "f4", out="b")
     assert store.names() == ["a"]
     store = arraystore.open(root, mode="r+")
     with pytest.raises(ReadOnlyError, match="did not write"):
         store["a"][0] = 5.0
+    with pytest.raises(ReadOnlyError, match="did not write"):
+        store["a"].handle.write((slice(0, 1),), np.zeros(1))
     for fn in (lambda: store.remove("a"), lambda: store.rename("a", "z")):
         with pytest.raises(ReadOnlyError, match="never changes, removes or renames"):
             fn()
