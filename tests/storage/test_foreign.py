@@ -342,3 +342,22 @@ def test_map_and_cast_from_a_sharded_source(tmp_path: Path) -> None:
     store.cast("s", "f4", out="c", casting="unsafe")
     np.testing.assert_array_equal(store["c"][...], data.astype("f4"))
     assert zarr.open_array(root / "c").metadata.dimension_names == ("row", "col")
+
+
+def test_unsupported_data_types_are_listed_not_corrupt(tmp_path: Path) -> None:
+    xr = pytest.importorskip("xarray")
+    ds = xr.Dataset(
+        {"v": (("x",), np.arange(3.0))}, coords={"x": np.array(["a", "bb", "c"], object)}
+    )
+    root = tmp_path / "o.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(root, zarr_format=2)
+    store = arraystore.open(root)
+    rows = {r["name"]: r for r in store.ls()}
+    assert "not supported" in rows["x"]["error"] and rows["v"]["shape"] == [3]
+    with pytest.raises(arraystore.DTypeError, match="zarr array 'x': data type object"):
+        store["x"]
+    report = store.verify()
+    assert not report.corrupt
+    assert [f.kind for f in report.findings if f.name == "x"] == ["unchecked"]

@@ -38,7 +38,13 @@ from arraystore.backends.zarr.codecs import (
 )
 from arraystore.core.chunks import Region
 from arraystore.core.meta import ArrayMeta
-from arraystore.errors import ArrayStoreError, CorruptData, MetadataError, ReadOnlyError
+from arraystore.errors import (
+    ArrayStoreError,
+    CorruptData,
+    DTypeError,
+    MetadataError,
+    ReadOnlyError,
+)
 from arraystore.fs import read_json
 
 __all__ = ["V2_ARRAY", "V2_ATTRS", "V2_GROUP", "ForeignHandle", "open_foreign", "output_codec"]
@@ -116,6 +122,8 @@ def open_foreign(path: Path, name: str) -> ForeignHandle:
     fmt, doc, attrs = _read(path, name)
     try:
         meta = _meta_v3(doc, attrs) if fmt == 3 else _meta_v2(doc, attrs)
+    except DTypeError as exc:  # a foreign data type arraystore cannot read
+        raise DTypeError(f"zarr array {name!r}: {exc}") from None
     except ArrayStoreError as exc:
         raise MetadataError(f"zarr array {name!r}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
@@ -199,7 +207,7 @@ def _v3_dtype(data_type: Any) -> np.dtype:
 
 def _logical(dt: np.dtype) -> np.dtype:
     if dt.hasobject or dt.names is not None:
-        raise MetadataError(f"data type {dt} (variable-length or structured) is not supported")
+        raise DTypeError(f"data type {dt} (variable-length or structured) is not supported")
     return dt.newbyteorder("<") if dt.byteorder == ">" else dt
 
 
@@ -209,7 +217,7 @@ def _meta_v2(doc: dict[str, Any], attrs: dict[str, Any]) -> ArrayMeta:
     shape = _ints(doc["shape"], 0)
     chunks = _ints(doc["chunks"], 1)
     if not isinstance(doc["dtype"], str):
-        raise MetadataError(f"data type {doc['dtype']!r} (structured) is not supported")
+        raise DTypeError(f"data type {doc['dtype']!r} (structured) is not supported")
     dtype = _logical(np.dtype(doc["dtype"]))
     return ArrayMeta(
         shape=shape,
