@@ -126,6 +126,7 @@ class StoreRoot(StoreLocks):
             )
         foreign = self.foreign
         self.layout.after_commit = lambda folder: foreign.consolidate(folder, True)
+        self.layout.foreign_group = self.foreign.only is None
 
     def refuse_foreign(self, name: str) -> None:
         """Raise :class:`ReadOnlyError` if ``name`` is an array arraystore did not write.
@@ -480,6 +481,9 @@ class StoreRoot(StoreLocks):
             if (dst.exists() or dst.is_symlink()) and not overwrite:
                 raise ArrayExists(f"array {new!r} already exists in {self.path}")
             self.layout.commit_rename(src, dst)
+            if self.foreign is not None:
+                self.foreign.consolidate(src, False)
+                self.foreign.consolidate(dst, True)
 
     def update_meta(self, name: str, meta: ArrayMeta) -> None:
         """Rewrite an array's sidecar (attrs, history) atomically.
@@ -508,6 +512,8 @@ class StoreRoot(StoreLocks):
             if meta.format < 2:  # any write to a format-1 array upgrades it first
                 upgrade_array(path, now)
             get_backend(meta.backend).write_meta(path, meta.evolve(format=2))
+            if self.foreign is not None:
+                self.foreign.consolidate(path, True)
 
     def upgrade(self, name: str) -> bool:
         """Rewrite array ``name`` in format 2, in place (``storage.upgrade``); True if it

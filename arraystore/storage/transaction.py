@@ -110,6 +110,8 @@ class NewArray:
             meta = meta.evolve(format=2)
             if meta.foreign:  # from a foreign source: an array of ours, its codec if ours
                 meta = meta.evolve(foreign=False, codec=output_codec(meta))
+            if layout.foreign_group and meta.dims is None:
+                meta = meta.evolve(dims=tuple(f"{target}_dim_{i}" for i in range(meta.ndim)))
             handle = backend.create(building / DATA, meta)
             if work is not None:  # the work folder appears complete or not at all
                 handle.close()
@@ -154,8 +156,8 @@ class NewArray:
         An error removes the work folder: the store is as it was; an interruption
         (KeyboardInterrupt) of a journaled build leaves it to ``recover`` / a resume.
         """
-        if meta is not None:
-            self.meta = meta
+        if meta is not None:  # (the dimension names given at the start stay)
+            self.meta = meta if meta.dims is not None else meta.evolve(dims=self.meta.dims)
         self.meta = self.meta.evolve(format=2, foreign=False)
         try:
             self.handle.flush()

@@ -275,10 +275,20 @@ def test_cast_and_map_into_xarray_group(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back.twice.values, data * 2)
         assert back.t32.dims == ("time", "lat")
         np.testing.assert_array_equal(back.lat.values, np.arange(4.0))
+    store.create(
+        "made", shape=(7,), data=np.arange(7.0)
+    )  # dims of its own, made_dim_0 (kept by mv)
+    store.rename("made", "renamed")
+    store.update_meta("renamed", store["renamed"].meta.evolve(attrs={"k": 1}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = xr.open_zarr(root)
+        assert back.renamed.dims == ("made_dim_0",) and "made" not in back
+        np.testing.assert_array_equal(back.renamed.values, np.arange(7.0))
     store.remove("twice")  # and out of the consolidated metadata again
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert sorted(xr.open_zarr(root).data_vars) == ["t32", "temperature"]
+        assert sorted(xr.open_zarr(root).data_vars) == ["renamed", "t32", "temperature"]
 
 
 def test_tensorstore_array(tmp_path: Path) -> None:
