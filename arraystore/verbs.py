@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from arraystore.core.dtypes import check_array_name, dtype_to_spec
 from arraystore.engine import Executor, get_executor
-from arraystore.errors import ArrayExists, ArrayNotFound, ArrayStoreError, InvalidArgument
+from arraystore.errors import (
+    ArrayExists,
+    ArrayNotFound,
+    ArrayStoreError,
+    DTypeError,
+    InvalidArgument,
+)
 from arraystore.ops.map.blocks import map_expr, reduce_expr
 from arraystore.ops.map.blocks import where as _where
 from arraystore.ops.reduce import summarize
@@ -39,8 +45,10 @@ class StoreVerbs(StoreRoot):
         Returns
         -------
         list of dict
-            ``name``, ``shape``, ``dtype``, ``backend``, ``codec``, ``nbytes``; a broken
-            array's row holds only ``name`` and ``error`` (one line).
+            ``name``, ``shape``, ``dtype``, ``backend``, ``codec``, ``nbytes`` (and
+            ``foreign``: an array arraystore did not write); a broken array's row holds
+            only ``name`` and ``error`` (one line), and ``unsupported`` for a foreign
+            array of a data type arraystore cannot read.
         """
         rows: list[dict[str, Any]] = []
         for name in self.names():
@@ -54,8 +62,12 @@ class StoreVerbs(StoreRoot):
                     "codec": arr.meta.codec,
                     "nbytes": arr.meta.nbytes,
                 }
+                if arr.meta.foreign:  # not written by arraystore: read-only, in place
+                    row["foreign"] = True
             except (ArrayStoreError, OSError) as exc:
                 row = {"name": name, "error": " ".join(str(exc).split()) or type(exc).__name__}
+                if self.foreign is not None and isinstance(exc, DTypeError):
+                    row["unsupported"] = True  # a data type arraystore cannot read
             rows.append(row)
         return rows
 

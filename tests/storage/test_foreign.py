@@ -365,7 +365,8 @@ def test_unsupported_data_types_are_listed_not_corrupt(tmp_path: Path) -> None:
         ds.to_zarr(root, zarr_format=2)
     store = arraystore.open(root)
     rows = {r["name"]: r for r in store.ls()}
-    assert "not supported" in rows["x"]["error"] and rows["v"]["shape"] == [3]
+    assert "not supported" in rows["x"]["error"] and rows["x"]["unsupported"] is True
+    assert rows["v"]["shape"] == [3] and rows["v"]["foreign"] is True
     with pytest.raises(arraystore.DTypeError, match="zarr array 'x': data type object"):
         store["x"]
     report = store.verify()
