@@ -64,6 +64,7 @@ def test_info_and_ls_mark_foreign(dataset: tuple[Path, np.ndarray]) -> None:
     doc = json.loads(out)
     assert doc["foreign"] is True and doc["read_path"] == "direct"
     assert doc["dims"] == ["time", "lat"] and doc["zarr_format"] == 3
+    assert doc["fill_value"] == "NaN" and doc["zarr_codecs"][0]["name"] == "bytes"
     code, out, _ = run_cli(["info", str(root), "temperature"])
     assert code == 0 and "read path" in out and "foreign" in out
     code, out, _ = run_cli(["ls", str(root), "--json"])

@@ -114,6 +114,12 @@ class ForeignHandle(ZarrHandle):
             "zarr_format": self.zarr_format,
             "read_path": self.read_path,
             "dims": list(self.meta.dims) if self.meta.dims else None,
+            "fill_value": self._doc.get("fill_value"),
+            "zarr_codecs": (
+                self._doc.get("codecs")
+                if self.zarr_format == 3
+                else {k: self._doc.get(k) for k in ("filters", "compressor", "order")}
+            ),
         }
 
 
