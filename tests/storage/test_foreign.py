@@ -6,7 +6,6 @@ when importable); every read and reduction is compared with numpy.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -295,8 +294,7 @@ def test_tensorstore_array(tmp_path: Path) -> None:
     ts = pytest.importorskip("tensorstore")
     data = _data("f4")
     root = tmp_path / "t.zarr"
-    root.mkdir()
-    (root / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group"}))
+    zarr.open_group(root, mode="w", zarr_format=3)
     spec = {
         "driver": "zarr3",
         "kvstore": {"driver": "file", "path": str(root / "v")},
