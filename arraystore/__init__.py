@@ -38,7 +38,7 @@ from arraystore.errors import (
     UnknownCodec,
     UnknownExecutorError,
 )
-from arraystore.store import Store, from_dask, open
+from arraystore.store import Store, from_dask, open, open_array
 
 
 def __getattr__(name: str) -> Any:
@@ -85,6 +85,7 @@ __all__ = [
     "from_dask",
     "map_blocks",
     "open",
+    "open_array",
     "parse_dtype",
 ]
 

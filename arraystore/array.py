@@ -17,13 +17,14 @@ import numpy as np
 from arraystore.backends.base import Handle
 from arraystore.core.assign import assigned_block
 from arraystore.core.chunks import Region, check_region, normalize_index, region_shape
-from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
+from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype
 from arraystore.core.meta import ArrayMeta
 from arraystore.core.selection import basic_selection
 from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
 from arraystore.grouping import Grouping
 from arraystore.indexing import Indexer, get_selection, plan, set_selection
+from arraystore.ops.describe import describe
 from arraystore.ops.map.blocks import map_array
 from arraystore.ops.map.blocks import map_blocks as _map_blocks
 from arraystore.reductions import Reductions
@@ -231,6 +232,7 @@ class Array(Reductions, Transfers, Grouping):
         if isinstance(key, str):
             self[key][...] = value
             return
+        self.store.refuse_foreign(self.name)  # (in any mode: never written)
         if not self.store.writable:
             raise ReadOnlyError(f"store {self.store.path} is open read-only")
         self.upgrade_format()
@@ -261,29 +263,9 @@ class Array(Reductions, Transfers, Grouping):
         """A JSON-able description: name, backend, shape, dtype, fields, chunks, shards
         (zarr: the shard shape, chunks then being the inner chunks; else None), codec,
         checksum, nbytes, stored_bytes, ratio (nbytes / stored_bytes), attrs, history,
-        format (on disk: 2, or 1 for an array not yet upgraded)."""
-        stored = self.handle.stored_bytes()
-        meta = self.meta
-        return {
-            "name": self.name,
-            "backend": meta.backend,
-            "shape": list(meta.shape),
-            "dtype": dtype_to_spec(meta.dtype),
-            "fields": [
-                {"name": f.name, "dtype": dtype_to_spec(f.dtype), "subshape": list(f.subshape)}
-                for f in fields_of(meta.dtype)
-            ],
-            "chunks": list(meta.chunks),
-            "shards": None if meta.shards is None else list(meta.shards),
-            "codec": meta.codec,
-            "checksum": meta.checksum,
-            "nbytes": meta.nbytes,
-            "stored_bytes": stored,
-            "ratio": (meta.nbytes / stored) if stored else None,
-            "attrs": meta.attrs,
-            "history": list(meta.history),
-            "format": meta.format,
-        }
+        format (on disk: 2, or 1 for an array not yet upgraded); a foreign array (a zarr
+        array or .npy arraystore did not write) also: foreign, dims, read_path."""
+        return describe(self.name, self.handle)
 
     # ------------------------------------------------------------- map, interop
     def map(

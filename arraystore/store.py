@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from arraystore.core.chunks import DEFAULT_CHUNK_BYTES
@@ -14,6 +15,7 @@ from arraystore.engine import Executor
 from arraystore.ops.create import create_array
 from arraystore.ops.interop import from_dask as _from_dask
 from arraystore.ops.interop import import_file
+from arraystore.storage.foreign import locate
 from arraystore.verbs import StoreVerbs
 
 if TYPE_CHECKING:
@@ -34,11 +36,15 @@ class Store(StoreVerbs):
     path : str or os.PathLike
         The store's directory, or an fsspec URL (``s3://...``, ``memory://...``) for
         zarr arrays.
-    mode : {"r", "r+", "a"}, default "r+"
-        ``r`` read-only, ``r+`` read-write, ``a`` read-write and create the store if
-        missing.
+    mode : {"r", "r+", "a"}, optional
+        ``r`` read-only, ``r+`` read-write (the default), ``a`` read-write and create the
+        store if missing. A zarr group arraystore did not write opens read-only unless
+        ``mode`` asks for writes (:mod:`arraystore.storage.foreign`).
     storage_options : dict, optional
         Options of the fsspec file system of a URL.
+    only : str, optional
+        A bare array (a ``.npy`` file or zarr array folder in ``path``): the store's one
+        array (see :func:`open_array`).
     """
 
     def __getitem__(self, name: str) -> Array:
@@ -213,18 +219,25 @@ def _forward(args: dict[str, Any], optional: Sequence[str] = ()) -> dict[str, An
 
 
 def open(
-    path: str | os.PathLike[str], mode: str = "r+", storage_options: dict[str, Any] | None = None
+    path: str | os.PathLike[str],
+    mode: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Store:
     """Open a store (``mode="a"`` creates it when missing). Reads metadata only.
+
+    Any zarr v3 or v2 group is a store: one arraystore did not write (zarr-python,
+    xarray, tensorstore) lists its arrays by their zarr paths (``group/sub/array``) and
+    opens read-only unless ``mode`` asks for writes (``"r+"``: new arrays may be added
+    to a v3 group; its own arrays are never written).
 
     Parameters
     ----------
     path : str or os.PathLike
         The store's directory, or an fsspec URL (``s3://bucket/data.store``, ``gs://...``,
         ``memory://...``) for zarr arrays.
-    mode : {"r", "r+", "a"}, default "r+"
+    mode : {"r", "r+", "a"}, optional
         ``r`` read-only, ``r+`` read-write, ``a`` read-write and create the store if
-        missing.
+        missing. Default: ``r+`` for a store of ours, ``r`` for a foreign group.
     storage_options : dict, optional
         Options of the fsspec file system (e.g. ``{"endpoint_url": ..., "key": ...,
         "secret": ...}`` for s3fs).
@@ -234,6 +247,27 @@ def open(
     Store
     """
     return Store(path, mode, storage_options)
+
+
+def open_array(path: str | os.PathLike[str], mode: str | None = None) -> Array:
+    """Open one array by its path: a ``.npy`` file (read in place, read-only), a zarr
+    array folder (``data.zarr/temperature``: named from the outermost group holding it)
+    or an array folder of a store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file or folder.
+    mode : {"r", "r+"}, optional
+        As in :func:`open`, for the store holding it (a bare array is read-only).
+
+    Returns
+    -------
+    Array
+    """
+    root, name, bare = locate(Path(os.fspath(path)))
+    store = Store(root, mode, only=name if bare else None)
+    return store[name]
 
 
 def from_dask(
@@ -304,4 +338,4 @@ def from_dask(
 
 from arraystore.array import Array  # noqa: E402
 
-__all__ = ["Array", "Store", "from_dask", "open"]
+__all__ = ["Array", "Store", "from_dask", "open", "open_array"]

@@ -10,12 +10,19 @@ its options, calls the method of the same name and prints what it returns.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from arraystore.core.dtypes import check_array_name, dtype_to_spec
 from arraystore.engine import Executor, get_executor
-from arraystore.errors import ArrayNotFound, ArrayStoreError, InvalidArgument
+from arraystore.errors import (
+    ArrayExists,
+    ArrayNotFound,
+    ArrayStoreError,
+    DTypeError,
+    InvalidArgument,
+)
 from arraystore.ops.map.blocks import map_expr, reduce_expr
 from arraystore.ops.map.blocks import where as _where
 from arraystore.ops.reduce import summarize
@@ -38,8 +45,10 @@ class StoreVerbs(StoreRoot):
         Returns
         -------
         list of dict
-            ``name``, ``shape``, ``dtype``, ``backend``, ``codec``, ``nbytes``; a broken
-            array's row holds only ``name`` and ``error`` (one line).
+            ``name``, ``shape``, ``dtype``, ``backend``, ``codec``, ``nbytes`` (and
+            ``foreign``: an array arraystore did not write); a broken array's row holds
+            only ``name`` and ``error`` (one line), and ``unsupported`` for a foreign
+            array of a data type arraystore cannot read.
         """
         rows: list[dict[str, Any]] = []
         for name in self.names():
@@ -53,8 +62,12 @@ class StoreVerbs(StoreRoot):
                     "codec": arr.meta.codec,
                     "nbytes": arr.meta.nbytes,
                 }
+                if arr.meta.foreign:  # not written by arraystore: read-only, in place
+                    row["foreign"] = True
             except (ArrayStoreError, OSError) as exc:
                 row = {"name": name, "error": " ".join(str(exc).split()) or type(exc).__name__}
+                if self.foreign is not None and isinstance(exc, DTypeError):
+                    row["unsupported"] = True  # a data type arraystore cannot read
             rows.append(row)
         return rows
 
@@ -280,10 +293,7 @@ class StoreVerbs(StoreRoot):
             The audit ``arraystore cast`` prints: ``plan``, per-field ``reports``,
             ``nbytes_before`` / ``nbytes_after``, ``to_dict()``.
         """
-        from arraystore.ops.cast import cast as _cast  # lazy: start-up (casting modules)
-
-        return _cast(
-            self,
+        return self._cast_into(
             name,
             to,
             out=out,
@@ -303,6 +313,28 @@ class StoreVerbs(StoreRoot):
             checksum=checksum,
             shards=shards,
         )
+
+    def _cast_into(self, name: str, to: Any, out: str | None, **kw: Any) -> CastResult:
+        """:meth:`cast`; a bare array (a .npy or zarr array on its own, read in place) is
+        cast into a new .npy file ``out`` beside it, through a temporary array there."""
+        from arraystore.ops.cast import cast as _cast  # lazy: start-up (casting modules)
+
+        if self.foreign is None or self.foreign.only is None or kw["dry_run"]:
+            return _cast(self, name, to, out=out, **kw)
+        if out is None or not out.endswith(".npy") or "/" in out:
+            raise InvalidArgument(
+                f"{name} is read in place: cast it into a new .npy file beside it (out='NEW.npy')"
+            )
+        if (self.path / out).exists():
+            raise ArrayExists(f"{self.path / out} already exists")
+        tmp = f"{out[:-4]}.cast-{os.getpid()}"
+        result = _cast(self, name, to, out=tmp, **kw)
+        try:
+            cast(Any, self[tmp]).export(self.path / out)
+        finally:
+            self.remove(tmp)
+        result.out = out
+        return result
 
     def map(
         self,

@@ -27,6 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +110,10 @@ class Handle(ABC):
         """What ``verify`` finds wrong in the array's files besides the chunk data (a
         memmap shard index that disagrees with the header...). Default: nothing."""
         return []
+
+    def describe(self) -> dict[str, Any]:
+        """Backend facts for ``info`` beyond the metadata (a foreign array: how it is read)."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file descriptors (the handle stays usable: it reopens lazily)."""

@@ -7,16 +7,19 @@ signatures: :func:`store_opener` and :func:`scheduler` read them back.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from arraystore import open as open_store
+from arraystore import open_array
 from arraystore.errors import InvalidArgument
 
 _OPTS = "arraystore.storage_options"
 _SCHED = "arraystore.scheduler"
+_WRITABLE = "arraystore.writable"
 
 
 def parse_storage_option(text: str) -> tuple[str, Any]:
@@ -68,6 +71,21 @@ scheduler_option = click.option(
 )
 
 
+def _keep_writable(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_WRITABLE] = True
+
+
+writable_option = click.option(
+    "--writable",
+    is_flag=True,
+    expose_value=False,
+    callback=_keep_writable,
+    help="STORE is a zarr group arraystore did not write: add the new array to it "
+    "(its own arrays are never written).",
+)
+
+
 def option_group(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Several click options as one decorator; ``--help`` lists them in the order given."""
 
@@ -102,11 +120,33 @@ def storage_options() -> dict[str, Any] | None:
 def store_opener() -> Callable[..., Any]:
     """``arraystore.open`` with this command's ``--storage-option`` values."""
     opts = storage_options()
+    ctx = click.get_current_context(silent=True)
+    writable = ctx is not None and ctx.meta.get(_WRITABLE, False)
 
     def opener(path: str, mode: str = "r+") -> Any:
+        # without --writable a zarr group arraystore did not write opens read-only (mode
+        # None); "a" keeps creating a store in an empty folder
+        keep = mode == "r" or writable or not os.path.isdir(path)
+        if not keep and (mode == "r+" or os.listdir(path)):
+            return open_store(path, mode=None, storage_options=opts)
         return open_store(path, mode=mode, storage_options=opts)
 
     return opener
+
+
+def open_target(
+    path: str, name: str | None, mode: str = "r", npy_out: bool = False
+) -> tuple[Any, str]:
+    """The store and array name of ``STORE NAME``, or of a bare array path (NAME
+    omitted): a ``.npy`` file or a zarr array folder (``data.zarr/temperature``).
+    ``npy_out``: a bare .npy opens writable (a cast into a new .npy beside it)."""
+    if name is not None:
+        return store_opener()(path, mode), name
+    ctx = click.get_current_context(silent=True)
+    writable = mode != "r" and ctx is not None and ctx.meta.get(_WRITABLE, False)
+    bare_npy = npy_out and mode != "r" and os.path.isfile(path)
+    arr = open_array(path, mode="r+" if writable or bare_npy else None)
+    return arr.store, arr.name
 
 
 def scheduler(executor: str | None) -> tuple[str | None, dict[str, Any]]:

@@ -122,14 +122,15 @@ def print_ls(rows: list[dict[str, Any]], store: str) -> None:
     for r in rows:
         if "error" in r:
             short = r["error"] if len(r["error"]) <= 70 else r["error"][:67] + "..."
-            cells.append([f"{escape(r['name'])} (!)", f"BROKEN: {escape(short)}", "", "", "", ""])
+            tag = "UNSUPPORTED" if r.get("unsupported") else "BROKEN"
+            cells.append([f"{escape(r['name'])} (!)", f"{tag}: {escape(short)}", "", "", "", ""])
             continue
         cells.append(
             [
                 escape(r["name"]),
                 "×".join(map(str, r["shape"])) or "()",
                 r["dtype"],
-                r["backend"],
+                r["backend"] + (" (foreign)" if r.get("foreign") else ""),
                 escape(r["codec"]),
                 format_size(r["nbytes"]),
             ]

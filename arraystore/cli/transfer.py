@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from arraystore.cli.options import cast_on_write_options, storage_option, store_opener
+from arraystore.cli.options import (
+    cast_on_write_options,
+    open_target,
+    storage_option,
+    store_opener,
+    writable_option,
+)
 from arraystore.cli.output import _print_cast
 from arraystore.cli.util import progress_bar, quiet_option
 from arraystore.core.dtypes import dtype_to_spec
@@ -18,6 +24,7 @@ from arraystore.core.dtypes import dtype_to_spec
 @storage_option
 @click.argument("name")
 @click.argument("file")
+@writable_option
 @click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
 @click.option(
     "--dtype",
@@ -83,16 +90,21 @@ def import_cmd(
 @click.argument("store")
 @storage_option
 @click.argument("name")
-@click.argument("file")
+@click.argument("file", required=False)
 @click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
 @click.option("--overwrite", is_flag=True)
 @quiet_option
 def export_cmd(
-    store: str, name: str, file: str, fmt: str | None, overwrite: bool, quiet: bool
+    store: str, name: str, file: str | None, fmt: str | None, overwrite: bool, quiet: bool
 ) -> None:
-    """Export array NAME to a .npy, CSV, Parquet or Arrow file, chunk by chunk."""
-    open_store = store_opener()
-    arr = open_store(store, mode="r")[name]
+    """Export array NAME to a .npy, CSV, Parquet or Arrow file, chunk by chunk (``export
+    PATH FILE``: PATH is one array, a .npy file or a zarr array)."""
+    target: str | None = name
+    if file is None:  # export PATH FILE
+        target, file = None, name
+    s, target = open_target(store, target)
+    arr = s[target]
+    name = target
     with progress_bar(arr.nbytes, f"export {name}", quiet) as adv:
         path = arr.export(file, format=fmt, overwrite=overwrite, progress=adv)
     click.echo(f"exported {name} to {path}")

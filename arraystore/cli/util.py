@@ -102,11 +102,12 @@ def _parse_axis(text: str | None) -> Any:
     if items[-1] == "" and len(items) > 1:
         items.pop()  # '0,' is the tuple (0,), as in Python
     # an empty item (',' reduced over no axis at all, '0,,1') or non-ASCII digits: refused
-    if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in items):
+    if not all(re.fullmatch(r"[+-]?[0-9]+|[A-Za-z_][A-Za-z0-9_.-]*", p) for p in items):
         raise InvalidArgument(
-            f"--axis must be an integer or comma-separated integers, got {text!r}"
+            "--axis must be an integer, a dimension name or a comma-separated list of "
+            f"them, got {text!r}"
         )
-    parts = [int(p) for p in items]
+    parts = [int(p) if re.fullmatch(r"[+-]?[0-9]+", p) else p for p in items]
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 

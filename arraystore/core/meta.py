@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from arraystore.core.dtypes import check_zarr_dtype, dtype_from_json, dtype_to_json, fields_of
-from arraystore.errors import ArrayStoreError, MetadataError
+from arraystore.errors import ArrayStoreError, InvalidArgument, MetadataError
 
 FORMAT_VERSION = 2
 #: the key of our metadata in a node's zarr.json ``attributes`` (format 2)
@@ -62,6 +62,12 @@ class ArrayMeta:
     #: zarr: shard shape (a multiple of ``chunks``: the chunk grid of a sharding_indexed
     #: array, whose inner chunks are ``chunks``), None when not sharded. Not in the sidecar.
     shards: tuple[int, ...] | None = None
+    #: a zarr array (or .npy file) arraystore did not write, read in place: read-only,
+    #: metadata from its own zarr metadata (see arraystore.storage.foreign). Not stored.
+    foreign: bool = False
+    #: dimension names (zarr ``dimension_names`` / xarray's ``_ARRAY_DIMENSIONS``), when
+    #: known; a new zarr array gets them as its ``dimension_names``. Not stored.
+    dims: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.shape):
@@ -72,6 +78,8 @@ class ArrayMeta:
             raise MetadataError(f"unknown backend {self.backend!r} in metadata")
         if self.backend == "zarr":  # before anything is written (create, cast, map, import)
             check_zarr_dtype(self.dtype)
+        if self.dims is not None and len(self.dims) != len(self.shape):
+            raise MetadataError(f"dimension names {self.dims} do not match shape {self.shape}")
 
     @property
     def size(self) -> int:
@@ -139,6 +147,23 @@ class ArrayMeta:
             raise
         except (ArrayStoreError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise MetadataError(f"invalid metadata: {exc}") from exc
+
+
+def named_axes(axis: Any, dims: tuple[str, ...] | None) -> Any:
+    """``axis`` (an int, a name or a tuple of them) with dimension names replaced by their
+    index in ``dims`` (``"time"`` -> 0); anything else is left for the caller to check."""
+
+    def one(a: Any) -> Any:
+        if not isinstance(a, str):
+            return a
+        if dims is None or a not in dims:
+            known = f"dimensions: {', '.join(dims)}" if dims else "no dimension names known"
+            raise InvalidArgument(f"unknown axis {a!r} ({known})")
+        return dims.index(a)
+
+    if isinstance(axis, tuple | list):
+        return tuple(one(a) for a in axis)
+    return one(axis)
 
 
 def doc_format(doc: Any) -> int:

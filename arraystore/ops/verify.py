@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from arraystore.backends.memmap import crc as memmap_crc
-from arraystore.errors import ArrayStoreError, LockedError
+from arraystore.errors import ArrayStoreError, DTypeError, LockedError
 from arraystore.fs import lock as _lock
 from arraystore.fs import move_tree, remove_tree
 from arraystore.storage.journal import recover
@@ -85,6 +85,10 @@ def verify_array(store: StoreRoot, name: str, report: VerifyReport) -> None:
             else:
                 handle.read(region)
         handle.close()
+    except DTypeError as exc:  # a foreign array of a data type arraystore cannot read
+        kind = "unchecked" if store.foreign is not None else "corrupt"
+        report.findings.append(Finding(kind, name, str(exc)))
+        return
     except ArrayStoreError as exc:
         report.findings.append(Finding("corrupt", name, str(exc)))
         return
@@ -112,7 +116,8 @@ def verify(store: StoreRoot, name: str | None = None, repair: bool = False) -> V
     for n in names:
         verify_array(store, n, report)
     if name is None:
-        _strangers(store, report, set(names))
+        if store.foreign is None:  # (a zarr group's other folders are its own business)
+            _strangers(store, report, set(names))
         _leftovers(store, report, repair)
     return report
 

@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from arraystore.core.dtypes import MAX_ARRAY_NAME
@@ -58,6 +59,12 @@ class Layout:
 
     def __init__(self, path: Path, remote: bool) -> None:
         self.path = path
+        #: called with an array's folder once a new array is committed there (a foreign
+        #: group: its consolidated metadata, see storage.foreign)
+        self.after_commit: Callable[[Path], None] | None = None
+        #: the store is a zarr group arraystore did not write: a new array without
+        #: dimension names gets its own (``NAME_dim_0``...), which never conflict in xarray
+        self.foreign_group = False
         self.remote = remote
 
     def temp_path(self, name: str) -> Path:

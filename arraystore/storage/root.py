@@ -9,14 +9,11 @@ what interrupted writers left, removing and renaming arrays.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import Any
 
 from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
@@ -35,82 +32,68 @@ from arraystore.errors import (
 )
 from arraystore.fs import (
     fsync_dir,
-    held_here,
-    hold,
     is_remote,
     location,
     read_json,
-    refuse_pending_cast,
-    remote_lock,
     remove_tree,
     write_json,
-    writer_lock,
 )
+from arraystore.storage.foreign import ForeignRoot, node_kind
 from arraystore.storage.journal import recover
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.layout import Layout, remove_hidden
+from arraystore.storage.locks import StoreLocks
 from arraystore.storage.nodes import NODE, array_format, is_array, require_doc
 from arraystore.storage.transaction import group_doc
 from arraystore.storage.upgrade import upgrade_array
+from arraystore.storage.view import ArrayView
 
 ROOT_ATTR = "arraystore"
+_USE = ": open it with arraystore.open_array, or give its path alone to a command"
 MODES = ("r", "r+", "a")
 
 
-@runtime_checkable
-class ArrayView(Protocol):
-    """A stored array, or one field of it, as the operations (``arraystore.ops``) see
-    it; ``arraystore.Array`` is one. Operations never import the façade: they work on
-    this and on :class:`StoreRoot`."""
-
-    @property
-    def store(self) -> StoreRoot: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def field(self) -> str | None: ...
-    @property
-    def handle(self) -> Handle: ...
-    @property
-    def meta(self) -> ArrayMeta: ...
-    @property
-    def shape(self) -> tuple[int, ...]: ...
-    @property
-    def dtype(self) -> np.dtype: ...
-    @property
-    def chunks(self) -> tuple[int, ...]: ...
-    def read(self, region: Any = None, out: np.ndarray | None = None) -> np.ndarray: ...
-    def __getitem__(self, key: Any) -> Any: ...
-
-
-class StoreRoot:
+class StoreRoot(StoreLocks):
     """A directory of named arrays (a zarr v3 group), without the façade.
 
     Parameters
     ----------
     path : str or os.PathLike
         The store's directory, or an fsspec URL (``s3://...``, ``memory://...``).
-    mode : {"r", "r+", "a"}, default "r+"
+    mode : {"r", "r+", "a"}, optional
         ``r`` read-only, ``r+`` read-write, ``a`` read-write and create the store if
-        missing.
+        missing. Default: ``r+``, but ``r`` for a zarr group arraystore did not write
+        (:mod:`arraystore.storage.foreign`: ``r+`` adds new arrays to it).
     storage_options : dict, optional
         Options of the fsspec file system of a URL.
+    only : str, optional
+        A bare array (a ``.npy`` file or zarr array folder in ``path``): the store's one
+        array, read-only.
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        mode: str = "r+",
+        mode: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        *,
+        only: str | None = None,
     ) -> None:
-        if mode not in MODES:
+        if mode is not None and mode not in MODES:
             raise InvalidArgument(f"mode must be one of {MODES}, got {mode!r}")
         self.path: Path = location(path, storage_options)
-        self.mode = mode
         #: True for an fsspec URL (s3://, gs://, memory://...): zarr backend only
         self.remote = is_remote(self.path)
         #: the store's hidden names and commits (arraystore.storage.layout)
         self.layout = Layout(self.path, self.remote)
+        #: a store arraystore did not write (a zarr group, a bare array), else None
+        self.foreign = ForeignRoot(self.path, 0, only) if only is not None else None
+        if self.foreign is None and not self.remote and self.path.is_dir():
+            self.foreign = ForeignRoot.probe(self.path)
+        self.mode = mode = mode or ("r" if self.foreign is not None else "r+")
+        if self.foreign is not None:
+            self._init_foreign()
+            return
         if self.remote:
             self._init_remote()
             return
@@ -129,8 +112,35 @@ class StoreRoot:
                     self.path / "zarr.json",
                     group_doc({ROOT_ATTR: {"format": FORMAT_VERSION}}),
                 )
+            elif node_kind(self.path) == "array":  # a zarr v2 array
+                raise InvalidStore(f"{self.path} is a zarr array, not a store (group){_USE}")
             else:
                 raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
+
+    def _init_foreign(self) -> None:
+        assert self.foreign is not None
+        if self.writable and self.foreign.zarr_format == 2:
+            raise InvalidArgument(
+                f"{self.foreign.describe()} is read-only: arraystore adds arrays only to a "
+                "zarr v3 group"
+            )
+        foreign = self.foreign
+        self.layout.after_commit = lambda folder: foreign.consolidate(folder, True)
+        self.layout.foreign_group = self.foreign.only is None
+
+    def refuse_foreign(self, name: str) -> None:
+        """Raise :class:`ReadOnlyError` if ``name`` is an array arraystore did not write.
+
+        Parameters
+        ----------
+        name : str
+            The array name.
+        """
+        if self.foreign is not None and self.foreign.is_foreign(name):
+            raise ReadOnlyError(
+                f"{name!r} is a zarr array arraystore did not write: arraystore never "
+                "changes, removes or renames it"
+            )
 
     def _init_remote(self) -> None:
         try:
@@ -156,7 +166,7 @@ class StoreRoot:
             return None
         doc = read_json(p, f"{self.path.name}/zarr.json")
         if not isinstance(doc, dict) or doc.get("node_type") != "group":
-            raise InvalidStore(f"{self.path} is a zarr array, not a store (group)")
+            raise InvalidStore(f"{self.path} is a zarr array, not a store (group){_USE}")
         attrs = doc.get("attributes") or {}
         if not isinstance(attrs, dict) or ROOT_ATTR not in attrs:
             raise InvalidStore(f"{self.path} is a zarr group but not an arraystore store")
@@ -174,8 +184,14 @@ class StoreRoot:
 
     def check_writable(self) -> None:
         """Raise :class:`ReadOnlyError` unless the store is writable."""
-        if not self.writable:
-            raise ReadOnlyError(f"store {self.path} is open read-only")
+        if self.writable:
+            return
+        if self.foreign is not None:
+            raise ReadOnlyError(
+                f"{self.foreign.describe()} is open read-only (open it with mode='r+', "
+                "CLI --writable, to add arraystore arrays to it)"
+            )
+        raise ReadOnlyError(f"store {self.path} is open read-only")
 
     def names(self) -> list[str]:
         """Names of the arrays, sorted. Reads directory entries only.
@@ -184,6 +200,8 @@ class StoreRoot:
         -------
         list of str
         """
+        if self.foreign is not None:
+            return self.foreign.names()
         if self.remote:
             found = {p.parent.name for p in self.path.glob(f"*/{NODE}")}
             found |= {p.parent.name for p in self.path.glob(f"*/{SIDECAR}")}
@@ -211,6 +229,8 @@ class StoreRoot:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
+        if self.foreign is not None:
+            return name in self.foreign.names()
         try:
             check_array_name(name)
         except InvalidName:
@@ -241,6 +261,8 @@ class StoreRoot:
         name : str
             An array name; :class:`InvalidName` if it is not a valid one.
         """
+        if self.foreign is not None:
+            return self.foreign.array_path(name)
         check_array_name(name)
         return self.path / name
 
@@ -260,6 +282,8 @@ class StoreRoot:
         Handle
         """
         path = self.array_path(name)
+        if self.foreign is not None and self.foreign.is_foreign(name):
+            return self.foreign.open(name)
         if path.is_symlink() or not is_array(path):
             if path.is_dir() and not path.is_symlink():
                 raise MetadataError(f"array {name!r} has no metadata (corrupt or incomplete)")
@@ -403,6 +427,7 @@ class StoreRoot:
             The array to remove; :class:`ArrayNotFound` if there is none.
         """
         self.check_writable()
+        self.refuse_foreign(name)
         path = self.array_path(name)
         if self.remote:
             if name not in self:
@@ -417,6 +442,8 @@ class StoreRoot:
             trash = self.layout.trash_path(name)
             os.replace(path, trash)
             fsync_dir(self.path)
+            if self.foreign is not None:
+                self.foreign.consolidate(path, False)
         kill_point("remove-old")
         remove_hidden(trash)
 
@@ -440,6 +467,7 @@ class StoreRoot:
             Replace an array ``new``; without it, :class:`ArrayExists`.
         """
         self.check_writable()
+        self.refuse_foreign(old)
         src, dst = self.array_path(old), self.array_path(new)
         if old == new:
             if old in self:
@@ -453,6 +481,9 @@ class StoreRoot:
             if (dst.exists() or dst.is_symlink()) and not overwrite:
                 raise ArrayExists(f"array {new!r} already exists in {self.path}")
             self.layout.commit_rename(src, dst)
+            if self.foreign is not None:
+                self.foreign.consolidate(src, False)
+                self.foreign.consolidate(dst, True)
 
     def update_meta(self, name: str, meta: ArrayMeta) -> None:
         """Rewrite an array's sidecar (attrs, history) atomically.
@@ -467,6 +498,7 @@ class StoreRoot:
             since, raises :class:`ArrayNotFound`.
         """
         self.check_writable()
+        self.refuse_foreign(name)
         with self.write_lock(name):  # not while a cast/mv/rm/... of it runs
             with self.open_handle(name) as handle:
                 now = handle.meta
@@ -480,6 +512,8 @@ class StoreRoot:
             if meta.format < 2:  # any write to a format-1 array upgrades it first
                 upgrade_array(path, now)
             get_backend(meta.backend).write_meta(path, meta.evolve(format=2))
+            if self.foreign is not None:
+                self.foreign.consolidate(path, True)
 
     def upgrade(self, name: str) -> bool:
         """Rewrite array ``name`` in format 2, in place (``storage.upgrade``); True if it
@@ -513,65 +547,6 @@ class StoreRoot:
             The array.
         """
         return array_format(self.array_path(name))
-
-    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
-        """The writer lock of array ``name`` for an operation (fails fast when another
-        process, or another operation of this one, holds it).
-
-        Parameters
-        ----------
-        name : str
-            The array name (it need not exist).
-
-        Returns
-        -------
-        context manager
-            Raises :class:`LockedError` on entry when the lock is held elsewhere.
-        """
-        return self._lock(name, shared=False)
-
-    @contextlib.contextmanager
-    def write_lock(self, name: str) -> Iterator[None]:
-        """The writer lock of array ``name`` for one region write (``arr[...] = x``):
-        shared with the region writes of this process, refused while an operation (or
-        another process) holds it, or a crashed cast of it waits (see
-        :mod:`arraystore.fs.lock`).
-
-        Parameters
-        ----------
-        name : str
-            The array name.
-        """
-        with self._lock(name, shared=True):
-            if not self.remote:
-                refuse_pending_cast(self.path, name)
-            yield
-
-    def lock_unless_held(self, name: str) -> contextlib.AbstractContextManager[None]:
-        """``lock(name)``, or nothing if this thread's operation holds it already (e.g.
-        settling a crashed ``cast a --out n`` inside ``mv a n``, which holds n's lock).
-
-        Parameters
-        ----------
-        name : str
-            The array name.
-        """
-        if held_here(self._lock_key(name)):
-            return contextlib.nullcontext()
-        return self.lock(name)
-
-    def _lock_key(self, name: str) -> str:
-        if self.remote:
-            return str(self.path / f".{name}.lock")
-        return os.path.abspath(self.path / f".{name}.lock")
-
-    def _lock(self, name: str, shared: bool) -> contextlib.AbstractContextManager[None]:
-        self.check_writable()
-        check_array_name(name)
-        key = self._lock_key(name)
-        if self.remote:
-            return hold(key, name, shared, lambda: remote_lock(self.path, name))  # type: ignore[arg-type]
-        return hold(key, name, shared, lambda: writer_lock(self.path, name))
 
     def default_backend(self, backend: str | None) -> str:
         """``backend`` checked against the store: memmap needs a local store.

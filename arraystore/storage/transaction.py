@@ -22,6 +22,7 @@ from typing import Any
 
 from arraystore.backends import get_backend
 from arraystore.backends.base import Handle
+from arraystore.backends.zarr.foreign import output_codec
 from arraystore.core.meta import ArrayMeta
 from arraystore.fs import move_tree, remove_tree
 from arraystore.storage.journal import write_header
@@ -107,6 +108,10 @@ class NewArray:
             (building / DATA).mkdir()
             backend = get_backend(meta.backend)
             meta = meta.evolve(format=2)
+            if meta.foreign:  # from a foreign source: an array of ours, its codec if ours
+                meta = meta.evolve(foreign=False, codec=output_codec(meta))
+            if layout.foreign_group and meta.dims is None:
+                meta = meta.evolve(dims=tuple(f"{target}_dim_{i}" for i in range(meta.ndim)))
             handle = backend.create(building / DATA, meta)
             if work is not None:  # the work folder appears complete or not at all
                 handle.close()
@@ -151,9 +156,9 @@ class NewArray:
         An error removes the work folder: the store is as it was; an interruption
         (KeyboardInterrupt) of a journaled build leaves it to ``recover`` / a resume.
         """
-        if meta is not None:
-            self.meta = meta
-        self.meta = self.meta.evolve(format=2)
+        if meta is not None:  # (the dimension names given at the start stay)
+            self.meta = meta if meta.dims is not None else meta.evolve(dims=self.meta.dims)
+        self.meta = self.meta.evolve(format=2, foreign=False)
         try:
             self.handle.flush()
             self.handle.close()
@@ -167,6 +172,8 @@ class NewArray:
                 else:  # an object store: no rename; the journal just goes
                     remove_tree(journal)
             self.layout.commit(self.path, self.layout.path / self.target)
+            if self.layout.after_commit is not None:
+                self.layout.after_commit(self.layout.path / self.target)
         except BaseException as exc:
             if self.journal_name is not None and not isinstance(exc, Exception):
                 self.close()  # interrupted: a cast's recover (or a resume) decides

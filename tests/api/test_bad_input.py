@@ -388,7 +388,10 @@ def test_store_root_metadata_wrong(tmp_path):
     fails(tmp_path, InvalidStore, "zarr array, not a store", lambda: arraystore.open(root))
     doc = {"zarr_format": 3, "node_type": "group", "attributes": {}}
     (root / "zarr.json").write_text(json.dumps(doc))
-    fails(tmp_path, InvalidStore, "not an arraystore store", lambda: arraystore.open(root))
+    with untouched(tmp_path):  # any zarr group is a store (issue 18): a foreign one, read-only
+        store = arraystore.open(root)
+        assert store.mode == "r" and store.names() == []
+    fails(tmp_path, ReadOnlyError, "open read-only", lambda: store.create("x", 3))
 
 
 def test_bad_mode(tmp_path):

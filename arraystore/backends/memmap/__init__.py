@@ -13,6 +13,7 @@ other regions go through ``np.memmap``. The .npy header is read and written by
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -348,10 +349,17 @@ class MemmapBackend(Backend):
         """The array's ``zarr.json`` (with our metadata once ``committed``)."""
         rows = int(meta.chunks[0]) if meta.shape else 1
         attrs = {ATTR: _attr_doc(meta)} if committed else {}
-        return zarr_doc(meta.shape, meta.dtype, rows, attrs)
+        return zarr_doc(meta.shape, meta.dtype, rows, attrs, meta.dims)
 
     def write_meta(self, path: Path, meta: ArrayMeta) -> None:
-        write_json(path / "zarr.json", self.node_doc(meta.evolve(format=2)))
+        doc = self.node_doc(meta.evolve(format=2))
+        if meta.dims is None:  # the dimension names the array was created with stay
+            with contextlib.suppress(MetadataError, OSError):
+                old: Any = read_json(path / "zarr.json")
+                names = old.get("dimension_names") if isinstance(old, dict) else None
+                if isinstance(names, list) and len(names) == len(doc["dimension_names"]):
+                    doc["dimension_names"] = names
+        write_json(path / "zarr.json", doc)
 
     def open(
         self, path: Path, sidecar: dict, mode: str = "r", dir_fd: int | None = None

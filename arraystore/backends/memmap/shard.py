@@ -131,7 +131,11 @@ class ShardLayout:
 
 
 def zarr_doc(
-    shape: tuple[int, ...], dtype: np.dtype, rows: int, attributes: dict[str, Any]
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    rows: int,
+    attributes: dict[str, Any],
+    dims: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The ``zarr.json`` of a memmap array: one shard holding every inner chunk."""
     core = zarr_type(dtype)
@@ -142,7 +146,8 @@ def zarr_doc(
         shard = (max(1, -(-shape[0] // rows)) * rows, *rest, *extra)
     else:
         inner = shard = extra
-    dims = [f"dim_{i}" for i in range(len(shape))] + (["bytes"] if extra else [])
+    names = list(dims) if dims else [f"dim_{i}" for i in range(len(shape))]
+    names += ["bytes"] if extra else []
     little = {"name": "bytes", "configuration": {"endian": "little"}}
     fill: Any = False if core == "bool" else ([0.0, 0.0] if core and "complex" in core else 0)
     return {
@@ -165,6 +170,6 @@ def zarr_doc(
             }
         ],
         "attributes": attributes,
-        "dimension_names": dims,
+        "dimension_names": names,
         "storage_transformers": [],
     }

@@ -383,7 +383,7 @@ class ZarrBackend(Backend):
                     dtype=_zarr_dtype(meta.dtype),
                     compressors=compressors,
                     fill_value=0,
-                    dimension_names=_dims(meta.ndim),
+                    dimension_names=list(meta.dims) if meta.dims else _dims(meta.ndim),
                     zarr_format=3,
                     overwrite=True,
                     write_data=False,

@@ -186,6 +186,9 @@ class ChunkIO:
         self._dir: tuple[int, str, Path] | None = None  # see from_dir
         #: every chunk was written (zarr.json attribute ALL_CHUNKS): a missing one is lost
         self.complete = False
+        #: the stored bytes are big-endian (a foreign array): swapped after decoding; never
+        #: written (arraystore writes little-endian chunks only)
+        self.swap = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -380,7 +383,7 @@ class ChunkIO:
                     raise self._corrupt(key, f"{size} bytes on disk, expected {expected}")
                 if self.checksum:
                     self._verify_crc(key, flat, crc)
-                return out
+                return out.byteswap(inplace=True) if self.swap else out
             data = self._scratch(size)
             if _read_into(fd, [data]) != size:
                 raise self._corrupt(key, "file shrank while reading")
@@ -392,7 +395,7 @@ class ChunkIO:
             data, crc = data[:-4], data[-4:]
             self._verify_crc(key, data, crc)
         self._decode(key, data, flat)
-        return out
+        return out.byteswap(inplace=True) if self.swap else out
 
     def drop_chunk(self, index: Sequence[int]) -> None:
         """Drop the page-cache pages of one chunk file just read (a missing file: none)."""
@@ -475,6 +478,8 @@ class ChunkIO:
         """
         key = self.chunk_key(index)
         path = self.path.joinpath(*key.split("/"))
+        if self.swap:
+            raise InvalidArgument(f"{self.path}: big-endian chunks are read-only")
         if block.shape != self.chunks and block.shape == self.valid_shape(index):
             self._check_buffer(block, block.shape, "block", contiguous=False)
             full = np.full(self.chunks, self.fill_value, dtype=self.dtype)

@@ -53,7 +53,8 @@ DATA_TYPES = frozenset(
 )
 _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 
-Compressor = Literal["none", "blosc", "zstd", "gzip", "lz4"]
+#: "pipeline": a foreign zarr v2 chain (compressor, then filters) decoded by numcodecs
+Compressor = Literal["none", "blosc", "zstd", "gzip", "lz4", "pipeline"]
 
 _QUIET = threading.RLock()
 
@@ -294,6 +295,8 @@ def single_threaded_blosc() -> None:
 def declared_size(compressor: str, data: np.ndarray, chunk_bytes: int) -> int | None:
     """Decoded size stated in the compressed stream's header (None: not stated)."""
     n = data.size
+    if compressor == "pipeline":
+        return None
     if compressor == "blosc":
         if n < 16 or u32(data, 12) != n:  # header: version, flags, nbytes, bsize, cbytes
             raise ValueError("bad blosc header")

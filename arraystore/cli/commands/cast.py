@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from arraystore.cli.options import option_group, scheduler_option, storage_option, store_opener
+from arraystore.cli.options import (
+    open_target,
+    option_group,
+    scheduler_option,
+    storage_option,
+    writable_option,
+)
 from arraystore.cli.output import (
     _print_cast,
 )
@@ -52,7 +58,8 @@ audit_options = option_group(
 @click.command(name="cast")
 @click.argument("store")
 @storage_option
-@click.argument("name")
+@click.argument("name", required=False)
+@writable_option
 @click.option("--to", "to", default=None, help="f4 | 'price:f4,qty:auto' | auto.")
 @click.option(
     "--auto", "auto", is_flag=True, help="Same as --to auto: smallest lossless dtype per field."
@@ -79,7 +86,7 @@ audit_options = option_group(
 @json_option
 def cast_cmd(
     store: str,
-    name: str,
+    name: str | None,
     to: str | None,
     auto: bool,
     out: str | None,
@@ -102,7 +109,7 @@ def cast_cmd(
 ) -> None:
     """Cast NAME chunk by chunk with a value audit (atomic; the source stays intact until done)."""
     to = _target(to, auto, resume)
-    s = store_opener()(store, mode="r" if dry_run else "r+")
+    s, name = open_target(store, name, mode="r" if dry_run else "r+", npy_out=True)
     with progress_bar(source_bytes(s, name, not dry_run), f"cast {name}", quiet or as_json) as adv:
         res = s.cast(
             name,

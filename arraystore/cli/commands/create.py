@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from arraystore import Array
-from arraystore.cli.options import cast_on_write_options, storage_option, store_opener
+from arraystore.cli.options import (
+    cast_on_write_options,
+    storage_option,
+    store_opener,
+    writable_option,
+)
 from arraystore.cli.output import _print_cast
 from arraystore.cli.util import (
     _executor,
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 @click.argument("store")
 @storage_option
 @click.argument("name")
+@writable_option
 @click.option("--shape", default=None, help="Comma-separated shape, e.g. 1000000,64.")
 @click.option(
     "--dtype",

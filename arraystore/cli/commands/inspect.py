@@ -7,7 +7,7 @@ import math
 
 import click
 
-from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.options import open_target, storage_option, store_opener
 from arraystore.cli.output import (
     _checksum_label,
     console,
@@ -40,13 +40,13 @@ def ls_cmd(store: str, as_json: bool) -> None:
 @click.command()
 @click.argument("store")
 @storage_option
-@click.argument("name")
+@click.argument("name", required=False)
 @json_option
-def info(store: str, name: str, as_json: bool) -> None:
-    """Shape, dtype and fields, chunks, codec, logical vs stored bytes of array NAME."""
-    open_store = store_opener()
-
-    doc = open_store(store, mode="r").info(name)
+def info(store: str, name: str | None, as_json: bool) -> None:
+    """Shape, dtype and fields, chunks, codec, logical vs stored bytes of array NAME
+    (NAME omitted: STORE is the path of one array, a .npy file or a zarr array)."""
+    s, name = open_target(store, name)
+    doc = s.info(name)
     if as_json:
         _print_json(doc)
         return
@@ -60,7 +60,13 @@ def info(store: str, name: str, as_json: bool) -> None:
         t.add_row("shards", f"{tuple(doc['shards'])}: {per} inner chunks per shard file")
     t.add_row("codec", doc["codec"])
     t.add_row("checksum", _checksum_label(doc))
-    if doc["format"] < 2:
+    if doc.get("foreign"):
+        where = f"zarr v{doc['zarr_format']}" if "zarr_format" in doc else ".npy"
+        t.add_row("foreign", f"{where}, not written by arraystore: read-only, in place")
+        t.add_row("read path", doc["read_path"])
+    if doc.get("dims"):
+        t.add_row("dims", ", ".join(doc["dims"]))
+    if doc["format"] < 2 and not doc.get("foreign"):
         t.add_row("format", "1 (upgraded on the next write, or by 'arraystore upgrade')")
     t.add_row("logical size", format_size(doc["nbytes"]))
     t.add_row("on disk", format_size(doc["stored_bytes"]))

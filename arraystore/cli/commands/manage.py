@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from arraystore.cli.options import storage_option, store_opener
+from arraystore.cli.options import storage_option, store_opener, writable_option
 from arraystore.cli.util import _print_json, json_option
 
 
@@ -15,6 +15,7 @@ from arraystore.cli.util import _print_json, json_option
 @click.argument("store")
 @storage_option
 @click.argument("names", nargs=-1, required=True)
+@writable_option
 @click.option("-f", "--missing-ok", is_flag=True, help="Names not in STORE are no error.")
 def rm(store: str, names: tuple[str, ...], missing_ok: bool) -> None:
     """Remove arrays NAMES from STORE: like POSIX rm, every named array that exists goes
@@ -28,6 +29,7 @@ def rm(store: str, names: tuple[str, ...], missing_ok: bool) -> None:
 @storage_option
 @click.argument("old")
 @click.argument("new")
+@writable_option
 @click.option("--overwrite", is_flag=True)
 def mv(store: str, old: str, new: str, overwrite: bool) -> None:
     """Rename array OLD to NEW."""

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
-from arraystore.cli.options import scheduler_option, storage_option, store_opener
+from arraystore.cli.options import (
+    open_target,
+    scheduler_option,
+    storage_option,
+    store_opener,
+    writable_option,
+)
 from arraystore.cli.util import (
     _executor,
     _size,
@@ -22,6 +30,7 @@ from arraystore.errors import InvalidArgument
 @click.argument("store")
 @storage_option
 @click.argument("name", required=False)
+@writable_option
 @click.option("--expr", "expr", default=None, help="Expression, e.g. 'sqrt(price) * qty'.")
 @click.option("--where", "cond", default=None, help="Keep rows where this is true.")
 @click.option("--out", required=True, help="Name of the new array.")
@@ -59,7 +68,10 @@ def map_cmd(
     arrays of STORE); --where selects rows. Never Python eval: a safe expression language."""
     if expr is None and cond is None:
         raise InvalidArgument("map needs --expr and/or --where")
-    s = store_opener()(store, mode="r+")
+    if name is None and _one_array(store):  # STORE is the path of one array
+        s, name = open_target(store, None, mode="r+")  # (bare: writable with --writable)
+    else:
+        s = store_opener()(store, mode="r+")
     total = s[name].nbytes if name else 0
     with progress_bar(total, f"map {name or store}", quiet) as adv:
         arr = s.map(
@@ -80,3 +92,14 @@ def map_cmd(
         )
 
     click.echo(f"wrote {out}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")
+
+
+def _one_array(path: str) -> bool:
+    """``path`` names one array (a .npy file, a folder with zarr array metadata)."""
+    if os.path.isfile(path):
+        return True
+    try:
+        with open(os.path.join(path, "zarr.json"), "rb") as f:
+            return b'"array"' in f.read(1 << 20)
+    except OSError:
+        return os.path.isfile(os.path.join(path, ".zarray"))

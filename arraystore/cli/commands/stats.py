@@ -9,7 +9,7 @@ import click
 
 from arraystore._native.pages import POLICIES, POLICY_ENV
 from arraystore.cli.commands.groupby import add_group_options
-from arraystore.cli.options import scheduler_option, storage_option, store_opener
+from arraystore.cli.options import open_target, scheduler_option, storage_option, store_opener
 from arraystore.cli.output import (
     _print_stats,
 )
@@ -83,9 +83,10 @@ def stats(
         os.environ[POLICY_ENV] = page_policy
     if expr is not None:
         _expr_alone(fields, where, quantiles, bins)
-    elif name is None:
-        raise InvalidArgument("stats needs an array NAME (or --expr)")
-    s = store_opener()(store, mode="r")
+    if expr is None and name is None:  # STORE is the path of one array (.npy, zarr array)
+        s, name = open_target(store, None)
+    else:
+        s = store_opener()(store, mode="r")
     total = s[name].nbytes if expr is None and name is not None else 0
     ax = _parse_axis(axis)
     qs = _parse_floats(quantiles, "--quantiles") if quantiles is not None else None

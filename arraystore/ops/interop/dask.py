@@ -31,9 +31,12 @@ if TYPE_CHECKING:
 
 
 # --------------------------------------------------------------------- dask
-def _dims(ndim: int, field: str | None = None, extra: int = 0) -> list[str]:
-    """Dimension names, the same as the zarr backend writes (``dim_0``, ``vec_dim_0``)."""
-    names = [f"dim_{i}" for i in range(ndim)]
+def _dims(
+    ndim: int, field: str | None = None, extra: int = 0, known: tuple[str, ...] | None = None
+) -> list[str]:
+    """Dimension names, the same as the zarr backend writes (``dim_0``, ``vec_dim_0``),
+    or the array's own (``known``: a foreign array's ``dimension_names``)."""
+    names = list(known) if known else [f"dim_{i}" for i in range(ndim)]
     return names + [f"{field}_dim_{i}" for i in range(extra)]
 
 
@@ -245,13 +248,14 @@ def from_dask(
 # ------------------------------------------------------------------- xarray
 def to_xarray(arr: ArrayView, fields: str | list[str] | None = None) -> Any:
     """An ``xarray.DataArray`` (plain / field view) or ``Dataset`` (structured), lazily
-    backed by :func:`to_dask`; dims ``dim_0..`` and ``<field>_dim_0..`` as in zarr."""
+    backed by :func:`to_dask`; dims ``dim_0..`` and ``<field>_dim_0..`` as in zarr (a
+    foreign array's own dimension names when it has them)."""
     xr = require("xarray", "to_xarray")
     d = to_dask(arr, fields)
     nd = arr.meta.ndim
     if not isinstance(d, dict):
         label = arr.field or arr.name
         extra = d.ndim - nd
-        return xr.DataArray(d, dims=_dims(nd, label, extra), name=label)
+        return xr.DataArray(d, dims=_dims(nd, label, extra, arr.meta.dims), name=label)
     variables = {k: (_dims(nd, k, v.ndim - nd), v) for k, v in d.items()}
     return xr.Dataset(variables, attrs={"arraystore_array": arr.name})

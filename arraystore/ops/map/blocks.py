@@ -353,9 +353,11 @@ def _map(
         else:
             dt = _infer(job, dtype)
             grid = _grid(job, dt.itemsize, budget, ex.workers, chunks)
+            dims = [s.handle.meta.dims for s in job.sources if s.handle and s.shape == job.shape]
+            dims = [d for d in dims if d] + [None]  # a foreign source's dimension names
             meta = ArrayMeta(
                 job.shape, dt, grid, backend, codec, checksum=checksum,
-                shards=_out_shards(job, grid, chunks, shards, backend),
+                shards=_out_shards(job, grid, chunks, shards, backend), dims=dims[0],
             )  # fmt: skip
             header = {"op": "map", "job": fp, "meta": _meta_doc(meta)}
         regions = list(iter_chunk_regions(meta.shape, meta.shards or meta.chunks))

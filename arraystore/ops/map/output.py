@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from arraystore._native import buffers as _buffers
 from arraystore.backends import get_backend
+from arraystore.backends.zarr.foreign import output_codec
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Plan, Task, run
 from arraystore.engine.memory import max_in_flight
@@ -121,7 +122,7 @@ def _out_format(
     stored = [s.handle.meta for s in sources if s.handle is not None]
     backend = backend or (stored[0].backend if stored else "memmap")
     if codec is None:
-        same = [m.codec for m in stored if m.backend == backend]
+        same = [output_codec(m) for m in stored if m.backend == backend]  # (foreign: ours)
         codec = same[0] if same and backend == "zarr" else "none"
     if backend == "memmap" and codec != "none":
         raise InvalidArgument("the memmap backend stores raw bytes: a codec needs backend='zarr'")

@@ -24,6 +24,7 @@ from arraystore._native.pages import drop_behind
 from arraystore.backends.base import Handle
 from arraystore.core.chunks import Region, iter_chunk_regions, region_shape, split_rows
 from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, is_numeric
+from arraystore.core.meta import named_axes
 from arraystore.engine import Plan, Task, default_budget, get_executor, run
 from arraystore.engine.memory import block_target, max_in_flight, parse_size
 from arraystore.errors import FieldNotFound, InvalidArgument
@@ -360,8 +361,10 @@ def reduce(
     progress: Callable[[Any, Any], None] | None = None,
     where: Any = None,
 ) -> StatsResult:
-    """Compute ``ops`` over ``axis`` for every selected field in one pass of the data;
-    ``where``: numpy's ``where=`` (see :mod:`.mask`), read with each block."""
+    """Compute ``ops`` over ``axis`` (indices, or dimension names where the array has
+    them) for every selected field in one pass of the data; ``where``: numpy's ``where=``
+    (see :mod:`.mask`), read with each block."""
+    axis = named_axes(axis, arr.meta.dims)
     ops = tuple(dict.fromkeys(ops))
     bad = [o for o in ops if o not in ALL_OPS]
     if bad:
