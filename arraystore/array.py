@@ -21,6 +21,7 @@ from arraystore.core.dtypes import Field, dtype_to_spec, field_dtype, fields_of
 from arraystore.core.meta import ArrayMeta
 from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
+from arraystore.ops import grow
 from arraystore.ops.interop import batches, export_file, to_dask, to_xarray
 from arraystore.ops.interop.batching import Batches
 from arraystore.ops.map.blocks import map_array
@@ -229,6 +230,9 @@ class Array(Reductions):
         with self.store.write_lock(self.name):
             self.handle.check_current()
             self.handle.write(logical, block, self.field)
+
+    append = grow.array_append  # in place, atomic (arraystore.ops.grow)
+    resize = grow.array_resize
 
     # --------------------------------------------------------------- describe
     def info(self) -> dict[str, Any]:

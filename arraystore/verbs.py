@@ -1,6 +1,6 @@
 """The :class:`arraystore.Store` methods twinning the command line's verbs that run an
 operation: ``ls``, ``rm`` (:meth:`~StoreVerbs.remove`), ``verify``, ``stats``, ``cast`` and
-``map`` (``create``, ``info``, ``mv``/``rename``, ``import_file`` are in ``store.py``,
+``map``, ``append`` (``create``, ``info``, ``mv``/``rename``, ``import_file`` are in ``store.py``,
 ``export`` on the Array).
 
 A mixin of the façade, kept apart from ``store.py`` as :mod:`arraystore.reductions` is
@@ -10,12 +10,15 @@ its options, calls the method of the same name and prints what it returns.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from arraystore.core.dtypes import check_array_name, dtype_to_spec
 from arraystore.engine import Executor, get_executor
 from arraystore.errors import ArrayNotFound, ArrayStoreError, InvalidArgument
+from arraystore.ops.grow import append as _append
+from arraystore.ops.grow import append_file
 from arraystore.ops.map.blocks import map_expr, reduce_expr
 from arraystore.ops.map.blocks import where as _where
 from arraystore.ops.reduce import summarize
@@ -111,6 +114,43 @@ class StoreVerbs(StoreRoot):
             plural = "s" if len(missing) > 1 else ""
             raise ArrayNotFound(f"no array{plural} {which} in {self.path}")
         return done
+
+    def append(
+        self,
+        name: str,
+        data: Any,
+        *,
+        axis: int = 0,
+        casting: str = "value",
+        rtol: float = 0.0,
+        format: str | None = None,
+        **options: Any,
+    ) -> tuple[int, ...]:
+        """Append rows to array ``name`` in place, atomically (``arraystore append``); see
+        :mod:`arraystore.ops.grow`. Returns the new shape.
+
+        Parameters
+        ----------
+        name : str
+            The array (either backend; a memmap array grows along axis 0 only).
+        data : array-like, Array, str or os.PathLike
+            A block (of the array's shape except along ``axis``), a stored array, or a
+            ``.npy``, CSV, Parquet or Arrow file (streamed; a table's columns are the
+            array's fields, or its one column for a plain array).
+        axis : int, default 0
+            The axis to grow (files and stored arrays: 0).
+        casting, rtol : optional
+            The cast policy of data of another dtype (``"value"``: refused, and nothing
+            changed, if a value would not survive) and its relative tolerance.
+        format, **options : optional
+            The file's format (default: from its extension) and the import options of
+            :meth:`import_file` (``delimiter``, ``header``...).
+        """
+        if isinstance(data, (str, os.PathLike)):
+            return append_file(
+                self, name, data, format=format, casting=casting, rtol=rtol, **options
+            )
+        return _append(self, name, data, axis, casting, rtol)
 
     def verify(
         self, names: str | Sequence[str] | None = None, *, repair: bool = False

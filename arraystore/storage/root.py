@@ -46,6 +46,7 @@ from arraystore.fs import (
     write_json,
     writer_lock,
 )
+from arraystore.storage.grow import recover as recover_resize
 from arraystore.storage.journal import recover
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.layout import Layout, remove_hidden
@@ -372,6 +373,7 @@ class StoreRoot:
         if self.remote:
             return
         self.roll_back(name)
+        recover_resize(self.path, name)  # an interrupted append/resize (storage.grow)
         work = self.layout.cast_work(name)
         if work.is_dir() and not work.is_symlink():
             recover(self, name, work)
