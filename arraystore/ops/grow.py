@@ -132,20 +132,27 @@ def _box(old: tuple[int, ...], axis: int, start: int, stop: int) -> Region:
 def _append_blocks(
     store: StoreRoot,
     name: str,
-    shape: tuple[int, ...],
+    src: tuple[tuple[int, ...], np.dtype],
     axis: int,
     blocks: Iterator[np.ndarray],
     casting: str,
     rtol: float,
     what: str,
 ) -> tuple[int, ...]:
-    """Append the blocks (consecutive slabs along ``axis``, together of ``shape``)."""
+    """Append the blocks (consecutive slabs along ``axis``, together of ``src``: shape
+    and dtype)."""
     store.check_writable()
+    shape = src[0]
     with store.lock(name):
         handle = _locked_handle(store, name)
         meta = handle.meta
         axis = _check_axis(axis, meta.ndim)
         new = _new_shape(meta, shape, axis)
+        try:  # fields and type rules are checked before anything is written
+            cast_to(np.empty(0, src[1]), meta.dtype, casting, rtol)
+        except BaseException:
+            handle.close()
+            raise
         if new == meta.shape:  # nothing to append
             handle.close()
             return new
@@ -186,7 +193,8 @@ def append(
     if arr.dtype.kind == "O":
         raise InvalidArgument("cannot append Python objects: give a numeric or record array")
     ax = axis if arr.ndim == 0 else _check_axis(axis, arr.ndim)
-    return _append_blocks(store, name, arr.shape, ax, _slabs(arr, ax), casting, rtol, "array")
+    blocks = _slabs(arr, ax)
+    return _append_blocks(store, name, (arr.shape, arr.dtype), ax, blocks, casting, rtol, "array")
 
 
 def _append_handle(
@@ -210,7 +218,7 @@ def _append_handle(
             stop = min(shape[0], start + step)
             yield src.read((slice(start, stop), *(slice(0, s) for s in shape[1:])))
 
-    return _append_blocks(store, name, shape, 0, blocks(), casting, rtol, what)
+    return _append_blocks(store, name, (shape, src.meta.dtype), 0, blocks(), casting, rtol, what)
 
 
 def append_file(

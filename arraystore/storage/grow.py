@@ -16,7 +16,7 @@ arraystore read the shape from it. Growing:
 2. the file is cut at the end of the old data and extended to its new size: the new rows,
    padding, table and index start as zeros (the old tail is gone: the journal has it)
                                                                      (kill ``grow-extend``)
-3. the new rows are written (``pwrite``)                             (kill ``grow-data``, per block)
+3. the new rows are written (``pwrite``)                (kill ``grow-data``, per block)
 4. new checksum table (the old one's whole blocks kept, the rest computed from the file;
    with the new header's CRC) and shard index past the new padding, fsync
                                                                      (kill ``grow-tail``)
@@ -32,14 +32,19 @@ Recovery: the header holds the old shape → the file is cut back to the old dat
 to the old size and the old tail written back; the new shape → the new tail (if the
 journal has it) and the new ``zarr.json`` are written. Until then readers see a
 consistent array: the header decides (``open`` tolerates a longer file and a zarr.json
-whose shape lags), data below the old edge is never touched by a grow. A zarr reader
+whose shape lags while the journal is there), data below the old edge is never touched
+by a grow, and a handle opened before keeps reading the old shape (after a shrink: the
+rows still there). A zarr reader
 opening the file between steps 2 and 6 finds no valid shard index (it errors; it never
-reads wrong values: the index has a CRC).
+reads wrong values: the index has a CRC). A structured zarr array killed between its
+fields' documents (``grow-field``) fails to open until it is settled (never a mix).
+Region writes (``arr[...] = x``), every writer of NAME and ``verify`` settle first.
 
 zarr: chunk files of the new region are written first (each atomically, an edge chunk
 rewritten with its old values kept), then the ``zarr.json`` of each field (structured
 arrays), then the node's ``zarr.json`` with the new shape and history entry: THE COMMIT
-(kill ``grow-chunk`` per chunk block, ``grow-field`` per field document, ``grow-meta``);
+(kill ``grow-data`` per appended block, ``grow-chunk`` per chunk a resize fills,
+``grow-field`` per field document, ``grow-meta``);
 a shrink then deletes the chunk files beyond the new edge (``grow-drop``). Recovery: the
 node document on disk equals the journal's new one → the new documents are written and
 chunks beyond the new grid deleted; else the old documents are written back and chunks
@@ -53,7 +58,7 @@ import contextlib
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +76,7 @@ from arraystore.errors import CorruptData, InvalidArgument
 from arraystore.fs import fsync_dir, read_json, write_json
 from arraystore.storage.killpoints import kill_point
 
-__all__ = ["GROW", "Resize", "journal_path", "recover"]
+__all__ = ["GROW", "Resize", "journal_path", "recover", "settle_resize"]
 
 #: the journal of an interrupted resize in the store root
 GROW = re.compile(r"^\.(?P<name>.+)\.grow$")
@@ -347,6 +352,14 @@ def _chunk_files(top: Path) -> Iterator[Path]:
             yield Path(dirpath) / f
 
 
+def settle_resize(root: Path, name: str, lock: Callable[[str], Any] | None = None) -> None:
+    """Settle an interrupted resize of ``name`` if there is one (taking ``lock(name)``
+    when given, else the caller holds it)."""
+    if journal_path(root, name).is_file():
+        with lock(name) if lock is not None else contextlib.nullcontext():
+            recover(root, name)
+
+
 def recover(root: Path, name: str) -> str | None:
     """Settle an interrupted resize of ``name`` (its lock held): roll back or forward
     (see the module doc). Returns what was done, or None (no journal)."""
@@ -365,7 +378,8 @@ def recover(root: Path, name: str) -> str | None:
         committed = node == doc["new_docs"]["zarr.json"]
         docs = doc["new_docs"] if committed else doc["docs"]
         for rel, d in docs.items():
-            write_json(path / rel, d)
+            if read_json(path / rel, f"{name}/{rel}") != d:
+                write_json(path / rel, d)
         first = f"{doc['fields'][0]}/zarr.json" if doc["fields"] else "zarr.json"
         grid = doc["docs"][first]["chunk_grid"]["configuration"]["chunk_shape"]
         _drop_chunks(path, doc, new if committed else old, tuple(grid[: len(old)]))

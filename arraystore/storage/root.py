@@ -46,7 +46,7 @@ from arraystore.fs import (
     write_json,
     writer_lock,
 )
-from arraystore.storage.grow import recover as recover_resize
+from arraystore.storage.grow import settle_resize
 from arraystore.storage.journal import recover
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.layout import Layout, remove_hidden
@@ -373,7 +373,7 @@ class StoreRoot:
         if self.remote:
             return
         self.roll_back(name)
-        recover_resize(self.path, name)  # an interrupted append/resize (storage.grow)
+        settle_resize(self.path, name)  # an interrupted append/resize (storage.grow)
         work = self.layout.cast_work(name)
         if work.is_dir() and not work.is_symlink():
             recover(self, name, work)
@@ -383,8 +383,7 @@ class StoreRoot:
 
     def settle(self, name: str) -> None:
         """Resolve what interrupted writers of ``name`` left (see ``settle_held``), under its
-        lock: ``rm`` calls it for a name it does not find (an interrupted replacement
-        may have moved the array aside).
+        lock: ``rm`` calls it for a name it does not find (a replacement moved it aside).
 
         Parameters
         ----------
@@ -534,16 +533,17 @@ class StoreRoot:
 
     @contextlib.contextmanager
     def write_lock(self, name: str) -> Iterator[None]:
-        """The writer lock of array ``name`` for one region write (``arr[...] = x``):
-        shared with the region writes of this process, refused while an operation (or
-        another process) holds it, or a crashed cast of it waits (see
-        :mod:`arraystore.fs.lock`).
+        """The writer lock of array ``name`` for one region write (``arr[...] = x``): shared
+        with this process's region writes, refused while an operation (or another process)
+        holds it or a crashed cast of it waits (:mod:`arraystore.fs.lock`).
 
         Parameters
         ----------
         name : str
             The array name.
         """
+        if not self.remote:  # an interrupted append/resize is settled first
+            settle_resize(self.path, name, self.lock)
         with self._lock(name, shared=True):
             if not self.remote:
                 refuse_pending_cast(self.path, name)
