@@ -1,8 +1,10 @@
 """Growing arrays: append blocks or files along an axis, resize (grow or shrink).
 
-Every change is one journaled, atomic shape change (:mod:`arraystore.storage.grow`: the
-order of the writes and what a kill leaves): under the array's writer lock, a format-1
-array upgraded first; readers see the old shape until the commit, then the new one.
+Every change is one journaled, atomic shape change in place
+(:mod:`arraystore.storage.grow`: the order of the writes and what a kill leaves), except
+that a memmap array changing other than along axis 0 is rewritten into a new array that
+is swapped in (``storage.transaction.NewArray``); under the array's writer lock, a
+format-1 array upgraded first; readers see the old shape until the commit, then the new.
 ``resize`` follows zarr: the overlap is kept, new space is zeros, and shrinking drops
 what lies beyond the new edge. A block of another dtype is cast with the cast policies
 (``casting="value"`` by default: refused, and nothing changed, if any value would not
@@ -11,6 +13,7 @@ survive); a structured block needs the array's field names.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -29,6 +32,7 @@ from arraystore.errors import CastError, InvalidArgument, ShapeMismatch
 from arraystore.ops.interop import import_file
 from arraystore.storage.grow import Resize
 from arraystore.storage.killpoints import kill_point
+from arraystore.storage.transaction import NewArray
 from arraystore.storage.upgrade import upgrade_array
 
 if TYPE_CHECKING:
@@ -158,7 +162,7 @@ def _append_blocks(
             return new
         entry = _entry("append", axis=axis, rows=int(shape[axis]), shape=list(new), source=what)
         start = meta.shape[axis]
-        with Resize(store.path, name, handle, new, entry) as job:
+        with _change(store, name, handle, new, entry) as job:
             handle.close()
             for block in blocks:
                 block = cast_to(block, meta.dtype, casting, rtol)
@@ -166,9 +170,55 @@ def _append_blocks(
                 job.handle.write(_box(new, axis, start, stop), block)
                 kill_point("grow-data")
                 start = stop
-            job.handle.flush()
             job.commit()
     return new
+
+
+def _change(
+    store: StoreRoot, name: str, old: Handle, new: tuple[int, ...], entry: dict[str, Any]
+) -> Resize | _Rewrite:
+    """The shape change of ``name`` to ``new``: in place (:class:`Resize`), or a memmap
+    array changing other than along axis 0 rewritten whole (:class:`_Rewrite`)."""
+    if old.meta.backend == "memmap" and new[1:] != old.meta.shape[1:]:
+        return _Rewrite(store, name, old, new, entry)
+    return Resize(store.path, name, old, new, entry)
+
+
+class _Rewrite:
+    """A memmap array whose rows change length: a new array is built beside it (the
+    overlap copied row block by row block, new space zeros) and swapped in atomically
+    (``storage.transaction.NewArray``); readers that opened the old one keep it."""
+
+    def __init__(
+        self, store: StoreRoot, name: str, old: Handle, new: tuple[int, ...], entry: dict
+    ) -> None:
+        meta = old.meta
+        chunks = (meta.chunks[0], *(max(1, s) for s in new[1:]))
+        self.meta = meta.evolve(shape=new, chunks=chunks, history=(*meta.history, entry))
+        self.build = NewArray.begin(store.layout, name, self.meta)
+        self.handle = self.build.handle
+        try:
+            overlap = tuple(min(a, b) for a, b in zip(meta.shape, new, strict=True))
+            step = max(1, BLOCK_BYTES // max(1, math.prod(overlap[1:]) * meta.dtype.itemsize))
+            for start in range(0, overlap[0] if 0 not in overlap else 0, step):
+                reg = (
+                    slice(start, min(overlap[0], start + step)),
+                    *(slice(0, n) for n in overlap[1:]),
+                )
+                self.handle.write(reg, old.read(reg))
+        except BaseException:
+            self.build.abort()
+            raise
+
+    def __enter__(self) -> _Rewrite:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        if exc_type is not None and self.build.state != "committed":
+            self.build.abort()
+
+    def commit(self) -> None:
+        self.build.commit(self.meta)
 
 
 def _slabs(arr: np.ndarray, axis: int) -> Iterator[np.ndarray]:
@@ -281,11 +331,10 @@ def resize(store: StoreRoot, name: str, shape: Any) -> tuple[int, ...]:
             handle.close()
             return new
         entry = _entry("resize", shape=list(new), previous=list(old.shape))
-        with Resize(store.path, name, handle, new, entry) as job:
+        with _change(store, name, handle, new, entry) as job:
             if old.backend != "memmap":  # memmap: the file was extended with zeros
                 _fill_zeros(handle, job.handle, old.shape, new)
             handle.close()
-            job.handle.flush()
             job.commit()
     return new
 
@@ -320,7 +369,8 @@ def array_append(
         A block of the array's shape except along ``axis`` (a stored array is read
         row block by row block); another dtype is cast under ``casting``.
     axis : int, default 0
-        The axis to grow (a memmap array grows along axis 0 only).
+        The axis to grow (a memmap array grows in place along axis 0; along another
+        axis it is rewritten, atomically).
     casting : str, default "value"
         The cast policy (``"value"``: refused, nothing changed, if a value would not
         survive; ``"same_kind"``, ``"unsafe"``, ``"clip"`` ... as in ``cast``).
@@ -341,7 +391,7 @@ def array_resize(arr: Any, *shape: Any) -> tuple[int, ...]:
     ----------
     *shape : int or tuple of int
         The new shape (``arr.resize(10, 4)`` or ``arr.resize((10, 4))``); a memmap
-        array changes along axis 0 only.
+        array changes in place along axis 0, and is rewritten (atomically) otherwise.
     """
     _whole(arr)
     new = resize(arr.store, arr.name, shape[0] if len(shape) == 1 else shape)

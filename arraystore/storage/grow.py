@@ -169,6 +169,7 @@ class Resize:
         kill_point("grow-journal")
 
     def commit(self) -> None:
+        self.handle.flush()
         if self.old.backend == "memmap":
             self._commit_memmap()
         else:
@@ -179,11 +180,8 @@ class Resize:
     # ------------------------------------------------------------------- memmap
     def _begin_memmap(self, old: Handle) -> None:
         assert isinstance(old, MemmapHandle) and old.shard is not None
-        if self.new.shape[1:] != self.old.shape[1:]:
-            raise InvalidArgument(
-                f"a memmap array grows or shrinks along axis 0 only (shape {self.old.shape} "
-                f"to {self.new.shape}): use the zarr backend, or cast to it"
-            )
+        if self.new.shape[1:] != self.old.shape[1:]:  # (ops.grow rewrites those)
+            raise InvalidArgument("a memmap array changes in place along axis 0 only")
         self.file = old.file
         self.l0, offset = old.shard, old.offset
         self.l1 = shard_layout(self.new, offset)

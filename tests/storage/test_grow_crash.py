@@ -137,3 +137,26 @@ def test_the_next_writer_settles_an_interrupted_append(tmp_path):
     assert_same(s["m"][...], want)
     assert hidden(path) == []
     assert not verify(s).corrupt
+
+
+@pytest.mark.parametrize(("phase", "wins"), [("sidecar", "old"), ("committed", "new")])
+def test_kill_during_a_memmap_rewrite_leaves_old_or_new(tmp_path, phase, wins):
+    """A memmap array growing along axis 1 is rewritten (storage.transaction.NewArray)."""
+    path = tmp_path / "s.store"
+    s = arraystore.open(path, mode="a")
+    old = _data("m", 0, 5)
+    s.create("m", data=old, chunks=(2, 3), checksum=True)
+    np.save(tmp_path / "cols.npy", np.ones((5, 2)))
+    child = CHILD.replace(
+        "a.append(np.load(sys.argv[4]))", "a.append(np.load(sys.argv[4]), axis=1)"
+    )
+    env = {**os.environ, KILL_ENV: phase, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-c", child, str(path), "m", "append", str(tmp_path / "cols.npy")]
+    assert subprocess.run(args, env=env, capture_output=True).returncode == -9
+    want = old if wins == "old" else np.concatenate([old, np.ones((5, 2))], axis=1)
+    assert_same(_read_any(path, "m"), want)
+    s = arraystore.open(path, mode="r+")
+    assert not verify(s, repair=True).corrupt
+    assert hidden(path) == []
+    assert not verify(s).corrupt
+    assert_same(s["m"][...], want)
