@@ -30,7 +30,7 @@ from arraystore.core.dtypes import dtype_to_spec
 from arraystore.core.meta import ArrayMeta
 from arraystore.errors import CastError, InvalidArgument, ShapeMismatch
 from arraystore.ops.interop import import_file
-from arraystore.storage.grow import Resize
+from arraystore.storage.grow import Resize, in_place
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.transaction import NewArray
 from arraystore.storage.upgrade import upgrade_array
@@ -178,8 +178,9 @@ def _change(
     store: StoreRoot, name: str, old: Handle, new: tuple[int, ...], entry: dict[str, Any]
 ) -> Resize | _Rewrite:
     """The shape change of ``name`` to ``new``: in place (:class:`Resize`), or a memmap
-    array changing other than along axis 0 rewritten whole (:class:`_Rewrite`)."""
-    if old.meta.backend == "memmap" and new[1:] != old.meta.shape[1:]:
+    array changing other than along axis 0 (or whose header has no room for the new
+    shape) rewritten whole (:class:`_Rewrite`)."""
+    if not in_place(old, new):
         return _Rewrite(store, name, old, new, entry)
     return Resize(store.path, name, old, new, entry)
 

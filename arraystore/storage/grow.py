@@ -76,7 +76,7 @@ from arraystore.errors import CorruptData, InvalidArgument
 from arraystore.fs import fsync_dir, read_json, write_json
 from arraystore.storage.killpoints import kill_point
 
-__all__ = ["GROW", "Resize", "journal_path", "recover", "settle_resize"]
+__all__ = ["GROW", "Resize", "in_place", "journal_path", "recover", "settle_resize"]
 
 #: the journal of an interrupted resize in the store root
 GROW = re.compile(r"^\.(?P<name>.+)\.grow$")
@@ -111,10 +111,19 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
 def _header_bytes(meta: ArrayMeta, offset: int) -> bytes:
     buf = io.BytesIO()
     if write_header(buf, meta.dtype, meta.shape) != offset:
-        raise InvalidArgument(
-            f"shape {meta.shape} does not fit the .npy header (rewrite the array with cast)"
-        )
+        raise InvalidArgument(f"shape {meta.shape} does not fit the .npy header")
     return buf.getvalue()
+
+
+def in_place(old: Handle, shape: tuple[int, ...]) -> bool:
+    """``old`` can take ``shape`` in place: zarr, or memmap along axis 0 with a header
+    that has room for the new shape (numpy leaves room; a file from elsewhere may not)."""
+    if not isinstance(old, MemmapHandle):
+        return True
+    if shape[1:] != old.meta.shape[1:]:
+        return False
+    buf = io.BytesIO()
+    return write_header(buf, old.meta.dtype, shape) == old.offset
 
 
 def _with_history(doc: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
