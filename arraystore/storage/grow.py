@@ -12,9 +12,10 @@ first dimension changes). The commit point is the in-place rewrite of the .npy h
 shape (numpy reserves room in the header, so its length never changes): ``np.load`` and
 arraystore read the shape from it. Growing:
 
-1. journal: old file size and old checksum table + shard index      (kill ``grow-journal``)
+1. journal: old file size and old checksum table (the index follows from the header)
+                                                                     (kill ``grow-journal``)
 2. the file is cut at the end of the old data and extended to its new size: the new rows,
-   padding, table and index start as zeros (the old tail is gone: the journal has it)
+   padding, table and index start as zeros (the old table is gone: the journal has it)
                                                                      (kill ``grow-extend``)
 3. the new rows are written (``pwrite``)                (kill ``grow-data``, per block)
 4. new checksum table (the old one's whole blocks kept, the rest computed from the file;
@@ -24,20 +25,20 @@ arraystore read the shape from it. Growing:
 6. ``zarr.json`` (new shape for zarr readers, history entry)        (kill ``grow-meta``)
 7. the journal is removed.
 
-Shrinking commits first (nothing is lost before the header says so): journal (old tail and
-the complete new tail) → header (``grow-header``) → truncate and write the new tail
+Shrinking commits first (nothing is lost before the header says so): journal (old table and
+the complete new table) → header (``grow-header``) → truncate and write the new tail
 (``grow-tail``) → ``zarr.json`` (``grow-meta``) → journal removed.
 
 Recovery: the header holds the old shape → the file is cut back to the old data, extended
-to the old size and the old tail written back; the new shape → the new tail (if the
-journal has it) and the new ``zarr.json`` are written. Until then readers see a
-consistent array: the header decides (``open`` tolerates a longer file and a zarr.json
-whose shape lags while the journal is there), data below the old edge is never touched
-by a grow, and a handle opened before keeps reading the old shape (after a shrink: the
-rows still there). A zarr reader
-opening the file between steps 2 and 6 finds no valid shard index (it errors; it never
-reads wrong values: the index has a CRC). A structured zarr array killed between its
-fields' documents (``grow-field``) fails to open until it is settled (never a mix).
+to the old size and the old table and index written back; the new shape → the new table
+and index (if the journal has the table: a shrink) and the new ``zarr.json`` are written.
+Until then readers see a consistent array: the header decides (``open`` tolerates a
+longer file and a zarr.json whose shape lags while the journal is there), data below the
+old edge is never touched by a grow, and a handle opened before keeps reading the old
+shape (after a shrink: the rows still there). A zarr reader opening the file between
+steps 2 and 6 finds no valid shard index (it errors; it never reads wrong values: the
+index has a CRC). A structured zarr array killed between its fields' documents
+(``grow-field``) fails to open until it is settled (never a mix).
 Region writes (``arr[...] = x``), every writer of NAME and ``verify`` settle first.
 
 zarr: chunk files of the new region are written first (each atomically, an edge chunk
@@ -153,12 +154,14 @@ class Resize:
         self.doc: dict[str, Any] = {"name": name, "backend": self.old.backend}
         self.doc |= {"old_shape": list(self.old.shape), "new_shape": list(self.new.shape)}
         self.handle: Handle
+        self.fd: int | None = None  # (memmap: the data file)
         try:
             if self.old.backend == "memmap":
                 self._begin_memmap(old)
             else:
                 self._begin_zarr()
         except BaseException:
+            self._close()
             recover(root, name)  # (a journal written: the file back as it was)
             raise
 
@@ -170,7 +173,13 @@ class Resize:
         if exc_type is not None:
             with contextlib.suppress(Exception):
                 self.handle.close()
+            self._close()
             recover(self.root, self.name)  # the commit point was not reached: old shape
+
+    def _close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
     def write_journal(self) -> None:
         write_json(self.journal, self.doc)
@@ -197,12 +206,12 @@ class Resize:
         self.header = _header_bytes(self.new, offset)
         fd = os.open(self.file, os.O_RDWR)
         self.fd = fd
-        tail0 = _pread(fd, self.l0.file_size - self.l0.padded_end, self.l0.padded_end)
-        self.doc |= {"old_size": self.l0.file_size, "old_tail": _b64(tail0)}
+        table0 = _pread(fd, self.l0.crc_size, self.l0.padded_end)
+        self.doc |= {"old_size": self.l0.file_size, "old_table": _b64(table0)}
         self.doc["node"] = _with_history(MemmapBackend.node_doc(self.new), self.entry)
         self.grows = self.new.shape[0] > self.old.shape[0]
-        if not self.grows:  # the new tail is known now: it is written after the commit
-            self.doc["new_tail"] = _b64(self._new_tail(_table(tail0, self.l0)))
+        if not self.grows:  # the new table is known now: it is written after the commit
+            self.doc["new_table"] = _b64(self._new_table(_table(table0, self.l0)))
         self.write_journal()
         if self.grows:
             os.ftruncate(fd, self.l0.header + self.l0.data_bytes)
@@ -212,10 +221,10 @@ class Resize:
         handle._fd = os.dup(fd)
         self.handle = handle
 
-    def _new_tail(self, old_table: crc.Table | None) -> bytes:
-        """Checksum table (if any) and shard index of the new layout: the old table's
-        whole blocks below the old and new data ends are kept, the rest computed from
-        the file, the header's CRC is the new header's."""
+    def _new_table(self, old_table: crc.Table | None) -> bytes:
+        """The checksum table of the new layout (b"": none): the old table's whole
+        blocks below the old and new data ends are kept, the rest computed from the
+        file, the header's CRC is the new header's."""
         table = b""
         if self.new.checksum:
             assert old_table is not None
@@ -226,29 +235,32 @@ class Resize:
             crcs.resize(crc.nblocks(nbytes, bs), refcheck=False)
             first = keep
             n = crc.nblocks(nbytes, bs)
-            for i, c in crc.block_crcs(self.fd, self.file, self.l1.header, nbytes, bs, first, n):
+            fd = self.fd
+            assert fd is not None
+            for i, c in crc.block_crcs(fd, self.file, self.l1.header, nbytes, bs, first, n):
                 crcs[i] = c
             head_crc = crc.crc32c(self.header)
             table = crc.Table(bs, self.l1.header, nbytes, head_crc, crcs).encode()
-        return table + self.l1.index()
+        return table
 
     def _commit_memmap(self) -> None:
         fd = self.fd
+        assert fd is not None
         try:
             self.handle.close()
             if self.grows:
-                tail0 = _unb64(self.doc["old_tail"])
-                _pwrite(fd, self._new_tail(_table(tail0, self.l0)), self.l1.padded_end)
+                table = self._new_table(_table(_unb64(self.doc["old_table"]), self.l0))
+                _pwrite(fd, table + self.l1.index(), self.l1.padded_end)
                 os.fsync(fd)
                 kill_point("grow-tail")
             _pwrite(fd, self.header, 0)
             os.fsync(fd)
             kill_point("grow-header")
             if not self.grows:
-                _restore_tail(fd, self.l1, _unb64(self.doc["new_tail"]))
+                _restore_tail(fd, self.l1, _unb64(self.doc["new_table"]))
                 kill_point("grow-tail")
         finally:
-            os.close(fd)
+            self._close()
         write_json(self.path / "zarr.json", self.doc["node"])
         kill_point("grow-meta")
 
@@ -308,7 +320,7 @@ def _zarr_array(doc: dict[str, Any], where: Path) -> Any:
 
 
 def _table(tail: bytes, layout: ShardLayout) -> crc.Table | None:
-    """The checksum table at the start of an old tail (None: not checksummed)."""
+    """A parsed checksum table (None: not checksummed)."""
     if not layout.checksum:
         return None
     head = crc.HEAD_SIZE
@@ -324,12 +336,12 @@ def _table(tail: bytes, layout: ShardLayout) -> crc.Table | None:
 _TABLE_FIELDS = ((16, 24), (24, 32), (32, 40), (40, 44))
 
 
-def _restore_tail(fd: int, layout: ShardLayout, tail: bytes) -> None:
+def _restore_tail(fd: int, layout: ShardLayout, table: bytes) -> None:
     """Cut the file at the end of ``layout``'s data, extend it (zeros: the padding) and
-    write ``tail`` (checksum table + index) after the padding."""
+    write the checksum ``table`` (b"": none) and the shard index after the padding."""
     os.ftruncate(fd, layout.header + layout.data_bytes)
     os.ftruncate(fd, layout.file_size)
-    _pwrite(fd, tail, layout.padded_end)
+    _pwrite(fd, table + layout.index(), layout.padded_end)
     os.fsync(fd)
 
 
@@ -404,11 +416,12 @@ def _recover_memmap(path: Path, doc: dict[str, Any], old: tuple, new: tuple) -> 
     fd = os.open(file, os.O_RDWR)
     try:
         if shape == new:
-            if "new_tail" in doc:
-                _restore_tail(fd, shard_layout(meta, offset), _unb64(doc["new_tail"]))
+            if "new_table" in doc:
+                _restore_tail(fd, shard_layout(meta, offset), _unb64(doc["new_table"]))
             done = "finished"
         elif shape == old:
-            _restore_tail(fd, shard_layout(meta.evolve(shape=old), offset), _unb64(doc["old_tail"]))
+            l0 = shard_layout(meta.evolve(shape=old), offset)
+            _restore_tail(fd, l0, _unb64(doc["old_table"]))
             done = "rolled back"
         else:
             raise CorruptData(f"{file}: shape {shape} is neither {old} nor {new}")
