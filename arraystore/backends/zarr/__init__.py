@@ -252,10 +252,14 @@ class ZarrHandle(Handle):
 
             where = self.path if field is None else self.path / field
             if self._dir_fd is None:
-                self._cio[field] = ChunkIO.from_path(where)
+                cio = ChunkIO.from_path(where)
             else:
                 rel = "" if field is None else f"{field}/"
-                self._cio[field] = ChunkIO.from_dir(where, self._dir_fd, rel, self.path)
+                cio = ChunkIO.from_dir(where, self._dir_fd, rel, self.path)
+            nd = self.meta.ndim
+            if cio is not None and cio.shape[:nd] != self.meta.shape:  # resized since open
+                cio = cio.with_shape(self.meta.shape + cio.shape[nd:])
+            self._cio[field] = cio
         return self._cio[field]
 
     def drop_pages(self, region: Region, field: str | None = None) -> None:

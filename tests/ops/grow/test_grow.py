@@ -115,7 +115,7 @@ def test_appends_and_resizes_equal_numpy(tmp_path, case):
     arr = store.create("a", data=want, backend=backend, chunks=chunks, checksum=checksum)
     changed = []
     for op in ops:
-        before = want.shape
+        before, reader, old = want.shape, arraystore.open(path, mode="r")["a"], want
         if op[0] == "append":
             _, axis, n = op
             block_shape = tuple(n if i == axis else s for i, s in enumerate(want.shape))
@@ -132,6 +132,9 @@ def test_appends_and_resizes_equal_numpy(tmp_path, case):
         _check(store, path, "a", want)
         if want.shape != before:
             changed.append(op[0])
+        if all(a >= b for a, b in zip(want.shape, before, strict=True)):
+            assert reader.shape == before  # a reader opened before keeps the old array
+            assert_same(reader[...], old)
     assert [h["op"] for h in store["a"].meta.history] == changed
 
 
