@@ -111,9 +111,13 @@ def verify(store: StoreRoot, name: str | None = None, repair: bool = False) -> V
         store.check_writable()
     if name is not None and name not in store:
         store.open_handle(name)  # raises InvalidName / ArrayNotFound / MetadataError
-    _settle_resizes(store, report, name)
+    running = _settle_resizes(store, report, name)
     names = [name] if name is not None else store.names()
     for n in names:
+        if n in running:  # its files change under us: not a finding
+            msg = "an append/resize of it is running: not checked"
+            report.findings.append(Finding("unchecked", n, msg))
+            continue
         verify_array(store, n, report)
     if name is None:
         _strangers(store, report, set(names))
@@ -121,18 +125,20 @@ def verify(store: StoreRoot, name: str | None = None, repair: bool = False) -> V
     return report
 
 
-def _settle_resizes(store: StoreRoot, report: VerifyReport, name: str | None) -> None:
+def _settle_resizes(store: StoreRoot, report: VerifyReport, name: str | None) -> set[str]:
     """Settle interrupted appends/resizes (``storage.grow``: rolled back or finished, as
     their next writer would) before checking, in a writable store and when no writer
-    holds the array; else report them."""
+    holds the array; else report them. Returns the arrays a live writer resizes."""
+    running: set[str] = set()
     if store.remote:
-        return
+        return running
     for entry in _entries(store):
         m = GROW.match(entry)
         if not m or (name is not None and m.group("name") != name):
             continue
         owner = m.group("name")
         if _busy(store, owner):
+            running.add(owner)
             continue
         if not store.writable:
             msg = f"an interrupted append/resize of {owner!r} ({entry}): its next writer settles it"
@@ -142,9 +148,11 @@ def _settle_resizes(store: StoreRoot, report: VerifyReport, name: str | None) ->
             with store.lock(owner):
                 msg = recover_resize(store.path, owner) or ""
         except LockedError:
+            running.add(owner)
             continue
         if msg:
             report.findings.append(Finding("leftover", owner, msg, True))
+    return running
 
 
 def _entries(store: StoreRoot) -> list[str]:

@@ -160,3 +160,24 @@ def test_kill_during_a_memmap_rewrite_leaves_old_or_new(tmp_path, phase, wins):
     assert hidden(path) == []
     assert not verify(s).corrupt
     assert_same(s["m"][...], want)
+
+
+def test_verify_skips_an_array_a_live_writer_resizes(tmp_path):
+    from arraystore.storage.grow import Resize
+
+    path = tmp_path / "s.store"
+    s = arraystore.open(path, mode="a")
+    old = _data("m", 0, 9)
+    s.create("m", data=old, chunks=(4, 3), checksum=True)
+    with s.lock("m"):
+        handle = s.open_handle("m", "r+")
+        with Resize(s.path, "m", handle, (12, 3), {"op": "append"}) as job:
+            handle.close()
+            job.handle.write((slice(9, 12), slice(0, 3)), _data("m", 9, 12))
+            report = verify(arraystore.open(path, mode="r+"))
+            assert not report.corrupt, report.findings
+            assert [(f.kind, f.name) for f in report.findings] == [("unchecked", "m")]
+            assert hidden(path) == [".m.grow"]  # left to its writer
+            job.commit()
+    assert_same(s["m"][...], _data("m", 0, 12))
+    assert not verify(s).corrupt
