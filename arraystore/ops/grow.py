@@ -25,7 +25,7 @@ import numpy as np
 
 from arraystore.backends.memmap import open_npy
 from arraystore.core.casting import POLICIES, cast_block
-from arraystore.core.chunks import Region, chunk_region, grid_shape, intersect, relative
+from arraystore.core.chunks import Region, chunk_region, chunks_touching, intersect, relative
 from arraystore.core.dtypes import dtype_to_spec
 from arraystore.core.meta import ArrayMeta
 from arraystore.errors import CastError, InvalidArgument, ShapeMismatch
@@ -346,10 +346,16 @@ def _fill_zeros(old: Handle, dst: Handle, before: tuple[int, ...], new: tuple[in
     edge chunk)."""
     meta = dst.meta
     inside = tuple(slice(0, s) for s in before)
-    for idx in np.ndindex(*grid_shape(new, meta.chunks)):
+    touched: set[tuple[int, ...]] = set()
+    for i, (b, n) in enumerate(zip(before, new, strict=True)):
+        if n > b:  # the slab beyond the old edge along axis i (the others: as far as kept)
+            box = tuple(
+                slice(b, n) if j == i else slice(0, min(s, t) if j < i else t)
+                for j, (s, t) in enumerate(zip(before, new, strict=True))
+            )
+            touched.update(chunks_touching(box, new, meta.chunks))
+    for idx in sorted(touched):
         creg = chunk_region(idx, new, meta.chunks)
-        if all(r.stop <= s for r, s in zip(creg, before, strict=True)):
-            continue
         block = np.zeros(tuple(r.stop - r.start for r in creg), meta.dtype)
         keep = intersect(creg, inside)
         if keep is not None and all(r.stop > r.start for r in keep):
