@@ -136,7 +136,7 @@ class StoreVerbs(StoreRoot):
         data : array-like, Array, str or os.PathLike
             A block (of the array's shape except along ``axis``), a stored array, or a
             ``.npy``, CSV, Parquet or Arrow file (streamed; a table's columns are the
-            array's fields, or its one column for a plain array).
+            array's fields, its one column, or the columns of a plain 2-d array).
         axis : int, default 0
             The axis to grow (files and stored arrays: 0).
         casting, rtol : optional

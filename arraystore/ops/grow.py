@@ -293,7 +293,7 @@ def append_file(
         with open_npy(src) as handle:
             return _append_handle(store, name, handle, 0, casting, rtol, src.name)
     with store.open_handle(name, "r") as target:
-        dtype = target.meta.dtype
+        dtype, ndim = target.meta.dtype, target.meta.ndim
     work = store.layout.temp_path(name)
     try:
         tmp = type(store)(work, mode="a")  # (the façade's class: import returns a view)
@@ -312,9 +312,27 @@ def append_file(
             **options,
         )
         with tmp.open_handle("rows", "r") as handle:
-            return _append_handle(store, name, handle, 0, casting, rtol, src.name)
+            rows: Any = _Columns(handle) if dtype.names is None and ndim == 2 else handle
+            return _append_handle(store, name, rows, 0, casting, rtol, src.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+class _Columns:
+    """A table's rows as a plain 2-d array, one column per index of the second axis
+    (a table appended to a plain 2-d array)."""
+
+    def __init__(self, table: Handle) -> None:
+        names = table.meta.dtype.names or ()
+        base = np.result_type(*(table.meta.dtype.fields[n][0] for n in names))  # type: ignore[index]
+        n, k = table.meta.shape[0], len(names)
+        self.table = table
+        self.meta = table.meta.evolve(shape=(n, k), dtype=base, chunks=(max(1, n), max(1, k)))
+
+    def read(self, region: Region) -> np.ndarray:
+        from numpy.lib.recfunctions import structured_to_unstructured
+
+        return structured_to_unstructured(self.table.read(region[:1]))
 
 
 def resize(store: StoreRoot, name: str, shape: Any) -> tuple[int, ...]:

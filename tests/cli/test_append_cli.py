@@ -62,6 +62,19 @@ def test_append_a_plain_array_casts_with_the_value_policy(store, tmp_path):
     assert np.isinf(arraystore.open(store.path, mode="r")["g"][4]).all()
 
 
+@pytest.mark.parametrize("backend", ["memmap", "zarr"])
+def test_a_table_appends_to_a_plain_2d_array_column_by_column(store, tmp_path, backend):
+    store.create("grid", data=np.zeros((2, 3)), backend=backend, chunks=(2, 2))
+    (tmp_path / "g.csv").write_text("x,y,z\n1,2,3\n4.5,5,6\n")
+    code, _, err = run_cli(["append", str(store.path), "grid", "--from", str(tmp_path / "g.csv")])
+    assert code == 0, err
+    want = np.concatenate([np.zeros((2, 3)), [[1, 2, 3], [4.5, 5, 6]]])
+    assert_same(arraystore.open(store.path, mode="r")["grid"][...], want)
+    (tmp_path / "two.csv").write_text("x,y\n1,2\n")
+    code, _, err = run_cli(["append", str(store.path), "grid", "--from", str(tmp_path / "two.csv")])
+    assert code == 1 and "cannot append a block of shape (1, 2) to (4, 3)" in err
+
+
 @pytest.mark.parametrize(
     ("file", "data", "message"),
     [
