@@ -149,28 +149,31 @@ def _append_blocks(
     shape = src[0]
     with store.lock(name):
         handle = _locked_handle(store, name)
-        meta = handle.meta
-        axis = _check_axis(axis, meta.ndim)
-        new = _new_shape(meta, shape, axis)
-        try:  # fields and type rules are checked before anything is written
+        try:
+            meta = handle.meta
+            axis = _check_axis(axis, meta.ndim)
+            new = _new_shape(meta, shape, axis)
+            # fields and type rules are checked before anything is written
             cast_to(np.empty(0, src[1]), meta.dtype, casting, rtol)
-        except BaseException:
+            if new == meta.shape:  # nothing to append
+                return new
+            rows = int(shape[axis])
+            entry = _entry("append", axis=axis, rows=rows, shape=list(new), source=what)
+            start = meta.shape[axis]
+            with _change(store, name, handle, new, entry) as job:
+                for block in blocks:
+                    block = cast_to(block, meta.dtype, casting, rtol)
+                    stop = start + block.shape[axis]
+                    job.handle.write(_box(new, axis, start, stop), block)
+                    kill_point("grow-data")
+                    start = stop
+                if start != new[axis]:  # (a source that changed while it was read)
+                    raise ShapeMismatch(
+                        f"the data ended after {start - meta.shape[axis]} of {rows}"
+                    )
+                job.commit()
+        finally:
             handle.close()
-            raise
-        if new == meta.shape:  # nothing to append
-            handle.close()
-            return new
-        entry = _entry("append", axis=axis, rows=int(shape[axis]), shape=list(new), source=what)
-        start = meta.shape[axis]
-        with _change(store, name, handle, new, entry) as job:
-            handle.close()
-            for block in blocks:
-                block = cast_to(block, meta.dtype, casting, rtol)
-                stop = start + block.shape[axis]
-                job.handle.write(_box(new, axis, start, stop), block)
-                kill_point("grow-data")
-                start = stop
-            job.commit()
     return new
 
 
@@ -338,7 +341,10 @@ class _Columns:
 def resize(store: StoreRoot, name: str, shape: Any) -> tuple[int, ...]:
     """Resize array ``name`` to ``shape`` (as zarr: the overlap is kept, new space is
     zeros, what lies beyond a smaller edge is dropped); the new shape."""
-    new = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    try:
+        new = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(map(int, shape))
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"a shape is a tuple of integers, not {shape!r}") from None
     store.check_writable()
     with store.lock(name):
         handle = _locked_handle(store, name)
@@ -350,11 +356,13 @@ def resize(store: StoreRoot, name: str, shape: Any) -> tuple[int, ...]:
             handle.close()
             return new
         entry = _entry("resize", shape=list(new), previous=list(old.shape))
-        with _change(store, name, handle, new, entry) as job:
-            if old.backend != "memmap":  # memmap: the file was extended with zeros
-                _fill_zeros(handle, job.handle, old.shape, new)
+        try:
+            with _change(store, name, handle, new, entry) as job:
+                if old.backend != "memmap":  # memmap: the file was extended with zeros
+                    _fill_zeros(handle, job.handle, old.shape, new)
+                job.commit()
+        finally:
             handle.close()
-            job.commit()
     return new
 
 

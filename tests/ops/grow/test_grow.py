@@ -176,6 +176,8 @@ def test_bad_appends_change_nothing(store, store_path, backend):
         arr.resize(-1, 2)
     with pytest.raises(ShapeMismatch):
         arr.resize(6)
+    with pytest.raises(InvalidArgument, match="tuple of integers"):
+        arr.resize("six")
     assert_same(store["a"][...], x)
     assert store["a"].meta.history == ()
     report = verify(store)
