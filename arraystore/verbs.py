@@ -124,7 +124,11 @@ class StoreVerbs(StoreRoot):
         casting: str = "value",
         rtol: float = 0.0,
         format: str | None = None,
-        **options: Any,
+        delimiter: str | None = None,
+        header: bool | None = None,
+        skip_rows: int | None = None,
+        null_values: Sequence[str] | None = None,
+        batch_rows: int | None = None,
     ) -> tuple[int, ...]:
         """Append rows to array ``name`` in place, atomically (``arraystore append``); see
         :mod:`arraystore.ops.grow`. Returns the new shape.
@@ -142,11 +146,20 @@ class StoreVerbs(StoreRoot):
         casting, rtol : optional
             The cast policy of data of another dtype (``"value"``: refused, and nothing
             changed, if a value would not survive) and its relative tolerance.
-        format, **options : optional
-            The file's format (default: from its extension) and the import options of
-            :meth:`import_file` (``delimiter``, ``header``...).
+        format : {"npy", "csv", "parquet", "arrow"}, optional
+            The file's format (default: from its extension).
+        delimiter, header, skip_rows, null_values, batch_rows : optional
+            As in :meth:`import_file` (``None``: its default).
         """
         if isinstance(data, (str, os.PathLike)):
+            given = {
+                "delimiter": delimiter,
+                "header": header,
+                "skip_rows": skip_rows,
+                "null_values": null_values,
+                "batch_rows": batch_rows,
+            }
+            options = {k: v for k, v in given.items() if v is not None}
             return append_file(
                 self, name, data, format=format, casting=casting, rtol=rtol, **options
             )

@@ -391,7 +391,7 @@ def _fill_zeros(old: Handle, dst: Handle, before: tuple[int, ...], new: tuple[in
 
 
 def array_append(
-    arr: Any, data: Any, axis: int = 0, casting: str = "value", rtol: float = 0.0
+    self: Any, data: Any, axis: int = 0, casting: str = "value", rtol: float = 0.0
 ) -> tuple[int, ...]:
     """Append ``data`` to this array along ``axis``, in place and atomically; returns
     the new shape (``Array.append``, see :mod:`arraystore.ops.grow`).
@@ -410,25 +410,25 @@ def array_append(
     rtol : float, default 0.0
         The ``value`` policy's relative tolerance.
     """
-    _whole(arr)
-    shape = append(arr.store, arr.name, data, axis, casting, rtol)
-    arr.handle = arr.store.open_handle(arr.name)
+    _whole(self)
+    shape = append(self.store, self.name, data, axis, casting, rtol)
+    self.handle = self.store.open_handle(self.name)
     return shape
 
 
-def array_resize(arr: Any, *shape: Any) -> tuple[int, ...]:
+def array_resize(self: Any, *shape: Any) -> tuple[int, ...]:
     """Resize this array in place, atomically, as zarr does: the overlap is kept, new
     space is zeros, what lies beyond a smaller edge is dropped (``Array.resize``).
 
     Parameters
     ----------
-    *shape : int or tuple of int
+    shape : int or tuple of int
         The new shape (``arr.resize(10, 4)`` or ``arr.resize((10, 4))``); a memmap
         array changes in place along axis 0, and is rewritten (atomically) otherwise.
     """
-    _whole(arr)
-    new = resize(arr.store, arr.name, shape[0] if len(shape) == 1 else shape)
-    arr.handle = arr.store.open_handle(arr.name)
+    _whole(self)
+    new = resize(self.store, self.name, shape[0] if len(shape) == 1 else shape)
+    self.handle = self.store.open_handle(self.name)
     return new
 
 

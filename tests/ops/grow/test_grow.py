@@ -237,3 +237,11 @@ def test_append_a_stored_array_and_itself(store, store_path, backend, monkeypatc
     want = np.concatenate([x, np.arange(9.0).reshape(3, 3)])
     assert arr.append(store["x"]) == (16, 3)  # its own rows, as they were before
     _check(store, store_path, "x", np.concatenate([want, want]))
+
+
+def test_store_append_passes_the_table_options(store, tmp_path):
+    store.create("t", data=np.zeros(1, [("a", "i4"), ("b", "f8")]), backend="zarr")
+    src = tmp_path / "in.csv"
+    src.write_text("junk line\nb;a\n2.5;1\n")
+    assert store.append("t", src, delimiter=";", skip_rows=1) == (2,)
+    assert store["t"][1].tolist() == (1, 2.5)
