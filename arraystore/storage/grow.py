@@ -38,7 +38,8 @@ old edge is never touched by a grow, and a handle opened before keeps reading th
 shape (after a shrink: the rows still there). A zarr reader opening the file between
 steps 2 and 6 finds no valid shard index (it errors; it never reads wrong values: the
 index has a CRC). A structured zarr array killed between its fields' documents
-(``grow-field``) fails to open until it is settled (never a mix).
+(``grow-field``) or before its group's is opened with the journal's old shape (the new
+one once the group's document is the new one): the fields' documents may disagree.
 Region writes (``arr[...] = x``), every writer of NAME and ``verify`` settle first.
 
 zarr: chunk files of the new region are written first (each atomically, an edge chunk

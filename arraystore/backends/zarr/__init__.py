@@ -411,6 +411,7 @@ class ZarrBackend(Backend):
             docs.append((f, label, _read_doc(where, label, dir_fd, f)))
         checksum = sidecar.get("checksum") is True
         logical: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        pending = _resizing(path, dir_fd) if fields[0] is not None else None
         codec, complete = "none", True
         for f, label, doc in docs:
             expected = dtype if f is None else f.dtype
@@ -426,10 +427,12 @@ class ZarrBackend(Backend):
                 raise MetadataError(f"{label}: shape {shape} does not end with subarray {sub}")
             if logical is None:
                 logical, codec = (shape[:nd], chunks[:nd]), this_codec
-            elif logical != (shape[:nd], chunks[:nd]):
+            elif logical[1] != chunks[:nd] or (logical[0] != shape[:nd] and not pending):
                 raise MetadataError(f"{label}: shape/chunks differ from the other fields")
             complete = complete and (doc.get("attributes") or {}).get(ALL_CHUNKS) is True
         assert logical is not None
+        if pending is not None:  # the fields' shapes may differ: the journal decides
+            logical = (pending, logical[1])
         meta = ArrayMeta.from_doc(
             sidecar, shape=logical[0], chunks=logical[1], codec=codec, all_chunks=complete
         )
@@ -442,6 +445,27 @@ class ZarrBackend(Backend):
             for name in meta.dtype.names or (None,):
                 handle._check_chunks_exist(last, name)
         return handle
+
+
+def _resizing(path: Path, dir_fd: int | None) -> tuple[int, ...] | None:
+    """The shape of a structured array whose resize was interrupted (storage/grow.py:
+    its journal ``.NAME.grow`` is there): its fields' documents may disagree until it is
+    settled; the new shape once the group's document is the journal's new one (the
+    commit), else the old one. None: no resize pending."""
+    if not isinstance(path, Path):
+        return None
+    journal = path.parent / f".{path.name}.grow"
+    if not journal.is_file():
+        return None
+    try:
+        doc = read_json(journal, journal.name)
+        node = read_json(
+            path / "zarr.json", path.name, **({} if dir_fd is None else {"dir_fd": dir_fd})
+        )
+        done = isinstance(doc, dict) and node == doc["new_docs"]["zarr.json"]
+        return tuple(int(n) for n in doc["new_shape" if done else "old_shape"])  # type: ignore[index]
+    except (MetadataError, OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _read_doc(where: Path, label: str, dir_fd: int | None, f: Field | None) -> Any:
