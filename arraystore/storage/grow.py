@@ -64,6 +64,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from arraystore.backends.base import Handle
 from arraystore.backends.memmap import MemmapBackend, MemmapHandle, crc, data_name, shard_layout
 from arraystore.backends.memmap.npy import read_header, write_header
@@ -326,8 +328,6 @@ def _table(tail: bytes, layout: ShardLayout) -> crc.Table | None:
         return None
     head = crc.HEAD_SIZE
     bs, off, nb, hcrc = (int.from_bytes(tail[a:b], "little") for a, b in _TABLE_FIELDS)
-    import numpy as np
-
     n = crc.nblocks(nb, bs)
     crcs = np.frombuffer(tail[head : head + 4 * n], dtype="<u4").astype(np.uint32)
     return crc.Table(bs, off, nb, hcrc, crcs)
