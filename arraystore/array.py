@@ -24,6 +24,7 @@ from arraystore.engine import Executor
 from arraystore.errors import FieldNotFound, InvalidArgument, InvalidType, ReadOnlyError
 from arraystore.grouping import Grouping
 from arraystore.indexing import Indexer, get_selection, plan, set_selection
+from arraystore.ops import grow
 from arraystore.ops.describe import describe
 from arraystore.ops.map.blocks import map_array
 from arraystore.ops.map.blocks import map_blocks as _map_blocks
@@ -257,6 +258,9 @@ class Array(Reductions, Transfers, Grouping):
                 whole[part] = block
                 block = whole
             self.handle.write(logical, block, self.field)
+
+    append = grow.array_append  # in place, atomic (arraystore.ops.grow)
+    resize = grow.array_resize
 
     # --------------------------------------------------------------- describe
     def info(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The :class:`arraystore.Store` methods twinning the command line's verbs that run an
 operation: ``ls``, ``rm`` (:meth:`~StoreVerbs.remove`), ``verify``, ``stats``, ``cast`` and
-``map`` (``create``, ``info``, ``mv``/``rename``, ``import_file`` are in ``store.py``,
+``map``, ``append`` (``create``, ``info``, ``mv``/``rename``, ``import_file`` are in ``store.py``,
 ``export`` on the Array).
 
 A mixin of the façade, kept apart from ``store.py`` as :mod:`arraystore.reductions` is
@@ -23,6 +23,8 @@ from arraystore.errors import (
     DTypeError,
     InvalidArgument,
 )
+from arraystore.ops.grow import append as _append
+from arraystore.ops.grow import append_file
 from arraystore.ops.map.blocks import map_expr, reduce_expr
 from arraystore.ops.map.blocks import where as _where
 from arraystore.ops.reduce import summarize
@@ -124,6 +126,56 @@ class StoreVerbs(StoreRoot):
             plural = "s" if len(missing) > 1 else ""
             raise ArrayNotFound(f"no array{plural} {which} in {self.path}")
         return done
+
+    def append(
+        self,
+        name: str,
+        data: Any,
+        *,
+        axis: int = 0,
+        casting: str = "value",
+        rtol: float = 0.0,
+        format: str | None = None,
+        delimiter: str | None = None,
+        header: bool | None = None,
+        skip_rows: int | None = None,
+        null_values: Sequence[str] | None = None,
+        batch_rows: int | None = None,
+    ) -> tuple[int, ...]:
+        """Append rows to array ``name`` in place, atomically (``arraystore append``); see
+        :mod:`arraystore.ops.grow`. Returns the new shape.
+
+        Parameters
+        ----------
+        name : str
+            The array (either backend; a memmap array grows along axis 0 only).
+        data : array-like, Array, str or os.PathLike
+            A block (of the array's shape except along ``axis``), a stored array, or a
+            ``.npy``, CSV, Parquet or Arrow file (streamed; a table's columns are the
+            array's fields, its one column, or the columns of a plain 2-d array).
+        axis : int, default 0
+            The axis to grow (files and stored arrays: 0).
+        casting, rtol : optional
+            The cast policy of data of another dtype (``"value"``: refused, and nothing
+            changed, if a value would not survive) and its relative tolerance.
+        format : {"npy", "csv", "parquet", "arrow"}, optional
+            The file's format (default: from its extension).
+        delimiter, header, skip_rows, null_values, batch_rows : optional
+            As in :meth:`import_file` (``None``: its default).
+        """
+        if isinstance(data, (str, os.PathLike)):
+            given = {
+                "delimiter": delimiter,
+                "header": header,
+                "skip_rows": skip_rows,
+                "null_values": null_values,
+                "batch_rows": batch_rows,
+            }
+            options = {k: v for k, v in given.items() if v is not None}
+            return append_file(
+                self, name, data, format=format, casting=casting, rtol=rtol, **options
+            )
+        return _append(self, name, data, axis, casting, rtol)
 
     def verify(
         self, names: str | Sequence[str] | None = None, *, repair: bool = False

@@ -19,7 +19,7 @@ from arraystore.cli.commands.manage import mv, rm, upgrade, verify
 from arraystore.cli.commands.map import map_cmd
 from arraystore.cli.commands.stats import stats
 from arraystore.cli.options import remote_error
-from arraystore.cli.transfer import export_cmd, import_cmd
+from arraystore.cli.transfer import append_cmd, export_cmd, import_cmd
 from arraystore.cli.util import _one_line
 from arraystore.errors import ArrayStoreError
 
@@ -80,3 +80,4 @@ main.add_command(cast_cmd)
 main.add_command(map_cmd)
 main.add_command(import_cmd)
 main.add_command(export_cmd)
+main.add_command(append_cmd)

@@ -108,3 +108,28 @@ def export_cmd(
     with progress_bar(arr.nbytes, f"export {name}", quiet) as adv:
         path = arr.export(file, format=fmt, overwrite=overwrite, progress=adv)
     click.echo(f"exported {name} to {path}")
+
+
+@click.command(name="append")
+@click.argument("store")
+@storage_option
+@click.argument("name")
+@click.option("--from", "file", required=True, help="A .npy, CSV, Parquet or Arrow file.")
+@click.option("--format", "fmt", default=None, help="npy, csv, parquet or arrow (default: suffix).")
+@click.option(
+    "--casting",
+    default="value",
+    show_default=True,
+    help="Cast policy for another dtype (value refuses a lossy value).",
+)
+@click.option("--rtol", type=float, default=0.0, show_default=True)
+def append_cmd(
+    store: str, name: str, file: str, fmt: str | None, casting: str, rtol: float
+) -> None:
+    """Append the rows of a file to array NAME, in place and atomically."""
+    open_store = store_opener()
+    s = open_store(store, mode="r+")
+    if name not in s:
+        s.open_handle(name)  # ArrayNotFound, one line, before reading the file
+    shape = s.append(name, file, format=fmt, casting=casting, rtol=rtol)
+    click.echo(f"appended to {name}: shape {shape}")

@@ -4,7 +4,8 @@
 returns a list of findings. ``repair=True`` removes only leftovers of interrupted writes:
 hidden ``.NAME.tmp-*`` / ``.NAME.old-*`` / ``.NAME.rm-*`` folders, unfinished
 ``.NAME.cast`` folders whose writer is gone and stale lock files; it never touches an
-array that the store lists.
+array that the store lists. An interrupted append/resize (``.NAME.grow``) is settled
+first, rolled back or finished as its next writer would, in any writable store.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from arraystore.backends.memmap import crc as memmap_crc
 from arraystore.errors import ArrayStoreError, DTypeError, LockedError
 from arraystore.fs import lock as _lock
 from arraystore.fs import move_tree, remove_tree
+from arraystore.storage.grow import GROW
+from arraystore.storage.grow import recover as recover_resize
 from arraystore.storage.journal import recover
 from arraystore.storage.layout import LEFTOVER, LOCK, SPOOL
 
@@ -112,14 +115,49 @@ def verify(store: StoreRoot, name: str | None = None, repair: bool = False) -> V
         store.check_writable()
     if name is not None and name not in store:
         store.open_handle(name)  # raises InvalidName / ArrayNotFound / MetadataError
+    running = _settle_resizes(store, report, name)
     names = [name] if name is not None else store.names()
     for n in names:
+        if n in running:  # its files change under us: not a finding
+            msg = "an append/resize of it is running: not checked"
+            report.findings.append(Finding("unchecked", n, msg))
+            continue
         verify_array(store, n, report)
     if name is None:
         if store.foreign is None:  # (a zarr group's other folders are its own business)
             _strangers(store, report, set(names))
         _leftovers(store, report, repair)
     return report
+
+
+def _settle_resizes(store: StoreRoot, report: VerifyReport, name: str | None) -> set[str]:
+    """Settle interrupted appends/resizes (``storage.grow``: rolled back or finished, as
+    their next writer would) before checking, in a writable store and when no writer
+    holds the array; else report them. Returns the arrays a live writer resizes."""
+    running: set[str] = set()
+    if store.remote:
+        return running
+    for entry in _entries(store):
+        m = GROW.match(entry)
+        if not m or (name is not None and m.group("name") != name):
+            continue
+        owner = m.group("name")
+        if _busy(store, owner):
+            running.add(owner)
+            continue
+        if not store.writable:
+            msg = f"an interrupted append/resize of {owner!r} ({entry}): its next writer settles it"
+            report.findings.append(Finding("leftover", owner, msg, False))
+            continue
+        try:
+            with store.lock(owner):
+                msg = recover_resize(store.path, owner) or ""
+        except LockedError:
+            running.add(owner)
+            continue
+        if msg:
+            report.findings.append(Finding("leftover", owner, msg, True))
+    return running
 
 
 def _entries(store: StoreRoot) -> list[str]:

@@ -23,6 +23,20 @@ killer would. The variable is read once at import; without it ``kill_point`` is 
 ``upgrade-data``   (upgrade of a format-1 memmap array) the shard file is complete beside
                 ``data.npy``, the zarr.json not switched yet
 ``upgrade-switch`` (upgrade) the zarr.json holds our metadata; format 1's files not removed
+
+An append / resize in place (``storage/grow.py``, tests/storage/test_grow_crash.py):
+
+``grow-journal``  its journal ``.NAME.grow`` is written, the array not touched yet
+``grow-extend``   (memmap) the file cut at the old data's end and extended to its new size
+``grow-data``     after a block of the appended data was written (not yet visible)
+``grow-chunk``    (zarr resize) after a chunk of the new region was written
+``grow-tail``     (memmap) the new checksum table and shard index are written (growing:
+                  before the header; shrinking: after it)
+``grow-header``   (memmap) the .npy header holds the new shape: the commit
+``grow-field``    (zarr, structured) after a field's zarr.json got the new shape
+``grow-meta``     the array's zarr.json holds the new shape and history entry (zarr: the
+                  commit); the journal not yet removed
+``grow-drop``     (zarr shrink) after a chunk file beyond the new edge was deleted
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ DERIVED_NAMES = (
     ".{}.rm-ffffffff",  # an array being removed
     ".{}.cast",  # a resumable cast's work folder
     ".{}.cast.tmp-4194304-ffffffff",  # ... while its journal is being set up
+    ".{}.grow",  # the journal of an append/resize (storage/grow.py)
 )
 if 255 - max(len(t.format("")) for t in DERIVED_NAMES) != MAX_ARRAY_NAME:
     raise AssertionError("core.dtypes.MAX_ARRAY_NAME does not fit the store layout")

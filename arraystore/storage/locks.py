@@ -10,6 +10,7 @@ from pathlib import Path
 
 from arraystore.core.dtypes import check_array_name
 from arraystore.fs import held_here, hold, refuse_pending_cast, remote_lock, writer_lock
+from arraystore.storage.grow import settle_resize
 
 __all__ = ["StoreLocks"]
 
@@ -51,6 +52,8 @@ class StoreLocks:
         name : str
             The array name.
         """
+        if not self.remote:  # an interrupted append/resize is settled first
+            settle_resize(self.path, name, self.lock)
         with self._lock(name, shared=True):
             if not self.remote:
                 refuse_pending_cast(self.path, name)

@@ -39,6 +39,7 @@ from arraystore.fs import (
     write_json,
 )
 from arraystore.storage.foreign import ForeignRoot, node_kind
+from arraystore.storage.grow import settle_resize
 from arraystore.storage.journal import recover
 from arraystore.storage.killpoints import kill_point
 from arraystore.storage.layout import Layout, remove_hidden
@@ -396,6 +397,7 @@ class StoreRoot(StoreLocks):
         if self.remote:
             return
         self.roll_back(name)
+        settle_resize(self.path, name)  # an interrupted append/resize (storage.grow)
         work = self.layout.cast_work(name)
         if work.is_dir() and not work.is_symlink():
             recover(self, name, work)
@@ -405,8 +407,7 @@ class StoreRoot(StoreLocks):
 
     def settle(self, name: str) -> None:
         """Resolve what interrupted writers of ``name`` left (see ``settle_held``), under its
-        lock: ``rm`` calls it for a name it does not find (an interrupted replacement
-        may have moved the array aside).
+        lock: ``rm`` calls it for a name it does not find (a replacement moved it aside).
 
         Parameters
         ----------

@@ -51,6 +51,8 @@ def test_the_readme_shows_every_verb_in_python() -> None:
         ".astype(",
         "store.map(",
         "store.verify(",
+        "store.append(",
+        ".resize(",
     ]
     assert [c for c in calls if c not in runnable] == []
 

@@ -64,6 +64,7 @@ TWINS = {
     "map": arraystore.Store.map,
     "verify": arraystore.Store.verify,
     "upgrade": arraystore.Store.upgrade,
+    "append": arraystore.Store.append,
 }
 
 
@@ -86,6 +87,7 @@ def test_every_command_has_a_python_twin() -> None:
         ["map", "--expr", "x + 1", "--out", "n"],
         ["verify"],
         ["upgrade", "x"],
+        ["append", "x", "--from", "ROWS.npy"],
     ],
     ids=lambda a: a[0],
 )
@@ -94,6 +96,7 @@ def test_the_command_calls_its_twin(
 ) -> None:
     _same_store(store)
     np.save(tmp_path / "IN.npy", np.arange(3))
+    np.save(tmp_path / "ROWS.npy", np.ones((2, 3)))
     twin = TWINS[args[0]]
     owner = arraystore.Array if twin.__name__ == "export" else arraystore.Store
     calls: list[Any] = []
@@ -103,7 +106,7 @@ def test_the_command_calls_its_twin(
         return twin(self, *a, **kw)
 
     monkeypatch.setattr(owner, twin.__name__, spy)
-    files = {"IN.npy": str(tmp_path / "IN.npy"), "OUT.npy": str(tmp_path / "OUT.npy")}
+    files = {n: str(tmp_path / n) for n in ("IN.npy", "OUT.npy", "ROWS.npy")}
     code, _, err = run_cli([args[0], str(store.path), *(files.get(a, a) for a in args[1:])])
     assert code == 0, err
     assert len(calls) == 1

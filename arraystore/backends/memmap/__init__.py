@@ -417,17 +417,19 @@ def _node_key(node: Any, path: Path) -> str:
         raise MetadataError(f"{path.name}/zarr.json: not a memmap array ({exc})") from None
 
 
-def _essentials(node: dict) -> Any:
+def _essentials(node: dict, resizing: bool = False) -> Any:
     """What must agree between a memmap array's zarr.json and its data file (zarr-python
-    may rewrite the rest, e.g. attributes, in its own spelling)."""
+    may rewrite the rest, e.g. attributes, in its own spelling); ``resizing``: not the
+    first dimension of the shape and of the shard."""
     try:
         shard = node["codecs"][0]
         conf = shard["configuration"]
+        first = 1 if resizing else 0
         return (
             node["zarr_format"],
-            node["shape"],
+            node["shape"][first:],
             node["data_type"],
-            node["chunk_grid"]["configuration"]["chunk_shape"],
+            node["chunk_grid"]["configuration"]["chunk_shape"][first:],
             node.get("chunk_key_encoding", {}).get("configuration", {}).get("separator", "/"),
             len(node["codecs"]),
             shard["name"],
@@ -443,8 +445,11 @@ def _essentials(node: dict) -> Any:
 def _check_file(
     path: Path, rel: str, fd: int, doc: dict, node: dict | None
 ) -> tuple[ArrayMeta, int]:
-    """Metadata of an opened data file, checked against its header, size and zarr.json."""
+    """Metadata of an opened data file, checked against its header, size and zarr.json.
+    While a resize is settled (storage/grow.py: its journal ``.NAME.grow`` is there) the
+    header decides: the file may be longer and zarr.json's shape may lag."""
     file = path / rel
+    resizing = node is not None and (path.parent / f".{path.name}.grow").is_file()
     shape, file_dtype, offset = read_header(file, fd)
     if node is None:  # format 1: chunks in the sidecar, the file is header + data
         meta = ArrayMeta.from_doc(doc, shape=shape)
@@ -467,7 +472,7 @@ def _check_file(
                 f"({rows} rows) in zarr.json"
             )
         want = zarr_doc(shape, meta.dtype, chunks[0] if shape else 1, {})
-        if _essentials(node) != _essentials(want):
+        if _essentials(node, resizing) != _essentials(want, resizing):
             raise CorruptData(
                 f"{path.name}/zarr.json does not describe its data file {rel} "
                 f"(shape {shape}, {meta.dtype})"
@@ -478,7 +483,7 @@ def _check_file(
             f"{path.name}: data file holds {file_dtype} but metadata says {meta.dtype}"
         )
     size = os.fstat(fd).st_size
-    if size < expected or (node is not None and size != expected):
+    if size < expected or (node is not None and size != expected and not resizing):
         raise CorruptData(
             f"{file} is {size} bytes but shape {shape} of {meta.dtype} needs {expected} "
             f"({'truncated' if size < expected else 'trailing bytes'})"

@@ -25,7 +25,6 @@ read-modify-write of the shard file).
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from arraystore.backends.base import Backend, Handle, check_block
+from arraystore.backends.zarr.arraydoc import MAX_CHUNKS, MAX_NBYTES, check_array_doc
 from arraystore.backends.zarr.chunks import ALL_CHUNKS, ChunkIO, check_same_folder
 from arraystore.backends.zarr.codecs import (
     CODECS,
@@ -46,7 +46,6 @@ from arraystore.backends.zarr.shards import (
     drop_region,
     read_region,
     shard_work_chunks,
-    sharding_config,
     write_region,
 )
 from arraystore.core.chunks import (
@@ -87,9 +86,6 @@ __all__ = [
 #: written (also one equal to the fill value), so a missing chunk file is lost data, not
 #: fill value. Arrays written before this flag existed may lack chunks (zeros were never
 #: written), so for them a missing chunk still reads as the fill value.
-#: refused on open: more chunks than files could exist, or more bytes than create allows
-MAX_CHUNKS = 2**32
-MAX_NBYTES = 2**62
 
 
 def _zarr_dtype(dtype: np.dtype) -> Any:
@@ -268,10 +264,18 @@ class ZarrHandle(Handle):
             where = self.path if field is None else self.path / field
             kind = ChunkIO if self.meta.shards is None else ShardIO
             if self._dir_fd is None:
-                self._cio[field] = kind.from_path(where)
+                cio = kind.from_path(where)
             else:
                 rel = "" if field is None else f"{field}/"
-                self._cio[field] = kind.from_dir(where, self._dir_fd, rel, self.path)
+                cio = kind.from_dir(where, self._dir_fd, rel, self.path)
+            nd = self.meta.ndim
+            if (
+                cio is not None
+                and cio.shape[:nd] != self.meta.shape  # resized since open
+                and hasattr(cio, "with_shape")
+            ):
+                cio = cio.with_shape(self.meta.shape + cio.shape[nd:])
+            self._cio[field] = cio
         return self._cio[field]
 
     def drop_pages(self, region: Region, field: str | None = None) -> None:
@@ -441,11 +445,12 @@ class ZarrBackend(Backend):
             docs.append((f, label, _read_doc(where, label, dir_fd, f)))
         checksum = sidecar.get("checksum") is True
         logical: tuple[Any, ...] | None = None
+        pending = _resizing(path, dir_fd) if fields[0] is not None else None
         codec, complete = "none", True
         for f, label, doc in docs:
             expected = dtype if f is None else f.dtype
             try:
-                shape, chunks, this_codec, shards = _check_array_doc(doc, expected, label, checksum)
+                shape, chunks, this_codec, shards = check_array_doc(doc, expected, label, checksum)
             except MetadataError:
                 raise
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
@@ -458,10 +463,12 @@ class ZarrBackend(Backend):
             this = (shape[:nd], chunks[:nd], None if shards is None else shards[:nd])
             if logical is None:
                 logical, codec = this, this_codec
-            elif logical != this:
+            elif logical[1:] != this[1:] or (logical[0] != this[0] and not pending):
                 raise MetadataError(f"{label}: shape/chunks differ from the other fields")
             complete = complete and (doc.get("attributes") or {}).get(ALL_CHUNKS) is True
         assert logical is not None
+        if pending is not None:  # the fields' shapes may differ: the journal decides
+            logical = (pending, *logical[1:])
         meta = ArrayMeta.from_doc(
             sidecar, shape=logical[0], chunks=logical[1], codec=codec, all_chunks=complete
         )
@@ -477,6 +484,27 @@ class ZarrBackend(Backend):
             for name in meta.dtype.names or (None,):
                 handle._check_chunks_exist(last, name)
         return handle
+
+
+def _resizing(path: Path, dir_fd: int | None) -> tuple[int, ...] | None:
+    """The shape of a structured array whose resize was interrupted (storage/grow.py:
+    its journal ``.NAME.grow`` is there): its fields' documents may disagree until it is
+    settled; the new shape once the group's document is the journal's new one (the
+    commit), else the old one. None: no resize pending."""
+    if not isinstance(path, Path):
+        return None
+    journal = path.parent / f".{path.name}.grow"
+    if not journal.is_file():
+        return None
+    try:
+        doc = read_json(journal, journal.name)
+        node = read_json(
+            path / "zarr.json", path.name, **({} if dir_fd is None else {"dir_fd": dir_fd})
+        )
+        done = isinstance(doc, dict) and node == doc["new_docs"]["zarr.json"]
+        return tuple(int(n) for n in doc["new_shape" if done else "old_shape"])  # type: ignore[index]
+    except (MetadataError, OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _read_doc(where: Path, label: str, dir_fd: int | None, f: Field | None) -> Any:
@@ -526,65 +554,3 @@ def _committed(path: Path, dir_fd: int | None, fmt: int) -> bool:
         return False
     attrs = doc.get("attributes") if isinstance(doc, dict) else None
     return isinstance(attrs, dict) and ATTR in attrs
-
-
-def _ints(doc: Any, what: str, low: int) -> tuple[int, ...]:
-    """A JSON list of integers >= ``low`` (no floats, bools or strings)."""
-    if not isinstance(doc, list) or not all(type(v) is int and v >= low for v in doc):
-        raise MetadataError(f"{what} {repr(doc)[:60]} must be a list of integers >= {low}")
-    return tuple(doc)
-
-
-def _check_array_doc(
-    doc: Any, dtype: np.dtype, label: str, checksum: bool
-) -> tuple[tuple[int, ...], tuple[int, ...], str, tuple[int, ...] | None]:
-    """Shape, chunks, codec and shards (None unless sharded; then the chunk grid is the
-    shards and ``chunks`` the inner ones) of a zarr.json array document, validated and checked
-    against our metadata: the data type must be ``dtype`` (the logical dtype or the
-    field's), a crc32c codec must be there exactly when ``checksum``, and the shape must
-    be possible (at most MAX_NBYTES bytes in at most MAX_CHUNKS chunks)."""
-    if not isinstance(doc, dict) or doc.get("node_type") != "array":
-        raise ValueError("not a zarr array node")
-    if doc.get("zarr_format") != 3:
-        raise ValueError(f"zarr_format {doc.get('zarr_format')!r} is not 3")
-    shape = _ints(doc["shape"], f"{label}: shape", 0)
-    grid = doc["chunk_grid"]
-    if grid.get("name") != "regular":
-        raise ValueError(f"chunk grid {grid.get('name')!r} is not regular")
-    chunks = _ints(grid["configuration"]["chunk_shape"], f"{label}: chunk shape", 1)
-    if len(chunks) != len(shape):
-        raise MetadataError(f"{label}: chunk shape {chunks} does not match shape {shape}")
-    if math.prod(shape) * dtype.itemsize > MAX_NBYTES:
-        raise MetadataError(f"{label}: shape {shape} of {dtype} is impossibly large")
-    if math.prod(-(-s // c) for s, c in zip(shape, chunks, strict=True)) > MAX_CHUNKS:
-        raise MetadataError(f"{label}: shape {shape} in chunks {chunks} has over 2**32 chunks")
-    codecs, shards = doc["codecs"], None
-    sharding = sharding_config(codecs)
-    if sharding is not None:  # sharded: the grid is the shards, the inner chunks are ours
-        codecs, shards = sharding["codecs"], chunks
-        chunks = _ints(sharding["chunk_shape"], f"{label}: inner chunk shape", 1)
-        if len(chunks) != len(shape) or any(s % c for s, c in zip(shards, chunks, strict=True)):
-            raise MetadataError(f"{label}: shards {shards} are not a multiple of chunks {chunks}")
-    if not isinstance(codecs, list) or not all(isinstance(c, dict) for c in codecs):
-        raise ValueError("codecs must be a list of objects")
-    if "data_type" not in doc or "fill_value" not in doc:
-        raise KeyError("data_type/fill_value")
-    stored = _native_dtype(doc["data_type"], label)
-    if stored.str.replace(">", "<") != dtype.str:
-        raise MetadataError(
-            f"{label}: data_type {stored.name} disagrees with our metadata (dtype {dtype.name})"
-        )
-    if any(c.get("name") == "crc32c" for c in codecs) != checksum:
-        says = "checksums" if checksum else "no checksums"
-        raise MetadataError(f"{label}: codecs disagree with our metadata, which says {says}")
-    return shape, chunks, codec_from_json(codecs), shards
-
-
-def _native_dtype(data_type: Any, label: str) -> np.dtype:
-    from zarr.core.dtype import get_data_type_from_json
-
-    try:
-        with quiet():
-            return np.dtype(get_data_type_from_json(data_type, zarr_format=3).to_native_dtype())
-    except (ValueError, TypeError, KeyError) as exc:
-        raise MetadataError(f"{label}: unknown zarr data_type {data_type!r} ({exc})") from None

@@ -53,6 +53,7 @@ the codecs and crc32c (on buffers of 1 MiB or more).
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import stat
@@ -302,6 +303,14 @@ class ChunkIO:
         )  # fmt: skip
         cio.complete = complete
         return cio
+
+    def with_shape(self, shape: tuple[int, ...]) -> ChunkIO:
+        """This array seen with another ``shape`` over the same chunks (a handle opened
+        before an append/resize keeps its own: chunks are stored whole, edge ones too)."""
+        other = copy.copy(self)
+        other.shape = shape
+        other.grid = tuple(-(-s // c) for s, c in zip(shape, self.chunks, strict=True))
+        return other
 
     # ------------------------------------------------------------------ geometry
     def _check_index(self, index: Sequence[int]) -> tuple[int, ...]:
