@@ -52,9 +52,9 @@ def node_kind(path: Path) -> str | None:
             return "ours" if is_array(path) else None
         if not isinstance(doc, dict):
             return None
-        attrs = doc.get("attributes")
-        if not isinstance(attrs, dict):
-            attrs = {}
+        attrs = doc.get("attributes", {})
+        if not isinstance(attrs, dict):  # the zarr v3 spec: an object (zarr-python refuses)
+            raise MetadataError(f"{path.name}/{NODE}: attributes must be a JSON object")
         ours = ATTR in attrs
         if doc.get("node_type") == "array":
             return "ours" if ours else "array"
