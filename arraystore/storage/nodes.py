@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from arraystore.core.meta import ATTR, SIDECAR, doc_format
-from arraystore.errors import ArrayNotFound, MetadataError
+from arraystore.errors import MetadataError
 from arraystore.fs import read_json
 
 __all__ = ["NODE", "array_doc", "array_format", "is_array", "node_doc", "require_doc"]
@@ -82,8 +82,9 @@ def array_format(path: Path) -> int:
 
 
 def require_doc(path: Path, name: str, dir_fd: int | None) -> dict[str, Any]:
-    """:func:`array_doc` of an array known to exist (ArrayNotFound if it just went)."""
+    """:func:`array_doc` of the folder of array ``name``: MetadataError if the folder
+    holds no metadata of ours (lost, or a build never committed)."""
     doc = array_doc(path, dir_fd)
-    if doc is None:  # removed between the check and the read
-        raise ArrayNotFound(f"no array {name!r} (removed while being opened)")
+    if doc is None:
+        raise MetadataError(f"array {name!r} has no metadata (corrupt or incomplete)")
     return doc

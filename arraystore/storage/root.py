@@ -26,7 +26,6 @@ from arraystore.errors import (
     InvalidArgument,
     InvalidName,
     InvalidStore,
-    MetadataError,
     ReadOnlyError,
     StoreNotFound,
 )
@@ -195,7 +194,8 @@ class StoreRoot(StoreLocks):
         raise ReadOnlyError(f"store {self.path} is open read-only")
 
     def names(self) -> list[str]:
-        """Names of the arrays, sorted. Reads directory entries only.
+        """Names of the arrays, sorted. Reads directory entries and each folder's small
+        metadata file (``zarr.json``) only.
 
         Returns
         -------
@@ -285,9 +285,7 @@ class StoreRoot(StoreLocks):
         path = self.array_path(name)
         if self.foreign is not None and self.foreign.is_foreign(name):
             return self.foreign.open(name)
-        if path.is_symlink() or not is_array(path):
-            if path.is_dir() and not path.is_symlink():
-                raise MetadataError(f"array {name!r} has no metadata (corrupt or incomplete)")
+        if path.is_symlink() or not (is_array(path) if self.remote else path.is_dir()):
             raise ArrayNotFound(
                 f"no array {name!r} in {self.path} (arrays: {', '.join(self.names()) or 'none'})"
             )
@@ -312,7 +310,7 @@ class StoreRoot(StoreLocks):
                     continue
                 raise ArrayNotFound(f"no array {name!r} in {self.path}") from None
             try:
-                doc = require_doc(path, name, dir_fd)
+                doc = require_doc(path, name, dir_fd)  # (read once, relative to the folder)
                 backend = get_backend(str(doc.get("backend")))
                 return backend.open(path, doc, mode, dir_fd=dir_fd)
             finally:
