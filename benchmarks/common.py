@@ -48,6 +48,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import memcap
+
 GB = 1e9
 MiB = 2**20
 GiB = 2**30
@@ -105,6 +108,13 @@ def add_common_args(ap: argparse.ArgumentParser, default_size: str = "8GiB") -> 
         help="abort a run whose anonymous memory exceeds this (protects a shared machine)",
     )
     ap.add_argument("--keep", action="store_true", help="keep scratch outputs after the run")
+    ap.add_argument(
+        "--ram-cap",
+        type=parse_size,
+        default=0,
+        help="run each candidate as if the machine had only this much RAM (a memory cgroup, "
+        "see memcap.py; implies cold runs)",
+    )
     ap.add_argument("--no-json", action="store_true", help="do not write benchmarks/results/")
     ap.add_argument("--child", help=argparse.SUPPRESS)
 
@@ -460,6 +470,10 @@ def launcher() -> Launcher:
     return _LAUNCHER
 
 
+#: ``--ram-cap``: bytes of RAM each measured process may use (0: no cap), see memcap.py
+RAM_CAP = 0
+
+
 def run_once(script: Path, cand: Candidate) -> Run:
     with tempfile.TemporaryDirectory(prefix="asbench-") as tmp:
         out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
@@ -468,10 +482,21 @@ def run_once(script: Path, cand: Candidate) -> Run:
         else:
             argv = [sys.executable, str(script), "--child", json.dumps(cand.child)]
             stdout = out
+        group = f"asbench-{os.getpid()}-{time.monotonic_ns()}"
+        if RAM_CAP:
+            argv = [sys.executable, "-S", memcap.__file__, str(RAM_CAP), group, "--", *argv]
         b0, t0 = _cpu_jiffies()
-        rep = launcher().run(argv, stdout, err, cand.env)
+        try:
+            rep = launcher().run(argv, stdout, err, cand.env)
+        finally:
+            if RAM_CAP:
+                memcap.remove(group)
         b1, t1 = _cpu_jiffies()
         errtext = Path(err).read_text(errors="replace")
+        if rep["code"] == -9 and RAM_CAP:
+            raise RuntimeError(
+                f"{cand.key}: killed (out of memory under the {human(RAM_CAP)} RAM cap)"
+            )
         if rep["code"] != 0:
             raise RuntimeError(f"{cand.key}: exit {rep['code']}\n{errtext[-3000:]}")
         payload: dict[str, Any] = {}
@@ -508,6 +533,10 @@ def measure(script: Path, cand: Candidate, args: argparse.Namespace, cold: bool 
     ``--repeat`` least contended runs. Before every run, ``os.sync()``: writeback of
     the data set-up or of the previous run's output would otherwise land in this run."""
     cand.env = {**cand.env, MAX_ANON_ENV: str(args.max_anon)}
+    global RAM_CAP
+    RAM_CAP = getattr(args, "ram_cap", 0)
+    if RAM_CAP:
+        cold = True  # pages cached before the run were charged to others: evict them
     if cand.warm_files and not cold:
         warm(cand.warm_files)
     warmups: list[Run] = []
@@ -706,6 +735,8 @@ def machine_info(data_dir: Path) -> dict[str, Any]:
                     break
     except OSError:
         pass
+    if RAM_CAP:
+        info["ram_cap_bytes"] = RAM_CAP  # every measured process ran under this cap
     usage = shutil.disk_usage(data_dir)
     info["disk_free_bytes"] = usage.free
     with contextlib.suppress(OSError, IndexError):
