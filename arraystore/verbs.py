@@ -35,6 +35,7 @@ from arraystore.storage.root import StoreRoot
 if TYPE_CHECKING:
     from arraystore.array import Array
     from arraystore.ops.cast import CastResult
+    from arraystore.storage import ArrayView
 
 
 class StoreVerbs(StoreRoot):
@@ -309,6 +310,7 @@ class StoreVerbs(StoreRoot):
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
         shards: Any = None,
+        out_store: StoreRoot | str | os.PathLike[str] | None = None,
     ) -> CastResult:
         """Cast array ``name`` chunk by chunk with a value audit (``arraystore cast``):
         atomic; a policy violation writes nothing and raises :class:`CastError`.
@@ -338,6 +340,10 @@ class StoreVerbs(StoreRoot):
             Checksums, zarr shard shape of the output (default: the source's).
         memory, executor, workers, progress : optional
             As in :meth:`create`; ``progress(task, nbytes)`` gets the bytes read.
+        out_store : Store or path, optional
+            Write ``out`` (default: ``name``) into this other store (a path is opened with
+            mode ``"a"``); this store is only read, so it may be read-only (a foreign
+            zarr group). Same policies and audit; no ``resume`` (run it again).
 
         Returns
         -------
@@ -345,26 +351,21 @@ class StoreVerbs(StoreRoot):
             The audit ``arraystore cast`` prints: ``plan``, per-field ``reports``,
             ``nbytes_before`` / ``nbytes_after``, ``to_dict()``.
         """
-        return self._cast_into(
-            name,
-            to,
-            out=out,
-            casting=casting,
-            rtol=rtol,
-            nan_to=nan_to,
-            errors=errors,
-            fill=fill,
-            allow_half=allow_half,
-            allow_float_to_int=allow_float_to_int,
-            dry_run=dry_run,
-            resume=resume,
-            memory=memory,
-            executor=executor,
-            workers=workers,
-            progress=progress,
-            checksum=checksum,
-            shards=shards,
-        )
+        kw = {k: v for k, v in locals().items() if k not in ("self", "name", "to", "out")}
+        dst = self._out_store(kw.pop("out_store"))
+        if dst is not None and not dry_run:
+            return _cast_to_store(self[name], dst, to, out or name, **kw)
+        return self._cast_into(name, to, out=out, **kw)
+
+    def _out_store(self, out_store: Any) -> StoreRoot | None:
+        """The store ``out_store`` names (opened with mode ``"a"``), None for this one."""
+        if out_store is None:
+            return None
+        dst = out_store if isinstance(out_store, StoreRoot) else type(self)(out_store, "a")
+        same = str(dst.path) == str(self.path)
+        if same and self.foreign is not None and self.foreign.only is not None:
+            raise InvalidArgument(f"out_store {out_store} is the source array itself")
+        return None if same else dst
 
     def _cast_into(self, name: str, to: Any, out: str | None, **kw: Any) -> CastResult:
         """:meth:`cast`; a bare array (a .npy or zarr array on its own, read in place) is
@@ -408,6 +409,7 @@ class StoreVerbs(StoreRoot):
         resume: bool = False,
         checksum: bool = False,
         shards: Any = None,
+        out_store: StoreRoot | str | os.PathLike[str] | None = None,
     ) -> Array:
         """Evaluate ``expr`` chunk by chunk into a new array ``out`` (``arraystore map``);
         ``where`` keeps the rows where a condition holds. A safe expression language,
@@ -438,23 +440,17 @@ class StoreVerbs(StoreRoot):
             Finish an interrupted run of the same job, skipping its finished blocks.
         shards : optional
             zarr: the output's shard shape (see :meth:`create`; not with ``where``).
+        out_store : Store or path, optional
+            Write ``out`` into this other store (a path is opened with mode ``"a"``);
+            this store is only read (it may be a read-only foreign zarr group).
 
         Returns
         -------
         Array
         """
-        options: dict[str, Any] = dict(
-            dtype=dtype,
-            backend=backend,
-            codec=codec,
-            memory=memory,
-            executor=executor,
-            workers=workers,
-            progress=progress,
-            overwrite=overwrite,
-            resume=resume,
-            checksum=checksum,
-        )
+        args = dict(locals())
+        options = {k: args[k] for k in _MAP_OPTIONS}
+        options["out_store"] = self._out_store(out_store)
         if where is not None:
             if chunks is not None or attrs is not None or shards is not None:
                 raise InvalidArgument("map with where= takes no shards, chunks or attrs")
@@ -467,3 +463,33 @@ class StoreVerbs(StoreRoot):
                 self, expr, name, out=out, chunks=chunks, attrs=attrs, shards=shards, **options
             ),
         )
+
+
+#: the options :meth:`StoreVerbs.map` passes on as they are
+_MAP_OPTIONS = (
+    "dtype",
+    "backend",
+    "codec",
+    "memory",
+    "executor",
+    "workers",
+    "progress",
+    "overwrite",
+    "resume",
+    "checksum",
+)
+
+
+def _cast_to_store(src: ArrayView, dst: StoreRoot, to: Any, out: str, **kw: Any) -> CastResult:
+    """``Store.cast(..., out_store=dst)``: ``src`` cast into the new array ``out`` of
+    ``dst`` (:func:`arraystore.ops.cast.into.cast_to_store`); ``kw``: cast's options."""
+    from arraystore.ops.cast.into import CastOnWrite, cast_to_store  # lazy: start-up
+
+    if kw.pop("resume") or to is None:
+        raise InvalidArgument(
+            "a cast into another store takes --to and no --resume (it is atomic: run it again)"
+        )
+    kw.pop("dry_run")
+    names = ("casting", "rtol", "nan_to", "errors", "fill", "allow_half", "allow_float_to_int")
+    how = CastOnWrite(to, **{k: kw.pop(k) for k in names})
+    return cast_to_store(src, dst, out, how, **kw)

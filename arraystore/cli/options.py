@@ -85,6 +85,13 @@ writable_option = click.option(
     "(its own arrays are never written).",
 )
 
+out_store_option = click.option(
+    "--out-store",
+    default=None,
+    metavar="STORE2",
+    help="Write the new array into this other store (created if missing); STORE is only read.",
+)
+
 
 def option_group(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Several click options as one decorator; ``--help`` lists them in the order given."""
