@@ -90,10 +90,16 @@ class ForeignHandle(ZarrHandle):
         if arr is None:
             import zarr
 
+            where: Any = self.path
+            if not isinstance(where, Path):  # a URL (RemotePath): through fsspec
+                from zarr.storage import FsspecStore
+
+                opts = where.storage_options()
+                where = FsspecStore.from_url(where.url, storage_options=opts, read_only=True)
             try:
                 with quiet():
                     fmt: Any = self.zarr_format
-                    arr = zarr.open_array(self.path, mode="r", zarr_format=fmt)
+                    arr = zarr.open_array(where, mode="r", zarr_format=fmt)
             except (KeyError, TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
                 raise CorruptData(f"{self.path}: zarr cannot open it: {exc}") from exc
             self._arrays[field] = arr
@@ -106,6 +112,8 @@ class ForeignHandle(ZarrHandle):
         )
 
     def stored_bytes(self) -> int:
+        if not isinstance(self.path, Path):  # a URL (RemotePath)
+            return int(self.path.du(skip=tuple(_META_FILES)))
         total = 0
         for root, _dirs, files in os.walk(self.path):
             total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
@@ -275,6 +283,8 @@ def _v2_codec(doc: dict[str, Any]) -> str:
 # ------------------------------------------------------------- the direct chunk path
 def _direct(fmt: int, doc: dict[str, Any], path: Path) -> tuple[ChunkIO | None, str]:
     """The direct chunk reader of a foreign array, or None and why not."""
+    if not isinstance(path, Path):
+        return None, "a URL store"
     try:
         return (_direct_v3(doc, path) if fmt == 3 else _direct_v2(doc, path)), ""
     except Unsupported as exc:
