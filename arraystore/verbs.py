@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from arraystore.core.dtypes import check_array_name, dtype_to_spec
@@ -362,9 +363,14 @@ class StoreVerbs(StoreRoot):
         if out_store is None:
             return None
         dst = out_store if isinstance(out_store, StoreRoot) else type(self)(out_store, "a")
-        same = str(dst.path) == str(self.path)
+        same = dst.path == self.path
+        if isinstance(dst.path, Path) and isinstance(self.path, Path) and not same:
+            same = os.path.realpath(dst.path) == os.path.realpath(self.path)
         if same and self.foreign is not None and self.foreign.only is not None:
-            raise InvalidArgument(f"out_store {out_store} is the source array itself")
+            raise InvalidArgument(
+                f"out_store {out_store} is the folder of the bare array {self.foreign.only}: "
+                "give another store"
+            )
         return None if same else dst
 
     def _cast_into(self, name: str, to: Any, out: str | None, **kw: Any) -> CastResult:

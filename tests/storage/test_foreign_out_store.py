@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,10 +146,19 @@ def test_default_dimension_names_are_not_dims(tmp_path: Path) -> None:
             arr.sum(axis="dim_0")
 
 
-def test_group_written_in_place_is_left_alone_by_out_store(tmp_path: Path) -> None:
-    """A writable foreign group given as its own out store: the same store (no copy)."""
+def test_group_written_in_place_is_left_alone_by_out_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writable foreign group given as its own out store (a relative path): the same
+    store, written as without out_store."""
     root = tmp_path / "w.zarr"
     zarr.open_group(root, mode="w", zarr_format=3).create_array("a", data=ROWS, chunks=(10,))
     store = arraystore.open(root, mode="r+")
-    store.cast("a", "f4", out="b", casting="unsafe", out_store=os.fspath(root))
+    monkeypatch.chdir(tmp_path)
+    store.cast("a", "f4", out="b", casting="unsafe", out_store="w.zarr")
     assert store.names() == ["a", "b"]
+    np.testing.assert_array_equal(store["b"][...], ROWS.astype("f4"))
+    zarr.create_array(tmp_path / "bare.zarr", data=ROWS, chunks=(10,))
+    bare = arraystore.open_array(tmp_path / "bare.zarr", mode="r+").store
+    with pytest.raises(InvalidArgument, match=r"folder of the bare array bare\.zarr"):
+        bare.cast("bare.zarr", "f4", out="c", casting="unsafe", out_store=bare)
