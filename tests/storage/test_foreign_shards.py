@@ -20,8 +20,8 @@ from arraystore.testing import run_cli
 
 zarr = pytest.importorskip("zarr")
 
-#: 37 rows: the last shard (rows 32..36) is a partial edge shard
-SHAPE, INNER, SHARDS, FILL = (37, 6), (4, 3), (16, 6), -7.5
+#: 37 rows: the last row of shards (rows 32..36) are partial edge shards
+SHAPE, INNER, SHARDS, FILL = (37, 6), (4, 3), (16, 3), -7.5
 
 
 def _data(dtype: Any = "f8", seed: int = 0) -> np.ndarray:
@@ -29,8 +29,9 @@ def _data(dtype: Any = "f8", seed: int = 0) -> np.ndarray:
 
 
 def _write_sparse(arr: Any, data: np.ndarray) -> np.ndarray:
-    """Rows 0..19 (shard 1 partly written: missing inner chunks), nothing of shard 2 but
-    rows 33..34, columns 0..2 (one inner chunk); the expected contents."""
+    """Rows 0..19 (shards (1, *) partly written: missing inner chunks), of the last row
+    of shards only rows 33..34, columns 0..2 (one inner chunk of shard (2, 0); shard
+    (2, 1) has no file); the expected contents."""
     arr[:20] = data[:20]
     arr[33:35, 0:3] = data[33:35, 0:3]
     want = np.full(SHAPE, FILL, dtype=data.dtype)
@@ -98,6 +99,7 @@ def test_zarr_python_sharded_arrays_read_directly(
         assert info["read_path"] == "direct", (name, info["read_path"])
         assert (info["chunks"], info["shards"]) == (list(INNER), list(SHARDS)), name
         arr = store[name]
+        assert (root / name / "c" / "2" / "0").is_file()
         assert not (root / name / "c" / "2" / "1").exists()  # (a missing shard file)
         mine = zarr.open_array(root / name, mode="r")
         for sel in (np.s_[...], np.s_[3:29, 1:5], np.s_[30:37], np.s_[17:18, 4], np.s_[::5, ::2]):
@@ -143,7 +145,7 @@ def test_unusual_sharding_stays_on_zarr_python(tmp_path: Path) -> None:
     root = tmp_path / "odd.zarr"
     group = zarr.open_group(root, mode="w", zarr_format=3)
     nested = zc.ShardingCodec(
-        chunk_shape=(8, 6),
+        chunk_shape=(8, 3),
         codecs=[zc.ShardingCodec(chunk_shape=INNER, codecs=[zc.BytesCodec()])],
     )
     data = _data()
