@@ -10,8 +10,9 @@ its options, calls the method of the same name and prints what it returns.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,6 +25,8 @@ from arraystore.errors import (
     DTypeError,
     InvalidArgument,
 )
+from arraystore.fs import remove_tree
+from arraystore.fs.remote import split_url
 from arraystore.ops.grow import append as _append
 from arraystore.ops.grow import append_file
 from arraystore.ops.map.blocks import map_expr, reduce_expr
@@ -353,16 +356,24 @@ class StoreVerbs(StoreRoot):
             ``nbytes_before`` / ``nbytes_after``, ``to_dict()``.
         """
         kw = {k: v for k, v in locals().items() if k not in ("self", "name", "to", "out")}
-        dst = self._out_store(kw.pop("out_store"))
-        if dst is not None and not dry_run:
-            return _cast_to_store(self[name], dst, to, out or name, **kw)
+        dst, fresh = self._out_store(None if dry_run else kw.pop("out_store"))
+        kw.pop("out_store", None)
+        if dst is not None:
+            with undo_new_store(dst, fresh):
+                return _cast_to_store(self[name], dst, to, out or name, **kw)
         return self._cast_into(name, to, out=out, **kw)
 
-    def _out_store(self, out_store: Any) -> StoreRoot | None:
-        """The store ``out_store`` names (opened with mode ``"a"``), None for this one."""
+    def _out_store(self, out_store: Any) -> tuple[StoreRoot | None, bool]:
+        """The store ``out_store`` names (opened with mode ``"a"``; None for this one), and
+        whether it was created here (a local path that did not exist)."""
         if out_store is None:
-            return None
-        dst = out_store if isinstance(out_store, StoreRoot) else type(self)(out_store, "a")
+            return None, False
+        if isinstance(out_store, StoreRoot):
+            dst, fresh = out_store, False
+        else:
+            text = os.fspath(out_store)
+            fresh = split_url(text) is None and not os.path.exists(text)
+            dst = type(self)(out_store, "a")
         same = dst.path == self.path
         if isinstance(dst.path, Path) and isinstance(self.path, Path) and not same:
             same = os.path.realpath(dst.path) == os.path.realpath(self.path)
@@ -371,7 +382,7 @@ class StoreVerbs(StoreRoot):
                 f"out_store {out_store} is the folder of the bare array {self.foreign.only}: "
                 "give another store"
             )
-        return None if same else dst
+        return (None, False) if same else (dst, fresh)
 
     def _cast_into(self, name: str, to: Any, out: str | None, **kw: Any) -> CastResult:
         """:meth:`cast`; a bare array (a .npy or zarr array on its own, read in place) is
@@ -456,19 +467,17 @@ class StoreVerbs(StoreRoot):
         """
         args = dict(locals())
         options = {k: args[k] for k in _MAP_OPTIONS}
-        options["out_store"] = self._out_store(out_store)
-        if where is not None:
-            if chunks is not None or attrs is not None or shards is not None:
-                raise InvalidArgument("map with where= takes no shards, chunks or attrs")
-            return cast("Array", _where(self, name, where, out, expr=expr, **options))
-        if expr is None:
+        if where is not None and (chunks is not None or attrs is not None or shards is not None):
+            raise InvalidArgument("map with where= takes no shards, chunks or attrs")
+        if expr is None and where is None:
             raise InvalidArgument("map needs expr and/or where")
-        return cast(
-            "Array",
-            map_expr(
-                self, expr, name, out=out, chunks=chunks, attrs=attrs, shards=shards, **options
-            ),
-        )
+        options["out_store"], fresh = self._out_store(out_store)
+        with undo_new_store(options["out_store"], fresh):
+            if where is not None:
+                return cast("Array", _where(self, name, where, out, expr=expr, **options))
+            assert expr is not None
+            kw = {"chunks": chunks, "attrs": attrs, "shards": shards}
+            return cast("Array", map_expr(self, expr, name, out=out, **kw, **options))
 
 
 #: the options :meth:`StoreVerbs.map` passes on as they are
@@ -499,3 +508,18 @@ def _cast_to_store(src: ArrayView, dst: StoreRoot, to: Any, out: str, **kw: Any)
     names = ("casting", "rtol", "nan_to", "errors", "fill", "allow_half", "allow_float_to_int")
     how = CastOnWrite(to, **{k: kw.pop(k) for k in names})
     return cast_to_store(src, dst, out, how, **kw)
+
+
+@contextlib.contextmanager
+def undo_new_store(dst: StoreRoot | None, fresh: bool) -> Iterator[None]:
+    """Remove the store ``dst`` again when the block fails, if it was created for it
+    (``fresh``) and still holds nothing but its ``zarr.json`` (an interrupted map's
+    resumable work folder keeps it): a failed ``--out-store`` command leaves nothing."""
+    try:
+        yield
+    except BaseException:
+        if fresh and dst is not None and isinstance(dst.path, Path):
+            with contextlib.suppress(OSError):
+                if [p.name for p in dst.path.iterdir()] == ["zarr.json"]:
+                    remove_tree(dst.path)
+        raise

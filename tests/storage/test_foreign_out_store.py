@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,29 @@ def test_group_written_in_place_is_left_alone_by_out_store(
     bare = arraystore.open_array(tmp_path / "bare.zarr", mode="r+").store
     with pytest.raises(InvalidArgument, match=r"folder of the bare array bare\.zarr"):
         bare.cast("bare.zarr", "f4", out="c", casting="unsafe", out_store=bare)
+
+
+def test_failed_or_dry_run_leaves_no_new_store(group: Path, tmp_path: Path) -> None:
+    """An --out-store that did not exist is not left behind by a command that fails (or
+    only plans): nothing written."""
+    new = tmp_path / "never.store"
+    for args in (
+        ["cast", str(group), "s", "--to", "i1", "--out-store", str(new)],  # policy violation
+        ["cast", str(group), "s", "--to", "f4", "--out-store", str(new), "--dry-run"],
+        ["map", str(group), "s", "--expr", "s + nope", "--out", "m", "--out-store", str(new)],
+        ["map", str(group), "r", "--where", "r", "--out", "m", "--out-store", str(new)],
+    ):
+        code, _, err = run_cli(args)
+        assert (code == 0) == ("--dry-run" in args), err
+        assert code == 0 or len(err.strip().splitlines()) == 1
+        assert not new.exists(), args
+    src = arraystore.open(group)
+    with pytest.raises(CastError):
+        src.cast("s", "i1", out="x", out_store=new)
+    with pytest.raises(arraystore.ArrayStoreError):
+        src.map("s + nope", "s", out="x", out_store=os.fspath(new))
+    assert not new.exists()
+    existing = arraystore.open(tmp_path / "kept.store", mode="a")  # not created by us: kept
+    with pytest.raises(CastError):
+        src.cast("s", "i1", out="x", out_store=existing.path)
+    assert listing(existing.path) == ["zarr.json"]

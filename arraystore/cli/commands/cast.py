@@ -9,10 +9,10 @@ import click
 from arraystore.cli.options import (
     open_target,
     option_group,
+    out_store_for,
     out_store_option,
     scheduler_option,
     storage_option,
-    store_opener,
     writable_option,
 )
 from arraystore.cli.output import (
@@ -113,8 +113,8 @@ def cast_cmd(
     to = _target(to, auto, resume)
     ro = dry_run or out_store is not None  # (the source is only read)
     s, name = open_target(store, name, mode="r" if ro else "r+", npy_out=not ro)
-    dst = None if out_store is None or dry_run else store_opener()(out_store, "a")
-    with progress_bar(source_bytes(s, name, not dry_run), f"cast {name}", quiet or as_json) as adv:
+    bar = progress_bar(source_bytes(s, name, not dry_run), f"cast {name}", quiet or as_json)
+    with out_store_for(None if dry_run else out_store) as dst, bar as adv:
         res = s.cast(
             name,
             to,

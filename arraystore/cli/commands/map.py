@@ -8,6 +8,7 @@ import click
 
 from arraystore.cli.options import (
     open_target,
+    out_store_for,
     out_store_option,
     scheduler_option,
     storage_option,
@@ -76,9 +77,8 @@ def map_cmd(
         s, name = open_target(store, None, mode=mode)  # (bare: writable with --writable)
     else:
         s = store_opener()(store, mode=mode)
-    dst = None if out_store is None else store_opener()(out_store, "a")
     total = s[name].nbytes if name else 0
-    with progress_bar(total, f"map {name or store}", quiet) as adv:
+    with out_store_for(out_store) as dst, progress_bar(total, f"map {name or store}", quiet) as adv:
         arr = s.map(
             expr,
             name,
