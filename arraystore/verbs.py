@@ -10,8 +10,10 @@ its options, calls the method of the same name and prints what it returns.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from arraystore.core.dtypes import check_array_name, dtype_to_spec
@@ -23,6 +25,8 @@ from arraystore.errors import (
     DTypeError,
     InvalidArgument,
 )
+from arraystore.fs import remove_tree
+from arraystore.fs.remote import split_url
 from arraystore.ops.grow import append as _append
 from arraystore.ops.grow import append_file
 from arraystore.ops.map.blocks import map_expr, reduce_expr
@@ -35,6 +39,7 @@ from arraystore.storage.root import StoreRoot
 if TYPE_CHECKING:
     from arraystore.array import Array
     from arraystore.ops.cast import CastResult
+    from arraystore.storage import ArrayView
 
 
 class StoreVerbs(StoreRoot):
@@ -309,6 +314,7 @@ class StoreVerbs(StoreRoot):
         workers: int | None = None,
         progress: Callable[[Any, Any], None] | None = None,
         shards: Any = None,
+        out_store: StoreRoot | str | os.PathLike[str] | None = None,
     ) -> CastResult:
         """Cast array ``name`` chunk by chunk with a value audit (``arraystore cast``):
         atomic; a policy violation writes nothing and raises :class:`CastError`.
@@ -338,6 +344,10 @@ class StoreVerbs(StoreRoot):
             Checksums, zarr shard shape of the output (default: the source's).
         memory, executor, workers, progress : optional
             As in :meth:`create`; ``progress(task, nbytes)`` gets the bytes read.
+        out_store : Store or path, optional
+            Write ``out`` (default: ``name``) into this other store (a path is opened with
+            mode ``"a"``); this store is only read, so it may be read-only (a foreign
+            zarr group). Same policies and audit; no ``resume`` (run it again).
 
         Returns
         -------
@@ -345,26 +355,34 @@ class StoreVerbs(StoreRoot):
             The audit ``arraystore cast`` prints: ``plan``, per-field ``reports``,
             ``nbytes_before`` / ``nbytes_after``, ``to_dict()``.
         """
-        return self._cast_into(
-            name,
-            to,
-            out=out,
-            casting=casting,
-            rtol=rtol,
-            nan_to=nan_to,
-            errors=errors,
-            fill=fill,
-            allow_half=allow_half,
-            allow_float_to_int=allow_float_to_int,
-            dry_run=dry_run,
-            resume=resume,
-            memory=memory,
-            executor=executor,
-            workers=workers,
-            progress=progress,
-            checksum=checksum,
-            shards=shards,
-        )
+        kw = {k: v for k, v in locals().items() if k not in ("self", "name", "to", "out")}
+        dst, fresh = self._out_store(None if dry_run else kw.pop("out_store"))
+        kw.pop("out_store", None)
+        if dst is not None:
+            with undo_new_store(dst, fresh):
+                return _cast_to_store(self[name], dst, to, out or name, **kw)
+        return self._cast_into(name, to, out=out, **kw)
+
+    def _out_store(self, out_store: Any) -> tuple[StoreRoot | None, bool]:
+        """The store ``out_store`` names (opened with mode ``"a"``; None for this one), and
+        whether it was created here (a local path that did not exist)."""
+        if out_store is None:
+            return None, False
+        if isinstance(out_store, StoreRoot):
+            dst, fresh = out_store, False
+        else:
+            text = os.fspath(out_store)
+            fresh = split_url(text) is None and not os.path.exists(text)
+            dst = type(self)(out_store, "a")
+        same = dst.path == self.path
+        if isinstance(dst.path, Path) and isinstance(self.path, Path) and not same:
+            same = os.path.realpath(dst.path) == os.path.realpath(self.path)
+        if same and self.foreign is not None and self.foreign.only is not None:
+            raise InvalidArgument(
+                f"out_store {out_store} is the folder of the bare array {self.foreign.only}: "
+                "give another store"
+            )
+        return (None, False) if same else (dst, fresh)
 
     def _cast_into(self, name: str, to: Any, out: str | None, **kw: Any) -> CastResult:
         """:meth:`cast`; a bare array (a .npy or zarr array on its own, read in place) is
@@ -408,6 +426,7 @@ class StoreVerbs(StoreRoot):
         resume: bool = False,
         checksum: bool = False,
         shards: Any = None,
+        out_store: StoreRoot | str | os.PathLike[str] | None = None,
     ) -> Array:
         """Evaluate ``expr`` chunk by chunk into a new array ``out`` (``arraystore map``);
         ``where`` keeps the rows where a condition holds. A safe expression language,
@@ -438,32 +457,69 @@ class StoreVerbs(StoreRoot):
             Finish an interrupted run of the same job, skipping its finished blocks.
         shards : optional
             zarr: the output's shard shape (see :meth:`create`; not with ``where``).
+        out_store : Store or path, optional
+            Write ``out`` into this other store (a path is opened with mode ``"a"``);
+            this store is only read (it may be a read-only foreign zarr group).
 
         Returns
         -------
         Array
         """
-        options: dict[str, Any] = dict(
-            dtype=dtype,
-            backend=backend,
-            codec=codec,
-            memory=memory,
-            executor=executor,
-            workers=workers,
-            progress=progress,
-            overwrite=overwrite,
-            resume=resume,
-            checksum=checksum,
-        )
-        if where is not None:
-            if chunks is not None or attrs is not None or shards is not None:
-                raise InvalidArgument("map with where= takes no shards, chunks or attrs")
-            return cast("Array", _where(self, name, where, out, expr=expr, **options))
-        if expr is None:
+        args = dict(locals())
+        options = {k: args[k] for k in _MAP_OPTIONS}
+        if where is not None and (chunks is not None or attrs is not None or shards is not None):
+            raise InvalidArgument("map with where= takes no shards, chunks or attrs")
+        if expr is None and where is None:
             raise InvalidArgument("map needs expr and/or where")
-        return cast(
-            "Array",
-            map_expr(
-                self, expr, name, out=out, chunks=chunks, attrs=attrs, shards=shards, **options
-            ),
+        options["out_store"], fresh = self._out_store(out_store)
+        with undo_new_store(options["out_store"], fresh):
+            if where is not None:
+                return cast("Array", _where(self, name, where, out, expr=expr, **options))
+            assert expr is not None
+            kw = {"chunks": chunks, "attrs": attrs, "shards": shards}
+            return cast("Array", map_expr(self, expr, name, out=out, **kw, **options))
+
+
+#: the options :meth:`StoreVerbs.map` passes on as they are
+_MAP_OPTIONS = (
+    "dtype",
+    "backend",
+    "codec",
+    "memory",
+    "executor",
+    "workers",
+    "progress",
+    "overwrite",
+    "resume",
+    "checksum",
+)
+
+
+def _cast_to_store(src: ArrayView, dst: StoreRoot, to: Any, out: str, **kw: Any) -> CastResult:
+    """``Store.cast(..., out_store=dst)``: ``src`` cast into the new array ``out`` of
+    ``dst`` (:func:`arraystore.ops.cast.into.cast_to_store`); ``kw``: cast's options."""
+    from arraystore.ops.cast.into import CastOnWrite, cast_to_store  # lazy: start-up
+
+    if kw.pop("resume") or to is None:
+        raise InvalidArgument(
+            "a cast into another store takes --to and no --resume (it is atomic: run it again)"
         )
+    kw.pop("dry_run")
+    names = ("casting", "rtol", "nan_to", "errors", "fill", "allow_half", "allow_float_to_int")
+    how = CastOnWrite(to, **{k: kw.pop(k) for k in names})
+    return cast_to_store(src, dst, out, how, **kw)
+
+
+@contextlib.contextmanager
+def undo_new_store(dst: StoreRoot | None, fresh: bool) -> Iterator[None]:
+    """Remove the store ``dst`` again when the block fails, if it was created for it
+    (``fresh``) and still holds nothing but its ``zarr.json`` (an interrupted map's
+    resumable work folder keeps it): a failed ``--out-store`` command leaves nothing."""
+    try:
+        yield
+    except BaseException:
+        if fresh and dst is not None and isinstance(dst.path, Path):
+            with contextlib.suppress(OSError):
+                if [p.name for p in dst.path.iterdir()] == ["zarr.json"]:
+                    remove_tree(dst.path)
+        raise

@@ -6,9 +6,10 @@ signatures: :func:`store_opener` and :func:`scheduler` read them back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -16,6 +17,8 @@ import click
 from arraystore import open as open_store
 from arraystore import open_array
 from arraystore.errors import InvalidArgument
+from arraystore.fs.remote import split_url
+from arraystore.verbs import undo_new_store
 
 _OPTS = "arraystore.storage_options"
 _SCHED = "arraystore.scheduler"
@@ -84,6 +87,26 @@ writable_option = click.option(
     help="STORE is a zarr group arraystore did not write: add the new array to it "
     "(its own arrays are never written).",
 )
+
+out_store_option = click.option(
+    "--out-store",
+    default=None,
+    metavar="STORE2",
+    help="Write the new array into this other store (created if missing); STORE is only read.",
+)
+
+
+@contextlib.contextmanager
+def out_store_for(path: str | None) -> Iterator[Any]:
+    """The store ``--out-store`` names, opened with mode ``"a"`` (None without one); one
+    created here is removed again when the command fails before writing an array."""
+    if path is None:
+        yield None
+        return
+    fresh = split_url(path) is None and not os.path.exists(path)
+    dst = store_opener()(path, "a")
+    with undo_new_store(dst, fresh):
+        yield dst
 
 
 def option_group(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:

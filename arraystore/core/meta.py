@@ -149,6 +149,20 @@ class ArrayMeta:
             raise MetadataError(f"invalid metadata: {exc}") from exc
 
 
+def stored_dims(names: Any, ndim: int) -> tuple[str, ...] | None:
+    """The dimension names of one of our arrays from its zarr.json ``dimension_names``
+    (the first ``ndim``: a memmap array of raw records adds ``bytes``), or None when
+    there are none or they are the defaults every array gets (``dim_0``, ``dim_1``...)."""
+    if not isinstance(names, list) or len(names) < ndim:
+        return None
+    names = names[:ndim]
+    if not all(isinstance(n, str) and n for n in names):
+        return None
+    if names == [f"dim_{i}" for i in range(ndim)]:
+        return None
+    return tuple(names)
+
+
 def named_axes(axis: Any, dims: tuple[str, ...] | None) -> Any:
     """``axis`` (an int, a name or a tuple of them) with dimension names replaced by their
     index in ``dims`` (``"time"`` -> 0); anything else is left for the caller to check."""

@@ -12,8 +12,9 @@ __all__ = ["describe"]
 
 def describe(name: str, handle: Handle) -> dict[str, Any]:
     """Name, backend, shape, dtype, fields, chunks, shards, codec, checksum, nbytes, stored_bytes,
-    ratio, attrs, history, format; a foreign array also: foreign, dims, read_path (how
-    chunks are read: ``direct`` or ``zarr-python (why)``) and zarr_format.
+    ratio, attrs, history, format; dims when known (zarr ``dimension_names`` other than
+    the default ``dim_0``...); a foreign array also: foreign, read_path (how chunks are
+    read: ``direct`` or ``zarr-python (why)``) and zarr_format.
 
     Parameters
     ----------
@@ -44,6 +45,8 @@ def describe(name: str, handle: Handle) -> dict[str, Any]:
         "history": list(meta.history),
         "format": meta.format,
     }
+    if meta.dims:
+        doc["dims"] = list(meta.dims)
     if meta.foreign:
         doc["foreign"] = True
         doc["dims"] = list(meta.dims) if meta.dims else None

@@ -8,6 +8,8 @@
   (a v3 group only: a v2 reader would not see a v3 array); a foreign array's chunks are
   never written, removed or renamed. When the group has inline consolidated metadata
   (xarray writes it), a new array's entry is added to it, so xarray sees the new array.
+* **At an fsspec URL** (``s3://...``, ``memory://...``) a foreign group is read in place
+  too, read-only (listing walks its prefixes; chunks are read by zarr-python).
 * **A bare array** (:func:`locate`): a ``.npy`` file or a zarr array folder with no
   group above it is a one-array store rooted at its folder (``only``: its name); opened
   for writes, new arrays of ours go beside it (a cast to a ``.npy`` file uses one).
@@ -137,14 +139,12 @@ class ForeignRoot:
     def _walk(self, folder: Path, prefix: str, out: list[str], depth: int) -> None:
         if depth > _MAX_DEPTH:
             return
-        for entry in os.scandir(folder):
-            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                continue
-            kind = node_kind(Path(entry.path))
+        for sub in _subfolders(folder):
+            kind = node_kind(sub)
             if kind in ("array", "ours"):
-                out.append(prefix + entry.name)
+                out.append(prefix + sub.name)
             elif kind == "group":
-                self._walk(Path(entry.path), f"{prefix}{entry.name}/", out, depth + 1)
+                self._walk(sub, f"{prefix}{sub.name}/", out, depth + 1)
 
     def array_path(self, name: str) -> Path:
         """The folder (or .npy file) of array ``name``: :class:`InvalidName` if the name
@@ -165,6 +165,8 @@ class ForeignRoot:
                 "'/', no hidden part)"
             )
         path = self.path.joinpath(*parts)
+        if not isinstance(path, Path):  # a URL: object stores have no symlinks
+            return path
         root = os.path.realpath(self.path)
         if not os.path.realpath(path).startswith(root + os.sep):
             raise InvalidName(f"array name {name!r} leads out of the store (a symlink)")
@@ -180,7 +182,7 @@ class ForeignRoot:
     def open(self, name: str) -> Handle:
         """A read-only handle on the foreign array ``name``."""
         path = self.array_path(name)
-        if path.is_file() and path.suffix == ".npy":
+        if isinstance(path, Path) and path.is_file() and path.suffix == ".npy":
             handle = open_npy(path)
             handle.meta = handle.meta.evolve(foreign=True)
             return handle
@@ -193,7 +195,7 @@ class ForeignRoot:
     def consolidate(self, folder: Path, present: bool) -> None:
         """Add (``present``) or remove the array at ``folder`` in the group's inline
         consolidated metadata, if it has some (xarray reads only that)."""
-        if self.only is not None or self.zarr_format != 3:
+        if self.only is not None or self.zarr_format != 3 or not isinstance(self.path, Path):
             return
         doc: Any = read_json(self.path / NODE, NODE)
         meta = doc.get("consolidated_metadata") if isinstance(doc, dict) else None
@@ -211,3 +213,14 @@ class ForeignRoot:
         write_json(
             self.path / NODE, {**doc, "consolidated_metadata": {**meta, "metadata": entries}}
         )
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """The folders in ``folder`` (not hidden, no symlinks; a URL: its sub-prefixes)."""
+    if not isinstance(folder, Path):  # RemotePath
+        return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir()]
+    return [
+        Path(e.path)
+        for e in os.scandir(folder)
+        if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+    ]

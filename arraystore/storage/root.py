@@ -88,8 +88,8 @@ class StoreRoot(StoreLocks):
         self.layout = Layout(self.path, self.remote)
         #: a store arraystore did not write (a zarr group, a bare array), else None
         self.foreign = ForeignRoot(self.path, 0, only) if only is not None else None
-        if self.foreign is None and not self.remote and self.path.is_dir():
-            self.foreign = ForeignRoot.probe(self.path)
+        if self.foreign is None and (self.remote or self.path.is_dir()):
+            self.foreign = self._probe()
         self.mode = mode = mode or ("r" if self.foreign is not None else "r+")
         if self.foreign is not None:
             self._init_foreign()
@@ -117,12 +117,24 @@ class StoreRoot(StoreLocks):
             else:
                 raise InvalidStore(f"{self.path} is not an arraystore store (no zarr.json)")
 
+    def _probe(self) -> ForeignRoot | None:
+        """The foreign zarr group at this store's path, or None."""
+        if not self.remote:
+            return ForeignRoot.probe(self.path)
+        try:
+            return ForeignRoot.probe(self.path)
+        except (ArrayStoreError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # unreachable endpoint, bad credentials, missing bucket
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreNotFound(f"cannot open store {self.path}: {msg}") from exc
+
     def _init_foreign(self) -> None:
         assert self.foreign is not None
-        if self.writable and self.foreign.zarr_format == 2:
+        if self.writable and (self.foreign.zarr_format == 2 or self.remote):
+            why = "a zarr v3 group" if not self.remote else "a local zarr v3 group"
             raise InvalidArgument(
-                f"{self.foreign.describe()} is read-only: arraystore adds arrays only to a "
-                "zarr v3 group"
+                f"{self.foreign.describe()} is read-only: arraystore adds arrays only to {why}"
             )
         foreign = self.foreign
         self.layout.after_commit = lambda folder: foreign.consolidate(folder, True)

@@ -34,7 +34,7 @@ from arraystore.backends.memmap.npy import (
 )
 from arraystore.backends.memmap.shard import ShardLayout, chunk_key, zarr_doc, zarr_type
 from arraystore.core.chunks import Region, auto_chunks
-from arraystore.core.meta import ATTR, ArrayMeta, doc_format
+from arraystore.core.meta import ATTR, ArrayMeta, doc_format, stored_dims
 from arraystore.errors import (
     ArrayNotFound,
     CorruptData,
@@ -384,6 +384,8 @@ class MemmapBackend(Backend):
             os.close(fd)
             raise
         committed = fmt < 2 or ATTR in (node or {}).get("attributes", {})
+        if node is not None:  # dimension names of its own (e.g. from a foreign source)
+            meta = meta.evolve(dims=stored_dims(node.get("dimension_names"), meta.ndim))
         handle = MemmapHandle(path, meta, offset, writable=(mode != "r"), committed=committed)
         handle._fd = fd
         handle.ident = file_identity(fd)

@@ -57,7 +57,7 @@ from arraystore.core.chunks import (
     relative,
 )
 from arraystore.core.dtypes import Field, check_zarr_dtype, dtype_from_json, field_dtype, fields_of
-from arraystore.core.meta import ATTR, SIDECAR, ArrayMeta, doc_format
+from arraystore.core.meta import ATTR, SIDECAR, ArrayMeta, doc_format, stored_dims
 from arraystore.errors import (
     ArrayNotFound,
     ArrayStoreError,
@@ -474,6 +474,8 @@ class ZarrBackend(Backend):
         )
         if logical[2] is not None:  # sharded (sharding_indexed): chunks are the inner ones
             meta = meta.evolve(shards=logical[2])
+        if fields[0] is None:  # dimension names of its own (e.g. from a foreign source)
+            meta = meta.evolve(dims=stored_dims(docs[0][2].get("dimension_names"), meta.ndim))
         committed = _committed(path, dir_fd, doc_format(sidecar))
         handle = ZarrHandle(path, meta, writable=(mode != "r"), dir_fd=dir_fd, committed=committed)
         unit = meta.shards or meta.chunks

@@ -10,10 +10,13 @@ foreign array's chunks.
 
 Reads take the direct chunk path (:class:`.chunks.ChunkIO`) where the codecs allow: v3
 ``bytes`` (little or big endian: swapped after decoding), then at most one of blosc,
-zstd, gzip, numcodecs.lz4, then optionally crc32c; v2 (C order, numeric data types)
-any compressor and filters numcodecs decodes. Anything else (sharding, transpose,
-strings, F order...) is read by zarr-python; :attr:`ForeignHandle.read_path` names the
-path taken and why (``info`` shows it).
+zstd, gzip, numcodecs.lz4, then optionally crc32c; ``sharding_indexed`` around such a
+chain (:mod:`.shards`: each shard's index decoded once, only the inner chunks a read
+touches are read; index codecs bytes + crc32c, at the start or end; ``meta.chunks`` are
+the inner chunks and ``meta.shards`` the shards, as for our own sharded arrays); v2 (C
+order, numeric data types) any compressor and filters numcodecs decodes. Anything else
+(nested sharding, transpose, strings, F order...) is read by zarr-python;
+:attr:`ForeignHandle.read_path` names the path taken and why (``info`` shows it).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from arraystore.backends.zarr.codecs import (
     parse_fill_value,
     quiet,
 )
+from arraystore.backends.zarr.shards import foreign_shard_io, sharding_config
 from arraystore.core.chunks import Region
 from arraystore.core.meta import ArrayMeta
 from arraystore.errors import (
@@ -86,10 +90,16 @@ class ForeignHandle(ZarrHandle):
         if arr is None:
             import zarr
 
+            where: Any = self.path
+            if not isinstance(where, Path):  # a URL (RemotePath): through fsspec
+                from zarr.storage import FsspecStore
+
+                opts = where.storage_options()
+                where = FsspecStore.from_url(where.url, storage_options=opts, read_only=True)
             try:
                 with quiet():
                     fmt: Any = self.zarr_format
-                    arr = zarr.open_array(self.path, mode="r", zarr_format=fmt)
+                    arr = zarr.open_array(where, mode="r", zarr_format=fmt)
             except (KeyError, TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
                 raise CorruptData(f"{self.path}: zarr cannot open it: {exc}") from exc
             self._arrays[field] = arr
@@ -102,6 +112,8 @@ class ForeignHandle(ZarrHandle):
         )
 
     def stored_bytes(self) -> int:
+        if not isinstance(self.path, Path):  # a URL (RemotePath)
+            return int(self.path.du(skip=tuple(_META_FILES)))
         total = 0
         for root, _dirs, files in os.walk(self.path):
             total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
@@ -176,26 +188,41 @@ def _meta_v3(doc: dict[str, Any], attrs: dict[str, Any]) -> ArrayMeta:
     chunks = _ints(grid["chunk_shape"], 1)
     dtype = _v3_dtype(doc["data_type"])
     codecs = doc.get("codecs") or []
-    outer = _inner_codecs(codecs)
+    inner, shards = _sharded(codecs, chunks)
     dims = _dims(doc.get("dimension_names"), len(shape)) or _dims(attrs.get(_DIMS_ATTR), len(shape))
     return ArrayMeta(
         shape=shape,
         dtype=dtype,
-        chunks=chunks,
+        chunks=chunks if shards is None else inner[1],
         backend="zarr",
-        codec=codec_from_json(codecs),
+        codec=codec_from_json(inner[0]),
         attrs={k: v for k, v in attrs.items() if k != _DIMS_ATTR},
-        checksum=any(named(c)[0] == "crc32c" for c in outer),
+        checksum=any(named(c)[0] == "crc32c" for c in inner[0]),
         foreign=True,
         dims=dims,
+        shards=shards,
     )
 
 
-def _inner_codecs(codecs: list[Any]) -> list[Any]:
-    """The codecs applying to a chunk's bytes (inside a shard for sharding_indexed)."""
-    if codecs and isinstance(codecs[0], dict) and codecs[0].get("name") == "sharding_indexed":
-        return list((codecs[0].get("configuration") or {}).get("codecs") or [])
-    return codecs
+def _sharded(
+    codecs: list[Any], grid: tuple[int, ...]
+) -> tuple[tuple[list[Any], tuple[int, ...]], tuple[int, ...] | None]:
+    """((codecs applying to a chunk's bytes, chunk shape), shard shape or None): for a
+    ``sharding_indexed`` array the inner codecs and chunks and the grid's shards, as for
+    our own sharded arrays; the chain as it is otherwise (or when the inner chunk shape
+    does not divide the shard shape)."""
+    conf = sharding_config(codecs)
+    if conf is None:
+        return (codecs, grid), None
+    inner = conf.get("chunk_shape")
+    if not (
+        isinstance(inner, list)
+        and len(inner) == len(grid)
+        and all(type(c) is int and c >= 1 for c in inner)
+        and not any(s % c for s, c in zip(grid, inner, strict=True))
+    ):
+        return (codecs, grid), None
+    return (list(conf.get("codecs") or []), tuple(inner)), grid
 
 
 def _v3_dtype(data_type: Any) -> np.dtype:
@@ -256,24 +283,39 @@ def _v2_codec(doc: dict[str, Any]) -> str:
 # ------------------------------------------------------------- the direct chunk path
 def _direct(fmt: int, doc: dict[str, Any], path: Path) -> tuple[ChunkIO | None, str]:
     """The direct chunk reader of a foreign array, or None and why not."""
+    if not isinstance(path, Path):
+        return None, "a URL store"
     try:
         return (_direct_v3(doc, path) if fmt == 3 else _direct_v2(doc, path)), ""
     except Unsupported as exc:
         return None, str(exc)
 
 
-def _direct_v3(doc: dict[str, Any], path: Path) -> ChunkIO:
-    codecs = doc.get("codecs")
-    swap = False
+def _little(codecs: Any) -> tuple[Any, bool]:
+    """``codecs`` with a big-endian ``bytes`` codec made little-endian, and whether it was
+    (the direct reader then swaps the decoded chunks)."""
     if isinstance(codecs, list) and codecs:
         name, conf = named(codecs[0])
         if name == "bytes" and conf.get("endian") == "big":
-            codecs = [{"name": "bytes", "configuration": {"endian": "little"}}, *codecs[1:]]
-            swap = True
+            return [{"name": "bytes", "configuration": {"endian": "little"}}, *codecs[1:]], True
+    return codecs, False
+
+
+def _direct_v3(doc: dict[str, Any], path: Path) -> ChunkIO:
     if not isinstance(doc.get("data_type"), str) or doc["data_type"] not in DATA_TYPES:
         dt = doc.get("data_type")
         raise Unsupported(f"data type {dt.get('name') if isinstance(dt, dict) else dt!r}")
     dtype = np.dtype(str(doc["data_type"]))
+    sharding = sharding_config(doc.get("codecs"))
+    if sharding is not None:  # inner chunks in shard files: index decoded, partial reads
+        inner, swap = _little(sharding.get("codecs"))
+        conf = {**sharding, "codecs": inner}
+        sio = foreign_shard_io(
+            {**doc, "codecs": [{"name": "sharding_indexed", "configuration": conf}]}, path
+        )
+        sio.swap = swap and dtype.itemsize > 1
+        return sio
+    codecs, swap = _little(doc.get("codecs"))
     cio = ChunkIO.from_metadata({**doc, "codecs": codecs}, path, write_empty_chunks=False)
     if cio is None:  # why not: the codec chain, or else the rest of the metadata
         parse_codecs(codecs, dtype)

@@ -10,7 +10,10 @@ as zarr-python 3.1's ``ShardingCodec`` lays it out::
 
 (``index_location: start`` puts the index first; both are read, ``end`` is written).
 The inner codecs are the ones :mod:`.chunks` accepts (bytes, one compressor, optionally
-crc32c); the index codecs must be ``bytes`` + ``crc32c``.
+crc32c); the index codecs must be ``bytes`` + ``crc32c`` (or, read only, ``bytes``).
+:func:`foreign_shard_io` opens a sharded array another writer made (zarr-python,
+tensorstore): also big-endian inner chunks (swapped after decoding), and it says why
+not when the fast path does not apply (nested sharding, transpose...).
 
 :class:`ShardIO` is a :class:`~.chunks.ChunkIO` over the *inner* chunks (``chunks``,
 ``grid``, ``read_chunk``... speak of inner chunks) plus ``shards``:
@@ -59,6 +62,7 @@ __all__ = [
     "ShardIO",
     "drop_region",
     "encode_index",
+    "foreign_shard_io",
     "read_region",
     "shard_work_chunks",
     "sharding_config",
@@ -83,6 +87,19 @@ def sharding_config(codecs: Any) -> dict[str, Any] | None:
     except Unsupported:
         return None
     return conf if name == "sharding_indexed" else None
+
+
+def foreign_shard_io(doc: dict[str, Any], path: Path) -> ShardIO:
+    """The reader of a sharded zarr v3 array described by ``doc`` that another writer
+    made (its inner ``bytes`` codec little-endian: the caller swaps big-endian data);
+    raises :class:`Unsupported` saying why the direct path does not apply. A missing
+    shard file or inner chunk reads as the fill value."""
+    try:
+        sio = ShardIO._parse(doc, Path(path), False)
+    except Unsupported as exc:
+        raise Unsupported(f"sharding_indexed: {exc}") from None
+    assert isinstance(sio, ShardIO)
+    return sio
 
 
 def encode_index(entries: np.ndarray) -> list[bytes]:
@@ -116,13 +133,15 @@ class ShardIO(ChunkIO):
 
     Attributes beyond :class:`ChunkIO`'s (whose ``chunks``/``grid`` are the inner
     chunks'): ``shards`` (shard shape), ``per_shard`` (inner chunks per shard and
-    dimension), ``shard_grid`` and ``index_bytes`` (bytes of one index, crc included).
+    dimension), ``shard_grid``, ``index_bytes`` (bytes of one index, crc included),
+    ``index_crc`` (the index ends with its crc32c) and ``index_at_end``.
     """
 
     shards: tuple[int, ...]
     per_shard: tuple[int, ...]
     shard_grid: tuple[int, ...]
     index_bytes: int
+    index_crc: bool = True
     index_at_end: bool
 
     @classmethod
@@ -146,8 +165,8 @@ class ShardIO(ChunkIO):
         index_codecs = [named(c) for c in conf.get("index_codecs") or []]
         plain = [(n, {k: v for k, v in c.items() if k != "endian" or v != "little"})
                  for n, c in index_codecs]  # fmt: skip
-        if plain != [("bytes", {}), ("crc32c", {})]:
-            raise Unsupported("shard index codecs other than bytes + crc32c")
+        if plain not in ([("bytes", {}), ("crc32c", {})], [("bytes", {})]):
+            raise Unsupported("shard index codecs other than bytes (+ crc32c)")
         location = conf.get("index_location", "end")
         if location not in ("start", "end"):
             raise Unsupported(f"index location {location!r}")
@@ -161,7 +180,8 @@ class ShardIO(ChunkIO):
         sio.shards = shards
         sio.per_shard = tuple(s // c for s, c in zip(shards, inner, strict=True))
         sio.shard_grid = tuple(-(-n // s) for n, s in zip(sio.shape, shards, strict=True))
-        sio.index_bytes = 16 * math.prod(sio.per_shard) + 4
+        sio.index_crc = len(plain) == 2
+        sio.index_bytes = 16 * math.prod(sio.per_shard) + (4 if sio.index_crc else 0)
         sio.index_at_end = location == "end"
         sio._setup()
         return sio
@@ -226,11 +246,13 @@ class ShardIO(ChunkIO):
         raw = np.empty(n, dtype=np.uint8)
         if _preadv_all(fd, [raw.data], size - n if self.index_at_end else 0) != n:
             raise self._corrupt(key, "shard file shrank while reading its index")
-        import google_crc32c
+        body = raw[:-4] if self.index_crc else raw
+        if self.index_crc:
+            import google_crc32c
 
-        if google_crc32c.value(raw[:-4]) != int.from_bytes(bytes(raw[-4:]), "little"):
-            raise self._corrupt(key, "shard index crc32c checksum mismatch")
-        entries = raw[:-4].view("<u8").reshape(*self.per_shard, 2)
+            if google_crc32c.value(body) != int.from_bytes(bytes(raw[-4:]), "little"):
+                raise self._corrupt(key, "shard index crc32c checksum mismatch")
+        entries = body.view("<u8").reshape(*self.per_shard, 2)
         lo, hi = (0, size - n) if self.index_at_end else (n, size)
         off, nb = entries[..., 0], entries[..., 1]
         missing = off == MISSING
@@ -325,10 +347,12 @@ class ShardIO(ChunkIO):
                 views += [out.reshape(-1).view(np.uint8).data, crcs[k].data]
             if _preadv_all(fd, views, start) != total:
                 raise self._corrupt(key, "shard file shrank while reading")
-            if crc_n:
-                for k, (_o, _n, idx, out) in enumerate(run):
+            for k, (_o, _n, idx, out) in enumerate(run):
+                if crc_n:
                     flat = out.reshape(-1).view(np.uint8)
                     self._verify_crc(f"{key} (inner chunk {idx})", flat, crcs[k])
+                if self.swap:
+                    out.byteswap(inplace=True)
             return
         data = self._scratch(total)
         if _preadv_all(fd, [data.data], start) != total:
@@ -342,6 +366,8 @@ class ShardIO(ChunkIO):
                 piece, crc = piece[:-4], piece[-4:]
                 self._verify_crc(where, piece, crc)
             self._decode(where, piece, out.reshape(-1).view(np.uint8))
+            if self.swap:
+                out.byteswap(inplace=True)
 
     def drop_shard(self, shard: Sequence[int]) -> None:
         """Drop the page-cache pages of one shard file just read."""
@@ -421,7 +447,7 @@ class ShardIO(ChunkIO):
             with contextlib.suppress(NotADirectoryError):
                 path.unlink(missing_ok=True)
             return False
-        parts += encode_index(entries)
+        parts += encode_index(entries)[: 2 if self.index_crc else 1]
         if len(parts) > IOV_MAX:  # more than one writev takes: one buffer
             parts = [np.concatenate([np.frombuffer(p, dtype=np.uint8) for p in parts])]
         self._replace(path, parts)

@@ -9,6 +9,8 @@ import click
 from arraystore.cli.options import (
     open_target,
     option_group,
+    out_store_for,
+    out_store_option,
     scheduler_option,
     storage_option,
     writable_option,
@@ -65,9 +67,8 @@ audit_options = option_group(
     "--auto", "auto", is_flag=True, help="Same as --to auto: smallest lossless dtype per field."
 )
 @click.option("--out", default=None, help="Write to a new array instead of replacing NAME.")
-@click.option(
-    "--shards", default=None, help="zarr: shard shape of the output (default: as the source)."
-)
+@out_store_option
+@click.option("--shards", default=None, help="zarr: output shard shape (default: the source's).")
 @audit_options
 @click.option("--allow-half", is_flag=True, help="auto may pick float16/bfloat16.")
 @click.option("--allow-float-to-int", is_flag=True, help="auto may turn integral floats into ints.")
@@ -90,6 +91,7 @@ def cast_cmd(
     to: str | None,
     auto: bool,
     out: str | None,
+    out_store: str | None,
     shards: str | None,
     casting: str,
     rtol: float,
@@ -109,8 +111,10 @@ def cast_cmd(
 ) -> None:
     """Cast NAME chunk by chunk with a value audit (atomic; the source stays intact until done)."""
     to = _target(to, auto, resume)
-    s, name = open_target(store, name, mode="r" if dry_run else "r+", npy_out=True)
-    with progress_bar(source_bytes(s, name, not dry_run), f"cast {name}", quiet or as_json) as adv:
+    ro = dry_run or out_store is not None  # (the source is only read)
+    s, name = open_target(store, name, mode="r" if ro else "r+", npy_out=not ro)
+    bar = progress_bar(source_bytes(s, name, not dry_run), f"cast {name}", quiet or as_json)
+    with out_store_for(None if dry_run else out_store) as dst, bar as adv:
         res = s.cast(
             name,
             to,
@@ -129,6 +133,7 @@ def cast_cmd(
             progress=adv,
             checksum=checksum,
             shards=shards,
+            out_store=dst,
         )
     _show(res.to_dict(), as_json)
 

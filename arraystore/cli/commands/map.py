@@ -8,6 +8,8 @@ import click
 
 from arraystore.cli.options import (
     open_target,
+    out_store_for,
+    out_store_option,
     scheduler_option,
     storage_option,
     store_opener,
@@ -34,6 +36,7 @@ from arraystore.errors import InvalidArgument
 @click.option("--expr", "expr", default=None, help="Expression, e.g. 'sqrt(price) * qty'.")
 @click.option("--where", "cond", default=None, help="Keep rows where this is true.")
 @click.option("--out", required=True, help="Name of the new array.")
+@out_store_option
 @click.option("--dtype", default=None, help="Output dtype (default: inferred).")
 @click.option("--backend", default=None, help="memmap or zarr (default: the input's).")
 @click.option("--codec", default=None, help="zarr codec of the output.")
@@ -52,6 +55,7 @@ def map_cmd(
     expr: str | None,
     cond: str | None,
     out: str,
+    out_store: str | None,
     dtype: str | None,
     backend: str | None,
     codec: str | None,
@@ -68,12 +72,13 @@ def map_cmd(
     arrays of STORE); --where selects rows. Never Python eval: a safe expression language."""
     if expr is None and cond is None:
         raise InvalidArgument("map needs --expr and/or --where")
+    mode = "r+" if out_store is None else "r"
     if name is None and _one_array(store):  # STORE is the path of one array
-        s, name = open_target(store, None, mode="r+")  # (bare: writable with --writable)
+        s, name = open_target(store, None, mode=mode)  # (bare: writable with --writable)
     else:
-        s = store_opener()(store, mode="r+")
+        s = store_opener()(store, mode=mode)
     total = s[name].nbytes if name else 0
-    with progress_bar(total, f"map {name or store}", quiet) as adv:
+    with out_store_for(out_store) as dst, progress_bar(total, f"map {name or store}", quiet) as adv:
         arr = s.map(
             expr,
             name,
@@ -89,6 +94,7 @@ def map_cmd(
             resume=resume,
             checksum=checksum,
             shards=shards,
+            out_store=dst,
         )
 
     click.echo(f"wrote {out}: shape {arr.shape}, {dtype_to_spec(arr.dtype)}")

@@ -13,6 +13,8 @@ totals; otherwise the audit goes into the new array's history (an ``op: cast`` e
 
 The source is any readable :class:`Handle` (a ``.npy`` file opened by ``open_npy``, an
 array of a store): the same per-region cast and auto pass as ``cast`` runs.
+:func:`cast_to_store` casts an array of one store into a new array of *another* store
+(``cast --out-store``: e.g. a foreign, read-only source), the same way.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from arraystore.backends.base import Handle
 from arraystore.core.casting import fast as casting_fast
 from arraystore.core.casting.rules import check_cast_args, parse_targets, plain_target
-from arraystore.core.chunks import Region, iter_chunk_regions, region_shape
-from arraystore.engine import Executor, Plan, Task, run
+from arraystore.core.chunks import Region, iter_chunk_regions, normalize_shards, region_shape
+from arraystore.core.dtypes import check_array_name
+from arraystore.engine import Executor, Plan, Task, get_executor, run
+from arraystore.engine.memory import default_budget, memory_budget
+from arraystore.errors import InvalidArgument
 from arraystore.ops.cast.resolve import (
     TASK_OVERHEAD,
     CastResult,
@@ -38,13 +43,17 @@ from arraystore.ops.cast.resolve import (
     cast_chunks,
     empty_result,
     merge_dicts,
+    out_dtype,
     source_fields,
     target_dtypes,
 )
 from arraystore.ops.cast.run import cast_task, final_meta, refuse_violations, validate
 from arraystore.storage.transaction import NewArray
 
-__all__ = ["CastOnWrite", "plan_cast", "write_cast"]
+if TYPE_CHECKING:
+    from arraystore.storage import ArrayView, StoreRoot
+
+__all__ = ["CastOnWrite", "cast_to_store", "plan_cast", "write_cast"]
 
 
 @dataclass(frozen=True)
@@ -102,8 +111,10 @@ def write_cast(
     dst = new.handle
     meta = dst.meta
     # an output taking any row range (memmap) is written in cast's budget-sized work
-    # units; a chunked one (zarr) in whole chunks
-    grid = cast_chunks(src, budget, ex.workers) if dst.contiguous_rows else meta.chunks
+    # units; a chunked one (zarr) in whole chunks (sharded: whole shards, so no two tasks
+    # rewrite the same shard file)
+    grid = cast_chunks(src, budget, ex.workers) if dst.contiguous_rows else None
+    grid = grid or meta.shards or meta.chunks
     regions = list(iter_chunk_regions(meta.shape, grid))
     src_item, dst_item = src.meta.dtype.itemsize, meta.dtype.itemsize
 
@@ -140,4 +151,52 @@ def write_cast(
     result.seconds = time.perf_counter() - t0
     refuse_violations(result, new)
     new.meta = final_meta(src.meta, new.meta, result, spec.policy, spec.rtol, source=source)
+    return result
+
+
+def cast_to_store(
+    src: ArrayView,
+    dst: StoreRoot,
+    out: str,
+    how: CastOnWrite,
+    *,
+    memory: Any = None,
+    executor: Any = None,
+    workers: int | None = None,
+    progress: Callable[[Any, Any], None] | None = None,
+    checksum: bool | None = None,
+    shards: Any = None,
+) -> CastResult:
+    """Cast the stored array ``src`` into the new array ``out`` of another store ``dst``
+    (``cast --out-store``): same chunks, shards, dimension names and (when ours) codec as
+    ``src`` -- a backend ``dst`` cannot hold (memmap into a URL store) becomes zarr --,
+    audited and atomic as :func:`write_cast` makes it; ``src``'s store is only read."""
+    check_array_name(out)
+    dst.check_writable()
+    dst.refuse_existing(out, False)
+    meta = src.meta
+    backend = dst.default_backend(None) if dst.remote else meta.backend
+    if shards is not None:
+        if backend != "zarr":
+            raise InvalidArgument("the memmap backend has no shards: --shards needs a zarr array")
+        shards = normalize_shards(shards, meta.shape, meta.chunks)
+    budget = memory_budget(memory) or default_budget()
+    label = f"{src.store.path}/{src.name}"
+    with get_executor(executor, workers=workers) as ex:
+        spec = plan_cast(src.handle, how, budget, ex)
+        out_meta = meta.evolve(
+            dtype=out_dtype(meta.dtype, spec),
+            backend=backend,
+            codec=meta.codec if backend == meta.backend else "none",
+            checksum=meta.checksum if checksum is None else bool(checksum),
+            shards=meta.shards if shards is None else shards,
+            history=(),
+        )
+        with dst.lock(out):
+            dst.clean_stale(out)
+            dst.refuse_existing(out, False)
+            with NewArray.begin(dst.layout, out, out_meta) as new:
+                result = write_cast(src.handle, new, spec, budget, ex, source=label,
+                                    progress=progress)  # fmt: skip
+    result.name, result.out = src.name, out
     return result

@@ -456,18 +456,20 @@ def map_expr(
     resume: bool = False,
     checksum: bool = False,
     shards: Any = None,
+    out_store: StoreRoot | None = None,
 ) -> ArrayView:
     """Evaluate ``expr`` block by block into array ``out`` (see :mod:`.expr`).
 
     Bare names are the fields of array ``name`` (or ``name`` itself for a plain dtype);
     without ``name``, whole arrays of ``store`` (broadcast like numpy). ``dtype`` casts
     the result with numpy's ``same_kind`` rule (default: the expression's own dtype).
+    ``out_store``: the store receiving ``out`` (default ``store``, then only read).
     """
     x, sources = _Scope(store, name).bind(expr)
     job = _Job(tuple(sources), _broadcast(sources), _ExprKernel(x))
     what = {"expr": x.text, "array": name}
     return _map(
-        store,
+        store if out_store is None else out_store,
         out,
         job,
         what,

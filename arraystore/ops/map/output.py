@@ -71,14 +71,17 @@ def _meta_doc(meta: ArrayMeta) -> dict[str, Any]:
     facts = {"shape": list(meta.shape), "chunks": list(meta.chunks), "codec": meta.codec}
     if meta.shards is not None:
         facts["shards"] = list(meta.shards)
+    if meta.dims is not None:  # (a resumed run names the dimensions as the first did)
+        facts["dims"] = list(meta.dims)
     return {**meta.to_doc(), "facts": facts}
 
 
 def _meta_from(doc: dict[str, Any]) -> ArrayMeta:
     doc = dict(doc)
     facts = dict(doc.pop("facts"))
-    if facts.get("shards") is not None:
-        facts["shards"] = tuple(facts["shards"])
+    for key in ("shards", "dims"):
+        if facts.get(key) is not None:
+            facts[key] = tuple(facts[key])
     return ArrayMeta.from_doc(doc, **facts)
 
 

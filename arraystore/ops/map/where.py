@@ -129,8 +129,10 @@ def where(
     overwrite: bool = False,
     resume: bool = False,
     checksum: bool = False,
+    out_store: StoreRoot | None = None,
 ) -> ArrayView:
-    """Rows (axis 0) where ``cond`` is true, written to array ``out``.
+    """Rows (axis 0) where ``cond`` is true, written to array ``out`` (of ``out_store``
+    when given: ``store`` is then only read).
 
     ``cond`` must give one boolean per row. The rows selected are those of array ``name``
     (all fields) or, with ``expr``, the values of that expression. Names bind as in
@@ -140,7 +142,8 @@ def where(
     read twice; blocks with no selected row are not read again).
     """
     check_array_name(out)
-    store.check_writable()
+    dst = store if out_store is None else out_store
+    dst.check_writable()
     if name is None and expr is None:
         raise InvalidArgument("where() without an array name needs expr= (what to select)")
     sel, n_rows = _bind_select(store, name, cond, expr)
@@ -155,8 +158,8 @@ def where(
         "inputs": [s.fingerprint() for s in sel.sources],
         "dtype": None if dtype is None else dtype_to_json(parse_dtype(dtype)),
     }
-    with store.lock(out), get_executor(executor, workers=workers) as ex:
-        work, header, done = _start(store, out, overwrite, resume, fp)
+    with dst.lock(out), get_executor(executor, workers=workers) as ex:
+        work, header, done = _start(dst, out, overwrite, resume, fp)
         if header is None:
             meta, R, counts, header = _count_pass(
                 sel, n_rows, dtype, fp, budget, ex, progress, (backend, codec, checksum)
@@ -167,7 +170,7 @@ def where(
         meta = meta.evolve(
             history=(_history("where", array=name, cond=cx.text, expr=vx.text if vx else None),)
         )
-        return _build(store, out, work, header, meta, specs2, ex, budget, progress, "where")
+        return _build(dst, out, work, header, meta, specs2, ex, budget, progress, "where")
 
 
 def _bind_select(
@@ -221,6 +224,7 @@ def _count_pass(
     counts = [c for c, _ in run(Plan(specs, "where-count"), ex, budget, progress=report)]
     total = sum(counts)
     shape = (total, *trail)
+    dims = [s.handle.meta.dims for s in sel.sources if s.handle and len(s.shape) == len(shape)]
     meta = ArrayMeta(
         shape,
         dt,
@@ -228,6 +232,7 @@ def _count_pass(
         backend,
         codec,
         checksum=checksum,
+        dims=next((d for d in dims if d), None),  # a source's dimension names
     )
     header = {"op": "where", "job": fp, "meta": _meta_doc(meta), "rows": R}
     header["counts"] = counts
