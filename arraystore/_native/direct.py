@@ -68,6 +68,9 @@ IO_MODES = ("auto", "direct", "buffered")
 #: ``ARRAYSTORE_IO_DEPTH`` overrides it (for measurements)
 DEPTH = 2
 DEPTH_ENV = "ARRAYSTORE_IO_DEPTH"
+#: at most this many bytes read ahead per :class:`ReadAhead` (but always one item):
+#: large zarr chunks are read one ahead (memory beyond the budget, see :func:`depth`)
+AHEAD_BYTES = 256 * 2**20
 #: ``auto`` reads directly when one pass reads more than this fraction of the page cache
 DIRECT_FRACTION = 0.5
 #: alignment of buffer addresses, file offsets and lengths (the largest logical block
@@ -100,10 +103,17 @@ def direct_reads(nbytes: int, io: str | None = None) -> bool:
     return mode == "direct" or nbytes > DIRECT_FRACTION * page_cache_bytes()
 
 
-def depth() -> int:
-    """Reads in flight ahead of a consumer (:data:`DEPTH` or ``ARRAYSTORE_IO_DEPTH``)."""
+def depth(item_bytes: int = 0) -> int:
+    """Reads in flight ahead of a consumer (:data:`DEPTH` or ``ARRAYSTORE_IO_DEPTH``) of
+    ``item_bytes`` each: at most :data:`AHEAD_BYTES` of them, but one. Measured on the
+    benchmark VM (virtio disk, 8 GiB cold ``stats --axis 0``): memmap 4 MiB pieces keep
+    up with ``dd iflag=direct`` at any depth; zarr's 128 MiB chunk files read 0.56 GB/s
+    without read-ahead, 0.66 one ahead, 1.12 two ahead, 1.14 four ahead (the disk 1.0)."""
     text = os.environ.get(DEPTH_ENV, "").strip()
-    return max(0, int(text)) if text.isdecimal() else DEPTH
+    want = max(0, int(text)) if text.isdecimal() else DEPTH
+    if item_bytes <= 0 or want == 0:
+        return want
+    return max(1, min(want, AHEAD_BYTES // item_bytes))
 
 
 def refused(dev: int) -> bool:

@@ -284,7 +284,8 @@ class MemmapHandle(Handle):
                     return direct.read_range(dfd, s, n, pool)
 
                 items.append(((start, length), read))
-        _AHEAD.job = (self, direct.ReadAhead(items, _POOL))
+        longest = max((key[1] for key, _ in items), default=0)
+        _AHEAD.job = (self, direct.ReadAhead(items, _POOL, direct.depth(longest)))
 
     def _read_direct(self, buf: memoryview, offset: int) -> None:
         """Read ``buf`` from ``offset`` through the O_DIRECT descriptor (read ahead when

@@ -295,7 +295,8 @@ class ZarrHandle(Handle):
             for r in regions
             for idx in chunks_touching(r, self.meta.shape, self.meta.chunks)
         }
-        cio.direct = DirectChunks(cio.open_chunk, os.stat(cio.path).st_dev, list(keys))
+        dev = os.stat(cio.path).st_dev
+        cio.direct = DirectChunks(cio.open_chunk, dev, list(keys), cio.chunk_bytes)
         try:
             yield
         finally:

@@ -27,13 +27,16 @@ POOL = direct.BufferPool()
 
 
 class DirectChunks:
-    """Direct reads of the chunk files ``keys`` (in scan order); ``open_chunk(key,
-    flags)`` opens one (relative to the array folder)."""
+    """Direct reads of the chunk files ``keys`` (in scan order, each about ``size``
+    bytes); ``open_chunk(key, flags)`` opens one (relative to the array folder)."""
 
-    def __init__(self, open_chunk: Callable[[str, int], int], dev: int, keys: Sequence[str]):
+    def __init__(
+        self, open_chunk: Callable[[str, int], int], dev: int, keys: Sequence[str], size: int
+    ) -> None:
         self._open = open_chunk
         self._dev = dev
-        self._ahead = direct.ReadAhead([(k, partial(self._read, k)) for k in keys], POOL)
+        items = [(k, partial(self._read, k)) for k in keys]
+        self._ahead = direct.ReadAhead(items, POOL, direct.depth(size))
 
     def _read(self, key: str, pool: direct.BufferPool) -> tuple[np.ndarray, np.ndarray]:
         if direct.refused(self._dev):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,14 @@ def _fresh_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def direct_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """The (offset, length) of every direct read (memmap ranges, zarr chunk files)."""
-    calls: list[tuple[int, int]] = []
+def direct_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, str]]:
+    """The (offset, length, thread name) of every direct read (memmap ranges, zarr
+    chunk files)."""
+    calls: list[tuple[int, int, str]] = []
     real = direct.read_range
 
     def spy(fd: int, offset: int, length: int, pool: Any) -> Any:
-        calls.append((offset, length))
+        calls.append((offset, length, threading.current_thread().name))
         return real(fd, offset, length, pool)
 
     monkeypatch.setattr(direct, "read_range", spy)
@@ -86,6 +88,7 @@ def test_direct_reads_give_the_buffered_results(
     monkeypatch.setenv(ENV, "direct")
     _same(_stats(arr, axis), buffered)
     assert direct_calls, "the scan did not read directly"
+    assert any(name.startswith("arraystore-io") for *_, name in direct_calls), "no read-ahead"
     if direct.refused(os.stat(tmp_path).st_dev):
         pytest.skip("this file system refuses O_DIRECT (the results came from buffered reads)")
     np.testing.assert_allclose(buffered["sum"], np.nansum(data, axis=axis), rtol=1e-10, atol=1e-12)
@@ -222,3 +225,13 @@ def test_python_io_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dir
     np.testing.assert_array_equal(res["max"], np.nanmax(data, axis=0))
     with pytest.raises(InvalidArgument, match="io must be one of"):
         arr.stats(io="fast")
+
+
+def test_read_ahead_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(direct.DEPTH_ENV, raising=False)
+    assert direct.depth() == direct.depth(4 << 20) == direct.DEPTH
+    assert direct.depth(direct.AHEAD_BYTES) == direct.depth(10 * direct.AHEAD_BYTES) == 1
+    monkeypatch.setenv(direct.DEPTH_ENV, "0")
+    assert direct.depth(4 << 20) == 0
+    monkeypatch.setenv(direct.DEPTH_ENV, "3")
+    assert direct.depth() == 3 and direct.depth(direct.AHEAD_BYTES // 2) == 2
