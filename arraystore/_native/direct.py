@@ -47,6 +47,7 @@ __all__ = [
     "ALIGN",
     "IO_ENV",
     "IO_MODES",
+    "Item",
     "BufferPool",
     "ReadAhead",
     "depth",

@@ -27,6 +27,7 @@ from arraystore._native import direct
 from arraystore._native.pages import drop_range
 from arraystore.backends.base import Backend, Handle, check_block
 from arraystore.backends.memmap import crc
+from arraystore.backends.memmap.cold import DirectScan, forget
 from arraystore.backends.memmap.npy import (
     bytes_view,
     check_npy_size,
@@ -60,10 +61,6 @@ __all__ = [
 #: format 1's data file
 DATA = "data.npy"
 _OPEN_LOCK = threading.Lock()
-#: aligned buffers of direct reads (see read_scan)
-_POOL = direct.BufferPool()
-#: this thread's read-ahead: (handle, ReadAhead) of its current task (see will_read)
-_AHEAD = threading.local()
 
 
 def data_name(meta: ArrayMeta) -> str:
@@ -126,7 +123,7 @@ class MemmapHandle(Handle):
         #: (None: not known); see fs.file_identity
         self.ident: tuple[int, int, int | None] | None = None
         #: an O_DIRECT descriptor on the data file while a cold scan reads (read_scan)
-        self._direct: int | None = None
+        self._direct: DirectScan | None = None
 
     def fd(self) -> int:
         if self._fd is None:
@@ -218,7 +215,7 @@ class MemmapHandle(Handle):
         if self.meta.ndim == 0 or self._contiguous(region):
             start = self.offset + (region[0].start * self.row_bytes if region else 0)
             if self._direct is not None:
-                self._read_direct(bytes_view(out), start)
+                self._direct.read(bytes_view(out), start, self._pread)
             else:
                 self._pread(bytes_view(out), start)
         else:
@@ -244,7 +241,7 @@ class MemmapHandle(Handle):
     def read_scan(self, regions: Sequence[Region], direct_io: bool) -> Iterator[None]:
         """While a scan reads: with ``direct_io``, row-contiguous regions are read with
         ``O_DIRECT`` (a second descriptor on the same file) into aligned buffers and
-        copied out; where the filesystem refuses, buffered (:mod:`arraystore._native.direct`)."""
+        copied out; where the filesystem refuses, buffered (:mod:`.cold`)."""
         if not direct_io or self.writable or self._direct is not None:
             yield
             return
@@ -252,71 +249,23 @@ class MemmapHandle(Handle):
         if dfd is None:
             yield
             return
-        self._direct = dfd
+        scan = self._direct = DirectScan(dfd)
         try:
             yield
         finally:
             self._direct = None
-            ahead = getattr(_AHEAD, "job", None)
-            if ahead is not None and ahead[0] is self:
-                ahead[1].close()
-                _AHEAD.job = None
-            os.close(dfd)
-            _POOL.clear()
+            scan.close()
 
     def will_read(self, regions: Sequence[Region]) -> None:
         """This thread reads ``regions`` next, in this order (during a direct scan:
-        they are read ahead, :data:`arraystore._native.direct.DEPTH` at a time)."""
-        old = getattr(_AHEAD, "job", None)
-        if old is not None:
-            old[1].close()
-            _AHEAD.job = None
-        dfd = self._direct
-        if dfd is None:
+        they are read ahead, :func:`arraystore._native.direct.depth` at a time)."""
+        scan = self._direct
+        if scan is None:
+            forget()
             return
-        items = []
-        for r in regions:
-            if r and self._contiguous(r):
-                start = self.offset + r[0].start * self.row_bytes
-                length = (r[0].stop - r[0].start) * self.row_bytes
-
-                def read(pool: direct.BufferPool, s: int = start, n: int = length) -> Any:
-                    return direct.read_range(dfd, s, n, pool)
-
-                items.append(((start, length), read))
-        longest = max((key[1] for key, _ in items), default=0)
-        _AHEAD.job = (self, direct.ReadAhead(items, _POOL, direct.depth(longest)))
-
-    def _read_direct(self, buf: memoryview, offset: int) -> None:
-        """Read ``buf`` from ``offset`` through the O_DIRECT descriptor (read ahead when
-        :meth:`will_read` announced it); the tail past what it returned reads buffered."""
-        job = getattr(_AHEAD, "job", None)
-        dst = np.frombuffer(buf, dtype=np.uint8)
-        if job is not None and job[0] is self:
-            with job[1].take((offset, len(buf))) as data:
-                if data is not None:
-                    dst[: data.size] = data
-                    if data.size < dst.size:
-                        self._pread(buf[data.size :], offset + data.size)
-                    return
-        dfd = self._direct
-        try:
-            if dfd is None:
-                raise OSError(0, "no direct descriptor")
-            tmp, data = direct.read_range(dfd, offset, len(buf), _POOL)
-        except OSError as exc:
-            if exc.errno and not direct.is_refusal(exc):
-                raise
-            if exc.errno:  # e.g. an alignment stricter than direct.ALIGN
-                direct.refuse(os.fstat(self.fd()).st_dev)
-            self._pread(buf, offset)
-            return
-        try:
-            dst[: data.size] = data
-        finally:
-            _POOL.put(tmp)
-        if data.size < dst.size:
-            self._pread(buf[data.size :], offset + data.size)
+        rows = [r[0] for r in regions if r and self._contiguous(r)]
+        start, size = self.offset, self.row_bytes
+        scan.will_read([(start + r.start * size, (r.stop - r.start) * size) for r in rows])
 
     def _pread(self, buf: memoryview, offset: int) -> None:
         fd, done, total = self.fd(), 0, len(buf)

@@ -235,3 +235,23 @@ def test_read_ahead_depth(monkeypatch: pytest.MonkeyPatch) -> None:
     assert direct.depth(4 << 20) == 0
     monkeypatch.setenv(direct.DEPTH_ENV, "3")
     assert direct.depth() == 3 and direct.depth(direct.AHEAD_BYTES // 2) == 2
+
+
+@pytest.mark.parametrize("case", CASES[:2])
+def test_a_scan_leaves_no_descriptor_or_read_behind(
+    tmp_path: Path, case: BackendCase, monkeypatch: pytest.MonkeyPatch, direct_calls
+) -> None:
+    """The O_DIRECT descriptor is closed after the scan, and only after every read
+    ahead on it has ended (reads still pending are not issued)."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("no /proc/self/fd")
+    arr, _ = _make(tmp_path / "s", case)
+    arr.stats(memory=MEMORY, ops=["sum"])  # (the handle opens its data file once)
+    before = sorted(os.listdir("/proc/self/fd"))
+    monkeypatch.setenv(ENV, "direct")
+    arr.stats(memory=MEMORY, ops=["sum"])
+    assert direct_calls
+    done = len(direct_calls)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    threading.Event().wait(0.2)
+    assert len(direct_calls) == done  # nothing read after the scan ended
