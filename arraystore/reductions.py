@@ -59,6 +59,7 @@ class Reductions:
         workers: int | None = None,
         ops: Iterable[str] | None = None,
         where: Any = None,
+        io: str | None = None,
     ) -> StatsResult:
         """count, nan_count, sum, mean, std, min, max per field in one pass (a StatsResult).
 
@@ -88,6 +89,10 @@ class Reductions:
             Only the elements where this holds (numpy's ``where=``): an expression over
             the fields (a plain array: its name), e.g. ``"price > 0"``, or a bool array
             of the array's shape (records: one per row), read block by block.
+        io : {"auto", "direct", "buffered"}, optional
+            Read with ``O_DIRECT`` around the page cache (``auto``: when the scan reads
+            more than half of what the page cache holds); default ``$ARRAYSTORE_IO``,
+            else ``auto``.
 
         Returns
         -------
@@ -95,17 +100,9 @@ class Reductions:
             ``result[field][op]``; ``to_dict()`` / ``to_json()``.
         """
         return reduce(
-            self._view,
-            ops or STATS,
-            axis=axis,
-            fields=fields,
-            skipna=skipna,
-            ddof=ddof,
-            memory=memory,
-            executor=executor,
-            workers=workers,
-            where=where,
-        )
+            self._view, ops or STATS, axis=axis, fields=fields, skipna=skipna, ddof=ddof,
+            memory=memory, executor=executor, workers=workers, where=where, io=io,
+        )  # fmt: skip
 
     def _one(
         self,

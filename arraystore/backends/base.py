@@ -24,8 +24,10 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,17 @@ class Handle(ABC):
         this process has just read and consumed, will not be read again (a scan larger
         than the page cache, see :mod:`arraystore._native.pages`). Only read-only
         handles advise. The default does nothing (no local file pages)."""
+
+    def read_scan(self, regions: Sequence[Region], direct_io: bool) -> AbstractContextManager[None]:
+        """A context in which this process reads ``regions`` (about in this order, from
+        several threads): a scan. With ``direct_io`` (a cold scan larger than the page
+        cache, see :mod:`arraystore._native.direct`) a local backend may read around the
+        page cache and ahead of the readers. The default changes nothing."""
+        return contextlib.nullcontext()
+
+    def will_read(self, regions: Sequence[Region]) -> None:  # noqa: B027 - optional hook
+        """The calling thread reads ``regions`` next, in this order (inside
+        :meth:`read_scan`: they may be read ahead). The default does nothing."""
 
     def check_layout(self) -> list[str]:
         """What ``verify`` finds wrong in the array's files besides the chunk data (a

@@ -17,14 +17,17 @@ import contextlib
 import math
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from arraystore._native import direct
 from arraystore._native.pages import drop_range
 from arraystore.backends.base import Backend, Handle, check_block
 from arraystore.backends.memmap import crc
+from arraystore.backends.memmap.cold import DirectScan, forget
 from arraystore.backends.memmap.npy import (
     bytes_view,
     check_npy_size,
@@ -119,6 +122,8 @@ class MemmapHandle(Handle):
         #: (st_dev, st_ino, generation) of the data file this handle was opened on
         #: (None: not known); see fs.file_identity
         self.ident: tuple[int, int, int | None] | None = None
+        #: an O_DIRECT descriptor on the data file while a cold scan reads (read_scan)
+        self._direct: DirectScan | None = None
 
     def fd(self) -> int:
         if self._fd is None:
@@ -163,6 +168,7 @@ class MemmapHandle(Handle):
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["_fd"] = None  # file descriptors do not travel to other processes
+        state["_direct"] = None
         return state
 
     def close(self) -> None:
@@ -208,7 +214,10 @@ class MemmapHandle(Handle):
             return out
         if self.meta.ndim == 0 or self._contiguous(region):
             start = self.offset + (region[0].start * self.row_bytes if region else 0)
-            self._pread(bytes_view(out), start)
+            if self._direct is not None:
+                self._direct.read(bytes_view(out), start, self._pread)
+            else:
+                self._pread(bytes_view(out), start)
         else:
             mm = self._memmap("r")
             try:
@@ -227,6 +236,36 @@ class MemmapHandle(Handle):
         length = (region[0].stop - region[0].start) * self.row_bytes
         if length > 0:
             drop_range(self._fd, start, length)
+
+    @contextlib.contextmanager
+    def read_scan(self, regions: Sequence[Region], direct_io: bool) -> Iterator[None]:
+        """While a scan reads: with ``direct_io``, row-contiguous regions are read with
+        ``O_DIRECT`` (a second descriptor on the same file) into aligned buffers and
+        copied out; where the filesystem refuses, buffered (:mod:`.cold`)."""
+        if not direct_io or self.writable or self._direct is not None:
+            yield
+            return
+        dfd = direct.reopen_direct(self.fd())
+        if dfd is None:
+            yield
+            return
+        scan = self._direct = DirectScan(dfd)
+        try:
+            yield
+        finally:
+            self._direct = None
+            scan.close()
+
+    def will_read(self, regions: Sequence[Region]) -> None:
+        """This thread reads ``regions`` next, in this order (during a direct scan:
+        they are read ahead, :func:`arraystore._native.direct.depth` at a time)."""
+        scan = self._direct
+        if scan is None:
+            forget()
+            return
+        rows = [r[0] for r in regions if r and self._contiguous(r)]
+        start, size = self.offset, self.row_bytes
+        scan.will_read([(start + r.start * size, (r.stop - r.start) * size) for r in rows])
 
     def _pread(self, buf: memoryview, offset: int) -> None:
         fd, done, total = self.fd(), 0, len(buf)

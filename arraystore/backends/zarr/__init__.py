@@ -25,7 +25,9 @@ read-modify-write of the shard file).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,7 @@ from arraystore.backends.zarr.codecs import (
     parse_codec,
     quiet,
 )
+from arraystore.backends.zarr.cold import DirectChunks
 from arraystore.backends.zarr.shards import (
     ShardIO,
     drop_region,
@@ -277,6 +280,28 @@ class ZarrHandle(Handle):
                 cio = cio.with_shape(self.meta.shape + cio.shape[nd:])
             self._cio[field] = cio
         return self._cio[field]
+
+    @contextlib.contextmanager
+    def read_scan(self, regions: Sequence[Region], direct_io: bool) -> Iterator[None]:
+        """With ``direct_io``, the chunk files of ``regions`` (a plain dtype's unsharded
+        local array) are read with O_DIRECT, a few ahead of the readers (:mod:`.cold`)."""
+        cio = self.chunk_io(None) if direct_io and not self.writable else None
+        if cio is None or type(cio) is not ChunkIO or cio.direct is not None or self.columnar:
+            yield
+            return
+        trail = (0,) * (len(cio.shape) - self.meta.ndim)
+        keys = {
+            cio.chunk_key(idx + trail): None
+            for r in regions
+            for idx in chunks_touching(r, self.meta.shape, self.meta.chunks)
+        }
+        dev = os.stat(cio.path).st_dev
+        cio.direct = DirectChunks(cio.open_chunk, dev, list(keys), cio.chunk_bytes)
+        try:
+            yield
+        finally:
+            cio.direct.close()
+            cio.direct = None
 
     def drop_pages(self, region: Region, field: str | None = None) -> None:
         """Drop the pages of the chunk files wholly inside ``region`` (local stores read

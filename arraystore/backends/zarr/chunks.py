@@ -63,7 +63,7 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -84,6 +84,9 @@ from arraystore.backends.zarr.codecs import (
 from arraystore.backends.zarr.direct import write_new_file
 from arraystore.backends.zarr.encode_into import encoder
 from arraystore.errors import ArrayNotFound, CorruptData, InvalidArgument, ShapeMismatch
+
+if TYPE_CHECKING:
+    from arraystore.backends.zarr.cold import DirectChunks
 
 __all__ = ["ALL_CHUNKS", "ChunkIO"]
 
@@ -190,6 +193,8 @@ class ChunkIO:
         #: the stored bytes are big-endian (a foreign array): swapped after decoding; never
         #: written (arraystore writes little-endian chunks only)
         self.swap = False
+        #: while a cold scan reads (ZarrHandle.read_scan): chunk files read with O_DIRECT
+        self.direct: DirectChunks | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -244,12 +249,12 @@ class ChunkIO:
             cio._dir = (dir_fd, rel, home)
         return cio
 
-    def _open_chunk(self, key: str) -> int:
+    def open_chunk(self, key: str, flags: int = os.O_RDONLY) -> int:
         if self._dir is None:
-            return os.open(self.path.joinpath(*key.split("/")), os.O_RDONLY)
+            return os.open(self.path.joinpath(*key.split("/")), flags)
         dir_fd, rel, home = self._dir
         try:
-            return os.open(rel + key, os.O_RDONLY, dir_fd=dir_fd)
+            return os.open(rel + key, flags, dir_fd=dir_fd)
         except FileNotFoundError:
             check_same_folder(dir_fd, home)  # else: a chunk never written (fill value)
             raise
@@ -376,8 +381,12 @@ class ChunkIO:
         if not out.flags.writeable:
             raise InvalidArgument("out is read-only")
         flat = out.reshape(-1).view(np.uint8)
+        if self.direct is not None:
+            with self.direct.take(key) as data:
+                if data is not None:
+                    return self._from_bytes(key, data, out, flat)
         try:
-            fd = self._open_chunk(key)
+            fd = self.open_chunk(key)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return self._missing(key, out, fill_missing, "missing")
         try:
@@ -398,18 +407,30 @@ class ChunkIO:
                 raise self._corrupt(key, "file shrank while reading")
         finally:
             os.close(fd)
+        return self._from_bytes(key, data, out, flat)
+
+    def _from_bytes(
+        self, key: str, data: np.ndarray, out: np.ndarray, flat: np.ndarray
+    ) -> np.ndarray:
+        """Decode a chunk file's bytes ``data`` into ``out`` (``flat``: its bytes)."""
+        size, expected = data.size, self.chunk_bytes + 4 * self.checksum
+        if self.compressor == "none" and size != expected:
+            raise self._corrupt(key, f"{size} bytes on disk, expected {expected}")
         if self.checksum:
             if size < 4:
                 raise self._corrupt(key, f"{size} bytes: too short for a crc32c checksum")
             data, crc = data[:-4], data[-4:]
             self._verify_crc(key, data, crc)
-        self._decode(key, data, flat)
+        if self.compressor == "none":
+            flat[...] = data
+        else:
+            self._decode(key, data, flat)
         return out.byteswap(inplace=True) if self.swap else out
 
     def drop_chunk(self, index: Sequence[int]) -> None:
         """Drop the page-cache pages of one chunk file just read (a missing file: none)."""
         try:
-            fd = self._open_chunk(self.chunk_key(index))
+            fd = self.open_chunk(self.chunk_key(index))
         except OSError:
             return
         try:
@@ -541,6 +562,7 @@ class ChunkIO:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_local"]
+        state["direct"] = None  # (a scan of this process)
         state.pop("_into", None)  # ctypes functions: found again where it is used
         state["_dir"] = None  # file descriptors do not travel to other processes
         return state

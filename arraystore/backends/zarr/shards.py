@@ -271,7 +271,7 @@ class ShardIO(ChunkIO):
     def _open_shard(self, key: str) -> Iterator[tuple[int, os.stat_result] | None]:
         """The open shard file and its stat, or None when there is none."""
         try:
-            fd = self._open_chunk(key)
+            fd = self.open_chunk(key)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             yield None
             return
@@ -372,7 +372,7 @@ class ShardIO(ChunkIO):
     def drop_shard(self, shard: Sequence[int]) -> None:
         """Drop the page-cache pages of one shard file just read."""
         try:
-            fd = self._open_chunk(self.shard_key(shard))
+            fd = self.open_chunk(self.shard_key(shard))
         except OSError:
             return
         try:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from arraystore._native.direct import IO_ENV, io_mode
 from arraystore._native.pages import POLICIES, POLICY_ENV
 from arraystore.cli.commands.groupby import add_group_options
 from arraystore.cli.options import open_target, scheduler_option, storage_option, store_opener
@@ -27,6 +28,16 @@ from arraystore.cli.util import (
     workers_option,
 )
 from arraystore.errors import InvalidArgument
+
+#: ``--io``: a plain string, checked by :func:`_set_env` (a one-line error)
+io_option = click.option(
+    "--io",
+    "io",
+    default=None,
+    metavar="MODE",
+    help="Read with O_DIRECT around the page cache: direct, buffered or auto (when the "
+    f"scan is over half of the page cache; default: ${IO_ENV}, else auto).",
+)
 
 
 @click.command()
@@ -54,6 +65,7 @@ from arraystore.errors import InvalidArgument
     help="Drop the pages a scan has read from the page cache: auto (when the scan is over "
     f"half of it), keep or drop (default: ${POLICY_ENV}, else auto).",
 )
+@io_option
 @executor_option
 @scheduler_option
 @memory_option
@@ -72,6 +84,7 @@ def stats(
     keep_nan: bool,
     ddof: int,
     page_policy: str | None,
+    io: str | None,
     executor: str | None,
     memory: str | None,
     workers: int | None,
@@ -79,8 +92,7 @@ def stats(
     as_json: bool,
 ) -> None:
     """count, nan_count, sum, mean, std, min, max per field in one pass; exact quantiles."""
-    if page_policy is not None:  # read by each operation (and by local dask workers)
-        os.environ[POLICY_ENV] = page_policy
+    _set_env(page_policy, io)
     if expr is not None:
         _expr_alone(fields, where, quantiles, bins)
     if expr is None and name is None:  # STORE is the path of one array (.npy, zarr array)
@@ -107,6 +119,15 @@ def stats(
             where=where,
         )
     _show(doc, as_json)
+
+
+def _set_env(page_policy: str | None, io: str | None) -> None:
+    """The page policy and the I/O mode, read by each operation (and by local dask
+    workers) from the environment; ``--io`` checked now (a one-line error)."""
+    if page_policy is not None:
+        os.environ[POLICY_ENV] = page_policy
+    if io is not None:
+        os.environ[IO_ENV] = io_mode(io, "--io")
 
 
 def _expr_alone(fields: tuple[str, ...], *options: str | None) -> None:

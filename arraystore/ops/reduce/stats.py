@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from arraystore._native import buffers as _buffers
+from arraystore._native.direct import direct_reads
 from arraystore._native.jit import numba_pays
 from arraystore._native.pages import drop_behind
 from arraystore.backends.base import Handle
@@ -288,6 +289,8 @@ def _reduce_region(
 ) -> dict[str | None, Any]:
     shape = handle.meta.shape
     subs = _sub_regions(handle, region)
+    if len(subs) > 1:
+        handle.will_read(subs)  # (a direct scan reads them ahead)
     # finite float pieces: one running numba state per task (else a state per piece)
     if fused and mask is None and len(subs) > 1 and names == [None] and not handle.meta.dtype.names:
         folded = kernels.rows_partial(
@@ -360,10 +363,12 @@ def reduce(
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
     where: Any = None,
+    io: str | None = None,
 ) -> StatsResult:
     """Compute ``ops`` over ``axis`` (indices, or dimension names where the array has
     them) for every selected field in one pass of the data; ``where``: numpy's ``where=``
-    (see :mod:`.mask`), read with each block."""
+    (see :mod:`.mask`), read with each block; ``io``: ``auto``, ``direct`` or
+    ``buffered`` reads (default: ``$ARRAYSTORE_IO``, see :mod:`arraystore._native.direct`)."""
     axis = named_axes(axis, arr.meta.dims)
     ops = tuple(dict.fromkeys(ops))
     bad = [o for o in ops if o not in ALL_OPS]
@@ -379,6 +384,7 @@ def reduce(
     nbytes = _bytes_read(arr, chosen)
     fused = numba_pays(nbytes)  # else the numpy kernels, without importing numba
     drop = drop_behind(nbytes)  # a scan bigger than the page cache: do not fill it
+    direct = direct_reads(nbytes, io)  # ... or read around it
     t0 = time.perf_counter()
     with get_executor(executor, workers=workers) as ex:
         if fused and ex.in_process:  # blocks are reduced here: load it while reading
@@ -397,9 +403,11 @@ def reduce(
             empty = tuple(slice(0, n) for n in handle.meta.shape)
             merged = _reduce_task(handle, empty, names, axis, ops, skipna, fused, mask=mask)
         else:
-            merged = run(
-                Plan(tasks, name="stats"), ex, budget, merge=_merge, init=None, progress=progress
-            )
+            with handle.read_scan(regions, direct and ex.in_process):
+                merged = run(
+                    Plan(tasks, name="stats"), ex, budget, merge=_merge, init=None,
+                    progress=progress,
+                )  # fmt: skip
     _buffers.release()
     results = {}
     for name, f in chosen:
