@@ -250,14 +250,15 @@ def ts_open(path: str, workers: int) -> Any:
     return ts.open(spec, read=True, context=ctx).result()
 
 
-def ts_reduce(x: Any, workers: int) -> dict[str, np.ndarray]:
+def ts_reduce(x: Any, workers: int, step: int | None = None) -> dict[str, np.ndarray]:
     """sum/mean/std/min/max over axis 0 of a tensorstore array: ``workers`` threads,
-    each reading its chunk-aligned row blocks (interleaved) and reducing them with numpy;
-    the partial (count, mean, M2) merge with Chan's formula."""
+    each reading its chunk-aligned row blocks (interleaved; ``step`` rows each, default
+    the read chunk's) and reducing them with numpy; the partial (count, mean, M2) merge
+    with Chan's formula."""
     from concurrent.futures import ThreadPoolExecutor
 
     n = x.shape[0]
-    step = int(x.chunk_layout.read_chunk.shape[0])
+    step = step or int(x.chunk_layout.read_chunk.shape[0])
     blocks = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
     def work(mine: list[tuple[int, int]]) -> list[tuple[Any, ...]]:
