@@ -397,41 +397,72 @@ def _combine(a: State, b: State) -> State:
     return out
 
 
-def _before(a: Table, b: Table) -> bool:
-    """Do all of ``a``'s keys sort before ``b``'s (one int/bytes key column: sorted or
-    clustered keys such as ``id // 1000`` reach the merge in this order)?"""
+def _in_order(a: Table, b: Table) -> int | None:
+    """How many keys ``a`` and ``b`` share (0 or 1) when all of ``a``'s keys sort before
+    ``b``'s but its last may be ``b``'s first (one int/bytes key column: sorted or
+    clustered keys such as ``id // 1000`` reach the merge in this order), else None."""
     if len(a.keys) != 1 or not a.ngroups or not b.ngroups:
-        return False
+        return None
     ka, kb = a.keys[0], b.keys[0]
-    return ka.dtype.kind in "biuSU" and bool(ka[-1] < kb[0])
+    if ka.dtype.kind not in "biuSU":
+        return None
+    if ka[-1] < kb[0]:
+        return 0
+    return 1 if ka[-1] == kb[0] else None
 
 
-def _append(a: Table, b: Table) -> Table:
-    """:func:`merge` of tables whose keys do not overlap, ``a``'s first: the states side
-    by side (the same values as merging each with the other's empty cells)."""
-    keys = [np.concatenate([a.keys[0], b.keys[0]])]
-    out = Table(keys, np.concatenate([a.size, b.size]), cells=dict(a.cells))
-    for name, K in a.cells.items():
-        sa, sb = a.states[name], b.states[name]
-        st = {k: _cat(sa[k], sb[k]) for k in sa}
-        if "qc" in sa:
-            st["qc"] = np.concatenate([sa["qc"], sb["qc"] + a.ngroups * K])
+def _slice(t: Table, g0: int, g1: int) -> Table:
+    """The groups ``g0:g1`` of ``t``."""
+    out = Table([k[g0:g1] for k in t.keys], t.size[g0:g1], cells=dict(t.cells))
+    for name, K in t.cells.items():
+        st = {k: v[g0 * K : g1 * K] for k, v in t.states[name].items() if k not in ("qc", "qv")}
+        if "qc" in t.states[name]:
+            qc, qv = t.states[name]["qc"], t.states[name]["qv"]
+            lo, hi = np.searchsorted(qc, [g0 * K, g1 * K])
+            st["qc"], st["qv"] = qc[lo:hi] - g0 * K, qv[lo:hi]
         out.states[name] = st
     return out
 
 
-def _cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if x.dtype == object or y.dtype == object:  # exact big int sums next to int64 ones
-        return np.concatenate([x.astype(object), y.astype(object)])
-    return np.concatenate([x, y])
+def _append(parts: list[Table]) -> Table:
+    """:func:`merge` of tables whose keys do not overlap, in key order: the states side
+    by side (the same values as merging each with the other's empty cells)."""
+    parts = [p for p in parts if p.ngroups] or parts[:1]
+    first = parts[0]
+    keys = [np.concatenate([p.keys[0] for p in parts])]
+    out = Table(keys, np.concatenate([p.size for p in parts]), cells=dict(first.cells))
+    offsets = np.cumsum([0] + [p.ngroups for p in parts])
+    for name, K in first.cells.items():
+        sts = [p.states[name] for p in parts]
+        st = {k: _cat([x[k] for x in sts]) for k in sts[0] if k != "qc"}
+        if "qc" in sts[0]:
+            st["qc"] = np.concatenate([x["qc"] + o * K for x, o in zip(sts, offsets, strict=False)])
+        out.states[name] = st
+    return out
+
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    if any(x.dtype == object for x in arrays):  # exact big int sums next to int64 ones
+        return np.concatenate([x.astype(object) for x in arrays])
+    return np.concatenate(arrays)
 
 
 def merge(a: Table | None, b: Table) -> Table:
     """The table of the rows of ``a`` then ``b`` (their keys' union, sorted)."""
     if a is None:
         return b
-    if _before(a, b):
-        return _append(a, b)
+    shared = _in_order(a, b)
+    if shared == 0:
+        return _append([a, b])
+    if shared == 1:  # the group at the seam is in both: merged on its own
+        ga, gb = a.ngroups, b.ngroups
+        seam = _merge_keys(_slice(a, ga - 1, ga), _slice(b, 0, 1))
+        return _append([_slice(a, 0, ga - 1), seam, _slice(b, 1, gb)])
+    return _merge_keys(a, b)
+
+
+def _merge_keys(a: Table, b: Table) -> Table:
+    """:func:`merge` through the union of the keys."""
     same = a.ngroups == b.ngroups and all(
         np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
         for x, y in zip(a.keys, b.keys, strict=True)

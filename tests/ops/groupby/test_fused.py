@@ -106,6 +106,31 @@ def test_tables_in_key_order_append_with_the_bits_of_one_table(use_numba) -> Non
             assert _same(merged.states[f][part_name], arr), (f, part_name)
 
 
+@pytest.mark.parametrize("cuts", [[1, 2, 700, 701, 3503], [3, 9, 10, 4000], [6999]])
+def test_tables_in_key_order_merge_like_any_tables(cuts) -> None:
+    """Int keys in order are appended (the group at a seam merged on its own); float keys
+    of the same values go through the union of the keys: the same bits."""
+    rng = np.random.default_rng(6)
+    n = 7_000
+    key = np.arange(n, dtype=np.int64) // 7
+    vals = _values(n, rng)
+    need, rows = kernels.needs(ALL), np.arange(n, dtype=np.int64)
+    tables = []
+    for k in (key, key.astype(np.float64)):
+        merged = None
+        for start, stop in zip([0, *cuts], [*cuts, n], strict=True):
+            sl = slice(start, stop)
+            vs = {f: v[sl] for f, v in vals.items()}
+            merged = kernels.merge(merged, kernels.partial([k[sl]], vs, need, rows[sl]))
+        tables.append(merged)
+    a, b = tables
+    assert a.ngroups == b.ngroups == n // 7 and _same(a.size, b.size)
+    for f in vals:
+        assert a.states[f].keys() == b.states[f].keys()
+        for part_name, arr in b.states[f].items():
+            assert _same(a.states[f][part_name], arr), (f, part_name)
+
+
 def test_numba_and_numpy_groupby_give_the_same_bits(store, monkeypatch) -> None:
     pytest.importorskip("numba")
     monkeypatch.setattr(engine, "BLOCK_ELEMENTS", 64)
