@@ -6,9 +6,10 @@ a block ``X (m, K)`` whose row ``i`` belongs to group ``codes[i]`` (cell
 ``codes[i] * K + j``) and does, value after value in row order, exactly the float
 operations of the numpy path (:func:`arraystore.ops.groupby.kernels.field_state`):
 ``np.bincount`` with weights adds one value after another to its cell starting at 0.0,
-so the sums here are the same bits. ``runs``: the codes come in long runs; a cell's
-running value then stays in a register along its run (the same additions, in the same
-order) instead of being stored and loaded again for every value.
+so the sums here are the same bits; ``np.minimum(old, new)`` gives ``new`` unless
+``old < new`` (of ``0.0`` and ``-0.0`` the later), and so do these. ``runs``: the codes
+come in long runs; a cell's running value then stays in a register along its run (the
+same additions, in the same order) instead of being stored and loaded again each time.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def float_pass(codes, X, runs, n, s, mn, mx):
                 prev = c
             acc += np.float64(v)
             cnt += 1
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
+            lo = lo if lo < v else v
+            hi = hi if hi > v else v
         if prev >= 0:
             s[prev], n[prev], mn[prev], mx[prev] = acc, cnt, lo, hi
         return
@@ -52,9 +53,9 @@ def float_pass(codes, X, runs, n, s, mn, mx):
             c = base + j
             n[c] += 1
             s[c] += np.float64(v)
-            if v < mn[c]:
+            if not mn[c] < v:
                 mn[c] = v
-            if v > mx[c]:
+            if not mx[c] > v:
                 mx[c] = v
 
 
@@ -74,8 +75,8 @@ def int_pass(codes, X, runs, s, mn, mx):
                 acc, lo, hi = s[c], np.int64(mn[c]), np.int64(mx[c])
                 prev = c
             acc += v
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
+            lo = lo if lo < v else v
+            hi = hi if hi > v else v
         if prev >= 0:
             s[prev], mn[prev], mx[prev] = acc, lo, hi
         return
@@ -85,9 +86,9 @@ def int_pass(codes, X, runs, s, mn, mx):
             v = X[i, j]
             c = base + j
             s[c] += np.int64(v)
-            if v < mn[c]:
+            if not mn[c] < v:
                 mn[c] = v
-            if v > mx[c]:
+            if not mx[c] > v:
                 mx[c] = v
 
 
@@ -103,9 +104,9 @@ def wide_pass(codes, X, low, shift, lo, hi, mn, mx):
             c = base + j
             lo[c] += np.int64(v & low)
             hi[c] += np.int64(v >> shift)
-            if v < mn[c]:
+            if not mn[c] < v:
                 mn[c] = v
-            if v > mx[c]:
+            if not mx[c] > v:
                 mx[c] = v
 
 
