@@ -14,11 +14,13 @@ per row: 1 for a record field, the trailing size of a plain N-d array kept per c
 * ``qc``/``qv``: every value (float64) with its cell code, sorted by (cell, value), for
   exact quantiles.
 
-All accumulation is vectorised (``np.bincount`` with weights, ``ufunc.at``; codes that
-come in long runs are reduced per run first, :class:`Cells`); integer
-sums go through ``bincount`` in 32-bit halves, exact since a block holds at most
-:data:`BLOCK_ELEMENTS` values. :func:`merge` combines two tables (the union of their
-keys, sorted); the engine merges task tables in row order, so with a fixed tiling the
+All accumulation is vectorised (``np.bincount`` with weights, ``ufunc.at``; exact parts
+of codes that come in long runs are reduced per run first, :class:`Cells`); float sums
+and centred squares add one value after another in row order (``bincount``), which the
+numba kernels of :mod:`.fused` repeat to the bit; integer sums go through ``bincount``
+in 32-bit halves, exact since a block holds at most :data:`BLOCK_ELEMENTS` values.
+:func:`merge` combines two tables (the union of their keys, sorted; tables in key order
+are appended); the engine merges task tables in row order, so with a fixed tiling the
 float results are the same bits for every executor and worker count.
 """
 
@@ -111,7 +113,9 @@ class Cells:
     in long runs (sorted or clustered keys, e.g. ``id // 1000``) each add waits for the
     previous one to the same cell, several times slower than on scattered codes. Then
     the values are first reduced per run (``ufunc.reduceat``) and the run results
-    accumulated into the cells. Which way a block goes depends only on its codes.
+    accumulated into the cells: for exact results only (counts, int sums, min/max,
+    first/last), since float sums would round differently. Which way a block goes
+    depends only on its codes.
     """
 
     def __init__(self, cv: np.ndarray, cells: int) -> None:
