@@ -72,20 +72,6 @@ class LazyKernel:
             self._build_once()
         return self._kernel
 
-    def get_nowait(self) -> Any:
-        """:meth:`get`, but None at once while another thread builds the kernel: for
-        kernels whose results are the same bits as the numpy path's, so a block may take
-        either (no wait for numba's import, :meth:`prewarm` loads it meanwhile)."""
-        if self._done:
-            return self._kernel
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            self._build_once()
-        finally:
-            self._lock.release()
-        return self._kernel
-
     def _build_once(self) -> None:
         if not self._done:
             kernel = None

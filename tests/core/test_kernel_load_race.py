@@ -66,27 +66,3 @@ def test_prewarm_builds_in_the_background() -> None:
             break
         threading.Event().wait(0.01)
     assert calls == [(1, 2)]
-
-
-def test_get_nowait_does_not_wait_for_a_build_underway() -> None:
-    """Kernels giving the numpy path's bits (groupby) take numpy while another thread
-    loads numba, and build in place when nobody does."""
-    from arraystore._native.jit import LazyKernel
-
-    started, release = threading.Event(), threading.Event()
-
-    def build() -> object:
-        started.set()
-        assert release.wait(10)
-        return "kernel"
-
-    k = LazyKernel(build)
-    t = threading.Thread(target=k.get)
-    t.start()
-    assert started.wait(10)
-    assert k.get_nowait() is None  # at once, not after the build
-    release.set()
-    t.join()
-    assert k.get_nowait() == "kernel"
-    fresh = LazyKernel(lambda: "other")
-    assert fresh.get_nowait() == "other"

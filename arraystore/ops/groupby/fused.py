@@ -69,10 +69,11 @@ def core_state(
 
     ``finish(n, sums, high)`` turns the kernel's exact sums (``high``: the high halves of
     8-byte ints) into the state's ``sum`` and the float64 sums the means divide, the
-    way the numpy path does. None too while another thread loads numba (the blocks
-    meanwhile take the numpy path: the same bits)."""
+    way the numpy path does. A block waits while another thread loads numba: taking
+    the numpy path meanwhile (the same bits) costs more, each GIL hand-over to the
+    importing thread waiting out a switch interval."""
     kind = _kind(X.dtype)
-    call = KERNEL.get_nowait() if kind is not None and len(X) else None
+    call = KERNEL.get() if kind is not None and len(X) else None
     if call is None:
         return None
     K = X.shape[1]
@@ -113,7 +114,7 @@ def dense_counts(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Rows per value and each row's offset ``col - base`` (intp) of an int key column
     whose values lie in ``[base, base + cells)``, in one pass; None without numba."""
-    call = KERNEL.get_nowait()
+    call = KERNEL.get()
     if call is None:
         return None
     counts, off = np.zeros(cells, np.int64), np.empty(len(col), np.intp)
