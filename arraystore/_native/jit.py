@@ -69,19 +69,16 @@ class LazyKernel:
         if self._done:
             return self._kernel
         with self._lock:
-            self._build_once()
+            if not self._done:
+                kernel = None
+                if not os.environ.get("ARRAYSTORE_NO_NUMBA"):
+                    try:
+                        kernel = self._build()
+                    except ImportError:
+                        kernel = None
+                self._kernel = kernel
+                self._done = True
         return self._kernel
-
-    def _build_once(self) -> None:
-        if not self._done:
-            kernel = None
-            if not os.environ.get("ARRAYSTORE_NO_NUMBA"):
-                try:
-                    kernel = self._build()
-                except ImportError:
-                    kernel = None
-            self._kernel = kernel
-            self._done = True
 
     def reset(self) -> None:
         """Forget the kernel (tests)."""
