@@ -33,11 +33,11 @@ NUMBA_MIN_BYTES = 2 * 2**30
 MIN_BYTES_ENV = "ARRAYSTORE_NUMBA_MIN_BYTES"
 
 
-def numba_min_bytes() -> int:
-    """:data:`NUMBA_MIN_BYTES`, or ``ARRAYSTORE_NUMBA_MIN_BYTES`` when that is set."""
+def numba_min_bytes(default: int = NUMBA_MIN_BYTES) -> int:
+    """``default`` (:data:`NUMBA_MIN_BYTES`), or ``ARRAYSTORE_NUMBA_MIN_BYTES`` when set."""
     text = os.environ.get(MIN_BYTES_ENV, "").strip()
     if not text:
-        return NUMBA_MIN_BYTES
+        return default
     try:
         value = int(text)
     except ValueError:
@@ -49,11 +49,12 @@ def numba_min_bytes() -> int:
     return value
 
 
-def numba_pays(nbytes: int) -> bool:
+def numba_pays(nbytes: int, min_bytes: int = NUMBA_MIN_BYTES) -> bool:
     """Should an operation reading ``nbytes`` use the numba kernels (when installed)?
     Decided once per operation, from its size only, so every block of it and every
-    executor take the same path (the paths round float sums differently)."""
-    return nbytes >= numba_min_bytes()
+    executor take the same path (the paths round float sums differently). ``min_bytes``:
+    the operation's own threshold, where its kernels pay sooner."""
+    return nbytes >= numba_min_bytes(min_bytes)
 
 
 class LazyKernel:

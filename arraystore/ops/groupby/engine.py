@@ -31,7 +31,7 @@ from arraystore.core.expr import Expr, compile_expr
 from arraystore.engine import Plan, Task, default_budget, get_executor, run
 from arraystore.engine.memory import format_size, parse_size
 from arraystore.errors import FieldNotFound, InvalidArgument, MemoryBudgetError
-from arraystore.ops.groupby import kernels
+from arraystore.ops.groupby import fused, kernels
 from arraystore.ops.groupby.kernels import BLOCK_ELEMENTS, Table
 from arraystore.ops.groupby.spill import Spiller
 
@@ -75,6 +75,8 @@ class GroupSpec:
     inner: bool
     #: fields of a structured array the task reads
     read: tuple[str, ...]
+    #: try the numba kernels (:mod:`.fused`; decided once per operation, by its size)
+    fused: bool = False
 
 
 # ------------------------------------------------------------------ resolving keys
@@ -177,6 +179,24 @@ def _subdtypes(dt: np.dtype) -> list[np.dtype]:
     return [dt.fields[n][0] for n in dt.names or ()]  # type: ignore[index]
 
 
+def _value_dtypes(spec: GroupSpec) -> list[np.dtype]:
+    dt = spec.handle.meta.dtype
+    return [dt if f is None else field_dtype(dt, f).dtype for f, _ in spec.values]
+
+
+def _key_dtypes(spec: GroupSpec) -> list[np.dtype]:
+    """The dtypes of the int key columns (an expression's: int64, the usual case)."""
+    dt = spec.handle.meta.dtype
+    out = [np.dtype(np.int64)]
+    for k in spec.keys:
+        if k.field is not None:
+            out.append(field_dtype(dt, k.field).dtype)
+        elif k.handle is not None:
+            kd = k.handle.meta.dtype
+            out.append(kd if k.handle_field is None else field_dtype(kd, k.handle_field).dtype)
+    return out
+
+
 def _read_block(spec: GroupSpec, region: tuple[slice, ...]) -> dict[str | None, np.ndarray]:
     h = spec.handle
     if h.meta.dtype.names is None:
@@ -210,21 +230,23 @@ def group_task(spec: GroupSpec, start: int, stop: int) -> Table:
     data = _read_block(spec, region)
     m = stop - start
     keys = [_key_column(k, data, region, m) for k in spec.keys]
-    rows = np.arange(start, stop, dtype=np.int64)
+    first_last = bool(spec.need & {"first", "last"})
+    rows = np.arange(start, stop, dtype=np.int64) if first_last else None
     values = {}
     for f, out in spec.values:
         block = data[f]
         values[out] = block.reshape(m, math.prod(block.shape[1:]))
     if spec.where is not None:
         mask: np.ndarray = np.broadcast_to(np.asarray(spec.where(_env(data))).astype(bool), (m,))
-        keys, rows = [k[mask] for k in keys], rows[mask]
+        keys = [k[mask] for k in keys]
+        rows = rows[mask] if rows is not None else None
         values = {k: v[mask] for k, v in values.items()}
     if spec.inner:  # every value of a row is one more value of the row's group
         K = math.prod(shape[1:])
         keys = [np.repeat(k, K) for k in keys]
-        rows = (rows[:, None] * K + np.arange(K)).ravel()
+        rows = (rows[:, None] * K + np.arange(K)).ravel() if rows is not None else None
         values = {k: v.reshape(-1, 1) for k, v in values.items()}
-    return kernels.partial(keys, values, spec.need, rows, spec.dropna)
+    return kernels.partial(keys, values, spec.need, rows, spec.dropna, spec.fused)
 
 
 def _merge_within(
@@ -287,5 +309,7 @@ def run_groups(
     if not tasks:
         return group_task(spec, 0, 0)
     with get_executor(executor, workers=workers) as ex:
+        if spec.fused and ex.in_process:  # blocks are reduced here: load numba while reading
+            fused.prewarm(_value_dtypes(spec), _key_dtypes(spec))
         merge = _merge_within(budget, spiller, rows_per_task / max(nrows, 1))
         return run(Plan(tasks, name="groupby"), ex, budget, merge=merge, progress=progress)

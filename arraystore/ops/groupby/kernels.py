@@ -14,11 +14,13 @@ per row: 1 for a record field, the trailing size of a plain N-d array kept per c
 * ``qc``/``qv``: every value (float64) with its cell code, sorted by (cell, value), for
   exact quantiles.
 
-All accumulation is vectorised (``np.bincount`` with weights, ``ufunc.at``; codes that
-come in long runs are reduced per run first, :class:`Cells`); integer
-sums go through ``bincount`` in 32-bit halves, exact since a block holds at most
-:data:`BLOCK_ELEMENTS` values. :func:`merge` combines two tables (the union of their
-keys, sorted); the engine merges task tables in row order, so with a fixed tiling the
+All accumulation is vectorised (``np.bincount`` with weights, ``ufunc.at``; exact parts
+of codes that come in long runs are reduced per run first, :class:`Cells`); float sums
+and centred squares add one value after another in row order (``bincount``), which the
+numba kernels of :mod:`.fused` repeat to the bit; integer sums go through ``bincount``
+in 32-bit halves, exact since a block holds at most :data:`BLOCK_ELEMENTS` values.
+:func:`merge` combines two tables (the union of their keys, sorted; tables in key order
+are appended); the engine merges task tables in row order, so with a fixed tiling the
 float results are the same bits for every executor and worker count.
 """
 
@@ -29,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.ops.groupby.keys import factorize, normalize, union
+from arraystore.ops.groupby.fused import core_state
+from arraystore.ops.groupby.keys import factorize_sized, normalize, union
 
 #: most values per block (exact int sums through float64 bincount need <= 2**21)
 BLOCK_ELEMENTS = 1 << 20
@@ -110,7 +113,9 @@ class Cells:
     in long runs (sorted or clustered keys, e.g. ``id // 1000``) each add waits for the
     previous one to the same cell, several times slower than on scattered codes. Then
     the values are first reduced per run (``ufunc.reduceat``) and the run results
-    accumulated into the cells. Which way a block goes depends only on its codes.
+    accumulated into the cells: for exact results only (counts, int sums, min/max,
+    first/last), since float sums would round differently. Which way a block goes
+    depends only on its codes.
     """
 
     def __init__(self, cv: np.ndarray, cells: int) -> None:
@@ -160,12 +165,20 @@ def _wsum(code: np.ndarray, weights: np.ndarray, minlength: int) -> np.ndarray:
 
 def _int_sum(acc: Cells, x: np.ndarray) -> np.ndarray:
     """Exact per-cell sums of ints/bools (int64 or uint64, object where they overflow)."""
-    target = np.dtype(np.uint64 if x.dtype.kind == "u" else np.int64)
+    target = _sum_dtype(x.dtype)
     if x.dtype.kind == "b" or x.dtype.itemsize <= 4:  # |sum| < 2**53: float64 is exact
         return acc.sum(x.astype(np.float64)).astype(target)
     lo = acc.sum((x & 0xFFFFFFFF).astype(np.float64))
     hi = acc.sum((x >> 32).astype(np.float64))
-    slo, shi = lo.astype(np.int64), hi.astype(np.int64)
+    return join_halves(lo.astype(np.int64), hi.astype(np.int64), target)
+
+
+def _sum_dtype(dt: np.dtype) -> np.dtype:
+    return np.dtype(np.uint64 if dt.kind == "u" else np.int64)
+
+
+def join_halves(slo: np.ndarray, shi: np.ndarray, target: np.dtype) -> np.ndarray:
+    """Exact sums from the sums of the low and high 32-bit halves of 8-byte ints."""
     if not len(shi) or np.abs(shi).max() < 2**30:
         return (shi * 2**32 + slo).astype(target)
     return narrow(shi.astype(object) * 2**32 + slo.astype(object), target)
@@ -202,43 +215,33 @@ def field_state(
     inv: np.ndarray,
     ngroups: int,
     need: frozenset[str],
-    rows: np.ndarray,
+    rows: np.ndarray | None,
     size: np.ndarray | None = None,
+    fused: bool = False,
 ) -> State:
     """The states of one field's block ``X`` (``(m, K)``; row ``i`` in group ``inv[i]``).
 
-    ``rows`` holds each row's global index (for first/last); ``size`` the rows per group
-    (the counts when no value is NaN), if known.
+    ``rows`` holds each row's global index (for first/last; None when not needed);
+    ``size`` the rows per group (the counts when no value is NaN), if known. ``fused``:
+    try the numba kernels (:mod:`.fused`; the same bits as the numpy path here).
     """
     K = X.shape[1]
     cells = ngroups * K
+    st = None
+    if fused and size is not None:
+        st = core_state(X, inv, cells, need, size, _finish_sums(X.dtype))
+    if st is not None and not need & {"first", "last", "quantile"}:
+        return st
     code = inv if K == 1 else (inv[:, None] * K + np.arange(K)).ravel()
     x = X.ravel()
     nan = np.isnan(x) if x.dtype.kind == "f" else None
     pos = np.flatnonzero(~nan) if nan is not None and nan.any() else None
     cv, xv = (code, x) if pos is None else (code[pos], x[pos])
     acc = Cells(cv, cells)
-    if pos is None and K == 1 and size is not None:
-        n = size.copy()
-    elif acc.starts is None:
-        n = np.bincount(cv, minlength=cells).astype(np.int64)
-    else:
-        runs = np.diff(np.append(acc.starts, len(cv)))
-        n = np.bincount(acc.run_cv, weights=runs, minlength=cells).astype(np.int64)
-    st: State = {"n": n}
-    if "sum" in need:
-        st["sum"] = acc.sum(xv) if x.dtype.kind == "f" else _int_sum(acc, xv)
-    if "m2" in need:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mu = as_float(st["sum"]) / np.maximum(st["n"], 1)
-        d = xv - mu[cv]  # float64 (ints and float16/32 promote)
-        np.multiply(d, d, out=d)
-        st["mu"], st["m2"] = mu, acc.sum(d)
-    for key, ufunc in (("min", np.minimum), ("max", np.maximum)):
-        if key in need:
-            st[key] = np.full(cells, _fill(key, x), x.dtype)
-            acc.at(ufunc, st[key], xv)
+    if st is None:
+        st = _numpy_state(acc, xv, need, size if pos is None and K == 1 else None)
     if need & {"first", "last"}:
+        assert rows is not None
         if pos is None and K == 1:
             vrows = rows
         else:  # the row of each kept value
@@ -249,6 +252,50 @@ def field_state(
         order = np.lexsort((xv, cv))
         st["qc"], st["qv"] = cv[order].astype(np.int64), xv[order].astype(np.float64)
     return st
+
+
+def _numpy_state(acc: Cells, xv: np.ndarray, need: frozenset[str], n: np.ndarray | None) -> State:
+    """``n``, ``sum``, ``mu``/``m2``, ``min``/``max`` of the values ``xv`` (NaN dropped)
+    of cells ``acc.cv``; ``n``: the counts, if known. Float sums add one value after
+    another in row order (``np.bincount``), as :mod:`.fused` does."""
+    cv, cells = acc.cv, acc.cells
+    if n is not None:
+        n = n.copy()
+    elif acc.starts is None:
+        n = np.bincount(cv, minlength=cells).astype(np.int64)
+    else:
+        runs = np.diff(np.append(acc.starts, len(cv)))
+        n = np.bincount(acc.run_cv, weights=runs, minlength=cells).astype(np.int64)
+    st: State = {"n": n}
+    if "sum" in need:
+        st["sum"] = _wsum(cv, xv, cells) if xv.dtype.kind == "f" else _int_sum(acc, xv)
+    if "m2" in need:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = as_float(st["sum"]) / np.maximum(st["n"], 1)
+        d = xv - mu[cv]  # float64 (ints and float16/32 promote)
+        np.multiply(d, d, out=d)
+        st["mu"], st["m2"] = mu, _wsum(cv, d, cells)
+    for key, ufunc in (("min", np.minimum), ("max", np.maximum)):
+        if key in need:
+            st[key] = np.full(cells, _fill(key, xv), xv.dtype)
+            acc.at(ufunc, st[key], xv)
+    return st
+
+
+def _finish_sums(dt: np.dtype) -> Any:
+    """The ``finish`` of :func:`.fused.core_state` for a field of dtype ``dt``: the
+    state's sums as the numpy path holds them, and as float64."""
+
+    def finish(
+        n: np.ndarray, s: np.ndarray, high: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if dt.kind == "f":
+            return s, s
+        target = _sum_dtype(dt)
+        out = s.astype(target) if high is None else join_halves(s, high, target)
+        return out, as_float(out)
+
+    return finish
 
 
 def _first_last(
@@ -269,13 +316,15 @@ def partial(
     key_cols: list[np.ndarray],
     values: dict[str, np.ndarray],
     need: frozenset[str],
-    rows: np.ndarray,
+    rows: np.ndarray | None,
     dropna: bool = True,
+    fused: bool = False,
 ) -> Table:
     """The table of one block: key columns and ``(m, K)`` value blocks of the same rows.
 
-    ``rows`` holds each row's global index; with ``dropna`` rows whose key holds NaN
-    belong to no group (pandas' ``dropna=True``).
+    ``rows`` holds each row's global index (None: no first/last asked); with ``dropna``
+    rows whose key holds NaN belong to no group (pandas' ``dropna=True``); ``fused``:
+    try the numba kernels (:func:`field_state`).
     """
     if dropna:
         keep = None
@@ -286,12 +335,12 @@ def partial(
         if keep is not None and not keep.all():
             key_cols = [c[keep] for c in key_cols]
             values = {k: v[keep] for k, v in values.items()}
-            rows = rows[keep]
-    keys, inv = factorize([normalize(c) for c in key_cols])
+            rows = rows[keep] if rows is not None else None
+    keys, inv, size = factorize_sized([normalize(c) for c in key_cols], fused)
     ngroups = len(keys[0])
-    table = Table(keys, np.bincount(inv, minlength=ngroups).astype(np.int64))
+    table = Table(keys, size)
     for name, X in values.items():
-        table.states[name] = field_state(X, inv, ngroups, need, rows, table.size)
+        table.states[name] = field_state(X, inv, ngroups, need, rows, table.size, fused)
         table.cells[name] = X.shape[1]
     return table
 
@@ -352,10 +401,72 @@ def _combine(a: State, b: State) -> State:
     return out
 
 
+def _in_order(a: Table, b: Table) -> int | None:
+    """How many keys ``a`` and ``b`` share (0 or 1) when all of ``a``'s keys sort before
+    ``b``'s but its last may be ``b``'s first (one int/bytes key column: sorted or
+    clustered keys such as ``id // 1000`` reach the merge in this order), else None."""
+    if len(a.keys) != 1 or not a.ngroups or not b.ngroups:
+        return None
+    ka, kb = a.keys[0], b.keys[0]
+    if ka.dtype.kind not in "biuSU":
+        return None
+    if ka[-1] < kb[0]:
+        return 0
+    return 1 if ka[-1] == kb[0] else None
+
+
+def _slice(t: Table, g0: int, g1: int) -> Table:
+    """The groups ``g0:g1`` of ``t``."""
+    out = Table([k[g0:g1] for k in t.keys], t.size[g0:g1], cells=dict(t.cells))
+    for name, K in t.cells.items():
+        st = {k: v[g0 * K : g1 * K] for k, v in t.states[name].items() if k not in ("qc", "qv")}
+        if "qc" in t.states[name]:
+            qc, qv = t.states[name]["qc"], t.states[name]["qv"]
+            lo, hi = np.searchsorted(qc, [g0 * K, g1 * K])
+            st["qc"], st["qv"] = qc[lo:hi] - g0 * K, qv[lo:hi]
+        out.states[name] = st
+    return out
+
+
+def _append(parts: list[Table]) -> Table:
+    """:func:`merge` of tables whose keys do not overlap, in key order: the states side
+    by side (the same values as merging each with the other's empty cells)."""
+    parts = [p for p in parts if p.ngroups] or parts[:1]
+    first = parts[0]
+    keys = [np.concatenate([p.keys[0] for p in parts])]
+    out = Table(keys, np.concatenate([p.size for p in parts]), cells=dict(first.cells))
+    offsets = np.cumsum([0] + [p.ngroups for p in parts])
+    for name, K in first.cells.items():
+        sts = [p.states[name] for p in parts]
+        st = {k: _cat([x[k] for x in sts]) for k in sts[0] if k != "qc"}
+        if "qc" in sts[0]:
+            st["qc"] = np.concatenate([x["qc"] + o * K for x, o in zip(sts, offsets, strict=False)])
+        out.states[name] = st
+    return out
+
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    if any(x.dtype == object for x in arrays):  # exact big int sums next to int64 ones
+        return np.concatenate([x.astype(object) for x in arrays])
+    return np.concatenate(arrays)
+
+
 def merge(a: Table | None, b: Table) -> Table:
     """The table of the rows of ``a`` then ``b`` (their keys' union, sorted)."""
     if a is None:
         return b
+    shared = _in_order(a, b)
+    if shared == 0:
+        return _append([a, b])
+    if shared == 1:  # the group at the seam is in both: merged on its own
+        ga, gb = a.ngroups, b.ngroups
+        seam = _merge_keys(_slice(a, ga - 1, ga), _slice(b, 0, 1))
+        return _append([_slice(a, 0, ga - 1), seam, _slice(b, 1, gb)])
+    return _merge_keys(a, b)
+
+
+def _merge_keys(a: Table, b: Table) -> Table:
+    """:func:`merge` through the union of the keys."""
     same = a.ngroups == b.ngroups and all(
         np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
         for x, y in zip(a.keys, b.keys, strict=True)

@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from arraystore.ops.groupby.fused import dense_counts
+
 #: a dense table is used when an int key's range is below max(DENSE_MIN, 2 * rows)
 DENSE_MIN = 1 << 16
 _RADIX_MAX = 2**62
@@ -34,7 +36,11 @@ def normalize(col: np.ndarray) -> np.ndarray:
     return out
 
 
-def _dense(col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+#: sorted unique values, each row's code, the rows per value (None: not counted)
+Factorized = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def _dense(col: np.ndarray, fused: bool = False) -> Factorized | None:
     n = len(col)
     if col.dtype.kind not in "biu" or n == 0:
         return None
@@ -43,22 +49,50 @@ def _dense(col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     span = int(hi) - int(lo)
     if span >= max(DENSE_MIN, 2 * n):
         return None
-    off = (src - lo).astype(np.intp)
-    present = np.bincount(off, minlength=span + 1) > 0
-    keys = (np.flatnonzero(present) + int(lo)).astype(src.dtype)
+    base = np.asarray(lo).astype(np.intp)  # offsets in intp: no wrap-around in src's dtype
+    jit = dense_counts(src, base, span + 1) if fused else None
+    if jit is not None:
+        counts, off = jit
+    else:
+        off = src.astype(np.intp) - base
+        counts = np.bincount(off, minlength=span + 1)
+    present: np.ndarray = counts > 0
+    keys = np.flatnonzero(present).astype(src.dtype) + lo  # wraps back into range
     if present.all():  # every value in the range occurs: the offsets are the codes
-        return keys.view(col.dtype), off
+        return keys.view(col.dtype), off, counts
     remap = np.cumsum(present, dtype=np.intp) - 1
-    return keys.view(col.dtype), remap[off]
+    return keys.view(col.dtype), remap[off], counts[present]
+
+
+def _factorize_one(col: np.ndarray, fused: bool = False) -> Factorized:
+    """:func:`factorize_one`, and the rows per value when the dense path counted them."""
+    dense = _dense(col, fused)
+    if dense is not None:
+        return dense
+    uniq, inv = np.unique(col, return_inverse=True)
+    return uniq, inv.reshape(-1).astype(np.intp, copy=False), None
 
 
 def factorize_one(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique values of one column and each row's index into them (intp)."""
-    dense = _dense(col)
-    if dense is not None:
-        return dense
-    uniq, inv = np.unique(col, return_inverse=True)
-    return uniq, inv.reshape(-1).astype(np.intp, copy=False)
+    uniq, inv, _ = _factorize_one(col)
+    return uniq, inv
+
+
+def factorize_sized(
+    cols: list[np.ndarray], fused: bool = False
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """:func:`factorize` of one or more columns, and the rows per group (int64);
+    ``fused``: count a dense int key with the numba kernel (:func:`.fused.dense_counts`)."""
+    if len(cols) == 1:
+        uniq, inv, counts = _factorize_one(cols[0], fused)
+        keys = [uniq]
+    else:
+        keys, inv = factorize(cols)
+        counts = None
+    if counts is None:
+        counts = np.bincount(inv, minlength=len(keys[0]))
+    return keys, inv, counts.astype(np.int64, copy=False)
 
 
 def factorize(cols: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arraystore._native.jit import numba_pays
 from arraystore.core.dtypes import field_dtype
 from arraystore.core.expr import compile_expr
 from arraystore.errors import InvalidArgument
-from arraystore.ops.groupby import kernels
+from arraystore.ops.groupby import fused, kernels
 from arraystore.ops.groupby.engine import (
     GroupSpec,
+    KeySource,
     block_rows,
     budget_of,
     resolve_keys,
@@ -92,6 +94,7 @@ def groupby_reduce(
         bool(dropna),
         bool(reduce_inner) and not structured,
         tuple(sorted(read)),
+        numba_pays(_bytes_read(arr, read, keys), fused.NUMBA_MIN_BYTES),
     )
     t0 = time.perf_counter()
     store = arr.store
@@ -114,6 +117,21 @@ def groupby_reduce(
     res = GroupedResult(arr.name, kcols, size, out, qtuple, nbytes, seconds)
     res.extra["spilled_partitions"] = len(spiller.parts)
     return res
+
+
+def _bytes_read(arr: ArrayView, read: set[str], keys: tuple[KeySource, ...]) -> int:
+    """Bytes the tasks read: the fields (or the array), and the key arrays."""
+    dt = arr.meta.dtype
+    if dt.names:
+        nbytes = arr.shape[0] * sum(dt[f].itemsize for f in read)
+    else:
+        nbytes = math.prod(arr.shape) * dt.itemsize
+    for k in keys:
+        if k.handle is not None:
+            kd = k.handle.meta.dtype
+            kd = kd if k.handle_field is None else kd[k.handle_field]
+            nbytes += arr.shape[0] * kd.itemsize
+    return nbytes
 
 
 Columns = tuple[np.ndarray, np.ndarray, dict[str, dict[str, np.ndarray]]]

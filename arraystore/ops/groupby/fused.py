@@ -1,0 +1,157 @@
+"""Optional one-pass group states (numba): counts, sums, min/max, then the centred sums
+of squares, of one field's block, without the GIL.
+
+:func:`core_state` gives the same bits as the numpy path of
+:func:`arraystore.ops.groupby.kernels.field_state` (see :mod:`.states_jit`), so which
+path a block takes never shows in the results; it only saves the float64 copies, the
+index arrays and the several passes of ``bincount``/``ufunc.at``. Used when numba is
+installed and the operation reads enough data (:func:`arraystore._native.jit.numba_pays`
+with :data:`NUMBA_MIN_BYTES`); float16 fields and empty blocks take the numpy path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from arraystore._native.jit import LazyKernel
+
+#: bytes a grouped reduction reads before it uses numba: the numpy kernels cost ~2.0 s of
+#: CPU per GiB of trades (``id:i8,sym:u2,price:f8,qty:i4``, five stats of two fields),
+#: these ~0.8 s; importing numba and loading the kernels ~0.5 s (2-core VM, 2026-12)
+NUMBA_MIN_BYTES = 512 * 2**20
+#: codes come in runs when a sample of this many has under 1/RUNS_FACTOR as many runs
+RUN_SAMPLE = 4096
+RUNS_FACTOR = 8
+State = dict[str, np.ndarray]
+
+
+def _build() -> Callable[..., Any]:
+    from arraystore.ops.groupby import states_jit  # lazy: imports numba
+
+    def call(name: str, *args: Any) -> Any:
+        """Run the kernel ``name`` of :mod:`.states_jit`."""
+        return getattr(states_jit, name)(*args)
+
+    return call
+
+
+KERNEL = LazyKernel(_build)
+
+
+def _kind(dt: np.dtype) -> str | None:
+    if dt.kind == "f":
+        return "float" if dt.itemsize in (4, 8) else None
+    if dt.kind == "b" or (dt.kind in "iu" and dt.itemsize <= 4):
+        return "int"
+    return "wide" if dt.kind in "iu" else None
+
+
+def runs(codes: np.ndarray) -> bool:
+    """Do the codes come in long runs (sorted or clustered keys)? Only speed depends on it."""
+    head = codes[:RUN_SAMPLE]
+    changes = np.count_nonzero(head[1:] != head[:-1])
+    return bool(len(head) > 1 and changes * RUNS_FACTOR < len(head))
+
+
+def core_state(
+    X: np.ndarray,
+    codes: np.ndarray,
+    cells: int,
+    need: frozenset[str],
+    size: np.ndarray,
+    finish: Callable[[np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, Any]],
+) -> State | None:
+    """``n``, ``sum``, ``mu``/``m2``, ``min``/``max`` of ``X (m, K)`` (row ``i`` in group
+    ``codes[i]``), or None (no numba, an unsupported dtype, no rows).
+
+    ``finish(n, sums, high)`` turns the kernel's exact sums (``high``: the high halves of
+    8-byte ints) into the state's ``sum`` and the float64 sums the means divide, the
+    way the numpy path does. A block waits while another thread loads numba: taking
+    the numpy path meanwhile (the same bits) costs more, each GIL hand-over to the
+    importing thread waiting out a switch interval."""
+    kind = _kind(X.dtype)
+    call = KERNEL.get() if kind is not None and len(X) else None
+    if call is None:
+        return None
+    K = X.shape[1]
+    x = X.view(np.uint8) if X.dtype.kind == "b" else X
+    lo_hi = _limits(x.dtype)
+    mn, mx = np.full(cells, lo_hi[0], x.dtype), np.full(cells, lo_hi[1], x.dtype)
+    run = runs(codes)
+    high = None
+    if kind == "float":
+        n, s = np.zeros(cells, np.int64), np.zeros(cells)
+        call("float_pass", codes, x, run, n, s, mn, mx)
+    else:
+        n, s = np.repeat(size, K) if K > 1 else size.copy(), np.zeros(cells, np.int64)
+        if kind == "int":
+            call("int_pass", codes, x, run, s, mn, mx)
+        else:
+            high = np.zeros(cells, np.int64)
+            t = x.dtype.type
+            call("wide_pass", codes, x, t(0xFFFFFFFF), t(32), s, high, mn, mx)
+    st: State = {"n": n}
+    total, fsum = finish(n, s, high)
+    if "sum" in need:
+        st["sum"] = total
+    if "m2" in need:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = fsum / np.maximum(n, 1)
+        m2 = np.zeros(cells)
+        call("m2_pass", codes, x, mu, run, m2)
+        st["mu"], st["m2"] = mu, m2
+    for key, arr in (("min", mn), ("max", mx)):
+        if key in need:
+            st[key] = arr.view(X.dtype)
+    return st
+
+
+def dense_counts(
+    col: np.ndarray, base: np.ndarray, cells: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows per value and each row's offset ``col - base`` (intp) of an int key column
+    whose values lie in ``[base, base + cells)``, in one pass; None without numba."""
+    call = KERNEL.get()
+    if call is None:
+        return None
+    counts, off = np.zeros(cells, np.int64), np.empty(len(col), np.intp)
+    call("dense_codes", col, int(base), runs(col), off, counts)
+    return counts, off
+
+
+def _limits(dt: np.dtype) -> tuple[Any, Any]:
+    if dt.kind == "f":
+        return dt.type(np.inf), dt.type(-np.inf)
+    info = np.iinfo(dt)
+    return info.max, info.min
+
+
+def prewarm(dtypes: Iterable[np.dtype], key_dtypes: Iterable[np.dtype] = ()) -> None:
+    """Import numba and load the kernels for these field (and int key) dtypes in the
+    background (:meth:`arraystore._native.jit.LazyKernel.prewarm`)."""
+    wanted = {np.dtype(d).str: np.dtype(d) for d in dtypes if _kind(np.dtype(d))}
+    keys = {np.dtype(d).str: np.dtype(d) for d in key_dtypes if np.dtype(d).kind in "iu"}
+    keys |= {"|u1": np.dtype(np.uint8)} if any(np.dtype(d).kind == "b" for d in key_dtypes) else {}
+
+    def samples() -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        c, z = np.zeros(1, np.intp), np.zeros(1, np.int64)
+        for dt in wanted.values():
+            x = np.zeros((1, 1), np.uint8 if dt.kind == "b" else dt)
+            kind, e = _kind(dt), np.zeros(1, x.dtype)
+            if kind == "float":
+                out.append(("float_pass", c, x, False, np.zeros(1, np.int64), np.zeros(1), e, e))
+            elif kind == "int":
+                out.append(("int_pass", c, x, False, np.zeros(1, np.int64), e, e))
+            else:
+                t, z = x.dtype.type, np.zeros(1, np.int64)
+                out.append(("wide_pass", c, x, t(1), t(32), z, z, e, e))
+            out.append(("m2_pass", c, x, np.zeros(1), False, np.zeros(1)))
+        for k in keys:
+            out.append(("dense_codes", np.zeros(1, k), 0, False, c, z))
+        return out
+
+    KERNEL.prewarm(samples)

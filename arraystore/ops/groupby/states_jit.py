@@ -1,0 +1,170 @@
+"""The numba-compiled group kernels of :mod:`arraystore.ops.groupby.fused` (its contract).
+
+This module imports numba at its top, so only :func:`.fused._build` (through its
+:class:`~arraystore._native.jit.LazyKernel`) imports it. Each kernel makes one pass over
+a block ``X (m, K)`` whose row ``i`` belongs to group ``codes[i]`` (cell
+``codes[i] * K + j``) and does, value after value in row order, exactly the float
+operations of the numpy path (:func:`arraystore.ops.groupby.kernels.field_state`):
+``np.bincount`` with weights adds one value after another to its cell starting at 0.0,
+so the sums here are the same bits; ``np.minimum(old, new)`` gives ``new`` unless
+``old < new`` (of ``0.0`` and ``-0.0`` the later), and so do these. ``runs``: the codes
+come in long runs; a cell's running value then stays in a register along its run (the
+same additions, in the same order) instead of being stored and loaded again each time.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_jit = numba.njit(nogil=True, cache=True, fastmath=False)
+
+
+@_jit
+def float_pass(codes, X, runs, n, s, mn, mx):
+    """Counts, float64 sums, min and max of the non-NaN values of a float block."""
+    m, K = X.shape
+    if runs and K == 1:
+        prev = -1
+        acc, cnt, lo, hi = 0.0, 0, 0.0, 0.0
+        for i in range(m):
+            v = X[i, 0]
+            if v != v:
+                continue
+            c = codes[i]
+            if c != prev:
+                if prev >= 0:
+                    s[prev], n[prev], mn[prev], mx[prev] = acc, cnt, lo, hi
+                acc, cnt, lo, hi = s[c], n[c], mn[c], mx[c]
+                prev = c
+            acc += np.float64(v)
+            cnt += 1
+            lo = lo if lo < v else v
+            hi = hi if hi > v else v
+        if prev >= 0:
+            s[prev], n[prev], mn[prev], mx[prev] = acc, cnt, lo, hi
+        return
+    for i in range(m):
+        base = codes[i] * K
+        for j in range(K):
+            v = X[i, j]
+            if v != v:
+                continue
+            c = base + j
+            n[c] += 1
+            s[c] += np.float64(v)
+            if not mn[c] < v:
+                mn[c] = v
+            if not mx[c] > v:
+                mx[c] = v
+
+
+@_jit
+def int_pass(codes, X, runs, s, mn, mx):
+    """Exact int64 sums, min and max of an int block of at most 4-byte values."""
+    m, K = X.shape
+    if runs and K == 1:
+        prev = -1
+        acc, lo, hi = np.int64(0), np.int64(0), np.int64(0)
+        for i in range(m):
+            v = np.int64(X[i, 0])
+            c = codes[i]
+            if c != prev:
+                if prev >= 0:
+                    s[prev], mn[prev], mx[prev] = acc, lo, hi
+                acc, lo, hi = s[c], np.int64(mn[c]), np.int64(mx[c])
+                prev = c
+            acc += v
+            lo = lo if lo < v else v
+            hi = hi if hi > v else v
+        if prev >= 0:
+            s[prev], mn[prev], mx[prev] = acc, lo, hi
+        return
+    for i in range(m):
+        base = codes[i] * K
+        for j in range(K):
+            v = X[i, j]
+            c = base + j
+            s[c] += np.int64(v)
+            if not mn[c] < v:
+                mn[c] = v
+            if not mx[c] > v:
+                mx[c] = v
+
+
+@_jit
+def wide_pass(codes, X, low, shift, lo, hi, mn, mx):
+    """Exact sums of the low and high 32-bit halves (int64 each), min and max of an
+    8-byte int block (``low``/``shift``: 0xFFFFFFFF and 32 in the block's dtype)."""
+    m, K = X.shape
+    for i in range(m):
+        base = codes[i] * K
+        for j in range(K):
+            v = X[i, j]
+            c = base + j
+            lo[c] += np.int64(v & low)
+            hi[c] += np.int64(v >> shift)
+            if not mn[c] < v:
+                mn[c] = v
+            if not mx[c] > v:
+                mx[c] = v
+
+
+@_jit
+def m2_pass(codes, X, mu, runs, m2):
+    """Sums of ``(x - mu[cell])**2`` (float64) of the non-NaN values."""
+    m, K = X.shape
+    if runs and K == 1:
+        prev = -1
+        acc = 0.0
+        mc = 0.0
+        for i in range(m):
+            v = X[i, 0]
+            if v != v:
+                continue
+            c = codes[i]
+            if c != prev:
+                if prev >= 0:
+                    m2[prev] = acc
+                acc = m2[c]
+                mc = mu[c]
+                prev = c
+            d = np.float64(v) - mc
+            acc += d * d
+        if prev >= 0:
+            m2[prev] = acc
+        return
+    for i in range(m):
+        base = codes[i] * K
+        for j in range(K):
+            v = X[i, j]
+            if v != v:
+                continue
+            c = base + j
+            d = np.float64(v) - mu[c]
+            m2[c] += d * d
+
+
+@_jit
+def dense_codes(col, base, runs, off, counts):
+    """``off[i] = col[i] - base`` (intp) and ``counts[off[i]] += 1``: an int key column
+    whose values lie in ``[base, base + len(counts))``."""
+    b = np.intp(base)
+    if runs:
+        prev, cnt = np.intp(-1), 0
+        for i in range(col.shape[0]):
+            c = np.intp(col[i]) - b
+            off[i] = c
+            if c != prev:
+                if prev >= 0:
+                    counts[prev] = cnt
+                cnt = counts[c]
+                prev = c
+            cnt += 1
+        if prev >= 0:
+            counts[prev] = cnt
+        return
+    for i in range(col.shape[0]):
+        c = np.intp(col[i]) - b
+        off[i] = c
+        counts[c] += 1
