@@ -72,19 +72,15 @@ def grouped_stats(
         memory=_size(opts["memory"]),
         executor=_executor(opts["workers"], opts["executor"]),
     )
-    res = gb.stats(_split(fields), op_list, ddof=ddof, q=qs, where=opts.get("where"))
-    if out is not None:
-        s.create(out, data=res.to_array(), overwrite=opts["overwrite"])
+    args = (_split(fields), op_list)
+    kw: dict[str, Any] = {"ddof": ddof, "q": qs, "where": opts.get("where")}
+    if out is not None or to is not None:
+        done = gb.stats(*args, **kw, out=out, to=to, overwrite=opts["overwrite"])
         if not opts["quiet"]:
-            console().print(f"wrote {out}: {len(res)} groups", style="dim")
+            what = out if out is not None else f"{to} ({done.format})"
+            console().print(f"wrote {what}: {done.groups} groups", style="dim")
         return
-    if to is not None:
-        from arraystore.ops.groupby.export import write_result  # lazy: start-up
-
-        fmt = write_result(res, to)
-        if not opts["quiet"]:
-            console().print(f"wrote {to} ({fmt}): {len(res)} groups", style="dim")
-        return
+    res = gb.stats(*args, **kw)
     if opts["as_json"]:
         _print_json(res.to_dict())
         return

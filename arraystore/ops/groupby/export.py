@@ -1,15 +1,20 @@
-"""Writing a :class:`~arraystore.ops.groupby.GroupedResult` to Parquet or CSV."""
+"""Writing grouped results to Parquet or CSV: a whole
+:class:`~arraystore.ops.groupby.GroupedResult`, or part by part (:class:`FileSink`, a
+sink of :func:`arraystore.ops.groupby.stream.write_parts`)."""
 
 from __future__ import annotations
 
 import csv
 import os
+import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from arraystore.errors import InvalidArgument, MissingDependency
 from arraystore.ops.groupby.result import GroupedResult
+from arraystore.ops.groupby.stream import fixed_dtype, write_parts
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -20,40 +25,100 @@ def _cell(v: object) -> object:
     return v
 
 
-def write_result(res: GroupedResult, path: str | os.PathLike[str]) -> str:
-    """Write one row per group (the columns of ``res.to_array()``) to ``path``; the
-    format from its suffix (``.parquet``/``.pq`` or ``.csv``). Returns the format."""
+def file_format(path: str | os.PathLike[str]) -> str:
+    """``parquet`` or ``csv`` from the suffix of ``path`` (else InvalidArgument)."""
     p = Path(path)
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
         raise InvalidArgument(f"cannot tell the format of {p.name}: use .parquet or .csv")
-    cols = res.columns()
-    wide = [n for n, v in cols if v.ndim > 1]
-    if wide:
-        raise InvalidArgument(
-            f"column {wide[0]!r} holds several values per group; write it with --out "
-            "(a stored array) instead"
+    return fmt
+
+
+class FileSink:
+    """One row per group written to ``path`` part by part, into a temp file beside it
+    that replaces ``path`` at :meth:`commit` (a failure leaves no file)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.format = file_format(self.path)
+        self.target = str(self.path)
+        if self.format == "parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError as exc:
+                raise MissingDependency(
+                    "pyarrow is needed for Parquet output: pip install 'arraystore[arrow]'"
+                ) from exc
+        self.tmp = self.path.with_name(
+            f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         )
-    if fmt == "parquet":
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise MissingDependency(
-                "pyarrow is needed for Parquet output: pip install 'arraystore[arrow]'"
-            ) from exc
+        self.dtype: np.dtype | None = None
+        self._writer: Any = None
+        self._fh: Any = None
+
+    def _columns(self, rows: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        names = list(rows.dtype.names or ())
+        wide = [n for n in names if rows.dtype[n].shape]
+        if wide:
+            raise InvalidArgument(
+                f"column {wide[0]!r} holds several values per group; write it with --out "
+                "(a stored array) instead"
+            )
+        return [(n, rows[n]) for n in names]
+
+    def write(self, rows: np.ndarray) -> None:
+        rows = fixed_dtype(rows, self.dtype)
+        if self.dtype is None:
+            self.dtype = rows.dtype
+        cols = self._columns(rows)
+        if self.format == "parquet":
+            self._write_parquet(cols)
+            return
+        if self._fh is None:
+            self._fh = open(self.tmp, "w", newline="")  # noqa: SIM115 (closed in close())
+            csv.writer(self._fh).writerow([n for n, _ in cols])
+        w = csv.writer(self._fh)
+        for row in zip(*(v.tolist() for _, v in cols), strict=True):
+            w.writerow([_cell(x) for x in row])
+
+    def _write_parquet(self, cols: list[tuple[str, np.ndarray]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         arrays = []
         for _, v in cols:
-            data: np.ndarray = v.astype(np.float64) if v.dtype == object else v
-            if data.dtype.kind == "S":
-                data = np.array([b.decode("utf-8", "replace") for b in data.tolist()])
-            arrays.append(pa.array(data))
-        pq.write_table(pa.table(arrays, names=[n for n, _ in cols]), p)
-        return fmt
-    with open(p, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([n for n, _ in cols])
-        for row in zip(*(v.tolist() for _, v in cols), strict=True):
-            w.writerow([_cell(x) for x in row])
-    return fmt
+            if v.dtype == object:  # exact Python-int sums: as float64
+                v = v.astype(np.float64)
+            if v.dtype.kind == "S":
+                v = np.array([b.decode("utf-8", "replace") for b in v.tolist()])
+            arrays.append(pa.array(v))
+        table = pa.table(arrays, names=[n for n, _ in cols])
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.tmp, table.schema)
+        self._writer.write_table(table)
+
+    def commit(self) -> None:
+        if self.dtype is None:  # (every run gives at least one part, maybe empty)
+            raise InvalidArgument("no groups to write")
+        self._finish()
+        os.replace(self.tmp, self.path)
+
+    def _finish(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def close(self) -> None:
+        self._finish()
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_result(res: GroupedResult, path: str | os.PathLike[str]) -> str:
+    """Write one row per group (the columns of ``res.to_array()``) to ``path``; the
+    format from its suffix (``.parquet``/``.pq`` or ``.csv``). Returns the format."""
+    sink = FileSink(path)
+    write_parts(sink, [res.to_array()])
+    return sink.format
