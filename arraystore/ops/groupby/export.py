@@ -66,6 +66,9 @@ class FileSink:
             )
         return [(n, rows[n]) for n in names]
 
+    def open(self, total: int) -> None:
+        """(the number of groups: not needed here)"""
+
     def write(self, rows: np.ndarray) -> None:
         rows = fixed_dtype(rows, self.dtype)
         if self.dtype is None:
@@ -120,5 +123,6 @@ def write_result(res: GroupedResult, path: str | os.PathLike[str]) -> str:
     """Write one row per group (the columns of ``res.to_array()``) to ``path``; the
     format from its suffix (``.parquet``/``.pq`` or ``.csv``). Returns the format."""
     sink = FileSink(path)
+    sink.open(len(res))
     write_parts(sink, [res.to_array()])
     return sink.format

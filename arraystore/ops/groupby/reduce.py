@@ -105,6 +105,8 @@ def groupby_reduce(
         table = run_groups(
             spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress, spiller
         )
+        if sink is not None:
+            sink.open(table.ngroups if table is not None else spiller.count())
         tables = [table] if table is not None else spiller.partitions()
         del table
         if sink is not None:

@@ -32,6 +32,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,10 +91,27 @@ def split_table(table: Table, part: np.ndarray, nparts: int) -> Iterator[tuple[i
             yield p, subset(table, groups)
 
 
-def _pieces(path: Path) -> Iterator[Table]:
+def _pieces(path: Path) -> Iterator[Any]:
     with open(path, "rb") as fh:
         while fh.peek(1):
             yield pickle.load(fh)  # (our own file)
+
+
+def _keys_file(path: Path) -> Path:
+    return path.with_suffix(".keys")
+
+
+def _append(path: Path, piece: Table) -> None:
+    """Add ``piece`` to the partition file ``path``, and its keys to ``path.keys``."""
+    with open(path, "ab") as fh:
+        pickle.dump(piece, fh, protocol=5)
+    with open(_keys_file(path), "ab") as fh:
+        pickle.dump((piece.keys, piece.nbytes), fh, protocol=5)
+
+
+def _drop(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _keys_file(path).unlink(missing_ok=True)
 
 
 def subset(table: Table, groups: np.ndarray) -> Table:
@@ -164,8 +182,7 @@ class Spiller:
             return
         part = part_of(self.bounds, table.keys)
         for p, piece in split_table(table, part, len(self.parts)):
-            with open(self.parts[p], "ab") as fh:
-                pickle.dump(piece, fh, protocol=5)
+            _append(self.parts[p], piece)
 
     def partitions(self) -> Iterator[Table]:
         """Each partition's table, in key order: its pieces merged in the order they
@@ -184,7 +201,7 @@ class Spiller:
             if acc.nbytes > limit:
                 break
         else:
-            path.unlink()
+            _drop(path)
             if acc is not None:
                 self.reduced += 1
                 yield acc
@@ -205,10 +222,10 @@ class Spiller:
         """Cut the partition file ``path`` by the quantiles of its keys into smaller
         ones (its pieces keep their order); None if its keys do not split."""
         total, sample = 0, []
-        for piece in _pieces(path):
-            total += piece.nbytes
-            step = max(1, piece.ngroups // 4096)
-            sample.append([k[::step] for k in piece.keys])
+        for keys, nbytes in _pieces(_keys_file(path)):
+            total += nbytes
+            step = max(1, len(keys[0]) // 4096)
+            sample.append([k[::step] for k in keys])
         cols = [np.concatenate(c) for c in zip(*sample, strict=True)]
         nparts = max(2, math.ceil(total * PART_TARGET / self.budget))
         bounds = range_bounds(cols, min(nparts, MAX_PARTITIONS))
@@ -218,10 +235,47 @@ class Spiller:
         subs = [self._new_path() for _ in range(len(bounds[0]) + 1)]
         for piece in _pieces(path):
             for p, sub in split_table(piece, part_of(bounds, piece.keys), len(subs)):
-                with open(subs[p], "ab") as fh:
-                    pickle.dump(sub, fh, protocol=5)
-        path.unlink()
+                _append(subs[p], sub)
+        _drop(path)
         return subs
+
+    def count(self) -> int:
+        """The number of groups: the distinct keys of each partition (read from its
+        keys file), partitions whose keys show they will not fit cut again first."""
+        parts: list[Path] = []
+        total = 0
+        for path in self.parts:
+            total += self._count(path, 0, parts)
+        self.parts = parts
+        return total
+
+    def _count(self, path: Path, depth: int, parts: list[Path]) -> int:
+        if not path.exists():
+            return 0
+        limit = self.budget // PART_LIMIT
+        cols: list[list[np.ndarray]] = []
+        kbytes = per_group = 0.0
+        for keys, nbytes in _pieces(_keys_file(path)):
+            cols.append(keys)
+            kbytes += sum(k.nbytes for k in keys)
+            per_group = max(per_group, nbytes / max(1, len(keys[0])))
+            if kbytes > limit:
+                break
+        else:
+            n = len(np.unique(key_rows([np.concatenate(c) for c in zip(*cols, strict=True)])))
+            if n * per_group <= limit or depth >= MAX_DEPTH or n < 2:
+                parts.append(path)  # (one group too large: _reduce says so)
+                return n
+        del cols
+        subs = self._cut(path, depth)
+        if subs is None:
+            parts.append(path)
+            return self._count_plain(path)
+        return sum(self._count(sub, depth + 1, parts) for sub in subs)
+
+    def _count_plain(self, path: Path) -> int:
+        cols = [keys for keys, _ in _pieces(_keys_file(path))]
+        return len(np.unique(key_rows([np.concatenate(c) for c in zip(*cols, strict=True)])))
 
     def close(self) -> None:
         """Remove the spill files (also after a failure)."""

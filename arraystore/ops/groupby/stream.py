@@ -7,20 +7,19 @@ most half the budget, and refuses more with a ``MemoryBudgetError`` that names `
 / ``--to``; :func:`write_parts` passes each part, as one structured block of rows (key
 fields first, sorted by key), to a sink as it is produced and drops it:
 
-* :class:`StoreSink` (``--out NAME``, ``out=``) appends the rows to a staging file in the
-  store's temp area, then builds the new array from it in one
-  :class:`~arraystore.storage.NewArray` transaction (its shape is only known at the end);
-  a failure leaves no array and no staging file.
+* :class:`StoreSink` (``--out NAME``, ``out=``) writes them region by region into one
+  :class:`~arraystore.storage.NewArray` transaction, whose shape (the number of groups)
+  the spiller counts first from the partitions' key files
+  (:meth:`~arraystore.ops.groupby.spill.Spiller.count`); a failure leaves no array.
 * :class:`~arraystore.ops.groupby.export.FileSink` (``--to file.parquet|.csv``) writes a
   row group / the lines per part into a temp file renamed in place at the end.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
 
 #: the parts an in-memory result may hold (1/RESULT_SHARE of the budget)
 RESULT_SHARE = 2
-#: bytes copied per block from the staging file into the new array
-COPY_BYTES = 8 << 20
 
 Columns = tuple[np.ndarray, np.ndarray, dict[str, dict[str, np.ndarray]]]
 
@@ -69,6 +66,8 @@ class Sink(Protocol):
     """Where :func:`write_parts` puts the rows (in key order)."""
 
     target: str
+
+    def open(self, total: int) -> None: ...
 
     def write(self, rows: np.ndarray) -> None: ...
 
@@ -131,50 +130,54 @@ def refuse_objects(rows: np.ndarray) -> None:
 
 
 class StoreSink:
-    """The rows as a new structured array ``name`` of ``store`` (see the module doc)."""
+    """The rows as a new structured array ``name`` of ``store``, written region by
+    region into one :class:`~arraystore.storage.NewArray` (its shape, the number of
+    groups, given to :meth:`open` first) under the name's writer lock; committed at the
+    end, aborted (nothing left) on a failure."""
 
     def __init__(self, store: StoreRoot, name: str, overwrite: bool = False) -> None:
         store.check_writable()
         store.refuse_existing(name, overwrite)
         self.store, self.target, self.overwrite = store, name, overwrite
-        self.dtype: np.dtype | None = None
         self.rows = 0
-        self.dir: Path | None = None
-        self._fh: Any = None
+        self.total = 0
+        self._stack = ExitStack()
+        self._new: NewArray | None = None
+
+    def open(self, total: int) -> None:
+        self.total = total
 
     def write(self, rows: np.ndarray) -> None:
         refuse_objects(rows)
-        rows = fixed_dtype(rows, self.dtype)
-        if self._fh is None:
-            self.dtype = rows.dtype
-            self.dir = self.store.layout.temp_path(self.target)
-            self.dir.mkdir()
-            self._fh = open(self.dir / "rows", "wb")  # noqa: SIM115 (closed in close())
-        self._fh.write(np.ascontiguousarray(rows).data)
-        self.rows += len(rows)
+        if self._new is None:
+            self._begin(rows.dtype)
+        assert self._new is not None
+        rows = fixed_dtype(rows, self._new.meta.dtype)
+        end = self.rows + len(rows)
+        if end > self.total:
+            raise RuntimeError(f"more groups than counted ({end} > {self.total})")
+        self._new.handle.write((slice(self.rows, end),), np.ascontiguousarray(rows))
+        self.rows = end
+
+    def _begin(self, dtype: np.dtype) -> None:
+        store, name = self.store, self.target
+        meta = new_meta((self.total,), dtype, backend=store.default_backend(None))
+        self._stack.enter_context(store.lock(name))
+        store.clean_stale(name)
+        store.refuse_existing(name, self.overwrite)
+        self._new = NewArray.begin(store.layout, name, meta)
 
     def commit(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-        dtype = self.dtype if self.dtype is not None else np.dtype([("size", np.int64)])
-        store, name = self.store, self.target
-        meta = new_meta((self.rows,), dtype, backend=store.default_backend(None))
-        c0 = meta.chunks[0] if meta.chunks else 1
-        step = max(1, COPY_BYTES // max(1, dtype.itemsize) // max(1, c0)) * max(1, c0)
-        with store.lock(name):
-            store.clean_stale(name)
-            store.refuse_existing(name, self.overwrite)
-            with NewArray.begin(store.layout, name, meta) as new:
-                if self.dir is None:
-                    return
-                with open(self.dir / "rows", "rb") as fh:
-                    for a in range(0, self.rows, step):
-                        b = min(a + step, self.rows)
-                        block = np.fromfile(fh, dtype, b - a)
-                        new.handle.write((slice(a, b),), block)
+        if self._new is None:  # (no part at all: an empty array)
+            self._begin(np.dtype([("size", np.int64)]))
+        assert self._new is not None
+        if self.rows != self.total:
+            raise RuntimeError(f"fewer groups than counted ({self.rows} < {self.total})")
+        self._new.commit()
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            if self._new is not None and self._new.state == "open":
+                self._new.abort()
+        finally:
+            self._stack.close()
