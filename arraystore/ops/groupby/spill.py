@@ -31,6 +31,7 @@ import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,9 @@ class Spiller:
         #: partitions reduced (more than ``parts`` when some were cut again)
         self.reduced = 0
         self._made = 0
+        #: removes reduced partition files in the background (an unlink waits for the
+        #: file's pages under writeback: seconds for big spills on a busy disk)
+        self._bin: ThreadPoolExecutor | None = None
 
     @property
     def active(self) -> bool:
@@ -201,7 +205,7 @@ class Spiller:
             if acc.nbytes > limit:
                 break
         else:
-            _drop(path)
+            self._discard(path)
             if acc is not None:
                 self.reduced += 1
                 yield acc
@@ -277,7 +281,15 @@ class Spiller:
         cols = [keys for keys, _ in _pieces(_keys_file(path))]
         return len(np.unique(key_rows([np.concatenate(c) for c in zip(*cols, strict=True)])))
 
+    def _discard(self, path: Path) -> None:
+        if self._bin is None:
+            self._bin = ThreadPoolExecutor(1, thread_name_prefix="arraystore-spill-rm")
+        self._bin.submit(_drop, path)
+
     def close(self) -> None:
         """Remove the spill files (also after a failure)."""
+        if self._bin is not None:
+            self._bin.shutdown(wait=True)
+            self._bin = None
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
