@@ -316,6 +316,26 @@ def test_spilled_groups_stream_out_with_the_same_bits(store, small_blocks, key, 
     assert done.groups == df.groupby(by, sort=True).ngroups
 
 
+def test_streamed_nan_keys_and_composite_keys_keep_pandas_order(store, small_blocks) -> None:
+    """dropna=False: NaN keys are one group, last within their prefix, also when the
+    key ranges are cut at sampled quantiles and the partitions are written in order."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    d = _data(n, seed=11)
+    d["q"] = rng.integers(0, 900, n)
+    arr = store.create("t", data=d, chunks=500)
+    key = ["x", "q"]
+    done = arr.groupby(key, dropna=False, memory="256KiB").stats(["f"], ("count", "sum"), out="g")
+    assert done.spilled_partitions >= 2
+    got = store["g"][...]
+    ref = arr.groupby(key, dropna=False, executor="serial").stats(["f"], ("count", "sum"))
+    assert got.tobytes() == ref.to_array().tobytes()
+    df = pd.DataFrame({"x": d["x"].astype("f8"), "q": d["q"], "f": d["f"]})
+    want = df.groupby(key, dropna=False, sort=True).f
+    assert got["f_count"].tolist() == want.count().tolist()
+    np.testing.assert_array_equal(got["q"], want.count().index.get_level_values(1))
+
+
 def test_skewed_sample_cuts_partitions_again(store, small_blocks, monkeypatch) -> None:
     """Sorted keys and no sample: the key ranges come from the first rows' keys, so the
     last partition gets almost every group; it is cut again (keys read, then pieces),

@@ -118,7 +118,11 @@ _OPTIONS = (
         "NaN values are skipped and rows with a NaN key dropped.",
     ),
     click.option("--ops", default=None, help="With --by: ops, e.g. count,sum,mean,std,min,max."),
-    click.option("--out", default=None, help="With --by: write the groups as a new array NAME."),
+    click.option(
+        "--out",
+        default=None,
+        help="With --by: write the groups as a new array NAME (streamed: any number of groups).",
+    ),
     click.option("--to", "to", default=None, help="With --by: write the groups to .parquet/.csv."),
     click.option("--overwrite", is_flag=True, help="With --out: replace an existing array."),
 )

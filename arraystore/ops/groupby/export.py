@@ -88,16 +88,22 @@ class FileSink:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # numpy-owned contiguous columns (zero-copy into arrow) and the system allocator:
+        # arrow's default pool keeps freed memory, which adds up over many parts
+        pool = pa.system_memory_pool()
         arrays = []
         for _, v in cols:
             if v.dtype == object:  # exact Python-int sums: as float64
                 v = v.astype(np.float64)
             if v.dtype.kind == "S":
                 v = np.array([b.decode("utf-8", "replace") for b in v.tolist()])
-            arrays.append(pa.array(v))
+            arrays.append(pa.array(np.ascontiguousarray(v), memory_pool=pool))
         table = pa.table(arrays, names=[n for n, _ in cols])
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.tmp, table.schema)
+            text = [n for n, v in cols if v.dtype.kind in "SU"]  # (numbers: mostly unique)
+            self._writer = pq.ParquetWriter(
+                self.tmp, table.schema, memory_pool=pool, use_dictionary=text or False
+            )
         self._writer.write_table(table)
 
     def commit(self) -> None:

@@ -63,6 +63,21 @@ def key_rows(cols: list[np.ndarray], dtypes: list[np.dtype] | None = None) -> np
     return out
 
 
+def distinct(cols: list[np.ndarray]) -> int:
+    """The number of distinct key rows (NaN equal to NaN, as the tables group them)."""
+    if not cols or not len(cols[0]):
+        return 0
+    rows = np.sort(key_rows(cols))
+    fields = [rows] if len(cols) == 1 else [rows[f"k{i}"] for i in range(len(cols))]
+    new = np.zeros(len(rows) - 1, bool)
+    for c in fields:
+        step = c[1:] != c[:-1]
+        if c.dtype.kind in "fc":
+            step &= ~(np.isnan(c[1:]) & np.isnan(c[:-1]))
+        new |= step
+    return 1 + int(new.sum())
+
+
 def range_bounds(cols: list[np.ndarray], nparts: int) -> list[np.ndarray]:
     """At most ``nparts - 1`` increasing key rows (as columns) cutting the distinct keys
     of ``cols`` into ``nparts`` ranges of about as many keys each."""
@@ -266,7 +281,7 @@ class Spiller:
             if kbytes > limit:
                 break
         else:
-            n = len(np.unique(key_rows([np.concatenate(c) for c in zip(*cols, strict=True)])))
+            n = distinct([np.concatenate(c) for c in zip(*cols, strict=True)])
             if n * per_group <= limit or depth >= MAX_DEPTH or n < 2:
                 parts.append(path)  # (one group too large: _reduce says so)
                 return n
@@ -279,7 +294,7 @@ class Spiller:
 
     def _count_plain(self, path: Path) -> int:
         cols = [keys for keys, _ in _pieces(_keys_file(path))]
-        return len(np.unique(key_rows([np.concatenate(c) for c in zip(*cols, strict=True)])))
+        return distinct([np.concatenate(c) for c in zip(*cols, strict=True)])
 
     def _discard(self, path: Path) -> None:
         if self._bin is None:
