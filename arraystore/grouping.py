@@ -10,15 +10,18 @@ in fixed row blocks, in bounded memory. Semantics follow pandas ``groupby`` with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any, cast, overload
 
 import numpy as np
 
 from arraystore.engine import Executor
 from arraystore.errors import InvalidArgument
-from arraystore.ops.groupby import GroupedResult, groupby_reduce
+from arraystore.ops.groupby import GroupedResult, GroupsWritten, groupby_reduce
+from arraystore.ops.groupby.export import FileSink
 from arraystore.ops.groupby.keys import factorize
+from arraystore.ops.groupby.stream import Sink, StoreSink
 from arraystore.storage import ArrayView
 
 
@@ -55,6 +58,7 @@ class GroupBy:
     def __repr__(self) -> str:
         return f"GroupBy({self._arr.name}, by={self._key!r})"
 
+    @overload
     def stats(
         self,
         fields: str | Sequence[str] | None = None,
@@ -62,7 +66,38 @@ class GroupBy:
         where: str | None = None,
         ddof: int = 0,
         q: float | Sequence[float] | None = None,
-    ) -> GroupedResult:
+        *,
+        out: None = None,
+        to: None = None,
+        overwrite: bool = False,
+    ) -> GroupedResult: ...
+
+    @overload
+    def stats(
+        self,
+        fields: str | Sequence[str] | None = None,
+        ops: Iterable[str] | None = None,
+        where: str | None = None,
+        ddof: int = 0,
+        q: float | Sequence[float] | None = None,
+        *,
+        out: str | None = None,
+        to: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+    ) -> GroupsWritten: ...
+
+    def stats(
+        self,
+        fields: str | Sequence[str] | None = None,
+        ops: Iterable[str] | None = None,
+        where: str | None = None,
+        ddof: int = 0,
+        q: float | Sequence[float] | None = None,
+        *,
+        out: str | None = None,
+        to: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+    ) -> GroupedResult | GroupsWritten:
         """Several reductions per group in one pass.
 
         Parameters
@@ -78,9 +113,26 @@ class GroupBy:
             Delta degrees of freedom of ``std``/``var``.
         q : float or list of float, optional
             Exact quantiles per group (linear interpolation, like pandas).
+        out : str, optional
+            Write the result as a new structured array ``out`` of this array's store
+            (one row per group, key fields first, sorted by key) and return a
+            :class:`~arraystore.ops.groupby.GroupsWritten`. The result streams out
+            partition by partition, so any number of groups fits the memory budget
+            (an in-memory result over half the budget is refused).
+        to : str or path, optional
+            The same to a ``.parquet`` or ``.csv`` file.
+        overwrite : bool, default False
+            With ``out``: replace an existing array (``to`` replaces a file).
         """
+        if out is not None and to is not None:
+            raise InvalidArgument("give only one of out= and to=")
+        sink: Sink | None = None
+        if out is not None:
+            sink = StoreSink(self._arr.store, out, overwrite)
+        elif to is not None:
+            sink = FileSink(to)
         return groupby_reduce(
-            self._arr, self._key, fields, ops, ddof=ddof, q=q, where=where, **self._opts
+            self._arr, self._key, fields, ops, ddof=ddof, q=q, where=where, sink=sink, **self._opts
         )
 
     def _one(self, op: str, fields: Any, ddof: int = 0, q: Any = None) -> np.ndarray:

@@ -279,9 +279,10 @@ def test_empty_array_all_nan_group_and_field_view_key(store) -> None:
 
 
 @pytest.mark.parametrize("key", ["k", "s", ["s", "x"]], ids=["int", "bytes", "bytes+float"])
-def test_spilled_groups_give_the_same_bits(store, small_blocks, key) -> None:
-    """Many groups and a small budget: the tables go to spill files in partitions, and
-    the results are the bits of the in-memory run; no spill file is left behind."""
+def test_spilled_groups_stream_out_with_the_same_bits(store, small_blocks, key, tmp_path) -> None:
+    """Many groups and a small budget: the tables go to spill files in key-range
+    partitions, written out one by one (``out=``, ``to=``) with the bits of the in-memory
+    run; the in-memory result is refused; no spill or staging file is left behind."""
     rng = np.random.default_rng(7)
     n = 4000
     d = _data(n, seed=7)
@@ -291,15 +292,107 @@ def test_spilled_groups_give_the_same_bits(store, small_blocks, key) -> None:
     before = listing(store.path)
     ops = (*OPS, "quantile")
     small = arr.groupby(key, memory="320KiB", executor="threads", workers=2)
-    spilled = small.stats(["f", "q", "x"], ops, ddof=1, q=0.5)
-    assert spilled.extra["spilled_partitions"] >= 2
+    with pytest.raises(MemoryBudgetError, match="write it with --out NAME or --to FILE"):
+        small.stats(["f", "q", "x"], ops, ddof=1, q=0.5)
+    assert listing(store.path) == before
+    done = small.stats(["f", "q", "x"], ops, ddof=1, q=0.5, out="g")
+    assert done.spilled_partitions >= 4 and done.target == "g"
     in_memory = arr.groupby(key, executor="serial").stats(["f", "q", "x"], ops, ddof=1, q=0.5)
     assert in_memory.extra["spilled_partitions"] == 0
-    assert spilled.to_array().tobytes() == in_memory.to_array().tobytes()
+    want = in_memory.to_array()
+    got = store["g"][...]
+    assert done.groups == len(want) and got.dtype == want.dtype
+    assert got.tobytes() == want.tobytes()
+    small.stats(["q", "x"], ("count", "sum", "max"), to=tmp_path / "g.parquet")
+    back = pd.read_parquet(tmp_path / "g.parquet")
+    ref = arr.groupby(key).stats(["q", "x"], ("count", "sum", "max")).to_array()
+    for name in ref.dtype.names:
+        want_col = ref[name].astype(str) if ref[name].dtype.kind == "S" else ref[name]
+        np.testing.assert_array_equal(back[name].to_numpy(), want_col)
+    store.delete("g")
     assert listing(store.path) == before
     df = pd.DataFrame({"k": d["k"], "s": d["s"].astype(object), "x": d["x"].astype("f8")})
     by = key if isinstance(key, list) else [key]
-    assert spilled.size.tolist() == df.groupby(by, sort=True).size().tolist()
+    assert done.groups == df.groupby(by, sort=True).ngroups
+
+
+def test_streamed_nan_keys_and_composite_keys_keep_pandas_order(store, small_blocks) -> None:
+    """dropna=False: NaN keys are one group, last within their prefix, also when the
+    key ranges are cut at sampled quantiles and the partitions are written in order."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    d = _data(n, seed=11)
+    d["q"] = rng.integers(0, 900, n)
+    arr = store.create("t", data=d, chunks=500)
+    key = ["x", "q"]
+    done = arr.groupby(key, dropna=False, memory="256KiB").stats(["f"], ("count", "sum"), out="g")
+    assert done.spilled_partitions >= 2
+    got = store["g"][...]
+    ref = arr.groupby(key, dropna=False, executor="serial").stats(["f"], ("count", "sum"))
+    assert got.tobytes() == ref.to_array().tobytes()
+    df = pd.DataFrame({"x": d["x"].astype("f8"), "q": d["q"], "f": d["f"]})
+    want = df.groupby(key, dropna=False, sort=True).f
+    assert got["f_count"].tolist() == want.count().tolist()
+    np.testing.assert_array_equal(got["q"], want.count().index.get_level_values(1))
+
+
+def test_skewed_sample_cuts_partitions_again(store, small_blocks, monkeypatch) -> None:
+    """Sorted keys and no sample: the key ranges come from the first rows' keys, so the
+    last partition gets almost every group; it is cut again (keys read, then pieces),
+    and the result keeps its bits and order."""
+    from arraystore.ops.groupby import spill
+
+    cuts = []
+    real_cut = spill.Spiller._cut
+    monkeypatch.setattr(engine, "sample_keys", lambda spec, nrows: [])
+    monkeypatch.setattr(
+        spill.Spiller, "_cut", lambda self, *a: cuts.append(a) or real_cut(self, *a)
+    )
+    n = 6000
+    d = np.zeros(n, [("k", "i8"), ("v", "f8")])
+    d["k"] = np.arange(n) // 2 * 7
+    d["v"] = np.random.default_rng(3).normal(size=n)
+    arr = store.create("t", data=d, chunks=1000)
+    before = listing(store.path)
+    done = arr.groupby("k", memory="256KiB", executor="serial").stats(out="g")
+    assert cuts and done.spilled_partitions > 2
+    df = pd.DataFrame(d).groupby("k").v
+    got = store["g"][...]
+    assert got["k"].tolist() == sorted(set(d["k"].tolist()))
+    np.testing.assert_allclose(got["v_mean"], df.mean())
+    np.testing.assert_allclose(got["v_std"], df.std(ddof=0), atol=1e-12)
+    ref = arr.groupby("k", executor="serial").stats().to_array()
+    assert got.tobytes() == ref.tobytes()
+    store.delete("g")
+    assert listing(store.path) == before
+
+
+@pytest.mark.parametrize("to", [None, "g.parquet", "g.csv"])
+def test_failing_streamed_write_leaves_nothing(store, small_blocks, monkeypatch, tmp_path, to):
+    """A write failing after some partitions: no output array or file, no staging or
+    spill file."""
+    from arraystore.ops.groupby import export, stream
+
+    d = _data(3000, seed=5)
+    d["q"] = np.arange(3000)
+    arr = store.create("t", data=d)
+    before, files = listing(store.path), listing(tmp_path)
+    sink = export.FileSink if to else stream.StoreSink
+    real = sink.write
+    calls = []
+
+    def failing(self, rows):
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(self, rows)
+
+    monkeypatch.setattr(sink, "write", failing)
+    target = {"to": tmp_path / to} if to else {"out": "g"}
+    with pytest.raises(OSError, match="disk full"):
+        arr.groupby("q", memory="256KiB", executor="serial").stats(["f"], **target)
+    assert len(calls) == 3
+    assert listing(store.path) == before and listing(tmp_path) == files
 
 
 def test_spill_files_removed_after_a_failure(store, small_blocks) -> None:
@@ -320,18 +413,14 @@ def test_spilled_nd_array_keeps_its_axes_and_quantiles(store, small_blocks) -> N
     arr = store.create("x", data=x, chunks=(500, 2, 2))
     karr = store.create("key", data=keys)
     ops = ("count", "sum", "std", "min", "last", "quantile")
-    spilled = arr.groupby(karr, memory="512KiB").stats(ops=ops, q=[0.25, 0.5], ddof=1)
-    assert spilled.extra["spilled_partitions"] >= 2
+    done = arr.groupby(karr, memory="512KiB").stats(ops=ops, q=[0.25, 0.5], ddof=1, out="g")
+    assert done.spilled_partitions >= 2
     ref = arr.groupby(karr, executor="serial").stats(ops=ops, q=[0.25, 0.5], ddof=1)
-    assert spilled.to_array().tobytes() == ref.to_array().tobytes()
+    spilled = store["g"][...]
+    assert spilled.dtype["x_std"].shape == (2, 2)
+    assert spilled.tobytes() == ref.to_array().tobytes()
     g = int(np.flatnonzero(np.bincount(keys) > 2)[0])
     rows = x[keys == g]
-    np.testing.assert_allclose(spilled["x"]["quantile"][g_index(spilled, g), ..., 1],
-                               np.nanquantile(rows, 0.5, axis=0))  # fmt: skip
-    np.testing.assert_allclose(
-        spilled["x"]["std"][g_index(spilled, g)], np.nanstd(rows, axis=0, ddof=1)
-    )
-
-
-def g_index(res, key: int) -> int:
-    return int(np.flatnonzero(res.keys["key"] == key)[0])
+    at = int(np.flatnonzero(spilled["key"] == g)[0])
+    np.testing.assert_allclose(spilled["x_q0.5"][at], np.nanquantile(rows, 0.5, axis=0))
+    np.testing.assert_allclose(spilled["x_std"][at], np.nanstd(rows, axis=0, ddof=1))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from arraystore.ops.groupby import engine
 from arraystore.testing import run_cli
 
 
@@ -99,3 +100,32 @@ def test_one_line_errors(trades, args, message) -> None:
     code, _, err = run_cli(["stats", str(store.path), "t", *args])
     assert code == 1
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_many_groups_stream_out_in_a_small_budget(store, tmp_path, monkeypatch) -> None:
+    """More groups than the budget holds: the table output is refused in one line naming
+    --out; --out and --to stream the result, equal to pandas."""
+    monkeypatch.setattr(engine, "BLOCK_ELEMENTS", 2000)  # tasks small enough for 512KiB
+    rng = np.random.default_rng(1)
+    n = 20000
+    d = np.zeros(n, [("key", "i8"), ("x", "f8")])
+    d["key"] = rng.permutation(n) % 9000 - 4000
+    d["x"] = rng.normal(size=n)
+    store.create("big", data=d, chunks=3000)
+    base = ["stats", str(store.path), "big", "--by", "key", "--memory", "512KiB"]
+    code, _, err = run_cli([*base, "--json"])
+    assert code == 1 and "--out NAME" in err and len(err.strip().splitlines()) == 1, err
+    code, out, err = run_cli([*base, "--out", "g"])
+    assert code == 0 and "wrote g: 9000 groups" in out, err
+    g = store["g"][...]
+    want = pd.DataFrame(d).groupby("key").x
+    assert g["key"].tolist() == want.size().index.tolist()
+    np.testing.assert_allclose(g["x_mean"], want.mean())
+    np.testing.assert_array_equal(g["x_max"], want.max())
+    path = tmp_path / "g.csv"
+    code, out, err = run_cli([*base, "--ops", "count,min", "--to", str(path)])
+    assert code == 0, err
+    back = pd.read_csv(path)
+    assert back["key"].tolist() == g["key"].tolist()
+    np.testing.assert_array_equal(back["x_min"], want.min())
+    assert back["x_count"].tolist() == want.count().tolist()

@@ -72,19 +72,15 @@ def grouped_stats(
         memory=_size(opts["memory"]),
         executor=_executor(opts["workers"], opts["executor"]),
     )
-    res = gb.stats(_split(fields), op_list, ddof=ddof, q=qs, where=opts.get("where"))
-    if out is not None:
-        s.create(out, data=res.to_array(), overwrite=opts["overwrite"])
+    args = (_split(fields), op_list)
+    kw: dict[str, Any] = {"ddof": ddof, "q": qs, "where": opts.get("where")}
+    if out is not None or to is not None:
+        done = gb.stats(*args, **kw, out=out, to=to, overwrite=opts["overwrite"])
         if not opts["quiet"]:
-            console().print(f"wrote {out}: {len(res)} groups", style="dim")
+            what = out if out is not None else f"{to} ({done.format})"
+            console().print(f"wrote {what}: {done.groups} groups", style="dim")
         return
-    if to is not None:
-        from arraystore.ops.groupby.export import write_result  # lazy: start-up
-
-        fmt = write_result(res, to)
-        if not opts["quiet"]:
-            console().print(f"wrote {to} ({fmt}): {len(res)} groups", style="dim")
-        return
+    res = gb.stats(*args, **kw)
     if opts["as_json"]:
         _print_json(res.to_dict())
         return
@@ -122,7 +118,11 @@ _OPTIONS = (
         "NaN values are skipped and rows with a NaN key dropped.",
     ),
     click.option("--ops", default=None, help="With --by: ops, e.g. count,sum,mean,std,min,max."),
-    click.option("--out", default=None, help="With --by: write the groups as a new array NAME."),
+    click.option(
+        "--out",
+        default=None,
+        help="With --by: write the groups as a new array NAME (streamed: any number of groups).",
+    ),
     click.option("--to", "to", default=None, help="With --by: write the groups to .parquet/.csv."),
     click.option("--overwrite", is_flag=True, help="With --out: replace an existing array."),
 )

@@ -8,5 +8,6 @@ tables of mergeable per-group states, their ordered merge and the results;
 from arraystore.ops.groupby.kernels import OPS
 from arraystore.ops.groupby.reduce import DEFAULT_OPS, groupby_reduce
 from arraystore.ops.groupby.result import GroupedResult, GroupStats
+from arraystore.ops.groupby.stream import GroupsWritten
 
-__all__ = ["DEFAULT_OPS", "OPS", "GroupStats", "GroupedResult", "groupby_reduce"]
+__all__ = ["DEFAULT_OPS", "OPS", "GroupStats", "GroupedResult", "GroupsWritten", "groupby_reduce"]

@@ -17,6 +17,7 @@ exceed the budget.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -45,6 +46,10 @@ SPILL_AT = 8
 MAX_BLOCK_BYTES = 64 * 2**20
 #: temporaries per value a task allocates (codes, float64 copies, positions)
 _TEMP_PER_VALUE = 48
+#: the spill partitions' key ranges come from this many row blocks ...
+SAMPLE_BLOCKS = 256
+#: ... of about 1/SAMPLE_SHARE of the rows together (at most 2**20 rows)
+SAMPLE_SHARE = 32
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEY_KINDS = "biufSU"
 
@@ -276,6 +281,17 @@ def _merge_within(
     return merge
 
 
+def sample_keys(spec: GroupSpec, nrows: int) -> list[np.ndarray]:
+    """The key columns of the groups of :data:`SAMPLE_BLOCKS` small row blocks spread
+    evenly over the rows (about :data:`SAMPLE_SHARE` of them): the spill partitions'
+    key ranges are cut at the quantiles of these keys."""
+    rows = min(nrows, max(SAMPLE_BLOCKS * 64, nrows // SAMPLE_SHARE), 1 << 20)
+    m = max(1, rows // SAMPLE_BLOCKS)
+    starts = sorted({(i * nrows) // SAMPLE_BLOCKS for i in range(SAMPLE_BLOCKS)})
+    tables = [group_task(spec, s, min(s + m, nrows)) for s in starts if s < nrows]
+    return [np.concatenate(c) for c in zip(*(t.keys for t in tables), strict=True)]
+
+
 def budget_of(memory: int | str | None) -> int:
     if memory is None:
         return default_budget()
@@ -308,6 +324,8 @@ def run_groups(
     )
     if not tasks:
         return group_task(spec, 0, 0)
+    if spiller is not None:
+        spiller.sampler = functools.partial(sample_keys, spec, nrows)
     with get_executor(executor, workers=workers) as ex:
         if spec.fused and ex.in_process:  # blocks are reduced here: load numba while reading
             fused.prewarm(_value_dtypes(spec), _key_dtypes(spec))

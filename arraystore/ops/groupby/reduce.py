@@ -25,6 +25,7 @@ from arraystore.ops.groupby.engine import (
 )
 from arraystore.ops.groupby.result import GroupedResult
 from arraystore.ops.groupby.spill import Spiller
+from arraystore.ops.groupby.stream import GroupsWritten, Sink, collect, each, write_parts
 
 if TYPE_CHECKING:
     from arraystore.storage import ArrayView
@@ -63,8 +64,10 @@ def groupby_reduce(
     executor: Any = None,
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
-) -> GroupedResult:
-    """Reduce ``fields`` of ``arr`` per group of ``key`` (see ``Array.groupby``)."""
+    sink: Sink | None = None,
+) -> GroupedResult | GroupsWritten:
+    """Reduce ``fields`` of ``arr`` per group of ``key`` (see ``Array.groupby``); with
+    ``sink``, write the result to it part by part (:mod:`.stream`) instead."""
     if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
         raise InvalidArgument(f"ddof must be a non-negative integer, got {ddof!r}")
     chosen, qs = _check_ops(ops, q)
@@ -100,22 +103,33 @@ def groupby_reduce(
     store = arr.store
     local = store.writable and not store.remote
     spiller = Spiller(store.layout.temp_path(arr.name) if local else None, budget)
+    qtuple = tuple(float(x) for x in qs) if qs is not None else ()
     try:
         table = run_groups(
             spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress, spiller
         )
+        if sink is not None:
+            sink.open(table.ngroups if table is not None else spiller.count())
         tables = [table] if table is not None else spiller.partitions()
-        parts = [_columns(arr, spec, t, chosen, ddof, qs) for t in tables]
         del table
+        if sink is not None:
+
+            def rows(t: kernels.Table) -> np.ndarray:
+                cols = _columns(arr, spec, t, chosen, ddof, qs)
+                return GroupedResult(arr.name, *cols, qtuple).to_array()
+
+            n = write_parts(sink, each(tables, rows))
+            secs, nparts = time.perf_counter() - t0, max(len(spiller.parts), spiller.reduced)
+            return GroupsWritten(sink.target, n, secs, nparts, getattr(sink, "format", "array"))
+        kept = collect((_columns(arr, spec, t, chosen, ddof, qs) for t in tables), budget)
     finally:
         spiller.close()
-    kcols, size, out = _concat(parts) if len(parts) != 1 else parts[0]
-    del parts
+    kcols, size, out = _concat(kept) if len(kept) != 1 else kept[0]
+    del kept
     nbytes = math.prod(arr.shape) * (arr.meta.dtype.itemsize if arr.field is None else 0)
-    qtuple = tuple(float(x) for x in qs) if qs is not None else ()
     seconds = time.perf_counter() - t0
     res = GroupedResult(arr.name, kcols, size, out, qtuple, nbytes, seconds)
-    res.extra["spilled_partitions"] = len(spiller.parts)
+    res.extra["spilled_partitions"] = max(len(spiller.parts), spiller.reduced)
     return res
 
 
