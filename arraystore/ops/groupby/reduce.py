@@ -109,18 +109,9 @@ def groupby_reduce(
             spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress, spiller
         )
         if sink is not None:
-            sink.open(table.ngroups if table is not None else spiller.count())
+            return _stream(arr, spec, sink, table, spiller, (chosen, ddof, qs), t0)
         tables = [table] if table is not None else spiller.partitions()
         del table
-        if sink is not None:
-
-            def rows(t: kernels.Table) -> np.ndarray:
-                cols = _columns(arr, spec, t, chosen, ddof, qs)
-                return GroupedResult(arr.name, *cols, qtuple).to_array()
-
-            n = write_parts(sink, each(tables, rows))
-            secs, nparts = time.perf_counter() - t0, max(len(spiller.parts), spiller.reduced)
-            return GroupsWritten(sink.target, n, secs, nparts, getattr(sink, "format", "array"))
         kept = collect((_columns(arr, spec, t, chosen, ddof, qs) for t in tables), budget)
     finally:
         spiller.close()
@@ -131,6 +122,32 @@ def groupby_reduce(
     res = GroupedResult(arr.name, kcols, size, out, qtuple, nbytes, seconds)
     res.extra["spilled_partitions"] = max(len(spiller.parts), spiller.reduced)
     return res
+
+
+def _stream(
+    arr: ArrayView,
+    spec: GroupSpec,
+    sink: Sink,
+    table: kernels.Table | None,
+    spiller: Spiller,
+    what: tuple[Any, int, Any],
+    t0: float,
+) -> GroupsWritten:
+    """Write the groups to ``sink`` part by part: the in-memory table, or each spilled
+    partition in key order."""
+    chosen, ddof, qs = what
+    qtuple = tuple(float(x) for x in qs) if qs is not None else ()
+    sink.open(table.ngroups if table is not None else spiller.count())
+    tables = [table] if table is not None else spiller.partitions()
+    del table
+
+    def rows(t: kernels.Table) -> np.ndarray:
+        cols = _columns(arr, spec, t, chosen, ddof, qs)
+        return GroupedResult(arr.name, *cols, qtuple).to_array()
+
+    n = write_parts(sink, each(tables, rows))
+    secs, nparts = time.perf_counter() - t0, max(len(spiller.parts), spiller.reduced)
+    return GroupsWritten(sink.target, n, secs, nparts, getattr(sink, "format", "array"))
 
 
 def _bytes_read(arr: ArrayView, read: set[str], keys: tuple[KeySource, ...]) -> int:
