@@ -35,8 +35,8 @@ io_option = click.option(
     "io",
     default=None,
     metavar="MODE",
-    help="Read with O_DIRECT around the page cache: direct, buffered or auto (when the "
-    f"scan is over half of the page cache; default: ${IO_ENV}, else auto).",
+    help="direct: read with O_DIRECT around the page cache (less CPU); buffered or auto "
+    f"(the default, buffered): through it (default: ${IO_ENV}, else auto).",
 )
 
 

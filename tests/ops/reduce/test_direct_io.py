@@ -185,10 +185,9 @@ def test_writable_handles_read_buffered(tmp_path: Path, monkeypatch, direct_call
     assert direct_calls == []
 
 
-def test_auto_reads_directly_a_scan_large_for_the_page_cache(monkeypatch) -> None:
-    monkeypatch.setattr(direct, "page_cache_bytes", lambda: 1000)
+def test_auto_reads_buffered_and_direct_only_when_asked(monkeypatch) -> None:
     monkeypatch.delenv(ENV, raising=False)
-    assert not direct.direct_reads(500) and direct.direct_reads(501)
+    assert not direct.direct_reads(500) and not direct.direct_reads(10**15)
     monkeypatch.setenv(ENV, "BUFFERED")
     assert not direct.direct_reads(10**12)
     monkeypatch.setenv(ENV, "direct")
