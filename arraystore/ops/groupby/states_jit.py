@@ -22,36 +22,37 @@ _jit = numba.njit(nogil=True, cache=True, fastmath=False)
 
 @_jit
 def float_pass(codes, X, runs, n, s, mn, mx):
-    """Counts, float64 sums, min and max of the non-NaN values of a float block."""
+    """Sums, min and max of the non-NaN values of a float block; ``n`` holds the rows
+    per cell and loses one per NaN (counts)."""
     m, K = X.shape
     if runs and K == 1:
         prev = -1
-        acc, cnt, lo, hi = 0.0, 0, 0.0, 0.0
+        acc, lo, hi = 0.0, 0.0, 0.0
         for i in range(m):
             v = X[i, 0]
-            if v != v:
-                continue
             c = codes[i]
+            if v != v:
+                n[c] -= 1
+                continue
             if c != prev:
                 if prev >= 0:
-                    s[prev], n[prev], mn[prev], mx[prev] = acc, cnt, lo, hi
-                acc, cnt, lo, hi = s[c], n[c], mn[c], mx[c]
+                    s[prev], mn[prev], mx[prev] = acc, lo, hi
+                acc, lo, hi = s[c], mn[c], mx[c]
                 prev = c
             acc += np.float64(v)
-            cnt += 1
             lo = lo if lo < v else v
             hi = hi if hi > v else v
         if prev >= 0:
-            s[prev], n[prev], mn[prev], mx[prev] = acc, cnt, lo, hi
+            s[prev], mn[prev], mx[prev] = acc, lo, hi
         return
     for i in range(m):
         base = codes[i] * K
         for j in range(K):
             v = X[i, j]
-            if v != v:
-                continue
             c = base + j
-            n[c] += 1
+            if v != v:
+                n[c] -= 1
+                continue
             s[c] += np.float64(v)
             if not mn[c] < v:
                 mn[c] = v
@@ -168,3 +169,16 @@ def dense_codes(col, base, runs, off, counts):
         c = np.intp(col[i]) - b
         off[i] = c
         counts[c] += 1
+
+
+@_jit
+def min_max(col):
+    """The smallest and largest value of an int column (not empty), in one pass."""
+    lo = hi = col[0]
+    for i in range(1, col.shape[0]):
+        v = col[i]
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    return lo, hi
