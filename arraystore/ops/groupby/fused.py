@@ -119,9 +119,10 @@ def core_states(
     fields = {i: _Field(X, ngroups * X.shape[1], size, call) for i, X in enumerate(Xs) if ok[i]}
     run, m = runs(codes), len(codes)
     spans = [(a, min(a + SUB_ROWS, m)) for a in range(0, m, SUB_ROWS)]
+    groups = _pairs(list(fields.values()), run)
     for a, b in spans:
-        for f in fields.values():
-            f.first(codes[a:b], a, b, run)
+        for g in groups:
+            _first(g, codes[a:b], a, b, run)
     out: list[State | None] = [None] * len(Xs)
     for i, f in fields.items():
         st: State = {"n": f.n}
@@ -139,9 +140,35 @@ def core_states(
         out[i] = st
     if "m2" in need:
         for a, b in spans:
-            for f in fields.values():
-                f.second(codes[a:b], a, b, run)
+            for g in groups:
+                _second(g, codes[a:b], a, b, run)
     return out
+
+
+def _pairs(fields: list[_Field], run: bool) -> list[tuple[_Field, ...]]:
+    """The fields two by two where one loop can take both (one value per row, floats
+    and ints of at most 4 bytes, scattered codes), the others one by one."""
+    if run:
+        return [(f,) for f in fields]
+    two = [f for f in fields if f.kind != "wide" and f.X.shape[1] == 1]
+    out = [tuple(two[i : i + 2]) for i in range(0, len(two), 2)]
+    return out + [(f,) for f in fields if f not in two]
+
+
+def _first(g: tuple[_Field, ...], codes: np.ndarray, a: int, b: int, run: bool) -> None:
+    if len(g) == 1:
+        g[0].first(codes, a, b, run)
+        return
+    f, h = g
+    f.call("pair_pass", codes, f.x[a:b], h.x[a:b], f.n, f.s, f.mn, f.mx, h.n, h.s, h.mn, h.mx)
+
+
+def _second(g: tuple[_Field, ...], codes: np.ndarray, a: int, b: int, run: bool) -> None:
+    if len(g) == 1:
+        g[0].second(codes, a, b, run)
+        return
+    f, h = g
+    f.call("m2_pair", codes, f.x[a:b], h.x[a:b], f.mu, h.mu, f.m2, h.m2)
 
 
 def dense_counts(
@@ -174,10 +201,27 @@ def _limits(dt: np.dtype) -> tuple[Any, Any]:
     return info.max, info.min
 
 
+def _pair_samples(dtypes: list[np.dtype]) -> list[tuple[Any, ...]]:
+    """Sample calls of the two-field kernels for the fields ``dtypes`` paired in order
+    as :func:`_pairs` pairs them (when each holds one value per row)."""
+    two = [np.uint8 if d.kind == "b" else d for d in dtypes if _kind(d) in ("float", "int")]
+    out: list[tuple[Any, ...]] = []
+    c = np.zeros(1, np.intp)
+    for da, db in zip(two[0::2], two[1::2], strict=False):
+        a, b = np.zeros((1, 1), da), np.zeros((1, 1), db)
+        st = [np.zeros(1, np.int64), np.zeros(1, np.float64 if a.dtype.kind == "f" else np.int64)]
+        sb = [np.zeros(1, np.int64), np.zeros(1, np.float64 if b.dtype.kind == "f" else np.int64)]
+        ea, eb = np.zeros(1, a.dtype), np.zeros(1, b.dtype)
+        out.append(("pair_pass", c, a, b, *st, ea, ea, *sb, eb, eb))
+        out.append(("m2_pair", c, a, b, np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1)))
+    return out
+
+
 def prewarm(dtypes: Iterable[np.dtype], key_dtypes: Iterable[np.dtype] = ()) -> None:
     """Import numba and load the kernels for these field (and int key) dtypes in the
     background (:meth:`arraystore._native.jit.LazyKernel.prewarm`)."""
-    wanted = {np.dtype(d).str: np.dtype(d) for d in dtypes if _kind(np.dtype(d))}
+    order = [np.dtype(d) for d in dtypes]
+    wanted = {d.str: d for d in order if _kind(d)}
     keys = {np.dtype(d).str: np.dtype(d) for d in key_dtypes if np.dtype(d).kind in "iu"}
     keys |= {"|u1": np.dtype(np.uint8)} if any(np.dtype(d).kind == "b" for d in key_dtypes) else {}
 
@@ -195,6 +239,7 @@ def prewarm(dtypes: Iterable[np.dtype], key_dtypes: Iterable[np.dtype] = ()) -> 
                 t, z = x.dtype.type, np.zeros(1, np.int64)
                 out.append(("wide_pass", c, x, t(1), t(32), z, z, e, e))
             out.append(("m2_pass", c, x, np.zeros(1), False, np.zeros(1)))
+        out.extend(_pair_samples(order))
         for k in keys:
             out.append(("dense_codes", np.zeros(1, k), 0, False, c, z))
             out.append(("min_max", np.zeros(1, k)))

@@ -182,3 +182,46 @@ def min_max(col):
         elif v > hi:
             hi = v
     return lo, hi
+
+
+@_jit
+def pair_pass(codes, A, B, na, sa, mna, mxa, nb, sb, mnb, mxb):
+    """:func:`float_pass` / :func:`int_pass` of two one-value fields ``A``, ``B`` (float
+    or int of at most 4 bytes, scattered codes) in one loop: the same operations per
+    cell, in row order (an int's sum adds it as int64, a float's as float64; ints are
+    never NaN)."""
+    for i in range(A.shape[0]):
+        c = codes[i]
+        v = A[i, 0]
+        if v != v:
+            na[c] -= 1
+        else:
+            sa[c] += v
+            if not mna[c] < v:
+                mna[c] = v
+            if not mxa[c] > v:
+                mxa[c] = v
+        w = B[i, 0]
+        if w != w:
+            nb[c] -= 1
+        else:
+            sb[c] += w
+            if not mnb[c] < w:
+                mnb[c] = w
+            if not mxb[c] > w:
+                mxb[c] = w
+
+
+@_jit
+def m2_pair(codes, A, B, mua, mub, m2a, m2b):
+    """:func:`m2_pass` of two one-value fields (scattered codes) in one loop."""
+    for i in range(A.shape[0]):
+        c = codes[i]
+        v = A[i, 0]
+        if v == v:
+            d = np.float64(v) - mua[c]
+            m2a[c] += d * d
+        w = B[i, 0]
+        if w == w:
+            e = np.float64(w) - mub[c]
+            m2b[c] += e * e
