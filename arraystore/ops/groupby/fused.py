@@ -20,7 +20,7 @@ from arraystore._native.jit import LazyKernel
 
 #: bytes a grouped reduction reads before it uses numba: the numpy kernels cost ~2.0 s of
 #: CPU per GiB of trades (``id:i8,sym:u2,price:f8,qty:i4``, five stats of two fields),
-#: these ~0.8 s; importing numba and loading the kernels ~0.5 s (2-core VM, 2026-12)
+#: these ~0.5 s; importing numba and loading the kernels ~0.5 s (2-core VM, 2026-12)
 NUMBA_MIN_BYTES = 512 * 2**20
 #: codes come in runs when a sample of this many has under 1/RUNS_FACTOR as many runs
 RUN_SAMPLE = 4096
