@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore.ops.groupby.fused import core_state
+from arraystore.ops.groupby.fused import core_states
 from arraystore.ops.groupby.keys import factorize_sized, normalize, union
 
 #: most values per block (exact int sums through float64 bincount need <= 2**21)
@@ -218,18 +218,20 @@ def field_state(
     rows: np.ndarray | None,
     size: np.ndarray | None = None,
     fused: bool = False,
+    pre: State | None = None,
 ) -> State:
     """The states of one field's block ``X`` (``(m, K)``; row ``i`` in group ``inv[i]``).
 
     ``rows`` holds each row's global index (for first/last; None when not needed);
     ``size`` the rows per group (the counts when no value is NaN), if known. ``fused``:
-    try the numba kernels (:mod:`.fused`; the same bits as the numpy path here).
+    try the numba kernels (:mod:`.fused`; the same bits as the numpy path here);
+    ``pre``: their states of ``X``, if already computed (:func:`partial`).
     """
     K = X.shape[1]
     cells = ngroups * K
-    st = None
-    if fused and size is not None:
-        st = core_state(X, inv, cells, need, size, _finish_sums(X.dtype))
+    st = pre
+    if st is None and fused and size is not None:
+        st = core_states([X], inv, ngroups, need, size, [_finish_sums(X.dtype)])[0]
     if st is not None and not need & {"first", "last", "quantile"}:
         return st
     code = inv if K == 1 else (inv[:, None] * K + np.arange(K)).ravel()
@@ -339,8 +341,13 @@ def partial(
     keys, inv, size = factorize_sized([normalize(c) for c in key_cols], fused)
     ngroups = len(keys[0])
     table = Table(keys, size)
-    for name, X in values.items():
-        table.states[name] = field_state(X, inv, ngroups, need, rows, table.size, fused)
+    blocks = list(values.values())
+    pre: list[State | None] = [None] * len(blocks)
+    if fused:  # all fields at once: each pass reads the rows once for every field
+        finishes = [_finish_sums(X.dtype) for X in blocks]
+        pre = core_states(blocks, inv, ngroups, need, table.size, finishes)
+    for (name, X), st in zip(values.items(), pre, strict=True):
+        table.states[name] = field_state(X, inv, ngroups, need, rows, table.size, fused, st)
         table.cells[name] = X.shape[1]
     return table
 

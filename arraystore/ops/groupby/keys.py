@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from arraystore.ops.groupby.fused import dense_counts
+from arraystore.ops.groupby.fused import dense_counts, min_max
 
 #: a dense table is used when an int key's range is below max(DENSE_MIN, 2 * rows)
 DENSE_MIN = 1 << 16
@@ -45,7 +45,8 @@ def _dense(col: np.ndarray, fused: bool = False) -> Factorized | None:
     if col.dtype.kind not in "biu" or n == 0:
         return None
     src = col.view(np.uint8) if col.dtype.kind == "b" else col
-    lo, hi = src.min(), src.max()
+    lim = min_max(src) if fused else None
+    lo, hi = lim if lim is not None else (src.min(), src.max())
     span = int(hi) - int(lo)
     if span >= max(DENSE_MIN, 2 * n):
         return None

@@ -22,36 +22,37 @@ _jit = numba.njit(nogil=True, cache=True, fastmath=False)
 
 @_jit
 def float_pass(codes, X, runs, n, s, mn, mx):
-    """Counts, float64 sums, min and max of the non-NaN values of a float block."""
+    """Sums, min and max of the non-NaN values of a float block; ``n`` holds the rows
+    per cell and loses one per NaN (counts)."""
     m, K = X.shape
     if runs and K == 1:
         prev = -1
-        acc, cnt, lo, hi = 0.0, 0, 0.0, 0.0
+        acc, lo, hi = 0.0, 0.0, 0.0
         for i in range(m):
             v = X[i, 0]
-            if v != v:
-                continue
             c = codes[i]
+            if v != v:
+                n[c] -= 1
+                continue
             if c != prev:
                 if prev >= 0:
-                    s[prev], n[prev], mn[prev], mx[prev] = acc, cnt, lo, hi
-                acc, cnt, lo, hi = s[c], n[c], mn[c], mx[c]
+                    s[prev], mn[prev], mx[prev] = acc, lo, hi
+                acc, lo, hi = s[c], mn[c], mx[c]
                 prev = c
             acc += np.float64(v)
-            cnt += 1
             lo = lo if lo < v else v
             hi = hi if hi > v else v
         if prev >= 0:
-            s[prev], n[prev], mn[prev], mx[prev] = acc, cnt, lo, hi
+            s[prev], mn[prev], mx[prev] = acc, lo, hi
         return
     for i in range(m):
         base = codes[i] * K
         for j in range(K):
             v = X[i, j]
-            if v != v:
-                continue
             c = base + j
-            n[c] += 1
+            if v != v:
+                n[c] -= 1
+                continue
             s[c] += np.float64(v)
             if not mn[c] < v:
                 mn[c] = v
@@ -168,3 +169,59 @@ def dense_codes(col, base, runs, off, counts):
         c = np.intp(col[i]) - b
         off[i] = c
         counts[c] += 1
+
+
+@_jit
+def min_max(col):
+    """The smallest and largest value of an int column (not empty), in one pass."""
+    lo = hi = col[0]
+    for i in range(1, col.shape[0]):
+        v = col[i]
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    return lo, hi
+
+
+@_jit
+def pair_pass(codes, A, B, na, sa, mna, mxa, nb, sb, mnb, mxb):
+    """:func:`float_pass` / :func:`int_pass` of two one-value fields ``A``, ``B`` (float
+    or int of at most 4 bytes, scattered codes) in one loop: the same operations per
+    cell, in row order (an int's sum adds it as int64, a float's as float64; ints are
+    never NaN)."""
+    for i in range(A.shape[0]):
+        c = codes[i]
+        v = A[i, 0]
+        if v != v:
+            na[c] -= 1
+        else:
+            sa[c] += v
+            if not mna[c] < v:
+                mna[c] = v
+            if not mxa[c] > v:
+                mxa[c] = v
+        w = B[i, 0]
+        if w != w:
+            nb[c] -= 1
+        else:
+            sb[c] += w
+            if not mnb[c] < w:
+                mnb[c] = w
+            if not mxb[c] > w:
+                mxb[c] = w
+
+
+@_jit
+def m2_pair(codes, A, B, mua, mub, m2a, m2b):
+    """:func:`m2_pass` of two one-value fields (scattered codes) in one loop."""
+    for i in range(A.shape[0]):
+        c = codes[i]
+        v = A[i, 0]
+        if v == v:
+            d = np.float64(v) - mua[c]
+            m2a[c] += d * d
+        w = B[i, 0]
+        if w == w:
+            e = np.float64(w) - mub[c]
+            m2b[c] += e * e

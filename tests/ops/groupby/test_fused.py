@@ -42,8 +42,11 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("layout", ["sorted", "clustered", "scattered"])
 @pytest.mark.parametrize("ops", [ALL, ("mean", "std", "min", "max"), ("min",), ("sum",)])
-def test_fused_states_are_the_numpy_bits(layout, ops) -> None:
+@pytest.mark.parametrize("sub_rows", [None, 999])
+def test_fused_states_are_the_numpy_bits(layout, ops, sub_rows, monkeypatch) -> None:
     pytest.importorskip("numba")
+    if sub_rows:  # the passes take the block a few rows at a time over all fields
+        monkeypatch.setattr(fused, "SUB_ROWS", sub_rows)
     rng = np.random.default_rng(7)
     n = 20_000
     key = {
