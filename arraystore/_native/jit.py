@@ -49,11 +49,21 @@ def numba_min_bytes(default: int = NUMBA_MIN_BYTES) -> int:
     return value
 
 
-def numba_pays(nbytes: int, min_bytes: int = NUMBA_MIN_BYTES) -> bool:
+#: numba's import and loaded kernels cost about 100 MiB of resident memory (measured:
+#: ``import numba`` alone +55 MiB); an operation under a memory budget below this keeps
+#: to the numpy kernels unless ``ARRAYSTORE_NUMBA_MIN_BYTES`` is set
+NUMBA_MIN_BUDGET = 512 * 2**20
+
+
+def numba_pays(nbytes: int, min_bytes: int = NUMBA_MIN_BYTES, budget: int | None = None) -> bool:
     """Should an operation reading ``nbytes`` use the numba kernels (when installed)?
-    Decided once per operation, from its size only, so every block of it and every
-    executor take the same path (the paths round float sums differently). ``min_bytes``:
-    the operation's own threshold, where its kernels pay sooner."""
+    Decided once per operation, from its size (and budget) only, so every block of it and
+    every executor take the same path. ``min_bytes``: the operation's own threshold,
+    where its kernels pay sooner; ``budget``: its memory budget (see
+    :data:`NUMBA_MIN_BUDGET`)."""
+    small = budget is not None and budget < NUMBA_MIN_BUDGET
+    if small and not os.environ.get(MIN_BYTES_ENV, "").strip():
+        return False
     return nbytes >= numba_min_bytes(min_bytes)
 
 

@@ -97,7 +97,7 @@ def groupby_reduce(
         bool(dropna),
         bool(reduce_inner) and not structured,
         tuple(sorted(read)),
-        numba_pays(_bytes_read(arr, read, keys), fused.NUMBA_MIN_BYTES),
+        numba_pays(_bytes_read(arr, read, keys), fused.NUMBA_MIN_BYTES, budget),
     )
     t0 = time.perf_counter()
     store = arr.store

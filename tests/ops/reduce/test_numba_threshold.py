@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore._native.jit import NUMBA_MIN_BYTES, numba_min_bytes, numba_pays
+from arraystore._native.jit import (
+    NUMBA_MIN_BUDGET,
+    NUMBA_MIN_BYTES,
+    numba_min_bytes,
+    numba_pays,
+)
 from arraystore.errors import InvalidArgument
 from arraystore.ops.map.blocks import reduce_expr
 from arraystore.ops.reduce.kernels import numba as kernels_numba
@@ -96,6 +101,16 @@ def test_setting_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(ENV, bad)
         with pytest.raises(InvalidArgument, match=ENV):
             numba_min_bytes()
+
+
+def test_a_small_budget_keeps_to_numpy_unless_the_setting_says(monkeypatch) -> None:
+    """numba's own ~100 MiB would not fit a small --memory (issue 20: 256 MiB budget)."""
+    monkeypatch.delenv(ENV, raising=False)
+    big = 10 * NUMBA_MIN_BYTES
+    assert numba_pays(big, budget=NUMBA_MIN_BUDGET) and numba_pays(big, budget=None)
+    assert not numba_pays(big, budget=NUMBA_MIN_BUDGET - 1)
+    monkeypatch.setenv(ENV, "0")
+    assert numba_pays(1, budget=2**20)
 
 
 def test_small_stats_command_imports_neither_numba_nor_zarr(tmp_path: Path) -> None:
