@@ -429,8 +429,12 @@ class ChunkIO:
 
     def drop_chunk(self, index: Sequence[int]) -> None:
         """Drop the page-cache pages of one chunk file just read (a missing file: none)."""
+        self.drop_file(self.chunk_key(index))
+
+    def drop_file(self, key: str) -> None:
+        """Drop the page-cache pages of the whole file ``key`` (a missing file: none)."""
         try:
-            fd = self.open_chunk(self.chunk_key(index))
+            fd = self.open_chunk(key)
         except OSError:
             return
         try:

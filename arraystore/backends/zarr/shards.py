@@ -371,14 +371,7 @@ class ShardIO(ChunkIO):
 
     def drop_shard(self, shard: Sequence[int]) -> None:
         """Drop the page-cache pages of one shard file just read."""
-        try:
-            fd = self.open_chunk(self.shard_key(shard))
-        except OSError:
-            return
-        try:
-            drop_range(fd, 0, 0)
-        finally:
-            os.close(fd)
+        self.drop_file(self.shard_key(shard))
 
     def drop_chunks(self, shard: Sequence[int], inner: Sequence[tuple[int, ...]]) -> None:
         """Drop the page-cache pages of some inner chunks of one shard (by its index)."""
