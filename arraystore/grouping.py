@@ -44,6 +44,7 @@ class GroupBy:
         memory: int | str | None = None,
         executor: str | Executor | None = None,
         workers: int | None = None,
+        io: str | None = None,
     ) -> None:
         self._arr = arr
         self._key = key
@@ -53,6 +54,7 @@ class GroupBy:
             "memory": memory,
             "executor": executor,
             "workers": workers,
+            "io": io,
         }
 
     def __repr__(self) -> str:
@@ -239,6 +241,7 @@ class Grouping:
         memory: int | str | None = None,
         executor: str | Executor | None = None,
         workers: int | None = None,
+        io: str | None = None,
     ) -> GroupBy:
         """Group the rows (axis 0) by ``key``; reduce with the returned :class:`GroupBy`.
 
@@ -260,8 +263,10 @@ class Grouping:
             The executor, by name or instance (default ``"threads"``).
         workers : int, optional
             Worker count of a named executor.
+        io : {"auto", "direct", "buffered"}, optional
+            Read around the page cache (``"direct"``), as in :meth:`stats`.
         """
-        return GroupBy(self._gview, key, dropna, reduce_inner, memory, executor, workers)
+        return GroupBy(self._gview, key, dropna, reduce_inner, memory, executor, workers, io)
 
     def value_counts(self, field: str | None = None, dropna: bool = True) -> np.ndarray:
         """Rows per distinct value of ``field``: ``(field, count)`` sorted by count,

@@ -504,6 +504,7 @@ class Reductions:
         axis: int | Sequence[int] | None = None,
         memory: int | str | None = None,
         where: Any = None,
+        io: str | None = None,
     ) -> Any:
         """Exact quantiles, equal to ``np.quantile(data, q, axis=axis, method="linear")``.
 
@@ -522,6 +523,9 @@ class Reductions:
             Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
         where : str, Array or numpy bool array, optional
             Only the elements where this holds (see :meth:`stats`); none in a slice: NaN.
+        io : {"auto", "direct", "buffered"}, optional
+            Read around the page cache (``"direct"``), as in :meth:`stats`; quantiles
+            along an axis read buffered.
 
         Returns
         -------
@@ -529,7 +533,7 @@ class Reductions:
             As numpy: ``q``'s shape followed by the kept axes;
             ``{field: result}`` for the fields of a structured array.
         """
-        res = quantile(self._view, q, fields, skipna, memory, axis, where)
+        res = quantile(self._view, q, fields, skipna, memory, axis, where, io=io)
         return self._unwrap(res, fields)
 
     def median(
@@ -539,6 +543,7 @@ class Reductions:
         memory: int | str | None = None,
         axis: int | Sequence[int] | None = None,
         where: Any = None,
+        io: str | None = None,
     ) -> Any:
         """The exact median, ``quantile(0.5)`` (``np.median`` / ``np.nanmedian``).
 
@@ -550,7 +555,7 @@ class Reductions:
             Skip NaN (``np.nanmedian``).
         memory : int or str, optional
             Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
-        axis, where : optional
+        axis, where, io : optional
             As in :meth:`quantile`.
 
         Returns
@@ -558,7 +563,7 @@ class Reductions:
         scalar, numpy.ndarray or dict
             ``{field: result}`` for the fields of a structured array.
         """
-        res = quantile(self._view, 0.5, fields, skipna, memory, axis, where, median=True)
+        res = quantile(self._view, 0.5, fields, skipna, memory, axis, where, median=True, io=io)
         return self._unwrap(res, fields)
 
     def histogram(
@@ -568,6 +573,7 @@ class Reductions:
         fields: str | Sequence[str] | None = None,
         memory: int | str | None = None,
         where: Any = None,
+        io: str | None = None,
     ) -> Any:
         """``(counts, edges)`` like ``np.histogram`` (NaN skipped).
 
@@ -583,6 +589,8 @@ class Reductions:
             Memory budget, in bytes or as ``"512MiB"`` (default: from the machine).
         where : str, Array or numpy bool array, optional
             Count only the elements where this is true (see :meth:`stats`).
+        io : {"auto", "direct", "buffered"}, optional
+            Read around the page cache (``"direct"``), as in :meth:`stats`.
 
         Returns
         -------
@@ -590,7 +598,9 @@ class Reductions:
             ``(counts, edges)``; ``{field: (counts, edges)}`` for the fields of a
             structured array.
         """
-        res = hist(self._view, bins=bins, range=range, fields=fields, memory=memory, where=where)
+        res = hist(
+            self._view, bins=bins, range=range, fields=fields, memory=memory, where=where, io=io
+        )
         return self._unwrap(res, fields)
 
 

@@ -3,10 +3,13 @@
 :class:`DirectScan` holds a second descriptor on the data file, opened with ``O_DIRECT``
 (:func:`arraystore._native.direct.reopen_direct`), while a scan reads. Each reading
 thread announces the row ranges of its task (:meth:`DirectScan.will_read`); they are
-read ahead on I/O threads into aligned reusable buffers and copied into the reader's
-buffer (the data file's offsets are not aligned: the .npy header). A range read ahead
-or not, a short read at the end of the file is completed buffered; a refusal
-(``EINVAL``) is remembered for the device and the read done buffered.
+read ahead on I/O threads, in pieces of at most :data:`PIECE` bytes, into aligned
+reusable buffers and copied into the reader's buffer (the data file's offsets are not
+aligned: the .npy header). A reader may read a whole announced range at once (a
+quantile pass, a groupby task): it takes the pieces one after the other while the next
+ones are read. A range read ahead or not, a short read at the end of the file is
+completed buffered; a refusal (``EINVAL``) is remembered for the device and the read
+done buffered.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ import numpy as np
 
 from arraystore._native import direct
 
-__all__ = ["DirectScan", "forget"]
+__all__ = ["PIECE", "DirectScan", "forget", "pieces"]
+
+#: the largest single direct read: 4 MiB requests kept up with ``dd iflag=direct`` on
+#: the benchmark VM (see :func:`arraystore._native.direct.depth`), and a few of them in
+#: flight stay well inside any memory budget
+PIECE = 4 * 2**20
 
 #: aligned buffers of direct reads (shared by the scans of this process)
 POOL = direct.BufferPool()
@@ -34,6 +42,12 @@ def forget() -> None:
     if old is not None:
         old[1].close()
         _AHEAD.job = None
+
+
+def pieces(offset: int, length: int) -> list[tuple[int, int]]:
+    """``[offset, offset + length)`` as ``(offset, length)`` pieces of at most
+    :data:`PIECE` bytes, from its start (a reader of the same range finds the same ones)."""
+    return [(o, min(PIECE, offset + length - o)) for o in range(offset, offset + length, PIECE)]
 
 
 class DirectScan:
@@ -57,15 +71,24 @@ class DirectScan:
 
             return (offset, length), read
 
-        items = [item(o, n) for o, n in ranges]
-        job = direct.ReadAhead(items, POOL, direct.depth(max((n for _, n in ranges), default=0)))
+        items = [item(o, n) for start, size in ranges for o, n in pieces(start, size)]
+        job = direct.ReadAhead(
+            items, POOL, direct.depth(min(PIECE, max((n for _, n in ranges), default=0)))
+        )
         with self._lock:
             self._jobs.append(job)
         _AHEAD.job = (self, job)
 
     def read(self, buf: memoryview, offset: int, pread: Callable[[memoryview, int], None]) -> None:
-        """Fill ``buf`` from ``offset``: read ahead, else read now; ``pread(buf, offset)``
-        reads buffered what a direct read did not (the file's end, a refusal)."""
+        """Fill ``buf`` from ``offset``, piece by piece (:func:`pieces`): read ahead, else
+        read now; ``pread(buf, offset)`` reads buffered what a direct read did not (the
+        file's end, a refusal)."""
+        for o, n in pieces(offset, len(buf)):
+            self._read_piece(buf[o - offset : o - offset + n], o, pread)
+
+    def _read_piece(
+        self, buf: memoryview, offset: int, pread: Callable[[memoryview, int], None]
+    ) -> None:
         job = getattr(_AHEAD, "job", None)
         dst = np.frombuffer(buf, dtype=np.uint8)
         if job is not None and job[0] is self:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from arraystore._native.direct import IO_ENV, io_mode
 from arraystore._native.pages import POLICY_ENV
 from arraystore.cli.options import store_opener
 from arraystore.cli.output import console, print_table
@@ -147,6 +148,8 @@ def add_group_options(cmd: click.Command) -> None:
             raise InvalidArgument("--by needs an array NAME and no --expr, --axis or --hist")
         if kw.get("page_policy") is not None:
             os.environ[POLICY_ENV] = kw["page_policy"]
+        if kw.get("io") is not None:  # (checked: a one-line error)
+            os.environ[IO_ENV] = io_mode(kw["io"], "--io")
         opts = {k: kw[k] for k in ("executor", "memory", "workers", "quiet", "as_json")}
         quantiles, ddof = kw["quantiles"], kw["ddof"]
         fields = kw["fields"]

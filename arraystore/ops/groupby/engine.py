@@ -232,6 +232,7 @@ def group_task(spec: GroupSpec, start: int, stop: int) -> Table:
     """The partial table of rows ``[start, stop)`` (a top-level function: picklable)."""
     shape = spec.handle.meta.shape
     region = (slice(start, stop), *(slice(0, n) for n in shape[1:]))
+    spec.handle.will_read([region])  # (a direct scan reads it ahead, piece by piece)
     data = _read_block(spec, region)
     m = stop - start
     keys = [_key_column(k, data, region, m) for k in spec.keys]
@@ -310,8 +311,10 @@ def run_groups(
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
     spiller: Spiller | None = None,
+    direct: bool = False,
 ) -> Table | None:
-    """Run the plan and merge its tables in row order (None: ``spiller`` holds them)."""
+    """Run the plan and merge its tables in row order (None: ``spiller`` holds them);
+    ``direct``: read around the page cache (``--io direct``, in-process executors)."""
     meta = spec.handle.meta
     row_bytes = max(1, math.prod(meta.shape[1:]) * meta.dtype.itemsize)
     cells = max(1, math.prod(meta.shape[1:]))
@@ -330,4 +333,9 @@ def run_groups(
         if spec.fused and ex.in_process:  # blocks are reduced here: load numba while reading
             fused.prewarm(_value_dtypes(spec), _key_dtypes(spec))
         merge = _merge_within(budget, spiller, rows_per_task / max(nrows, 1))
-        return run(Plan(tasks, name="groupby"), ex, budget, merge=merge, progress=progress)
+        regions = [
+            (slice(s, e), *(slice(0, n) for n in meta.shape[1:]))
+            for s, e in zip(starts, stops, strict=True)
+        ]
+        with spec.handle.read_scan(regions, direct and ex.in_process):
+            return run(Plan(tasks, name="groupby"), ex, budget, merge=merge, progress=progress)

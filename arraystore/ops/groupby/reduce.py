@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arraystore._native.direct import direct_reads
 from arraystore._native.jit import numba_pays
 from arraystore.core.dtypes import field_dtype
 from arraystore.core.expr import compile_expr
@@ -65,6 +66,7 @@ def groupby_reduce(
     workers: int | None = None,
     progress: Callable[[Any, Any], None] | None = None,
     sink: Sink | None = None,
+    io: str | None = None,
 ) -> GroupedResult | GroupsWritten:
     """Reduce ``fields`` of ``arr`` per group of ``key`` (see ``Array.groupby``); with
     ``sink``, write the result to it part by part (:mod:`.stream`) instead."""
@@ -106,8 +108,9 @@ def groupby_reduce(
     qtuple = tuple(float(x) for x in qs) if qs is not None else ()
     try:
         table = run_groups(
-            spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress, spiller
-        )
+            spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress, spiller,
+            direct_reads(_bytes_read(arr, read, keys), io),  # ``--io`` / ARRAYSTORE_IO
+        )  # fmt: skip
         if sink is not None:
             return _stream(arr, spec, sink, table, spiller, (chosen, ddof, qs), t0)
         tables = [table] if table is not None else spiller.partitions()

@@ -438,17 +438,24 @@ def _budget(memory: int | str | None) -> int:
 
 # ------------------------------------------------------ quantiles, histograms
 def _iter_blocks(
-    handle: Handle, name: str | None, budget: int, drop: bool = False, mask: Mask | None = None
+    handle: Handle,
+    name: str | None,
+    budget: int,
+    drop: bool = False,
+    mask: Mask | None = None,
+    direct: bool = False,
 ) -> Iterator[np.ndarray]:
     regions = task_regions(handle, budget, 1)
-    for region in regions:
-        blocks = _read_fields(handle, region, [name])
-        if mask is None:
-            yield blocks[name]
-        else:  # the selected values (a subarray field's: every value of a selected element)
-            yield blocks[name][mask.block(region)]  # (a subarray field: whole subarrays)
-        if drop:  # the consumer has taken the block: its pages are not needed this pass
-            _drop_pages(handle, region, [name])
+    with handle.read_scan(regions, direct):  # (direct: read around the page cache, ahead)
+        handle.will_read(regions)
+        for region in regions:
+            blocks = _read_fields(handle, region, [name])
+            if mask is None:
+                yield blocks[name]
+            else:  # the selected values (a subarray field's: every value of a selected one)
+                yield blocks[name][mask.block(region)]  # (a subarray field: whole subarrays)
+            if drop:  # the consumer has taken the block: its pages are not needed this pass
+                _drop_pages(handle, region, [name])
 
 
 def _check_pass_budget(arr: ArrayView, name: str | None, budget: int) -> None:
@@ -460,15 +467,17 @@ def _check_pass_budget(arr: ArrayView, name: str | None, budget: int) -> None:
 
 
 def field_blocks(
-    arr: ArrayView, name: str | None, budget: int, mask: Mask | None = None
+    arr: ArrayView, name: str | None, budget: int, mask: Mask | None = None, io: str | None = None
 ) -> Callable[[], Iterator[np.ndarray]]:
     handle = arr.handle
     meta = handle.meta
     columnar = name is not None and handle.columnar
     item = field_dtype(meta.dtype, name).itemsize if columnar else meta.dtype.itemsize  # type: ignore[arg-type]
+    nbytes = math.prod(meta.shape) * item
     # several passes: drop only what could not stay cached between them anyway
-    drop = drop_behind(math.prod(meta.shape) * item, passes=2)
-    return lambda: _iter_blocks(handle, name, budget, drop, mask)
+    drop = drop_behind(nbytes, passes=2)
+    direct = direct_reads(nbytes, io)  # ``--io direct``: each pass reads around the cache
+    return lambda: _iter_blocks(handle, name, budget, drop, mask, direct)
 
 
 def quantile(
@@ -480,11 +489,13 @@ def quantile(
     axis: Any = None,
     where: Any = None,
     median: bool = False,
+    io: str | None = None,
 ) -> dict[str, Any]:
     """Exact quantiles (numpy's ``method="linear"``) per field, in bounded memory: over
     the whole array, or along ``axis`` (:mod:`.axis_quantiles`; ``median``: numpy's
     median there, ``q`` 0.5; over the whole array, ``quantile(0.5)`` exactly rounded);
-    ``where``: as in :func:`reduce` (a slice where it selects nothing gives NaN)."""
+    ``where``: as in :func:`reduce` (a slice where it selects nothing gives NaN); ``io``:
+    as in :func:`reduce`, for the passes over the whole array (along an axis: buffered)."""
     qs = np.asarray(q)
     if qs.dtype.kind not in "iuf":
         raise InvalidArgument(f"quantiles must be numbers in [0, 1], got {q!r}")
@@ -515,7 +526,7 @@ def quantile(
         _check_pass_budget(arr, name, budget)
         try:
             res = exact_quantiles(
-                field_blocks(arr, name, budget, mask), q, skipna=skipna, max_select=max_select
+                field_blocks(arr, name, budget, mask, io), q, skipna=skipna, max_select=max_select
             )
         except InvalidArgument as e:
             if mask is None or "empty" not in str(e):
@@ -533,9 +544,10 @@ def hist(
     fields: Sequence[str] | str | None = None,
     memory: int | str | None = None,
     where: Any = None,
+    io: str | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Histogram per field (``np.histogram`` semantics, NaN skipped) of the values
-    ``where`` selects (all by default)."""
+    ``where`` selects (all by default); ``io``: as in :func:`reduce`."""
     budget = _budget(memory)
     mask = resolve_mask(arr, where)
     out = {}
@@ -544,7 +556,7 @@ def hist(
             raise InvalidArgument(f"histograms are not defined for complex field {f.name!r}")
         _check_pass_budget(arr, name, budget)
         out[f.name] = histogram(
-            field_blocks(arr, name, budget, mask), bins=bins, range=range, dtype=f.dtype
+            field_blocks(arr, name, budget, mask, io), bins=bins, range=range, dtype=f.dtype
         )
     _buffers.release()
     return out
