@@ -208,7 +208,10 @@ def read_file(fd: int, pool: BufferPool) -> tuple[np.ndarray, np.ndarray]:
 
 
 class BufferPool:
-    """Aligned reusable byte buffers of at least a given size (thread-safe)."""
+    """Aligned reusable byte buffers of at least a given size (thread-safe). The pool
+    holds no more buffers than were in use at once: when no free buffer is large
+    enough, a free one is let go before a new one (with 1/16 to spare, so compressed
+    chunk files of slightly different sizes reuse it) is mapped."""
 
     def __init__(self) -> None:
         self._free: list[np.ndarray] = []
@@ -217,10 +220,13 @@ class BufferPool:
     def get(self, nbytes: int) -> np.ndarray:
         n = -(-max(nbytes, 1) // ALIGN) * ALIGN
         with self._lock:
-            for i, buf in enumerate(self._free):
-                if buf.nbytes >= n:
-                    return self._free.pop(i)[:n]
-        return raw_buffer(n)  # an anonymous mapping: page-aligned
+            fits = [i for i, buf in enumerate(self._free) if buf.nbytes >= n]
+            if fits:  # the smallest that fits
+                return self._free.pop(min(fits, key=lambda i: self._free[i].nbytes))[:n]
+            if self._free:  # all too small: one goes (unmapped once unreferenced)
+                self._free.pop(0)
+        room = n + (n // 16 if n >= 1 << 20 else 0)
+        return raw_buffer(-(-room // ALIGN) * ALIGN)[:n]  # an anonymous mapping: page-aligned
 
     def put(self, buf: np.ndarray) -> None:
         base = buf.base if isinstance(buf.base, np.ndarray) else buf

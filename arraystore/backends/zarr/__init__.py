@@ -43,7 +43,7 @@ from arraystore.backends.zarr.codecs import (
     parse_codec,
     quiet,
 )
-from arraystore.backends.zarr.cold import DirectChunks
+from arraystore.backends.zarr.cold import DirectChunks, read_ahead
 from arraystore.backends.zarr.shards import (
     ShardIO,
     drop_region,
@@ -283,10 +283,14 @@ class ZarrHandle(Handle):
 
     @contextlib.contextmanager
     def read_scan(self, regions: Sequence[Region], direct_io: bool) -> Iterator[None]:
-        """With ``direct_io``, the chunk files of ``regions`` (a plain dtype's unsharded
-        local array) are read with O_DIRECT, a few ahead of the readers (:mod:`.cold`)."""
-        cio = self.chunk_io(None) if direct_io and not self.writable else None
-        if cio is None or type(cio) is not ChunkIO or cio.direct is not None or self.columnar:
+        """The chunk files of ``regions`` (a plain dtype's unsharded local array) are
+        read a few ahead of the readers (:mod:`.cold`): with O_DIRECT (``direct_io``),
+        else through the page cache when compressed (not: ``ARRAYSTORE_READ_AHEAD=0``)."""
+        cio = self.chunk_io(None) if not self.writable and not self.columnar else None
+        if cio is None or type(cio) is not ChunkIO or cio.direct is not None:
+            yield
+            return
+        if not direct_io and (cio.compressor == "none" or not read_ahead()):
             yield
             return
         trail = (0,) * (len(cio.shape) - self.meta.ndim)
@@ -296,7 +300,10 @@ class ZarrHandle(Handle):
             for idx in chunks_touching(r, self.meta.shape, self.meta.chunks)
         }
         dev = os.stat(cio.path).st_dev
-        cio.direct = DirectChunks(cio.open_chunk, dev, list(keys), cio.chunk_bytes)
+        if len(keys) < 2 and not direct_io:  # nothing to read ahead of
+            yield
+            return
+        cio.direct = DirectChunks(cio.open_chunk, dev, list(keys), cio.chunk_bytes, direct_io)
         try:
             yield
         finally:

@@ -1,4 +1,5 @@
-"""Chunk files read around the page cache during a cold scan (``O_DIRECT``).
+"""Chunk files read ahead of a scan's readers: around the page cache (``O_DIRECT``,
+``--io direct``) or through it (compressed chunks, the default).
 
 :class:`DirectChunks` reads whole chunk files into aligned reusable buffers,
 :data:`arraystore._native.direct.DEPTH` files ahead of the scan's readers (in the order
@@ -6,6 +7,12 @@ the scan announced), so the device stays busy while the cores decode and reduce.
 chunk reader (:meth:`ChunkIO.read_chunk`) takes the bytes from here; a chunk this cannot
 read (missing, not a regular file, a filesystem refusing ``O_DIRECT``: remembered per
 device) is read by the normal buffered path, which reports what is wrong with it.
+
+Buffered read-ahead (``o_direct=False``) is for compressed chunks: without it each reader
+reads a chunk file, then decodes it, so the disk idles while both cores decode (the
+32 GiB blosc-lz4 scan used 1.1 of 2 cores at 1.8 GB/s of compressed reads while ``cat``
+read the same files at 3.6 GB/s). An uncompressed chunk is read straight into the
+caller's block instead (one copy less). ``ARRAYSTORE_READ_AHEAD=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -20,23 +27,59 @@ import numpy as np
 
 from arraystore._native import direct
 
-__all__ = ["DirectChunks"]
+__all__ = ["AHEAD_ENV", "DirectChunks", "read_ahead"]
 
 #: aligned buffers of direct chunk reads (shared by the scans of this process)
 POOL = direct.BufferPool()
+#: ``0`` turns off the buffered read-ahead of compressed chunk files (for measurements)
+AHEAD_ENV = "ARRAYSTORE_READ_AHEAD"
+
+
+def read_ahead() -> bool:
+    """Read compressed chunk files ahead of a buffered scan? (``ARRAYSTORE_READ_AHEAD``)"""
+    return os.environ.get(AHEAD_ENV, "").strip() not in ("0", "off", "no", "false")
 
 
 class DirectChunks:
-    """Direct reads of the chunk files ``keys`` (in scan order, each about ``size``
-    bytes); ``open_chunk(key, flags)`` opens one (relative to the array folder)."""
+    """Reads ahead of the chunk files ``keys`` (in scan order, each about ``size``
+    bytes); ``open_chunk(key, flags)`` opens one (relative to the array folder);
+    ``o_direct``: with ``O_DIRECT`` (else buffered, through the page cache)."""
 
     def __init__(
-        self, open_chunk: Callable[[str, int], int], dev: int, keys: Sequence[str], size: int
+        self,
+        open_chunk: Callable[[str, int], int],
+        dev: int,
+        keys: Sequence[str],
+        size: int,
+        o_direct: bool = True,
     ) -> None:
         self._open = open_chunk
         self._dev = dev
-        items = [(k, partial(self._read, k)) for k in keys]
+        self._o_direct = o_direct
+        read = self._read if o_direct else self._read_buffered
+        items = [(k, partial(read, k)) for k in keys]
         self._ahead = direct.ReadAhead(items, POOL, direct.depth(size))
+
+    def _read_buffered(self, key: str, pool: direct.BufferPool) -> tuple[np.ndarray, np.ndarray]:
+        fd = self._open(key, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            size = os.fstat(fd).st_size
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError(key)
+            buf = pool.get(size)
+            view, done = buf.data, 0
+            try:
+                while done < size:
+                    n = os.preadv(fd, [view[done:size]], done)
+                    if n == 0:
+                        break  # (truncated: the chunk reader reports it)
+                    done += n
+            except BaseException:
+                pool.put(buf)
+                raise
+            return buf, buf[:done]
+        finally:
+            os.close(fd)
 
     def _read(self, key: str, pool: direct.BufferPool) -> tuple[np.ndarray, np.ndarray]:
         if direct.refused(self._dev):
@@ -67,6 +110,9 @@ class DirectChunks:
             if data is not None:
                 yield data
                 return
+        if not self._o_direct:  # (the chunk reader's own buffered read)
+            yield None
+            return
         try:
             buf, data = self._read(key, POOL)
         except OSError:

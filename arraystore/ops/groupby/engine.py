@@ -21,6 +21,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -337,5 +338,5 @@ def run_groups(
             (slice(s, e), *(slice(0, n) for n in meta.shape[1:]))
             for s, e in zip(starts, stops, strict=True)
         ]
-        with spec.handle.read_scan(regions, direct and ex.in_process):
+        with spec.handle.read_scan(regions, direct) if ex.in_process else nullcontext():
             return run(Plan(tasks, name="groupby"), ex, budget, merge=merge, progress=progress)

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -403,7 +404,7 @@ def reduce(
             empty = tuple(slice(0, n) for n in handle.meta.shape)
             merged = _reduce_task(handle, empty, names, axis, ops, skipna, fused, mask=mask)
         else:
-            with handle.read_scan(regions, direct and ex.in_process):
+            with handle.read_scan(regions, direct) if ex.in_process else nullcontext():
                 merged = run(
                     Plan(tasks, name="stats"), ex, budget, merge=_merge, init=None,
                     progress=progress,

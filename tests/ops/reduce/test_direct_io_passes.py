@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import arraystore
 from arraystore._native import direct
 from arraystore.backends.memmap import cold
-from arraystore.errors import InvalidArgument
+from arraystore.errors import CorruptData, InvalidArgument
 from arraystore.testing import BackendCase, run_cli
 
 ENV = direct.IO_ENV
@@ -219,3 +219,80 @@ def test_python_io_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, di
         with pytest.raises(InvalidArgument, match="io must be one of"):
             call("sideways")
     assert calls["median"](None) == np.nanmedian(data)
+
+
+@pytest.fixture
+def ahead_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(chunk key, thread name) of every buffered read-ahead of a chunk file."""
+    from arraystore.backends.zarr import cold as zcold
+
+    calls: list[tuple[str, str]] = []
+    real = zcold.DirectChunks._read_buffered
+
+    def spy(self: Any, key: str, pool: Any) -> Any:
+        calls.append((key, threading.current_thread().name))
+        return real(self, key, pool)
+
+    monkeypatch.setattr(zcold.DirectChunks, "_read_buffered", spy)
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.delenv(zcold.AHEAD_ENV, raising=False)
+    return calls
+
+
+@pytest.mark.parametrize("codec", ["zstd:1", "blosc-lz4"])
+def test_compressed_chunks_are_read_ahead_buffered(
+    tmp_path: Path, codec: str, monkeypatch: pytest.MonkeyPatch, ahead_reads, direct_calls
+) -> None:
+    """The default (buffered) scan of a compressed zarr array reads its chunk files on
+    the I/O threads ahead of the readers: same results as without, no O_DIRECT."""
+    s, data, _ = _store(tmp_path / "s", BackendCase("zarr", codec))
+    a = s["a"]
+    got = a.stats(axis=0, memory=MEMORY, ops=["sum", "max", "count"])
+    q = a.quantile(0.5, skipna=True, memory=MEMORY)
+    assert ahead_reads and all(t.startswith("arraystore-io") for _, t in ahead_reads)
+    assert direct_calls == []
+    n = len(ahead_reads)
+    monkeypatch.setenv("ARRAYSTORE_READ_AHEAD", "0")
+    want = a.stats(axis=0, memory=MEMORY, ops=["sum", "max", "count"])
+    assert a.quantile(0.5, skipna=True, memory=MEMORY) == q == np.nanquantile(data, 0.5)
+    assert len(ahead_reads) == n
+    for op in ("sum", "max", "count"):
+        np.testing.assert_array_equal(np.asarray(got[op]), np.asarray(want[op]))
+    np.testing.assert_array_equal(np.asarray(got["max"]), np.nanmax(data, axis=0))
+
+
+def test_uncompressed_chunks_are_not_read_ahead_buffered(tmp_path: Path, ahead_reads) -> None:
+    s, data, _ = _store(tmp_path / "s", BackendCase("zarr", "none"))
+    np.testing.assert_array_equal(s["a"].stats(axis=0, memory=MEMORY)["max"], np.nanmax(data, 0))
+    assert ahead_reads == []
+
+
+def test_read_ahead_of_a_truncated_or_missing_chunk(tmp_path: Path, ahead_reads) -> None:
+    """A chunk file gone or cut short: the normal read reports it (one error, no hang)."""
+    s, *_ = _store(tmp_path / "s", BackendCase("zarr", "zstd:1"))
+    files = sorted(p for p in (tmp_path / "s").rglob("c/*/*") if p.is_file() and "/a/" in str(p))
+    assert len(files) == -(-ROWS // CHUNKS[0])
+    os.truncate(files[2], files[2].stat().st_size // 2)
+    with pytest.raises(CorruptData, match="c/2/0"):
+        s["a"].stats(memory=MEMORY, ops=["sum"])
+    assert ahead_reads
+    files[2].unlink()
+    with pytest.raises(CorruptData, match="c/2/0"):  # (written complete: a hole is corrupt)
+        s["a"].stats(memory=MEMORY, ops=["sum"])
+
+
+@given(st.lists(st.tuples(st.integers(1, 3 << 20), st.booleans()), max_size=60))
+def test_buffer_pool_holds_no_more_than_was_in_use(ops: list[tuple[int, bool]]) -> None:
+    """Chunk files of varying sizes: buffers are reused or replaced, never hoarded."""
+    pool, out, most = direct.BufferPool(), [], 0
+    for size, give_back in ops:
+        buf = pool.get(size)
+        assert buf.nbytes >= size and buf.ctypes.data % direct.ALIGN == 0
+        buf[-1] = 1  # writable to its end
+        out.append(buf)
+        most = max(most, len(out))
+        if give_back:
+            for b in out:
+                pool.put(b)
+            out = []
+        assert len(pool._free) + len(out) <= most
