@@ -168,6 +168,11 @@ class Suite:
             dtype="f8",
             chunk_rows=chunk_rows,
             create_or_reuse_s=time.perf_counter() - t0,
+            # the bytes each format reads from disk (GB/s of them: logical GB/s x this / size)
+            bytes_on_disk={
+                name: sum(f.stat().st_size for f in common.data_files(p))
+                for name, p in paths.items()
+            },
         )
         return store, paths, rows, chunk_rows
 
