@@ -118,18 +118,9 @@ class Reductions:
         ddof: int = 0,
     ) -> Any:
         res = reduce(
-            self._view,
-            (op,),
-            axis=axis,
-            fields=fields,
-            skipna=skipna,
-            ddof=ddof,
-            memory=memory,
-            executor=executor,
-            workers=workers,
-            progress=progress,
-            where=where,
-        )
+            self._view, (op,), axis=axis, fields=fields, skipna=skipna, ddof=ddof, memory=memory,
+            executor=executor, workers=workers, progress=progress, where=where,
+        )  # fmt: skip
         return self._unwrap({name: d[op] for name, d in res.fields.items()}, fields)
 
     def sum(
@@ -524,8 +515,7 @@ class Reductions:
         where : str, Array or numpy bool array, optional
             Only the elements where this holds (see :meth:`stats`); none in a slice: NaN.
         io : {"auto", "direct", "buffered"}, optional
-            Read around the page cache (``"direct"``), as in :meth:`stats`; quantiles
-            along an axis read buffered.
+            As in :meth:`stats` (along an ``axis``: buffered).
 
         Returns
         -------
@@ -590,7 +580,7 @@ class Reductions:
         where : str, Array or numpy bool array, optional
             Count only the elements where this is true (see :meth:`stats`).
         io : {"auto", "direct", "buffered"}, optional
-            Read around the page cache (``"direct"``), as in :meth:`stats`.
+            As in :meth:`stats`.
 
         Returns
         -------
@@ -598,9 +588,7 @@ class Reductions:
             ``(counts, edges)``; ``{field: (counts, edges)}`` for the fields of a
             structured array.
         """
-        res = hist(
-            self._view, bins=bins, range=range, fields=fields, memory=memory, where=where, io=io
-        )
+        res = hist(self._view, bins, range, fields, memory, where, io)
         return self._unwrap(res, fields)
 
 
