@@ -43,21 +43,6 @@ def _fresh_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(direct, "_refused", set())
 
 
-@pytest.fixture
-def direct_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, str]]:
-    """The (offset, length, thread name) of every direct read (memmap ranges, zarr
-    chunk files)."""
-    calls: list[tuple[int, int, str]] = []
-    real = direct.read_range
-
-    def spy(fd: int, offset: int, length: int, pool: Any) -> Any:
-        calls.append((offset, length, threading.current_thread().name))
-        return real(fd, offset, length, pool)
-
-    monkeypatch.setattr(direct, "read_range", spy)
-    return calls
-
-
 def _make(folder: Path, case: BackendCase) -> tuple[arraystore.Array, np.ndarray]:
     data = np.random.default_rng(3).standard_normal(SHAPE)
     data[123, 4] = np.nan  # (skipped by default: the numpy kernels' path)

@@ -39,20 +39,6 @@ def _fresh_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(direct, "_refused", set())
 
 
-@pytest.fixture
-def direct_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, str]]:
-    """(offset, length, thread name) of every direct read."""
-    calls: list[tuple[int, int, str]] = []
-    real = direct.read_range
-
-    def spy(fd: int, offset: int, length: int, pool: Any) -> Any:
-        calls.append((offset, length, threading.current_thread().name))
-        return real(fd, offset, length, pool)
-
-    monkeypatch.setattr(direct, "read_range", spy)
-    return calls
-
-
 def _store(folder: Path, case: BackendCase) -> tuple[Any, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(5)
     data = rng.standard_normal((ROWS, COLS))
@@ -71,6 +57,18 @@ def _read_directly(calls: list[tuple[int, int, str]], folder: Path) -> None:
         pytest.skip("this file system refuses O_DIRECT (the results came from buffered reads)")
 
 
+def _same_both_ways(run: Any, monkeypatch: pytest.MonkeyPatch, calls: list, folder: Path) -> Any:
+    """``run()`` buffered (no direct read), then direct (read directly, the same arrays)."""
+    monkeypatch.setenv(ENV, "buffered")
+    buffered = run()
+    assert calls == []
+    monkeypatch.setenv(ENV, "direct")
+    for got, want in zip(run(), buffered, strict=True):
+        np.testing.assert_array_equal(got, want)
+    _read_directly(calls, folder)
+    return buffered
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_quantiles_and_histograms_read_directly(
     tmp_path: Path, case: BackendCase, monkeypatch: pytest.MonkeyPatch, direct_calls
@@ -83,13 +81,7 @@ def test_quantiles_and_histograms_read_directly(
         h = a.histogram(bins=13, memory=MEMORY)
         return np.asarray(q), *(np.asarray(x) for x in h)
 
-    monkeypatch.setenv(ENV, "buffered")
-    buffered = run()
-    assert direct_calls == []
-    monkeypatch.setenv(ENV, "direct")
-    for got, want in zip(run(), buffered, strict=True):
-        np.testing.assert_array_equal(got, want)
-    _read_directly(direct_calls, tmp_path)
+    buffered = _same_both_ways(run, monkeypatch, direct_calls, tmp_path)
     flat = data[~np.isnan(data)]
     np.testing.assert_array_equal(buffered[0], np.quantile(flat, [0.0, 0.01, 0.5, 0.99, 1.0]))
 
@@ -104,13 +96,7 @@ def test_groupby_reads_directly(
         g = s["a"].groupby(s["k"], memory=MEMORY)
         return g.sum(), g.max(), g.count()
 
-    monkeypatch.setenv(ENV, "buffered")
-    buffered = run()
-    assert direct_calls == []
-    monkeypatch.setenv(ENV, "direct")
-    for got, want in zip(run(), buffered, strict=True):
-        np.testing.assert_array_equal(got, want)
-    _read_directly(direct_calls, tmp_path)
+    buffered = _same_both_ways(run, monkeypatch, direct_calls, tmp_path)
     mx = buffered[1]  # records: the key, then the values
     kname, vname = mx.dtype.names
     for i in (0, 50, 96):
