@@ -299,10 +299,10 @@ class ZarrHandle(Handle):
             for r in regions
             for idx in chunks_touching(r, self.meta.shape, self.meta.chunks)
         }
-        dev = os.stat(cio.path).st_dev
         if len(keys) < 2 and not direct_io:  # nothing to read ahead of
             yield
             return
+        dev = os.stat(cio.path).st_dev
         cio.direct = DirectChunks(cio.open_chunk, dev, list(keys), cio.chunk_bytes, direct_io)
         try:
             yield

@@ -63,9 +63,10 @@ class DirectChunks:
     def _read_buffered(self, key: str, pool: direct.BufferPool) -> tuple[np.ndarray, np.ndarray]:
         fd = self._open(key, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            size = os.fstat(fd).st_size
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 raise IsADirectoryError(key)
+            size = info.st_size
             buf = pool.get(size)
             view, done = buf.data, 0
             try:

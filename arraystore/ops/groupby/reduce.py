@@ -90,6 +90,7 @@ def groupby_reduce(
         read |= set(expr.names) if expr is not None else set()
     if arr.field is not None:  # a field view: read the field only
         read = {arr.field}
+    nread = _bytes_read(arr, read, keys)  # one pass: decides numba and direct reads
     spec = GroupSpec(
         arr.handle,
         keys,
@@ -99,7 +100,7 @@ def groupby_reduce(
         bool(dropna),
         bool(reduce_inner) and not structured,
         tuple(sorted(read)),
-        numba_pays(_bytes_read(arr, read, keys), fused.NUMBA_MIN_BYTES, budget),
+        numba_pays(nread, fused.NUMBA_MIN_BYTES, budget),
     )
     t0 = time.perf_counter()
     store = arr.store
@@ -109,7 +110,7 @@ def groupby_reduce(
     try:
         table = run_groups(
             spec, arr.shape[0], block_rows(arr), budget, executor, workers, progress, spiller,
-            direct_reads(_bytes_read(arr, read, keys), io),  # ``--io`` / ARRAYSTORE_IO
+            direct_reads(nread, io),  # ``--io`` / ARRAYSTORE_IO
         )  # fmt: skip
         if sink is not None:
             return _stream(arr, spec, sink, table, spiller, (chosen, ddof, qs), t0)
