@@ -247,6 +247,27 @@ def test_compressed_chunks_are_read_ahead_buffered(
     np.testing.assert_array_equal(np.asarray(got["max"]), np.nanmax(data, axis=0))
 
 
+def test_read_ahead_asks_for_each_whole_file_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead_reads
+) -> None:
+    """Each chunk file read ahead is first asked for whole (``POSIX_FADV_WILLNEED``)."""
+    from arraystore.backends.zarr import cold as zcold
+
+    asked: list[int] = []
+    real = zcold.will_need
+
+    def spy(fd: int, length: int) -> None:
+        asked.append(length)
+        real(fd, length)
+
+    monkeypatch.setattr(zcold, "will_need", spy)
+    s, data, _ = _store(tmp_path / "s", BackendCase("zarr", "zstd:1"))
+    np.testing.assert_array_equal(s["a"].stats(axis=0, memory=MEMORY)["max"], np.nanmax(data, 0))
+    files = {p.stat().st_size for p in (tmp_path / "s").rglob("c/*/*") if "/a/" in str(p)}
+    assert len(asked) == len(ahead_reads) > 1
+    assert set(asked) <= files
+
+
 def test_uncompressed_chunks_are_not_read_ahead_buffered(tmp_path: Path, ahead_reads) -> None:
     s, data, _ = _store(tmp_path / "s", BackendCase("zarr", "none"))
     np.testing.assert_array_equal(s["a"].stats(axis=0, memory=MEMORY)["max"], np.nanmax(data, 0))
