@@ -87,12 +87,12 @@ def drop_range(fd: int, offset: int, length: int) -> None:
         advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
-def will_need(fd: int, length: int) -> None:
-    """Ask the kernel to read the first ``length`` bytes of ``fd`` into the page cache
-    now (``POSIX_FADV_WILLNEED``: all of it queued at once, not a readahead window at a
-    time). Silently nothing where ``posix_fadvise`` is unavailable or refused."""
+def will_need(fd: int, length: int, offset: int = 0) -> None:
+    """Ask the kernel to read bytes ``[offset, offset + length)`` of ``fd`` into the page
+    cache now (``POSIX_FADV_WILLNEED``: all of it queued at once, not a readahead window
+    at a time). Silently nothing where ``posix_fadvise`` is unavailable or refused."""
     advise = getattr(os, "posix_fadvise", None)
     if advise is None or length <= 0:
         return
     with contextlib.suppress(OSError):
-        advise(fd, 0, length, os.POSIX_FADV_WILLNEED)
+        advise(fd, offset, length, os.POSIX_FADV_WILLNEED)

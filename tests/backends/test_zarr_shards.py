@@ -3,6 +3,7 @@ tensorstore reading them, partial reads touching only their inner chunks, corrup
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import pickle
@@ -263,6 +264,69 @@ def test_many_inner_chunks_per_shard(store: Any) -> None:
     a = store.create("many", data=x, chunks=2, shards=3000, backend="zarr", checksum=True)
     np.testing.assert_array_equal(arraystore.open(store.path, mode="r")["many"][...], x)
     assert len(data_files(a)) == 1
+
+
+@pytest.mark.parametrize("codec", ["zstd", "blosc-lz4"])
+def test_compressed_shard_read_in_runs_asked_for_first(
+    store: Any, codec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compressed shard is read in runs of about COMPRESSED_RUN_BYTES, the whole
+    span asked for first (WILLNEED); an uncompressed one in one run, not asked for."""
+    from arraystore.backends.zarr import shards
+
+    monkeypatch.setattr(shards, "COMPRESSED_RUN_BYTES", 40_000)
+    asked: list[tuple[int, int]] = []
+    monkeypatch.setattr(shards, "will_need", lambda fd, n, off=0: asked.append((off, n)))
+    reads: list[int] = []
+    real = os.preadv
+
+    def counting(fd: int, buffers: Any, offset: int, *args: Any) -> int:
+        n = real(fd, buffers, offset, *args)
+        reads.append(n)
+        return n
+
+    x = np.random.default_rng(11).normal(size=(4096, 8))  # 256 KiB; 16 KiB inner chunks
+    for c in (codec, "none"):
+        a = store.create(f"w{c}", data=x, chunks=(256, 8), shards=(4096, 8), backend="zarr",
+                         codec=c)  # fmt: skip
+        [shard] = data_files(a)
+        b = arraystore.open(store.path, mode="r")[f"w{c}"]
+        asked.clear()
+        monkeypatch.setattr(os, "preadv", counting)
+        reads.clear()
+        np.testing.assert_array_equal(b[...], x)
+        np.testing.assert_allclose(b.stats(axis=0, ops=["max"])["max"], x.max(axis=0), rtol=0)
+        monkeypatch.setattr(os, "preadv", real)
+        index = 16 * 16 + 4  # 16 inner chunks, then the index's crc
+        data = shard.stat().st_size - index
+        if c == "none":
+            assert asked == [] and data in reads
+            continue
+        assert asked and all(n == data for _, n in asked), (asked, data)
+        runs = [n for n in reads if n != index]
+        assert sum(runs) == 2 * data and len(runs) >= 2 * -(-data // 60_000)
+        assert max(runs) <= 40_000 + data // 16 * 2  # (a run ends past its limit by a chunk)
+
+
+@given(
+    sizes=st.lists(st.integers(1, 50), min_size=0, max_size=40),
+    gaps=st.lists(st.booleans(), min_size=40, max_size=40),
+    limit=st.integers(1, 200),
+)
+def test_runs_are_back_to_back_and_bounded(sizes: list[int], gaps: list[bool], limit: int) -> None:
+    located, off = [], 0
+    for k, n in enumerate(sizes):
+        off += 7 if gaps[k] else 0
+        located.append((off, n, k, None))
+        off += n
+    runs = list(ShardIO._runs(located, limit))  # type: ignore[arg-type]
+    assert [e for r in runs for e in r] == located
+    for r in runs:
+        assert all(b[0] == a[0] + a[1] for a, b in itertools.pairwise(r))
+        assert r[-1][0] - r[0][0] <= limit or len(r) == 1
+    for r, nxt in itertools.pairwise(runs):  # split only where it had to
+        gap = nxt[0][0] != r[-1][0] + r[-1][1]
+        assert gap or nxt[0][0] - r[0][0] > limit
 
 
 def _resident(path: Path) -> float:

@@ -21,8 +21,9 @@ not when the fast path does not apply (nested sharding, transpose...).
 * :meth:`ShardIO.read_chunks` reads many inner chunks with one open per shard file, its
   index decoded once (cached per file, checked against the file's inode, size and
   mtime, bounded), and one ``preadv`` per run of inner chunks stored back to back -- an
-  uncompressed chunk goes straight into its destination buffer, a compressed run into a
-  reused scratch buffer, then each is decoded in place. Nothing else of the file is read.
+  uncompressed chunk goes straight into its destination buffer, a compressed run (of
+  :data:`COMPRESSED_RUN_BYTES`, the whole span asked for first) into a reused scratch
+  buffer, then each is decoded in place. Nothing else of the file is read.
 * :meth:`ShardIO.write_shard` encodes every inner chunk of one shard (C order) and
   writes the file atomically (temp file + rename), as :meth:`ChunkIO.write_chunk` does
   for a chunk. A write of part of a shard is the caller's read-modify-write of the whole
@@ -44,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from arraystore._native.pages import drop_range
+from arraystore._native.pages import drop_range, will_need
 from arraystore.backends.zarr.chunks import ChunkIO
 from arraystore.backends.zarr.codecs import Unsupported, json_int, named
 from arraystore.core.chunks import (
@@ -72,8 +73,15 @@ __all__ = [
 MISSING = 2**64 - 1
 #: shard indexes kept per ShardIO (each 16 bytes per inner chunk)
 INDEX_CACHE = 256
-#: largest run of compressed inner chunks read with one preadv
+#: largest run of uncompressed inner chunks read with one preadv (into their buffers)
 MAX_RUN_BYTES = 64 << 20
+#: ... of compressed ones (into a scratch buffer that stays small, decoded while the
+#: next run arrives: the whole span is asked for first, ``POSIX_FADV_WILLNEED``). An
+#: 8 GiB blosc-lz4 ``stats --axis 0`` of 64 MiB shards of 1 MiB chunks (VM of the
+#: README, runs paired, against 64 MiB runs without the advice): warm 2.01-2.49 s
+#: against 2.50-2.89 s, peak RSS 328 MiB against 434 MiB; cold (evicted first) no
+#: clear difference, 5.4-6.2 s against 5.8-7.4 s over two sets of three pairs
+COMPRESSED_RUN_BYTES = 8 << 20
 #: buffers per preadv call (Linux's IOV_MAX)
 IOV_MAX = 1024
 
@@ -319,13 +327,22 @@ class ShardIO(ChunkIO):
                     else:
                         located.append((off, nb, idx, out))
                 located.sort(key=lambda e: e[0])
-                for run in self._runs(located):
+                limit = MAX_RUN_BYTES
+                if self.compressor != "none":
+                    limit = COMPRESSED_RUN_BYTES
+                    span = located[-1][0] + located[-1][1] - located[0][0] if located else 0
+                    if span > limit:  # several runs: all of them queued now
+                        will_need(fd, span, located[0][0])
+                for run in self._runs(located, limit):
                     self._read_run(fd, key, run)
 
-    def _runs(self, located: list[tuple[int, int, Any, np.ndarray]]) -> Iterator[list[Any]]:
+    @staticmethod
+    def _runs(located: list[tuple[int, int, Any, np.ndarray]], limit: int) -> Iterator[list[Any]]:
+        """Runs of inner chunks stored back to back, each starting at most ``limit``
+        bytes before its last chunk."""
         run: list[Any] = []
         for e in located:
-            if run and (e[0] != run[-1][0] + run[-1][1] or e[0] - run[0][0] > MAX_RUN_BYTES):
+            if run and (e[0] != run[-1][0] + run[-1][1] or e[0] - run[0][0] > limit):
                 yield run
                 run = []
             run.append(e)
