@@ -78,7 +78,7 @@ MAX_RUN_BYTES = 64 << 20
 #: ... of compressed ones (into a scratch buffer that stays small, decoded while the
 #: next run arrives: the whole span is asked for first, ``POSIX_FADV_WILLNEED``). An
 #: 8 GiB blosc-lz4 ``stats --axis 0`` of 64 MiB shards of 1 MiB chunks (VM of the
-#: README, runs paired, against 64 MiB runs without the advice): warm 2.01-2.49 s
+#: README, runs paired, against 64 MiB runs without the advice): warm 2.01-2.57 s
 #: against 2.50-2.89 s, peak RSS 328 MiB against 434 MiB; cold (evicted first) no
 #: clear difference, 5.4-6.2 s against 5.8-7.4 s over two sets of three pairs
 COMPRESSED_RUN_BYTES = 8 << 20
