@@ -249,8 +249,10 @@ def _io_threads() -> concurrent.futures.ThreadPoolExecutor:
 
 
 #: a read to do ahead: its key and the read itself, which takes a buffer from the pool
-#: it is given and returns it with the view of it holding the data
-Item = tuple[Hashable, Callable[[BufferPool], tuple[np.ndarray, np.ndarray]]]
+#: it is given and returns it with the view of it holding the data (or None and data
+#: needing no buffer of the pool, such as a mapped file)
+Read = Callable[["BufferPool"], tuple[np.ndarray | None, np.ndarray]]
+Item = tuple[Hashable, Read]
 
 
 class ReadAhead:
@@ -303,9 +305,7 @@ class ReadAhead:
                 self._pool.put(buf)
 
 
-def _fetch(
-    read: Callable[[BufferPool], tuple[np.ndarray, np.ndarray]], pool: BufferPool
-) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _fetch(read: Read, pool: BufferPool) -> tuple[np.ndarray | None, np.ndarray | None]:
     try:
         return read(pool)
     except Exception:  # the consumer reads it again itself and sees the error

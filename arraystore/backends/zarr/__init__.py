@@ -107,6 +107,10 @@ def _ix(region: Region) -> Any:
 
 
 class ZarrHandle(Handle):
+    #: chunk files are only ever replaced whole (``os.replace``), never truncated in
+    #: place: a scan may map them (:mod:`.cold`)
+    whole_chunk_files = True
+
     def __init__(
         self,
         path: Path,
@@ -303,7 +307,9 @@ class ZarrHandle(Handle):
             yield
             return
         dev = os.stat(cio.path).st_dev
-        cio.direct = DirectChunks(cio.open_chunk, dev, list(keys), cio.chunk_bytes, direct_io)
+        cio.direct = DirectChunks(
+            cio.open_chunk, dev, list(keys), cio.chunk_bytes, direct_io, self.whole_chunk_files
+        )
         try:
             yield
         finally:

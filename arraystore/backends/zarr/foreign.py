@@ -71,6 +71,8 @@ def output_codec(meta: ArrayMeta) -> str:
 class ForeignHandle(ZarrHandle):
     """A read-only handle on a foreign zarr v2/v3 array (see the module docstring)."""
 
+    whole_chunk_files = False  # (other writers may rewrite a chunk file in place)
+
     def __init__(self, path: Path, meta: ArrayMeta, zarr_format: int, doc: dict[str, Any]):
         super().__init__(path, meta, writable=False)
         self.zarr_format = zarr_format
