@@ -3,12 +3,14 @@ tensorstore reading them, partial reads touching only their inner chunks, corrup
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
 import pickle
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,22 @@ def data_files(arr: Any) -> list[Path]:
     """The array's data files (anything but its JSON metadata), found, not named."""
     root = Path(arr.handle.path)
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".json")
+
+
+@contextlib.contextmanager
+def counting_preadv(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The bytes each ``os.preadv`` inside the ``with`` read."""
+    read: list[int] = []
+    real = os.preadv
+
+    def counting(fd: int, buffers: Any, offset: int, *args: Any) -> int:
+        n = real(fd, buffers, offset, *args)
+        read.append(n)
+        return n
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "preadv", counting)
+        yield read
 
 
 @pytest.fixture
@@ -154,23 +172,15 @@ def test_one_chunk_region_reads_only_that_chunk(
                      checksum=True)  # fmt: skip
     files = data_files(a)
     assert len(files) == 2
-    read: list[int] = []
-    real = os.preadv
-
-    def counting(fd: int, buffers: Any, offset: int, *args: Any) -> int:
-        n = real(fd, buffers, offset, *args)
-        read.append(n)
-        return n
-
-    monkeypatch.setattr(os, "preadv", counting)
     b = arraystore.open(store.path, mode="r")["r"]
-    np.testing.assert_array_equal(b[130:190], x[130:190])  # inner chunk 2 only
-    index = 16 * 32 + 4  # 32 inner chunks per shard, then the crc
-    assert sum(read) == 64 * 16 * 8 + 4 + index
-    assert sum(read) < files[0].stat().st_size // 16
-    read.clear()
-    np.testing.assert_array_equal(b[64:256], x[64:256])  # 3 chunks back to back: one read
-    assert read == [3 * (64 * 16 * 8 + 4)]  # (the index is cached)
+    with counting_preadv(monkeypatch) as read:
+        np.testing.assert_array_equal(b[130:190], x[130:190])  # inner chunk 2 only
+        index = 16 * 32 + 4  # 32 inner chunks per shard, then the crc
+        assert sum(read) == 64 * 16 * 8 + 4 + index
+        assert sum(read) < files[0].stat().st_size // 16
+        read.clear()
+        np.testing.assert_array_equal(b[64:256], x[64:256])  # 3 chunks back to back: one read
+        assert read == [3 * (64 * 16 * 8 + 4)]  # (the index is cached)
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -277,14 +287,6 @@ def test_compressed_shard_read_in_runs_asked_for_first(
     monkeypatch.setattr(shards, "COMPRESSED_RUN_BYTES", 40_000)
     asked: list[tuple[int, int]] = []
     monkeypatch.setattr(shards, "will_need", lambda fd, n, off=0: asked.append((off, n)))
-    reads: list[int] = []
-    real = os.preadv
-
-    def counting(fd: int, buffers: Any, offset: int, *args: Any) -> int:
-        n = real(fd, buffers, offset, *args)
-        reads.append(n)
-        return n
-
     x = np.random.default_rng(11).normal(size=(4096, 8))  # 256 KiB; 16 KiB inner chunks
     for c in (codec, "none"):
         a = store.create(f"w{c}", data=x, chunks=(256, 8), shards=(4096, 8), backend="zarr",
@@ -292,11 +294,10 @@ def test_compressed_shard_read_in_runs_asked_for_first(
         [shard] = data_files(a)
         b = arraystore.open(store.path, mode="r")[f"w{c}"]
         asked.clear()
-        monkeypatch.setattr(os, "preadv", counting)
-        reads.clear()
-        np.testing.assert_array_equal(b[...], x)
-        np.testing.assert_allclose(b.stats(axis=0, ops=["max"])["max"], x.max(axis=0), rtol=0)
-        monkeypatch.setattr(os, "preadv", real)
+        with counting_preadv(monkeypatch) as reads:
+            np.testing.assert_array_equal(b[...], x)
+            got = b.stats(axis=0, ops=["max"])["max"]
+        np.testing.assert_array_equal(got, x.max(axis=0))
         index = 16 * 16 + 4  # 16 inner chunks, then the index's crc
         data = shard.stat().st_size - index
         if c == "none":
