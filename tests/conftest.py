@@ -27,8 +27,10 @@ example, so they suppress ``HealthCheck.function_scoped_fixture`` on purpose.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +64,18 @@ def reopen() -> Callable[..., arraystore.Store]:
         return arraystore.open(store.path, mode=mode)
 
     return _reopen
+
+
+@pytest.fixture
+def preadv_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The bytes each ``os.preadv`` of the test read (from here on)."""
+    read: list[int] = []
+    real = os.preadv
+
+    def counting(fd: int, buffers: Any, offset: int, *args: Any) -> int:
+        n = real(fd, buffers, offset, *args)
+        read.append(n)
+        return n
+
+    monkeypatch.setattr(os, "preadv", counting)
+    return read

@@ -166,24 +166,18 @@ def test_unusual_sharding_stays_on_zarr_python(tmp_path: Path) -> None:
 
 
 def test_region_reads_only_the_inner_chunks_it_touches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preadv_sizes: list[int]
 ) -> None:
     x = np.random.default_rng(4).random((4096, 16))  # 512 KiB; 8 KiB inner chunks
     root = tmp_path / "big.zarr"
     group = zarr.open_group(root, mode="w", zarr_format=3)
     group.create_array("r", data=x, chunks=(64, 16), shards=(2048, 16), compressors=None)
-    read: list[int] = []
-    real = os.preadv
-
-    def counting(fd: int, buffers: Any, offset: int, *args: Any) -> int:
-        n = real(fd, buffers, offset, *args)
-        read.append(n)
-        return n
+    read = preadv_sizes
+    read.clear()
 
     def no_zarr(*args: Any, **kw: Any) -> Any:
         raise AssertionError("zarr-python read the array")
 
-    monkeypatch.setattr(os, "preadv", counting)
     monkeypatch.setattr(zarr, "open_array", no_zarr)
     arr = arraystore.open(root)["r"]
     np.testing.assert_array_equal(arr[130:190], x[130:190])  # inner chunk 2 only
