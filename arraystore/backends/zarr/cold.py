@@ -16,7 +16,7 @@ caller's block instead (one copy less). ``ARRAYSTORE_READ_AHEAD=0`` turns it off
 
 A buffered read first asks for the whole file (``POSIX_FADV_WILLNEED``), then copies it
 out as the pages arrive: its reads are all queued while the copy runs, not a readahead
-window at a time. On the 32 GiB zstd scan (VM below, 1 GiB budget, runs paired): 15.36 /
+window at a time. On the 32 GiB zstd scan (the README's VM, 1 GiB budget, runs paired): 15.36 /
 15.41 / 15.73 / 16.44 s with it, 15.85 / 16.00 / 16.14 / 16.68 s without; the blosc-lz4
 scan, which reads at the disk's rate (2.55 GB/s for these reads alone, at two files
 ahead; three or four ahead were slower), did not change (12.8-15.6 s either way).
